@@ -1,0 +1,39 @@
+# GoSales Assets — the two set-up commands are `make demo` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+export GOSALES_HOME ?= $(CURDIR)/.gosales
+export DAGSTER_HOME ?= $(GOSALES_HOME)/dagster_home
+
+.PHONY: demo test ui venv dagster-home clean bench
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $@
+
+venv: $(VENV)/.installed
+
+dagster-home:
+	mkdir -p "$(DAGSTER_HOME)"
+	cp dagster.yaml "$(DAGSTER_HOME)/dagster.yaml"
+
+## make demo: install, generate the demo data, materialize the whole graph, print where everything is.
+demo: venv dagster-home
+	$(VENV)/bin/gosales demo-data
+	$(VENV)/bin/gosales materialize
+	@echo
+	@$(VENV)/bin/gosales info
+
+## make test: install/update the venv and run the whole test suite.
+test: venv
+	$(PY) -m pytest -n 2 -q
+
+## make ui: the Dagster UI on http://127.0.0.1:3000 against the same DAGSTER_HOME and warehouse.
+ui: venv dagster-home
+	$(VENV)/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+clean:
+	rm -rf "$(GOSALES_HOME)"

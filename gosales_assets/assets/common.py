@@ -1,0 +1,53 @@
+"""Metadata helpers shared by the asset modules."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import polars as pl
+from dagster import AssetCheckResult, AssetCheckSeverity, MetadataValue, TableColumn, TableSchema
+
+from gosales_assets.core.checksum import frame_checksum
+from gosales_assets.core.contracts import ContractReport
+from gosales_assets.settings import Settings
+
+
+def table_metadata(df: pl.DataFrame, settings: Settings, *, date_col: str | None = None) -> dict[str, Any]:
+    """What a person looks at first: rows, schema, a content checksum, the date range, the config used."""
+    meta: dict[str, Any] = {
+        "dagster/row_count": df.height,
+        "dagster/column_schema": TableSchema(
+            columns=[TableColumn(name=n, type=str(t)) for n, t in df.schema.items()]
+        ),
+        "checksum": frame_checksum(df),
+        "config_checksum": settings.checksum,
+    }
+    if date_col is not None and df.height:
+        lo, hi = df.select(pl.col(date_col).min().alias("lo"), pl.col(date_col).max().alias("hi")).row(0)
+        meta["date_min"] = str(lo)
+        meta["date_max"] = str(hi)
+    return meta
+
+
+def contract_check_result(report: ContractReport, *, asset_key: str, check_name: str = "contract") -> AssetCheckResult:
+    return AssetCheckResult(
+        asset_key=asset_key,
+        check_name=check_name,
+        passed=report.passed,
+        severity=AssetCheckSeverity.ERROR,
+        description=report.summary(),
+        metadata={
+            "rows": report.rows,
+            "failed_rows": report.failed_rows,
+            "failures": MetadataValue.json(report.failures),
+        },
+    )
+
+
+def markdown_table(rows: list[dict[str, Any]]) -> MetadataValue:
+    if not rows:
+        return MetadataValue.md("_none_")
+    cols = list(rows[0])
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(str(r[c]) for c in cols) + " |" for r in rows]
+    return MetadataValue.md("\n".join(lines))

@@ -1,0 +1,161 @@
+"""Group `star`: facts, customer dimension, invoice events and quarantined contract violations."""
+
+
+from collections.abc import Iterator
+
+import polars as pl
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    AssetIn,
+    AssetOut,
+    MetadataValue,
+    Output,
+    asset,
+    multi_asset,
+)
+
+from gosales_assets.assets.common import contract_check_result, markdown_table, table_metadata
+from gosales_assets.core.contracts import (
+    check_contract,
+    contract_violations_schema,
+    dim_customer_schema,
+    fact_events_schema,
+    fact_transactions_schema,
+    missing_references,
+    reconciliation,
+)
+from gosales_assets.core.star import build_fact_events, build_star, violation_summary
+from gosales_assets.resources import WAREHOUSE_POOL, GosalesSettings
+
+
+def _spec(asset: str, name: str, description: str) -> AssetCheckSpec:
+    return AssetCheckSpec(name, asset=asset, blocking=True, description=description)
+
+
+@multi_asset(
+    group_name="star",
+    pool=WAREHOUSE_POOL,
+    ins={"sales_log": AssetIn("sales_log"), "customers": AssetIn("customers")},
+    outs={
+        "fact_transactions": AssetOut(description="Clean invoice lines with canonical division, returns flagged."),
+        "dim_customer": AssetOut(description="One row per valid customer (static attributes only)."),
+        "contract_violations": AssetOut(
+            description="Every rejected input row: source table/file/row, rule, detail and original values."
+        ),
+    },
+    check_specs=[
+        _spec("fact_transactions", "contract", "Types, nullability, (invoice_id, line_no) unique, dates in range, "
+              "SKUs and divisions canonical"),
+        _spec("fact_transactions", "customer_integrity", "Every fact customer exists in dim_customer"),
+        _spec("fact_transactions", "reconciles_with_sales_log",
+              "Every sales_log row is in exactly one of fact_transactions and contract_violations"),
+        _spec("fact_transactions", "violation_rate", "Share of sales_log rows quarantined is under "
+              "contracts.max_violation_rate"),
+        _spec("dim_customer", "contract", "Types, nullability, customer_id unique"),
+        _spec("contract_violations", "contract", "Types, known rule names, one row per rejected source row"),
+    ],
+)
+def star_schema(
+    context: AssetExecutionContext, settings: GosalesSettings, sales_log: pl.DataFrame, customers: pl.DataFrame
+) -> Iterator[Output | AssetCheckResult]:
+    cfg = settings.get()
+    star = build_star(sales_log, customers, sku_map=cfg.sku_map, start_date=cfg.data.start_date,
+                      end_date=cfg.data.end_date)
+    fact, dim, viol = star.fact_transactions, star.dim_customer, star.contract_violations
+    by_rule = violation_summary(viol)
+    rejected_sales = sum(by_rule["sales_log"].values())
+    rejected_customers = sum(by_rule["customers"].values())
+    rate = rejected_sales / sales_log.height if sales_log.height else 0.0
+
+    fact_meta = table_metadata(fact, cfg, date_col="invoice_date")
+    fact_meta["divisions_seen"] = fact.get_column("division").n_unique()
+    yield Output(fact, output_name="fact_transactions", metadata=fact_meta)
+    yield Output(dim, output_name="dim_customer", metadata=table_metadata(dim, cfg))
+    viol_meta = table_metadata(viol, cfg)
+    viol_meta["violation_rate"] = round(rate, 6)
+    viol_meta["violations_by_rule"] = markdown_table(
+        [{"table": t, "rule": r, "rows": n} for t, rules in by_rule.items() for r, n in rules.items()]
+    )
+    yield Output(viol, output_name="contract_violations", metadata=viol_meta)
+
+    yield contract_check_result(
+        check_contract(fact, fact_transactions_schema(start_date=cfg.data.start_date, end_date=cfg.data.end_date,
+                                                      sku_map=cfg.sku_map, divisions=cfg.divisions)),
+        asset_key="fact_transactions",
+    )
+    orphans = missing_references(fact, dim, "customer_id")
+    yield AssetCheckResult(
+        asset_key="fact_transactions",
+        check_name="customer_integrity",
+        passed=orphans.height == 0,
+        severity=AssetCheckSeverity.ERROR,
+        description=f"{orphans.height} fact rows reference a customer_id missing from dim_customer",
+        metadata={"orphan_rows": orphans.height,
+                  "examples": MetadataValue.json(orphans.get_column("customer_id").unique().sort().head(5).to_list())},
+    )
+    for table, raw_rows, kept, rejected in (
+        ("sales_log", sales_log.height, fact.height, rejected_sales),
+        ("customers", customers.height, dim.height, rejected_customers),
+    ):
+        rec = reconciliation(raw_rows, kept, rejected)
+        if table == "sales_log":
+            yield AssetCheckResult(
+                asset_key="fact_transactions",
+                check_name="reconciles_with_sales_log",
+                passed=bool(rec["reconciles"]),
+                severity=AssetCheckSeverity.ERROR,
+                description=f"{raw_rows} sales_log rows = {kept} facts + {rejected} violations "
+                f"({rec['unaccounted_rows']} unaccounted)",
+                metadata={k: v for k, v in rec.items() if k != "reconciles"},
+            )
+        elif not rec["reconciles"]:  # by construction; a failure here is a bug, so fail loudly
+            raise RuntimeError(f"customers do not reconcile: {rec}")
+    limit = cfg.contracts.max_violation_rate
+    yield AssetCheckResult(
+        asset_key="fact_transactions",
+        check_name="violation_rate",
+        passed=rate <= limit,
+        severity=AssetCheckSeverity.ERROR,
+        description=f"{rejected_sales} of {sales_log.height} sales_log rows quarantined ({rate:.2%}; limit {limit:.2%})",
+        metadata={"violation_rate": round(rate, 6), "limit": limit,
+                  "by_rule": MetadataValue.json(by_rule["sales_log"])},
+    )
+    yield contract_check_result(check_contract(dim, dim_customer_schema()), asset_key="dim_customer")
+    yield contract_check_result(check_contract(viol, contract_violations_schema()), asset_key="contract_violations")
+
+
+@asset(
+    group_name="star",
+    pool=WAREHOUSE_POOL,
+    check_specs=[
+        _spec("fact_events", "contract", "Types, one row per invoice, dates in range, per-division columns"),
+        _spec("fact_events", "reconciles_with_facts", "Line counts and revenue totals equal fact_transactions"),
+    ],
+    description="Invoice-level roll-up with per-division revenue and purchase flags.",
+)
+def fact_events(
+    context: AssetExecutionContext, settings: GosalesSettings, fact_transactions: pl.DataFrame
+) -> Iterator[Output | AssetCheckResult]:
+    cfg = settings.get()
+    events = build_fact_events(fact_transactions, cfg.divisions)
+    yield Output(events, metadata=table_metadata(events, cfg, date_col="invoice_date"))
+    yield contract_check_result(
+        check_contract(events, fact_events_schema(start_date=cfg.data.start_date, end_date=cfg.data.end_date,
+                                                  divisions=cfg.divisions)),
+        asset_key="fact_events",
+    )
+    lines_ok = int(events.get_column("n_lines").sum() or 0) == fact_transactions.height
+    rev_fact = float(fact_transactions.get_column("revenue").sum() or 0.0)
+    rev_events = float(events.get_column("revenue").sum() or 0.0)
+    rev_ok = abs(rev_fact - rev_events) <= 1e-6 * max(1.0, abs(rev_fact))
+    yield AssetCheckResult(
+        asset_key="fact_events",
+        check_name="reconciles_with_facts",
+        passed=lines_ok and rev_ok,
+        severity=AssetCheckSeverity.ERROR,
+        description=f"lines {'match' if lines_ok else 'differ'}; revenue facts {rev_fact:,.2f} vs events {rev_events:,.2f}",
+        metadata={"fact_lines": fact_transactions.height, "revenue_fact": rev_fact, "revenue_events": rev_events},
+    )

@@ -1,0 +1,157 @@
+"""Data contracts (pandera, polars backend) for the raw and star tables, and the checks beside them.
+
+Each `*_schema` function builds the schema from configuration (date bounds, SKU map, divisions), because the
+contract *is* configuration-dependent. `check_contract` runs a schema lazily and returns a compact,
+JSON-able report (which column, which check, how many rows, a few examples) suitable for asset-check
+metadata; it never raises on bad data.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+import pandera.polars as pa
+import polars as pl
+
+from gosales_assets.core.ingest import raw_schema
+from gosales_assets.core.star import RULE_NAMES, VIOLATION_SCHEMA
+from gosales_assets.settings import division_slug
+
+_MAX_EXAMPLES = 5
+
+
+@dataclass(frozen=True)
+class ContractReport:
+    table: str
+    rows: int
+    failures: list[dict] = field(default_factory=list)  # {column, check, failed_rows, examples}
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+    @property
+    def failed_rows(self) -> int:
+        return sum(f["failed_rows"] for f in self.failures)
+
+    def summary(self) -> str:
+        if self.passed:
+            return f"{self.table}: {self.rows} rows satisfy the contract"
+        parts = [f"{f['column'] or '<table>'}: {f['check']} ({f['failed_rows']} rows)" for f in self.failures]
+        return f"{self.table}: contract violated — " + "; ".join(parts)
+
+
+def _col(dtype: pl.DataType, *, nullable: bool = False, checks: list | None = None, unique: bool = False) -> pa.Column:
+    return pa.Column(dtype, nullable=nullable, checks=checks or [], unique=unique)
+
+
+def raw_table_schema(table: str) -> pa.DataFrameSchema:
+    """Types of a raw table as read by `core.ingest.read_raw_table`."""
+    cols = {name: _col(dtype, nullable=name not in ("source_file", "source_row"))
+            for name, dtype in raw_schema(table).items()}
+    return pa.DataFrameSchema(cols, strict=True, name=table)
+
+
+def fact_transactions_schema(*, start_date: dt.date, end_date: dt.date, sku_map: dict[str, str],
+                             divisions: list[str]) -> pa.DataFrameSchema:
+    return pa.DataFrameSchema(
+        {
+            "invoice_id": _col(pl.String),
+            "line_no": _col(pl.Int64),
+            "invoice_date": _col(pl.Date, checks=[pa.Check.in_range(start_date, end_date)]),
+            "customer_id": _col(pl.String),
+            "sku": _col(pl.String, checks=[pa.Check.isin(sorted(sku_map))]),
+            "division": _col(pl.String, checks=[pa.Check.isin(divisions)]),
+            "quantity": _col(pl.Float64),
+            "revenue": _col(pl.Float64),
+            "gross_profit": _col(pl.Float64, nullable=True),
+            "rep_id": _col(pl.String, nullable=True),
+            "is_return": _col(pl.Boolean),
+            "source_file": _col(pl.String),
+            "source_row": _col(pl.Int64, checks=[pa.Check.ge(1)]),
+        },
+        strict=True,
+        unique=["invoice_id", "line_no"],
+        name="fact_transactions",
+    )
+
+
+def dim_customer_schema() -> pa.DataFrameSchema:
+    return pa.DataFrameSchema(
+        {
+            "customer_id": _col(pl.String, unique=True),
+            "customer_name": _col(pl.String),
+            "industry": _col(pl.String, nullable=True),
+            "sub_industry": _col(pl.String, nullable=True),
+            "region": _col(pl.String, nullable=True),
+            "territory": _col(pl.String, nullable=True),
+            "employee_band": _col(pl.String, nullable=True),
+            "first_seen_date": _col(pl.Date, nullable=True),
+        },
+        strict=True,
+        name="dim_customer",
+    )
+
+
+def fact_events_schema(*, start_date: dt.date, end_date: dt.date, divisions: list[str]) -> pa.DataFrameSchema:
+    cols = {
+        "invoice_id": _col(pl.String, unique=True),
+        "customer_id": _col(pl.String),
+        "invoice_date": _col(pl.Date, checks=[pa.Check.in_range(start_date, end_date)]),
+        "n_lines": _col(pl.Int64, checks=[pa.Check.ge(1)]),
+        "revenue": _col(pl.Float64),
+        "gross_profit": _col(pl.Float64, nullable=True),
+        "has_return": _col(pl.Boolean),
+        "n_divisions": _col(pl.Int64, checks=[pa.Check.ge(1)]),
+    }
+    for div in divisions:
+        slug = division_slug(div)
+        cols[f"revenue__{slug}"] = _col(pl.Float64)
+        cols[f"has__{slug}"] = _col(pl.Boolean)
+    return pa.DataFrameSchema(cols, strict=True, name="fact_events")
+
+
+def contract_violations_schema() -> pa.DataFrameSchema:
+    checks = {"source_table": [pa.Check.isin(["sales_log", "customers"])], "rule": [pa.Check.isin(list(RULE_NAMES))]}
+    cols = {name: _col(dtype(), checks=checks.get(name)) for name, dtype in VIOLATION_SCHEMA.items()}
+    return pa.DataFrameSchema(cols, strict=True, unique=["source_table", "source_file", "source_row"],
+                              name="contract_violations")
+
+
+def check_contract(df: pl.DataFrame, schema: pa.DataFrameSchema) -> ContractReport:
+    """Validate `df` against `schema`; collect every failure instead of raising."""
+    try:
+        schema.validate(df, lazy=True)
+    except pa.errors.SchemaErrors as err:
+        fc = err.failure_cases
+        grouped = (
+            fc.with_columns(pl.col("failure_case").cast(pl.String))
+            .group_by(["column", "check"], maintain_order=True)
+            .agg(pl.len().alias("failed_rows"), pl.col("failure_case").head(_MAX_EXAMPLES).alias("examples"))
+        )
+        failures = []
+        for r in grouped.iter_rows(named=True):
+            column = r["column"] if r["column"] in df.columns else None  # None: a table-level check
+            if r["check"] == "column_in_dataframe":
+                column = r["examples"][0]  # pandera reports the missing column as the failure case
+            failures.append({"column": column, "check": r["check"], "failed_rows": int(r["failed_rows"]),
+                             "examples": list(r["examples"])})
+        return ContractReport(schema.name or "table", df.height, failures)
+    return ContractReport(schema.name or "table", df.height)
+
+
+def missing_references(child: pl.DataFrame, parent: pl.DataFrame, key: str) -> pl.DataFrame:
+    """Rows of `child` whose `key` is absent from `parent` (referential integrity)."""
+    return child.join(parent.select(key).unique(), on=key, how="anti")
+
+
+def reconciliation(raw_rows: int, kept_rows: int, rejected_rows: int) -> dict[str, int | bool]:
+    """Every raw row must be either kept or rejected, exactly once."""
+    return {
+        "raw_rows": raw_rows,
+        "kept_rows": kept_rows,
+        "rejected_rows": rejected_rows,
+        "unaccounted_rows": raw_rows - kept_rows - rejected_rows,
+        "reconciles": raw_rows == kept_rows + rejected_rows,
+    }

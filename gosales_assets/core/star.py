@@ -1,0 +1,265 @@
+"""Star schema from the typed raw tables: facts, customer dimension, invoice events, violations.
+
+Every input row of `sales_log` lands in exactly one of `fact_transactions` and `contract_violations`
+(and every `customers` row in exactly one of `dim_customer` and `contract_violations`). A rejected row keeps
+its source file, source row number, the rule it broke and its original values. Rules are applied in the
+order of `SALES_RULES`; a row is reported under the first rule it breaks.
+
+Duplicates are *exact-line* duplicates only (every contract column equal): the first copy is kept, later
+copies are rejected as `duplicate_line`. Two different lines that share (invoice_id, line_no) are a key
+conflict (`duplicate_key`); the first one in source order is kept. Same-day lines of one customer are never
+merged (the earlier system lost sales that way).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+
+import polars as pl
+
+from gosales_assets.core.ingest import RAW_TABLES, parse_iso_date
+from gosales_assets.settings import division_slug
+
+# (rule, what it rejects) in precedence order; docs/DATA_CONTRACT.md is generated from the same words.
+SALES_RULES: tuple[tuple[str, str], ...] = (
+    ("missing_value", "a required value (invoice_id, line_no, invoice_date, customer_id, sku, quantity, "
+                      "revenue) is empty, or a number is NaN/infinite"),
+    ("unparseable_date", "invoice_date is not a valid ISO date YYYY-MM-DD"),
+    ("date_out_of_range", "invoice_date is before data.start_date or after data.end_date"),
+    ("unknown_sku", "sku is not in the configured sku_map (exact match)"),
+    ("noncanonical_division", "the optional division column differs from the SKU's canonical division "
+                              "(e.g. other casing)"),
+    ("sign_mismatch", "quantity is negative but revenue is positive"),
+    ("unknown_customer", "customer_id does not exist in customers"),
+    ("duplicate_line", "an exact copy of an earlier line (every column equal); the first copy is kept"),
+    ("duplicate_key", "(invoice_id, line_no) repeats an earlier, different line; the first is kept"),
+)
+CUSTOMER_RULES: tuple[tuple[str, str], ...] = (
+    ("missing_value", "customer_id or customer_name is empty"),
+    ("unparseable_date", "first_seen_date is present but not a valid ISO date"),
+    ("duplicate_line", "an exact copy of an earlier customer row; the first copy is kept"),
+    ("duplicate_key", "customer_id repeats an earlier, different row; the first is kept"),
+)
+RULE_NAMES = tuple(dict.fromkeys(r for r, _ in SALES_RULES + CUSTOMER_RULES))
+
+VIOLATION_SCHEMA = {
+    "source_table": pl.String,
+    "source_file": pl.String,
+    "source_row": pl.Int64,
+    "rule": pl.String,
+    "detail": pl.String,
+    "original": pl.String,  # JSON object of the row's values as read
+}
+
+FACT_COLUMNS = (
+    "invoice_id", "line_no", "invoice_date", "customer_id", "sku", "division", "quantity", "revenue",
+    "gross_profit", "rep_id", "is_return", "source_file", "source_row",
+)
+DIM_COLUMNS = (
+    "customer_id", "customer_name", "industry", "sub_industry", "region", "territory", "employee_band",
+    "first_seen_date",
+)
+
+
+@dataclass(frozen=True)
+class StarTables:
+    fact_transactions: pl.DataFrame
+    dim_customer: pl.DataFrame
+    contract_violations: pl.DataFrame
+
+
+def _original_json(table: str) -> pl.Expr:
+    cols = [c.name for c in RAW_TABLES[table]]
+    return pl.struct(cols).struct.json_encode().alias("original")
+
+
+def _first_rule(rules: list[tuple[str, pl.Expr, pl.Expr]]) -> tuple[pl.Expr, pl.Expr]:
+    """(rule, detail) of the first failing rule; null when the row passes all."""
+    rule: pl.Expr = pl.lit(None, dtype=pl.String)
+    detail: pl.Expr = pl.lit(None, dtype=pl.String)
+    for name, failed, why in reversed(rules):
+        rule = pl.when(failed).then(pl.lit(name)).otherwise(rule)
+        detail = pl.when(failed).then(why).otherwise(detail)
+    return rule, detail
+
+
+def _q(col: str) -> pl.Expr:
+    return pl.format("'{}'", pl.col(col).fill_null("<null>"))
+
+
+def _violations(df: pl.DataFrame, table: str) -> pl.DataFrame:
+    return df.select(
+        pl.lit(table).alias("source_table"),
+        "source_file",
+        "source_row",
+        "rule",
+        "detail",
+        "original",
+    ).cast(VIOLATION_SCHEMA)
+
+
+def _mark_duplicates(df: pl.DataFrame, content_cols: list[str], key_cols: list[str], label: str) -> pl.DataFrame:
+    """Among rows that passed every other rule, reject later exact copies, then later key conflicts.
+
+    "Later" is source order (file, row). Only exact copies are duplicates; rows that merely share a key
+    are kept once and the rest reported as key conflicts, so no distinct line is ever silently merged.
+    """
+    order = ["source_file", "source_row"]
+    df = df.sort(order)
+    passed = df.filter(pl.col("rule").is_null())
+    later = pl.int_range(pl.len())
+    passed = passed.with_columns(
+        pl.when(later.over(content_cols) > 0).then(pl.lit("duplicate_line")).alias("rule"),
+        pl.format("exact copy of an earlier {} line", pl.lit(label)).alias("detail"),
+    )
+    copies = passed.filter(pl.col("rule").is_not_null())
+    distinct = passed.filter(pl.col("rule").is_null()).with_columns(
+        pl.when(later.over(key_cols) > 0).then(pl.lit("duplicate_key")).alias("rule"),
+        pl.format("key ({}) already used by an earlier, different line",
+                  pl.concat_str([pl.col(c).cast(pl.String) for c in key_cols], separator=", ")).alias("detail"),
+    )
+    return pl.concat([df.filter(pl.col("rule").is_not_null()), copies, distinct], how="vertical").sort(order)
+
+
+def build_customers(customers_raw: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(dim_customer, violations) from the typed raw customers table."""
+    df = customers_raw.with_columns(
+        _original_json("customers"),
+        parse_iso_date(pl.col("first_seen_date")).alias("_first_seen"),
+    )
+    rule, detail = _first_rule([
+        ("missing_value",
+         pl.col("customer_id").is_null() | pl.col("customer_name").is_null(),
+         pl.lit("customer_id and customer_name are required")),
+        ("unparseable_date",
+         pl.col("first_seen_date").is_not_null() & pl.col("_first_seen").is_null(),
+         pl.format("first_seen_date {} is not YYYY-MM-DD", _q("first_seen_date"))),
+    ])
+    df = df.with_columns(rule.alias("rule"), detail.alias("detail"))
+    content = [c.name for c in RAW_TABLES["customers"]]
+    df = _mark_duplicates(df, content, ["customer_id"], "customer")
+    dim = (
+        df.filter(pl.col("rule").is_null())
+        .with_columns(pl.col("_first_seen").alias("first_seen_date"))
+        .select(DIM_COLUMNS)
+        .sort("customer_id")
+    )
+    return dim, _violations(df.filter(pl.col("rule").is_not_null()), "customers")
+
+
+def build_star(
+    sales_raw: pl.DataFrame,
+    customers_raw: pl.DataFrame,
+    *,
+    sku_map: dict[str, str],
+    start_date: dt.date,
+    end_date: dt.date,
+) -> StarTables:
+    """Split the raw sales log into clean facts and quarantined violations (see module docstring)."""
+    dim, cust_viol = build_customers(customers_raw)
+    sku_frame = pl.DataFrame(
+        {"sku": list(sku_map), "_canonical": list(sku_map.values())},
+        schema={"sku": pl.String, "_canonical": pl.String},
+    )
+    known_customers = dim.select("customer_id").with_columns(pl.lit(True).alias("_known"))
+    df = (
+        sales_raw.with_columns(_original_json("sales_log"))
+        .join(sku_frame, on="sku", how="left")
+        .join(known_customers, on="customer_id", how="left")
+        .with_columns(parse_iso_date(pl.col("invoice_date")).alias("_date"))
+    )
+    required = ["invoice_id", "line_no", "invoice_date", "customer_id", "sku", "quantity", "revenue"]
+    missing = pl.any_horizontal([pl.col(c).is_null() for c in required]) | ~pl.all_horizontal(
+        [pl.col(c).is_finite() for c in ("quantity", "revenue")]
+    ) | (pl.col("gross_profit").is_not_null() & ~pl.col("gross_profit").is_finite())
+    rule, detail = _first_rule([
+        ("missing_value", missing,
+         pl.concat_str([pl.lit("empty or non-finite required value in "),
+                        pl.concat_str([pl.when(pl.col(c).is_null()).then(pl.lit(c)) for c in required],
+                                      separator=",", ignore_nulls=True).fill_null("a number")])),
+        ("unparseable_date", pl.col("_date").is_null(),
+         pl.format("invoice_date {} is not YYYY-MM-DD", _q("invoice_date"))),
+        ("date_out_of_range", (pl.col("_date") < start_date) | (pl.col("_date") > end_date),
+         pl.format("invoice_date {} outside [{}, {}]", pl.col("invoice_date"),
+                   pl.lit(start_date.isoformat()), pl.lit(end_date.isoformat()))),
+        ("unknown_sku", pl.col("_canonical").is_null(),
+         pl.format("sku {} is not in sku_map", _q("sku"))),
+        ("noncanonical_division",
+         pl.col("division").is_not_null() & (pl.col("division") != pl.col("_canonical")),
+         pl.format("division {} but sku {} belongs to '{}'", _q("division"), _q("sku"), pl.col("_canonical"))),
+        ("sign_mismatch", (pl.col("quantity") < 0) & (pl.col("revenue") > 0),
+         pl.format("quantity {} is negative but revenue {} is positive", pl.col("quantity"), pl.col("revenue"))),
+        ("unknown_customer", pl.col("_known").is_null(),
+         pl.format("customer_id {} not in customers", _q("customer_id"))),
+    ])
+    df = df.with_columns(rule.alias("rule"), detail.alias("detail"))
+    content = [c.name for c in RAW_TABLES["sales_log"]]
+    df = _mark_duplicates(df, content, ["invoice_id", "line_no"], "sales_log")
+    fact = (
+        df.filter(pl.col("rule").is_null())
+        .with_columns(
+            pl.col("_date").alias("invoice_date"),
+            pl.col("_canonical").alias("division"),
+            ((pl.col("quantity") < 0) | (pl.col("revenue") < 0)).alias("is_return"),
+        )
+        .select(FACT_COLUMNS)
+        .sort(["invoice_date", "invoice_id", "line_no"])
+    )
+    violations = pl.concat(
+        [_violations(df.filter(pl.col("rule").is_not_null()), "sales_log"), cust_viol], how="vertical"
+    ).sort(["source_table", "source_file", "source_row"])
+    return StarTables(fact_transactions=fact, dim_customer=dim, contract_violations=violations)
+
+
+def build_fact_events(fact: pl.DataFrame, divisions: list[str]) -> pl.DataFrame:
+    """Invoice-level roll-up: totals, return flag, and per-division revenue and purchase flags.
+
+    Per-division columns are `revenue__<slug>` and `has__<slug>` (net revenue of the division on the
+    invoice is positive), one pair for every configured division, in configuration order.
+    """
+    per_div = []
+    for div in divisions:
+        slug = division_slug(div)
+        rev = pl.col("revenue").filter(pl.col("division") == div).sum()
+        per_div += [rev.alias(f"revenue__{slug}"), (rev > 0).alias(f"has__{slug}")]
+    return (
+        fact.group_by("invoice_id")
+        .agg(
+            pl.col("customer_id").min(),
+            pl.col("invoice_date").min(),
+            pl.len().cast(pl.Int64).alias("n_lines"),
+            pl.col("revenue").sum(),
+            pl.col("gross_profit").sum(),
+            pl.col("is_return").any().alias("has_return"),
+            pl.col("division").n_unique().cast(pl.Int64).alias("n_divisions"),
+            *per_div,
+        )
+        .sort(["invoice_date", "invoice_id"])
+    )
+
+
+def violation_summary(violations: pl.DataFrame) -> dict[str, dict[str, int]]:
+    """{source_table: {rule: count}} with every known rule present (0 when none), for metadata."""
+    out: dict[str, dict[str, int]] = {}
+    for table, rules in (("sales_log", SALES_RULES), ("customers", CUSTOMER_RULES)):
+        counts = dict(
+            violations.filter(pl.col("source_table") == table)
+            .group_by("rule")
+            .len()
+            .iter_rows()
+        )
+        out[table] = {r: int(counts.get(r, 0)) for r, _ in rules}
+    return out
+
+
+def date_range(df: pl.DataFrame, col: str) -> dict[str, str | None]:
+    if df.height == 0:
+        return {"min": None, "max": None}
+    lo, hi = df.select(pl.col(col).min().alias("lo"), pl.col(col).max().alias("hi")).row(0)
+    return {"min": lo.isoformat() if lo else None, "max": hi.isoformat() if hi else None}
+
+
+def json_dumps(obj: object) -> str:
+    return json.dumps(obj, sort_keys=True, default=str)

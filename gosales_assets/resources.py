@@ -1,0 +1,192 @@
+"""Dagster resources: settings, the DuckDB warehouse (IO manager + SQL access) and the artifact store."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import polars as pl
+from dagster import ConfigurableResource, InitResourceContext, MetadataValue, OutputContext, TableColumn, TableSchema
+from dagster._core.storage.db_io_manager import DbTypeHandler, TableSlice
+from dagster_duckdb import DuckDBIOManager
+from dagster_duckdb.io_manager import DuckDbClient, _get_cleanup_statement
+from dagster_duckdb_polars import DuckDBPolarsTypeHandler
+
+from gosales_assets.settings import Settings, load_settings
+
+# Every step that opens the DuckDB file runs in this pool; dagster.yaml limits pools to one slot, so two
+# writers never hold the file at once (DuckDB allows a single writing process).
+WAREHOUSE_POOL = "gosales_warehouse"
+WAREHOUSE_SCHEMA = "main"
+
+
+@lru_cache(maxsize=8)
+def _cached_settings(config_path: str, home: str) -> Settings:
+    return load_settings(config_path, home=home)
+
+
+class GosalesSettings(ConfigurableResource):
+    """The engine configuration (YAML file + GOSALES_HOME) as a resource.
+
+    On every run it records the resolved configuration under `<artifacts>/runs/<run_id>/config_resolved.yaml`
+    so any run can be reproduced from its run id.
+    """
+
+    config_path: str
+    home: str
+
+    def get(self) -> Settings:
+        return _cached_settings(self.config_path, self.home)
+
+    def setup_for_execution(self, context: InitResourceContext) -> None:
+        run_id = context.run_id
+        if not run_id:
+            return
+        settings = self.get()
+        atomic_write_text(settings.artifacts_dir / "runs" / run_id / "config_resolved.yaml", settings.resolved_yaml())
+
+
+class WarehouseResource(ConfigurableResource):
+    """Direct SQL access to the warehouse for steps that query rather than load whole tables."""
+
+    database: str
+
+    @contextmanager
+    def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        Path(self.database).parent.mkdir(parents=True, exist_ok=True)
+        conn = duckdb.connect(self.database, read_only=read_only)
+        try:
+            yield conn
+        finally:
+            conn.close()
+
+    def table_exists(self, table: str) -> bool:
+        with self.connect() as conn:
+            return _table_exists(conn, WAREHOUSE_SCHEMA, table)
+
+    def query(self, sql: str, params: list[Any] | None = None) -> pl.DataFrame:
+        with self.connect() as conn:
+            return conn.execute(sql, params or []).pl()
+
+
+class _TransactionalDuckDbClient(DuckDbClient):
+    """DuckDB client whose delete-then-insert of a table slice commits as one transaction.
+
+    The stock client auto-commits the DELETE before the INSERT; if the insert failed, the table would be left
+    emptied. Here a failure rolls both back, so a table is never half-written.
+    """
+
+    @staticmethod
+    @contextmanager
+    def connect(context, _):
+        database = context.resource_config["database"]
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+        conn = duckdb.connect(database, read_only=False, config=dict(context.resource_config["connection_config"]))
+        conn.execute("begin transaction")
+        try:
+            yield conn
+            conn.execute("commit")
+        except BaseException:
+            conn.execute("rollback")
+            raise
+        finally:
+            conn.close()
+
+    @staticmethod
+    def delete_table_slice(context: OutputContext, table_slice: TableSlice, connection) -> None:
+        # Check first instead of catching the error: a failed statement would abort the transaction.
+        if _table_exists(connection, table_slice.schema, table_slice.table):
+            connection.execute(_get_cleanup_statement(table_slice))
+
+
+def _table_exists(connection, schema: str, table: str) -> bool:
+    return bool(connection.execute(
+        "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
+        [schema, table],
+    ).fetchone()[0])
+
+
+class _PolarsTableHandler(DuckDBPolarsTypeHandler):
+    """Writes polars frames, including empty ones, and lets a partitioned table gain new columns."""
+
+    def handle_output(self, context: OutputContext, table_slice: TableSlice, obj: pl.DataFrame, connection):
+        arrow = obj.to_arrow()
+        connection.register("_gosales_out", arrow)
+        target = f"{table_slice.schema}.{table_slice.table}"
+        if not table_slice.partition_dimensions:
+            # Whole-table assets are replaced in one statement, so a changed schema is simply the new schema.
+            connection.execute(f"create or replace table {target} as select * from _gosales_out")
+        else:
+            if not _table_exists(connection, table_slice.schema, table_slice.table):
+                connection.execute(f"create table {target} as select * from _gosales_out")
+            else:
+                have = {r[0] for r in connection.execute(f"describe {target}").fetchall()}
+                for name, dtype, *_ in connection.execute("describe select * from _gosales_out").fetchall():
+                    if name not in have:
+                        connection.execute(f'alter table {target} add column "{name}" {dtype}')
+                connection.execute(f"insert into {target} by name select * from _gosales_out")
+        connection.unregister("_gosales_out")
+        context.add_output_metadata(
+            {
+                "row_count": obj.height,
+                "dataframe_columns": MetadataValue.table_schema(
+                    TableSchema(columns=[TableColumn(name=n, type=str(t)) for n, t in obj.schema.items()])
+                ),
+            }
+        )
+
+
+class WarehouseIOManager(DuckDBIOManager):
+    """Stores polars DataFrames as DuckDB tables (one table per asset; partitions are row slices)."""
+
+    @staticmethod
+    def type_handlers() -> Sequence[DbTypeHandler]:
+        return [_PolarsTableHandler()]
+
+    @staticmethod
+    def default_load_type() -> type | None:
+        return pl.DataFrame
+
+    def create_io_manager(self, context):
+        io_manager = super().create_io_manager(context)
+        io_manager._db_client = _TransactionalDuckDbClient()  # noqa: SLF001 - swap in the transactional client
+        return io_manager
+
+
+class ArtifactStore(ConfigurableResource):
+    """Files under the artifacts root, written atomically (temp file + rename)."""
+
+    root: str
+
+    def path(self, *parts: str) -> Path:
+        return Path(self.root).joinpath(*parts)
+
+    def write_text(self, rel: Sequence[str], text: str) -> Path:
+        return atomic_write_text(self.path(*rel), text)
+
+    def write_json(self, rel: Sequence[str], obj: Any) -> Path:
+        return atomic_write_text(self.path(*rel), json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+
+    def write_csv(self, rel: Sequence[str], df: pl.DataFrame) -> Path:
+        return atomic_write_text(self.path(*rel), df.write_csv())
+
+
+def atomic_write_text(path: Path, text: str) -> Path:
+    """Write `text` to `path` so that a reader sees either the old file or the whole new one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

@@ -1,0 +1,284 @@
+"""Typed engine configuration, loaded from one YAML file.
+
+The file is `gosales_assets/gosales.yaml` unless the `GOSALES_CONFIG` environment variable points elsewhere.
+Everything the engine writes lives under `GOSALES_HOME` (default `./.gosales`); the landing folder,
+warehouse and artifacts root default to sub-paths of it and can be overridden in the YAML.
+
+An invalid file fails at load with `ConfigError`, whose message names the file, the key path and the problem.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+import re
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+CONFIG_ENV_VAR = "GOSALES_CONFIG"
+HOME_ENV_VAR = "GOSALES_HOME"
+DEFAULT_CONFIG_PATH = Path(__file__).with_name("gosales.yaml")
+
+
+class ConfigError(ValueError):
+    """The configuration file is missing, unreadable or invalid."""
+
+
+class _Model(BaseModel):
+    # Unknown keys are errors: a typo in the YAML must not silently fall back to a default.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def division_slug(name: str) -> str:
+    """File-name / column-name safe slug of a canonical division name.
+
+    Lower-cased ASCII words joined by `_`; `&` becomes `and`. Uniqueness across the configured divisions
+    is enforced by `Settings`, so a slug always maps back to exactly one division.
+    """
+    s = name.strip().lower().replace("&", " and ")
+    s = re.sub(r"[^a-z0-9]+", "_", s).strip("_")
+    if not s:
+        raise ValueError(f"division name {name!r} has no letters or digits to build a slug from")
+    return s
+
+
+def month_end(d: dt.date) -> dt.date:
+    nxt = dt.date(d.year + (d.month // 12), d.month % 12 + 1, 1)
+    return nxt - dt.timedelta(days=1)
+
+
+class DataSettings(_Model):
+    start_date: dt.date = Field(description="Earliest valid invoice date; earlier lines are violations.")
+    end_date: dt.date = Field(description="Last date covered by the extract; later lines are violations.")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "DataSettings":
+        if self.end_date <= self.start_date:
+            raise ValueError(f"end_date {self.end_date} must be after start_date {self.start_date}")
+        return self
+
+
+class PathSettings(_Model):
+    landing: Path | None = None
+    warehouse: Path | None = None
+    artifacts: Path | None = None
+
+
+class ContractSettings(_Model):
+    max_violation_rate: float = Field(0.05, ge=0.0, le=1.0)
+
+
+class AutoWidenSettings(_Model):
+    enabled: bool = False
+    min_positives: int = Field(30, ge=1)
+    max_window_months: int = Field(12, ge=1, le=36)
+
+
+class LabelSettings(_Model):
+    window_months: int = Field(6, ge=1, le=36)
+    per_division_window_months: dict[str, int] = Field(default_factory=dict)
+    mode: Literal["expansion", "all"] = "expansion"
+    min_net_revenue: float = Field(0.0, ge=0.0)
+    sku_denylist: list[str] = Field(default_factory=list)
+    auto_widen: AutoWidenSettings = AutoWidenSettings()
+
+    @field_validator("per_division_window_months")
+    @classmethod
+    def _positive_windows(cls, v: dict[str, int]) -> dict[str, int]:
+        for div, months in v.items():
+            if not 1 <= months <= 36:
+                raise ValueError(f"window for division {div!r} must be between 1 and 36 months, got {months}")
+        return v
+
+
+class FeatureSettings(_Model):
+    rfm_windows_months: list[int] = Field(default_factory=lambda: [3, 6, 12, 24])
+    # Pseudo-count of the empirical-Bayes prior that shrinks a customer's cross-division revenue shares
+    # toward the population shares (customers with little revenue get population-like shares).
+    eb_prior_strength: float = Field(5000.0, ge=0.0)
+
+    @field_validator("rfm_windows_months")
+    @classmethod
+    def _windows(cls, v: list[int]) -> list[int]:
+        if not v or any(m < 1 or m > 120 for m in v) or len(set(v)) != len(v):
+            raise ValueError(f"must be distinct month counts between 1 and 120, got {v}")
+        return sorted(v)
+
+
+class BasketSettings(_Model):
+    min_support: float = Field(0.005, ge=0.0, le=1.0)
+    min_confidence: float = Field(0.05, ge=0.0, le=1.0)
+
+
+class AlsSettings(_Model):
+    factors: int = Field(16, ge=2, le=256)
+    regularization: float = Field(0.05, ge=0.0)
+    iterations: int = Field(15, ge=1, le=200)
+    alpha: float = Field(10.0, gt=0.0, description="Confidence weight: c = 1 + alpha * log1p(net revenue / 1000)")
+    min_customer_items: int = Field(1, ge=1, description="Customers with fewer purchased items get coverage=0")
+
+
+class SeedSettings(_Model):
+    demo: int = 7
+    modeling: int = 42
+    als: int = 42
+
+
+class DemoSettings(_Model):
+    customers: int = Field(3000, ge=10)
+
+
+class Settings(_Model):
+    divisions: list[str] = Field(min_length=1)
+    sku_map: dict[str, str] = Field(min_length=1)
+    data: DataSettings
+    cutoffs: list[dt.date] = Field(min_length=1)
+    paths: PathSettings = PathSettings()
+    contracts: ContractSettings = ContractSettings()
+    labels: LabelSettings = LabelSettings()
+    features: FeatureSettings = FeatureSettings()
+    basket: BasketSettings = BasketSettings()
+    als: AlsSettings = AlsSettings()
+    seeds: SeedSettings = SeedSettings()
+    demo: DemoSettings = DemoSettings()
+    # Where GOSALES_HOME resolved to; filled by `load_settings`, not read from the YAML.
+    home: Path = Field(default=Path(".gosales"), exclude=True)
+
+    @field_validator("divisions")
+    @classmethod
+    def _unique_divisions(cls, v: list[str]) -> list[str]:
+        seen: dict[str, str] = {}
+        for name in v:
+            if name != name.strip() or not name:
+                raise ValueError(f"division name {name!r} is empty or has leading/trailing spaces")
+            slug = division_slug(name)
+            if slug in seen:
+                raise ValueError(f"divisions {seen[slug]!r} and {name!r} collide on slug {slug!r}")
+            seen[slug] = name
+        return v
+
+    @field_validator("cutoffs")
+    @classmethod
+    def _month_ends(cls, v: list[dt.date]) -> list[dt.date]:
+        for c in v:
+            if c != month_end(c):
+                raise ValueError(f"cutoff {c} is not a month-end date (expected {month_end(c)})")
+        if len(set(v)) != len(v):
+            raise ValueError("cutoffs contain duplicates")
+        return sorted(v)
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> "Settings":
+        known = set(self.divisions)
+        for sku, div in self.sku_map.items():
+            if div not in known:
+                raise ValueError(
+                    f"sku_map[{sku!r}] maps to {div!r}, which is not one of the configured divisions "
+                    "(names are exact, case-sensitive)"
+                )
+        for div in self.labels.per_division_window_months:
+            if div not in known:
+                raise ValueError(f"labels.per_division_window_months has unknown division {div!r}")
+        for sku in self.labels.sku_denylist:
+            if sku not in self.sku_map:
+                raise ValueError(f"labels.sku_denylist has {sku!r}, which is not in sku_map")
+        for c in self.cutoffs:
+            if not self.data.start_date < c <= self.data.end_date:
+                raise ValueError(
+                    f"cutoff {c} is outside the data range ({self.data.start_date}, {self.data.end_date}]"
+                )
+        return self
+
+    # ---- resolved paths -------------------------------------------------------------------------
+    def _under_home(self, p: Path | None, default: str) -> Path:
+        if p is None:
+            return self.home / default
+        return p if p.is_absolute() else self.home / p
+
+    @property
+    def landing_dir(self) -> Path:
+        return self._under_home(self.paths.landing, "landing")
+
+    @property
+    def warehouse_path(self) -> Path:
+        return self._under_home(self.paths.warehouse, "warehouse.duckdb")
+
+    @property
+    def artifacts_dir(self) -> Path:
+        return self._under_home(self.paths.artifacts, "artifacts")
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.home / "dagster_home"
+
+    def window_months(self, division: str) -> int:
+        return self.labels.per_division_window_months.get(division, self.labels.window_months)
+
+    @cached_property
+    def division_by_slug(self) -> dict[str, str]:
+        return {division_slug(d): d for d in self.divisions}
+
+    # ---- provenance -----------------------------------------------------------------------------
+    def resolved_yaml(self) -> str:
+        """The effective configuration (defaults filled in, paths resolved) as YAML."""
+        doc = self.model_dump(mode="json")
+        doc["resolved_paths"] = {
+            "home": str(self.home),
+            "landing": str(self.landing_dir),
+            "warehouse": str(self.warehouse_path),
+            "artifacts": str(self.artifacts_dir),
+        }
+        return yaml.safe_dump(doc, sort_keys=True)
+
+    @property
+    def checksum(self) -> str:
+        return hashlib.sha256(self.resolved_yaml().encode()).hexdigest()[:16]
+
+
+def _format_validation_error(path: Path, err: ValidationError) -> str:
+    lines = [f"invalid configuration in {path}:"]
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"]) or "<root>"
+        msg = e["msg"]
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key (check the spelling)"
+        elif e["type"] == "missing":
+            msg = "required key is missing"
+        lines.append(f"  - {key}: {msg}")
+    return "\n".join(lines)
+
+
+def gosales_home() -> Path:
+    return Path(os.environ.get(HOME_ENV_VAR) or (Path.cwd() / ".gosales")).resolve()
+
+
+def config_path() -> Path:
+    env = os.environ.get(CONFIG_ENV_VAR)
+    return Path(env).resolve() if env else DEFAULT_CONFIG_PATH
+
+
+def settings_from_dict(doc: dict, *, home: Path | None = None, source: str | Path = "<dict>") -> Settings:
+    try:
+        return Settings.model_validate({**doc, "home": (home or gosales_home())})
+    except ValidationError as err:
+        raise ConfigError(_format_validation_error(Path(source), err)) from None
+
+
+def load_settings(path: str | Path | None = None, *, home: str | Path | None = None) -> Settings:
+    """Read and validate the YAML config. `home` overrides GOSALES_HOME (used by tests)."""
+    path = Path(path) if path is not None else config_path()
+    if not path.is_file():
+        raise ConfigError(f"configuration file not found: {path} (set {CONFIG_ENV_VAR} to point at yours)")
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        raise ConfigError(f"configuration file {path} is not valid YAML: {err}") from None
+    if not isinstance(doc, dict):
+        raise ConfigError(f"configuration file {path} must contain a mapping at the top level")
+    resolved_home = Path(home).resolve() if home is not None else gosales_home()
+    return settings_from_dict(doc, home=resolved_home, source=path)

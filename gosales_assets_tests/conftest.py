@@ -1,0 +1,98 @@
+"""Shared fixtures: a project configuration under a temporary GOSALES_HOME, landing files, materialization."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+import pytest
+import yaml
+from dagster import AssetKey, DagsterInstance, ExecuteInProcessResult, materialize
+
+from gosales_assets.settings import DEFAULT_CONFIG_PATH, Settings, load_settings
+
+
+@dataclass
+class Project:
+    settings: Settings
+    config_path: Path
+
+    def materialize(self, selection: str | list[str] | None = None, *, instance: DagsterInstance | None = None,
+                    partition_key: str | None = None) -> ExecuteInProcessResult:
+        from gosales_assets.definitions import build_definitions
+
+        defs = build_definitions(self.settings, self.config_path)
+        assets = list(defs.assets or [])
+        return materialize(
+            assets,
+            resources=dict(defs.resources or {}),
+            instance=instance or DagsterInstance.ephemeral(),
+            selection=selection,
+            partition_key=partition_key,
+            raise_on_error=False,
+        )
+
+    def table(self, name: str) -> pl.DataFrame:
+        import duckdb
+
+        with duckdb.connect(str(self.settings.warehouse_path), read_only=True) as conn:
+            return conn.execute(f"select * from main.{name}").pl()
+
+    def table_names(self) -> set[str]:
+        import duckdb
+
+        if not self.settings.warehouse_path.exists():
+            return set()
+        with duckdb.connect(str(self.settings.warehouse_path), read_only=True) as conn:
+            return {r[0] for r in conn.execute("select table_name from information_schema.tables").fetchall()}
+
+
+def _deep_merge(base: dict, over: dict) -> dict:
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+@pytest.fixture
+def make_project(tmp_path: Path) -> Callable[..., Project]:
+    """Write a config (the default one plus overrides) and return a Project rooted in tmp_path."""
+
+    def _make(overrides: dict | None = None, name: str = "proj") -> Project:
+        root = tmp_path / name
+        root.mkdir(parents=True, exist_ok=True)
+        doc = yaml.safe_load(DEFAULT_CONFIG_PATH.read_text())
+        doc = _deep_merge(doc, overrides or {})
+        cfg = root / "gosales.yaml"
+        cfg.write_text(yaml.safe_dump(doc, sort_keys=False))
+        return Project(load_settings(cfg, home=root / "home"), cfg)
+
+    return _make
+
+
+@pytest.fixture
+def project(make_project) -> Project:
+    return make_project()
+
+
+def check_results(result: ExecuteInProcessResult) -> dict[tuple[str, str], object]:
+    """{(asset, check_name): AssetCheckEvaluation} for every check evaluated in the run."""
+    out = {}
+    for e in result.all_events:
+        if e.is_asset_check_evaluation:
+            ev = e.asset_check_evaluation_data
+            out[(ev.asset_key.to_user_string(), ev.check_name)] = ev
+    return out
+
+
+def materialized(result: ExecuteInProcessResult) -> set[str]:
+    return {e.asset_key.to_user_string() for e in result.all_events if e.is_step_materialization}
+
+
+def latest_metadata(instance: DagsterInstance, key: str) -> dict:
+    ev = instance.get_latest_materialization_event(AssetKey(key))
+    assert ev is not None, f"{key} was never materialized"
+    return {k: v.value for k, v in ev.asset_materialization.metadata.items()}

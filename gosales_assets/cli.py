@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from gosales_assets.settings import HOME_ENV_VAR, ConfigError, Settings, config_path, load_settings
+from gosales_assets.settings import ConfigError, Settings, config_path, load_settings
 
 
 def _cmd_demo_data(args: argparse.Namespace, settings: Settings) -> int:
@@ -32,26 +32,18 @@ def _cmd_demo_data(args: argparse.Namespace, settings: Settings) -> int:
 def _cmd_materialize(args: argparse.Namespace, settings: Settings) -> int:
     from dagster import DagsterInstance
 
-    from gosales_assets.definitions import ALL_ASSETS_JOB, build_definitions
+    from gosales_assets.definitions import build_definitions
+    from gosales_assets.runner import materialize_all
 
     if not os.environ.get("DAGSTER_HOME"):
         os.environ["DAGSTER_HOME"] = str(settings.dagster_home)
     Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
     defs = build_definitions(settings, config_path())
-    job = defs.resolve_job_def(ALL_ASSETS_JOB)
     with DagsterInstance.get() as instance:
-        result = job.execute_in_process(instance=instance, raise_on_error=False)
-    failed_checks = [
-        f"{e.asset_check_evaluation_data.asset_key.to_user_string()}:{e.asset_check_evaluation_data.check_name}"
-        f" — {e.asset_check_evaluation_data.description}"
-        for e in result.all_events
-        if e.is_asset_check_evaluation and not e.asset_check_evaluation_data.passed
-    ]
-    done = sorted({e.asset_key.to_user_string() for e in result.all_events if e.is_step_materialization})
-    print(f"run {result.run_id}: {'succeeded' if result.success else 'FAILED'}; materialized {len(done)} assets")
-    for line in failed_checks:
-        print(f"  failed check {line}")
-    return 0 if result.success else 1
+        outcomes = materialize_all(defs, instance, settings)
+    failed = [o for o in outcomes if not o.success]
+    print(f"{len(outcomes) - len(failed)} of {len(outcomes)} runs succeeded")
+    return 1 if failed else 0
 
 
 def _cmd_info(args: argparse.Namespace, settings: Settings) -> int:

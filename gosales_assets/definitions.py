@@ -1,12 +1,15 @@
-"""The one Definitions object: assets, checks, resources and jobs, built from the YAML configuration."""
+"""The one Definitions object: assets, checks, resources, jobs and sensors, built from the YAML configuration."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from dagster import AssetSelection, Definitions, define_asset_job, load_assets_from_modules
+from dagster import AssetsDefinition, Definitions, define_asset_job, load_assets_from_modules
 
 from gosales_assets.assets import raw, star
+from gosales_assets.assets.labels import build_label_assets
+from gosales_assets.automation.cutoffs import register_config_cutoffs_sensor
+from gosales_assets.partitions import CUTOFF_PARTITIONS_NAME
 from gosales_assets.resources import (
     WAREHOUSE_SCHEMA,
     ArtifactStore,
@@ -16,7 +19,10 @@ from gosales_assets.resources import (
 )
 from gosales_assets.settings import Settings, config_path, load_settings
 
-ALL_ASSETS_JOB = "gosales_all"
+# One job per partitioning of the graph (a Dagster asset job runs assets that share a partitions definition).
+STAR_JOB = "gosales_star"                        # unpartitioned: raw + star
+CUTOFF_JOB = "gosales_cutoff"                    # partitioned by cutoff
+DIVISION_CUTOFF_JOB = "gosales_division_cutoff"  # partitioned by division × cutoff
 
 
 def build_resources(settings: Settings, cfg_path: Path) -> dict:
@@ -28,16 +34,36 @@ def build_resources(settings: Settings, cfg_path: Path) -> dict:
     }
 
 
+def _partitioning(a: AssetsDefinition) -> str:
+    pd = a.partitions_def
+    if pd is None:
+        return STAR_JOB
+    dims = {d.name for d in getattr(pd, "partitions_defs", [])}
+    if dims == {"division", CUTOFF_PARTITIONS_NAME}:
+        return DIVISION_CUTOFF_JOB
+    if getattr(pd, "name", None) == CUTOFF_PARTITIONS_NAME:
+        return CUTOFF_JOB
+    raise ValueError(f"asset {a.key} has an unexpected partitions definition {pd}")
+
+
+def build_assets(settings: Settings) -> list[AssetsDefinition]:
+    return [*load_assets_from_modules([raw, star]), *build_label_assets(settings)]
+
+
 def build_definitions(settings: Settings, cfg_path: Path) -> Definitions:
-    assets = load_assets_from_modules([raw, star])
+    assets = build_assets(settings)
+    by_job: dict[str, list] = {}
+    for a in assets:
+        by_job.setdefault(_partitioning(a), []).extend(a.keys)
     # Runs carry the config checksum as a tag; the full resolved config is written per run by the
     # `settings` resource under <artifacts>/runs/<run_id>/config_resolved.yaml.
     tags = {"gosales/config_checksum": settings.checksum, "gosales/config_path": str(cfg_path)}
+    jobs = [define_asset_job(name, selection=keys, tags=tags) for name, keys in sorted(by_job.items())]
     return Definitions(
         assets=assets,
         resources=build_resources(settings, cfg_path),
-        jobs=[define_asset_job(ALL_ASSETS_JOB, selection=AssetSelection.all(), tags=tags,
-                               description="Materialize the whole graph")],
+        jobs=jobs,
+        sensors=[register_config_cutoffs_sensor],
     )
 
 

@@ -13,8 +13,17 @@ from typing import Any
 
 import duckdb
 import polars as pl
-from dagster import ConfigurableResource, InitResourceContext, MetadataValue, OutputContext, TableColumn, TableSchema
-from dagster._core.storage.db_io_manager import DbTypeHandler, TableSlice
+from dagster import (
+    ConfigurableResource,
+    InitResourceContext,
+    InputContext,
+    MetadataValue,
+    OutputContext,
+    TableColumn,
+    TableSchema,
+    partition_loading_context,
+)
+from dagster._core.storage.db_io_manager import DbIOManager, DbTypeHandler, TableSlice
 from dagster_duckdb import DuckDBIOManager
 from dagster_duckdb.io_manager import DuckDbClient, _get_cleanup_statement
 from dagster_duckdb_polars import DuckDBPolarsTypeHandler
@@ -155,9 +164,30 @@ class WarehouseIOManager(DuckDBIOManager):
         return pl.DataFrame
 
     def create_io_manager(self, context):
-        io_manager = super().create_io_manager(context)
-        io_manager._db_client = _TransactionalDuckDbClient()  # noqa: SLF001 - swap in the transactional client
-        return io_manager
+        return _DynamicAwareDbIOManager(
+            db_client=_TransactionalDuckDbClient(),
+            database=self.database,
+            schema=self.schema_,
+            type_handlers=self.type_handlers(),
+            default_load_type=self.default_load_type(),
+            io_manager_name="WarehouseIOManager",
+        )
+
+
+class _DynamicAwareDbIOManager(DbIOManager):
+    """DbIOManager that can resolve dynamic partition keys inside multi-partitions.
+
+    Dagster's DbIOManager looks up the keys of each dimension without an instance at hand, which fails for the
+    dynamic `cutoff` dimension; the instance is supplied here as the partition-loading context.
+    """
+
+    def handle_output(self, context: OutputContext, obj) -> None:
+        with partition_loading_context(dynamic_partitions_store=context.step_context.instance):
+            super().handle_output(context, obj)
+
+    def load_input(self, context: InputContext):
+        with partition_loading_context(dynamic_partitions_store=context.instance):
+            return super().load_input(context)
 
 
 class ArtifactStore(ConfigurableResource):

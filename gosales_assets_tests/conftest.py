@@ -82,7 +82,7 @@ def check_results(result: ExecuteInProcessResult) -> dict[tuple[str, str], objec
     """{(asset, check_name): AssetCheckEvaluation} for every check evaluated in the run."""
     out = {}
     for e in result.all_events:
-        if e.is_asset_check_evaluation:
+        if e.event_type_value == "ASSET_CHECK_EVALUATION":
             ev = e.asset_check_evaluation_data
             out[(ev.asset_key.to_user_string(), ev.check_name)] = ev
     return out

@@ -1,0 +1,101 @@
+"""Group `labels`: the one target definition, partitioned by division × cutoff."""
+
+import polars as pl
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    AssetsDefinition,
+    MetadataValue,
+    Output,
+    asset,
+)
+
+from gosales_assets.assets.common import table_metadata
+from gosales_assets.core.labels import build_labels
+from gosales_assets.partitions import division_cutoff_partitions, split_key, window_end
+from gosales_assets.resources import WAREHOUSE_POOL, ArtifactStore, GosalesSettings, WarehouseResource
+from gosales_assets.settings import Settings, division_slug
+
+# How a division × cutoff partition maps to rows of a partitioned DuckDB table.
+DIVISION_CUTOFF_EXPR = {"division": "division", "cutoff": "cutoff_date"}
+
+
+def build_label_assets(settings: Settings) -> list[AssetsDefinition]:
+    @asset(
+        name="labels",
+        group_name="labels",
+        partitions_def=division_cutoff_partitions(settings),
+        pool=WAREHOUSE_POOL,
+        deps=["fact_transactions", "dim_customer"],
+        metadata={"partition_expr": DIVISION_CUTOFF_EXPR},
+        check_specs=[AssetCheckSpec(
+            "prevalence_not_collapsed", asset="labels",
+            description="WARN when a trainable partition has zero positives although earlier cutoffs of the "
+            "division had some (a broken join or a renamed division looks exactly like this)",
+        )],
+        description="Did the customer make a qualifying purchase of the division in (cutoff, cutoff + W]? Net of "
+        "returns, denylisted SKUs excluded; censored partitions carry null labels.",
+    )
+    def labels(
+        context: AssetExecutionContext, settings: GosalesSettings, warehouse: WarehouseResource,
+        artifacts: ArtifactStore,
+    ):
+        cfg = settings.get()
+        division, cutoff = split_key(context.partition_key)
+        requested = cfg.window_months(division)
+        widen = cfg.labels.auto_widen
+        horizon = window_end(cutoff, max(requested, widen.max_window_months) if widen.enabled else requested)
+        # Only rows up to the end of the widest window this partition could use are read.
+        fact = warehouse.query(
+            "select customer_id, invoice_date, division, sku, revenue from fact_transactions where invoice_date <= ?",
+            [horizon],
+        )
+        dim = warehouse.query("select customer_id, first_seen_date from dim_customer")
+        res = build_labels(
+            fact, dim, division=division, cutoff=cutoff, window_months=requested, data_end=cfg.data.end_date,
+            mode=cfg.labels.mode, min_net_revenue=cfg.labels.min_net_revenue, sku_denylist=cfg.labels.sku_denylist,
+            auto_widen_min_positives=widen.min_positives if widen.enabled else None,
+            auto_widen_max_months=widen.max_window_months if widen.enabled else None,
+        )
+        summary = res.summary() | {"mode": cfg.labels.mode, "window_end": str(window_end(cutoff, res.window_months))}
+        artifacts.write_json(["labels", division_slug(division), cutoff.isoformat(), "label_summary.json"], summary)
+        if res.widened:
+            context.log.info(f"{division} {cutoff}: window widened from {requested} to {res.window_months} months "
+                             f"to reach {widen.min_positives} positives (got {res.positives})")
+        meta = table_metadata(res.frame, cfg) | {
+            "positives": res.positives if res.positives is not None else MetadataValue.null(),
+            "prevalence": res.prevalence if res.prevalence is not None else MetadataValue.null(),
+            "window_months": res.window_months,
+            "requested_window_months": requested,
+            "widened": res.widened,
+            "censored": res.censored,
+            "cohorts": MetadataValue.json(dict(sorted(res.frame.group_by("cohort").len().iter_rows()))),
+        }
+        yield Output(res.frame, metadata=meta)
+
+        earlier = _earlier_positives(warehouse, division, cutoff)
+        collapsed = (not res.censored) and res.positives == 0 and any(p > 0 for p in earlier.values())
+        yield AssetCheckResult(
+            check_name="prevalence_not_collapsed",
+            passed=not collapsed,
+            severity=AssetCheckSeverity.WARN,
+            description=(f"zero positives at {cutoff} while earlier cutoffs had {earlier}" if collapsed
+                         else "censored: prevalence unknown" if res.censored
+                         else f"{res.positives} positives; earlier cutoffs {earlier or 'none materialized'}"),
+            metadata={"earlier_positives": MetadataValue.json(earlier)},
+        )
+
+    return [labels]
+
+
+def _earlier_positives(warehouse: WarehouseResource, division: str, cutoff) -> dict[str, int]:
+    if not warehouse.table_exists("labels"):
+        return {}
+    df = warehouse.query(
+        "select cutoff_date, sum(label)::bigint as positives from labels "
+        "where division = ? and cutoff_date < ? and not censored group by cutoff_date order by cutoff_date",
+        [division, cutoff],
+    )
+    return {str(c): int(p) for c, p in df.iter_rows()}

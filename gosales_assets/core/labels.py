@@ -1,0 +1,159 @@
+"""Leakage-safe labels: did the customer make a qualifying purchase of division d in (C, C + W]?
+
+This is the only definition of the target. Training, scoring evaluation and forward validation all read the
+`labels` asset built from it (the earlier system trained on a second, cruder definition that counted any row
+in the window, returns included).
+
+- Qualifying purchase: the customer's *net* revenue of d in the window (returns and credits in the window
+  netted; SKUs on the denylist excluded) is above `min_net_revenue`.
+- Population (`mode`):
+  * `expansion` — customers active on or before C (any purchase line) who had not bought d by C;
+  * `all` — every customer known at C (in the roster and first seen on or before C, or with activity by C).
+- "Bought d by C" uses the same measure as the label (net revenue of d up to C, denylist excluded, above the
+  minimum), so a customer who bought and fully returned d is not an owner.
+- Cohorts: `new_logo` (no activity by C), `expansion` (active, never bought d), `renewal_like` (bought d
+  before C).
+- Censoring: when C + W is after the data end, the window is not observed; `label` is null and `censored`
+  is true, never silently zero.
+- Auto-widening (optional): when positives are below a minimum, the window grows a month at a time up to a
+  maximum (and never past the data end); the window used is returned and recorded.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import polars as pl
+
+from gosales_assets.partitions import window_end
+
+LABEL_SCHEMA = {
+    "customer_id": pl.String,
+    "division": pl.String,
+    "cutoff_date": pl.Date,
+    "window_months": pl.Int32,
+    "cohort": pl.String,
+    "net_revenue_window": pl.Float64,
+    "label": pl.Int8,
+    "censored": pl.Boolean,
+}
+
+
+@dataclass(frozen=True)
+class LabelResult:
+    frame: pl.DataFrame
+    division: str
+    cutoff: dt.date
+    window_months: int
+    requested_window_months: int
+    censored: bool
+
+    @property
+    def widened(self) -> bool:
+        return self.window_months != self.requested_window_months
+
+    @property
+    def positives(self) -> int | None:
+        return None if self.censored else int(self.frame.get_column("label").sum() or 0)
+
+    @property
+    def prevalence(self) -> float | None:
+        if self.censored or self.frame.height == 0:
+            return None
+        return self.positives / self.frame.height
+
+    def summary(self) -> dict:
+        return {
+            "division": self.division,
+            "cutoff": self.cutoff.isoformat(),
+            "rows": self.frame.height,
+            "positives": self.positives,
+            "prevalence": self.prevalence,
+            "window_months": self.window_months,
+            "requested_window_months": self.requested_window_months,
+            "widened": self.widened,
+            "censored": self.censored,
+        }
+
+
+def customers_known_at(fact: pl.DataFrame, dim_customer: pl.DataFrame, cutoff: dt.date) -> pl.DataFrame:
+    """customer_id of every customer known at C: first seen by C (or date unknown), or with a line by C."""
+    seen = dim_customer.filter(pl.col("first_seen_date").is_null() | (pl.col("first_seen_date") <= cutoff))
+    active = fact.filter(pl.col("invoice_date") <= cutoff).select("customer_id").unique()
+    return pl.concat([seen.select("customer_id"), active]).unique().sort("customer_id")
+
+
+def _net_by_customer(rows: pl.DataFrame, name: str) -> pl.DataFrame:
+    return rows.group_by("customer_id").agg(pl.col("revenue").sum().alias(name))
+
+
+def build_labels(
+    fact: pl.DataFrame,
+    dim_customer: pl.DataFrame,
+    *,
+    division: str,
+    cutoff: dt.date,
+    window_months: int,
+    data_end: dt.date,
+    mode: str = "expansion",
+    min_net_revenue: float = 0.0,
+    sku_denylist: list[str] | tuple[str, ...] = (),
+    auto_widen_min_positives: int | None = None,
+    auto_widen_max_months: int | None = None,
+) -> LabelResult:
+    """Labels for one (division, cutoff); see the module docstring for the definition."""
+    if mode not in ("expansion", "all"):
+        raise ValueError(f"labels mode must be 'expansion' or 'all', got {mode!r}")
+    countable = fact.filter(~pl.col("sku").is_in(list(sku_denylist)))
+    history = fact.filter(pl.col("invoice_date") <= cutoff)
+    div_history = countable.filter((pl.col("invoice_date") <= cutoff) & (pl.col("division") == division))
+
+    known = customers_known_at(fact, dim_customer, cutoff)
+    active = history.filter(pl.col("revenue") > 0).select("customer_id").unique().with_columns(
+        pl.lit(True).alias("_active"))
+    owned = _net_by_customer(div_history, "_owned_rev").filter(pl.col("_owned_rev") > min_net_revenue)
+    base = (
+        known.join(active, on="customer_id", how="left")
+        .join(owned.select("customer_id", pl.lit(True).alias("_owned")), on="customer_id", how="left")
+        .with_columns(pl.col("_active").fill_null(False), pl.col("_owned").fill_null(False))
+        .with_columns(
+            pl.when(pl.col("_owned")).then(pl.lit("renewal_like"))
+            .when(pl.col("_active")).then(pl.lit("expansion"))
+            .otherwise(pl.lit("new_logo")).alias("cohort")
+        )
+    )
+    if mode == "expansion":
+        base = base.filter(pl.col("_active") & ~pl.col("_owned"))
+
+    def frame_for(w: int) -> pl.DataFrame:
+        end = window_end(cutoff, w)
+        in_window = countable.filter(
+            (pl.col("invoice_date") > cutoff) & (pl.col("invoice_date") <= end) & (pl.col("division") == division)
+        )
+        censored = end > data_end
+        out = base.join(_net_by_customer(in_window, "net_revenue_window"), on="customer_id", how="left").with_columns(
+            pl.col("net_revenue_window").fill_null(0.0),
+        )
+        label = pl.lit(None, dtype=pl.Int8) if censored else (pl.col("net_revenue_window") > min_net_revenue).cast(pl.Int8)
+        return out.select(
+            "customer_id",
+            pl.lit(division).alias("division"),
+            pl.lit(cutoff).alias("cutoff_date"),
+            pl.lit(w).alias("window_months"),
+            "cohort",
+            "net_revenue_window",
+            label.alias("label"),
+            pl.lit(censored).alias("censored"),
+        ).cast(LABEL_SCHEMA).sort("customer_id")
+
+    w = window_months
+    frame = frame_for(w)
+    censored = window_end(cutoff, w) > data_end
+    if not censored and auto_widen_min_positives is not None and auto_widen_max_months is not None:
+        while (int(frame.get_column("label").sum() or 0) < auto_widen_min_positives
+               and w < auto_widen_max_months and window_end(cutoff, w + 1) <= data_end):
+            w += 1
+            frame = frame_for(w)
+    return LabelResult(frame=frame, division=division, cutoff=cutoff, window_months=w,
+                       requested_window_months=window_months, censored=censored)

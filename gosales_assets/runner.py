@@ -1,0 +1,64 @@
+"""Materialize the whole graph, every partition, into a Dagster instance (used by `gosales materialize`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from dagster import DagsterInstance, Definitions
+
+from gosales_assets.automation.cutoffs import register_cutoffs
+from gosales_assets.definitions import CUTOFF_JOB, DIVISION_CUTOFF_JOB, STAR_JOB
+from gosales_assets.partitions import CUTOFF_PARTITIONS_NAME, multi_key
+from gosales_assets.settings import Settings
+
+
+@dataclass
+class RunOutcome:
+    job: str
+    partition: str | None
+    run_id: str
+    success: bool
+    failed_checks: list[str] = field(default_factory=list)
+
+
+def _job_names(defs: Definitions) -> set[str]:
+    return {j.name for j in defs.jobs or []}
+
+
+def materialize_all(defs: Definitions, instance: DagsterInstance, settings: Settings,
+                    log: Callable[[str], None] = print) -> list[RunOutcome]:
+    """Star schema first; then, per registered cutoff, the cutoff-partitioned and division × cutoff assets.
+
+    Stops after a failed star build (nothing downstream can be trusted); a failed partition is reported and
+    the remaining partitions still run.
+    """
+    added = register_cutoffs(instance, settings)
+    if added:
+        log(f"registered cutoff partitions {added}")
+    plan: list[tuple[str, object]] = [(STAR_JOB, None)]
+    jobs = _job_names(defs)
+    for cutoff in sorted(instance.get_dynamic_partitions(CUTOFF_PARTITIONS_NAME)):
+        if CUTOFF_JOB in jobs:
+            plan.append((CUTOFF_JOB, cutoff))
+        if DIVISION_CUTOFF_JOB in jobs:
+            plan += [(DIVISION_CUTOFF_JOB, multi_key(d, cutoff)) for d in settings.divisions]
+    outcomes: list[RunOutcome] = []
+    for job_name, key in plan:
+        job = defs.resolve_job_def(job_name)
+        result = job.execute_in_process(instance=instance, partition_key=key, raise_on_error=False)
+        failed = [
+            f"{e.asset_check_evaluation_data.asset_key.to_user_string()}:{e.asset_check_evaluation_data.check_name}"
+            f" — {e.asset_check_evaluation_data.description}"
+            for e in result.all_events
+            if e.event_type_value == "ASSET_CHECK_EVALUATION" and not e.asset_check_evaluation_data.passed
+        ]
+        outcome = RunOutcome(job_name, str(key) if key is not None else None, result.run_id, result.success, failed)
+        outcomes.append(outcome)
+        log(f"{'ok  ' if result.success else 'FAIL'} {job_name} {outcome.partition or ''} (run {result.run_id[:8]})")
+        for line in failed:
+            log(f"       check did not pass: {line}")
+        if job_name == STAR_JOB and not result.success:
+            log("star schema failed; not materializing downstream partitions")
+            break
+    return outcomes

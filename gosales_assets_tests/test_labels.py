@@ -1,0 +1,126 @@
+"""Labels on a hand-made fixture: each mode, returns netting, denylist, censoring, auto-widening."""
+
+import datetime as dt
+
+import polars as pl
+import pytest
+
+from gosales_assets.core.labels import build_labels, customers_known_at
+
+D = dt.date
+DIV = "Success Plan"
+C = D(2024, 6, 30)
+END = D(2025, 12, 31)
+
+
+def fact_rows() -> pl.DataFrame:
+    rows = [
+        # customer, date, division, sku, revenue
+        ("A", D(2024, 1, 10), "Solidworks", "SWX-STD", 5000.0),
+        ("A", D(2024, 8, 1), DIV, "SP-STD", 500.0),            # positive
+        ("B", D(2023, 3, 1), "Solidworks", "SWX-STD", 5000.0),
+        ("B", D(2024, 9, 1), DIV, "SP-STD", 500.0),
+        ("B", D(2024, 10, 1), DIV, "SP-STD", -500.0),          # fully returned in the window -> 0
+        ("C", D(2023, 3, 1), "Solidworks", "SWX-STD", 5000.0),
+        ("C", D(2024, 9, 1), DIV, "SP-FEE", 900.0),            # denylisted SKU -> 0
+        ("D", D(2023, 5, 1), DIV, "SP-STD", 700.0),            # already owns -> renewal_like
+        ("D", D(2024, 9, 1), DIV, "SP-STD", 700.0),
+        ("E", D(2024, 7, 15), DIV, "SP-STD", 800.0),           # new logo buying in the window
+        ("F", D(2023, 1, 1), "Hardware", "HW-PRN-FDM", 20000.0),
+        ("F", D(2025, 1, 1), DIV, "SP-STD", 400.0),            # one day after the window
+        ("G", D(2023, 1, 1), "Hardware", "HW-PRN-FDM", 20000.0),
+        ("G", D(2024, 12, 31), DIV, "SP-STD", 400.0),          # last day of the window -> positive
+        ("H", D(2023, 1, 1), "Hardware", "HW-PRN-FDM", 20000.0),
+        ("H", C, DIV, "SP-STD", 400.0),                        # on the cutoff day: history, not label
+    ]
+    return pl.DataFrame(rows, schema={"customer_id": pl.String, "invoice_date": pl.Date, "division": pl.String,
+                                      "sku": pl.String, "revenue": pl.Float64}, orient="row")
+
+
+def dim() -> pl.DataFrame:
+    ids = list("ABCDEFGHI") + ["J"]
+    first = {"I": D(2024, 8, 1), "J": None}
+    return pl.DataFrame({"customer_id": ids, "first_seen_date": [first.get(i, D(2020, 1, 1)) for i in ids]},
+                        schema={"customer_id": pl.String, "first_seen_date": pl.Date})
+
+
+def labels(**kw):
+    args = dict(division=DIV, cutoff=C, window_months=6, data_end=END, sku_denylist=["SP-FEE"])
+    return build_labels(fact_rows(), dim(), **(args | kw))
+
+
+def as_dict(res, col="label"):
+    return dict(res.frame.select("customer_id", col).iter_rows())
+
+
+def test_expansion_mode_hand_computed():
+    res = labels()
+    assert as_dict(res) == {"A": 1, "B": 0, "C": 0, "F": 0, "G": 1}
+    assert as_dict(res, "net_revenue_window") == {"A": 500.0, "B": 0.0, "C": 0.0, "F": 0.0, "G": 400.0}
+    assert set(as_dict(res, "cohort").values()) == {"expansion"}
+    assert (res.positives, res.frame.height, res.prevalence) == (2, 5, 0.4)
+    assert res.window_months == 6 and not res.censored and not res.widened
+    assert res.frame.get_column("cutoff_date").unique().to_list() == [C]
+
+
+def test_all_mode_includes_owners_new_logos_and_unknown_first_seen():
+    res = labels(mode="all")
+    # I is first seen after C with no activity by C: not known at C. J has no first_seen date: known.
+    assert as_dict(res) == {"A": 1, "B": 0, "C": 0, "D": 1, "E": 1, "F": 0, "G": 1, "H": 0, "J": 0}
+    assert as_dict(res, "cohort") == {"A": "expansion", "B": "expansion", "C": "expansion", "D": "renewal_like",
+                                      "E": "new_logo", "F": "expansion", "G": "expansion", "H": "renewal_like",
+                                      "J": "new_logo"}
+
+
+def test_min_net_revenue_threshold_applies_to_labels_and_ownership():
+    # G's 400 in the window no longer qualifies; H's 400 before C no longer makes H an owner.
+    assert as_dict(labels(min_net_revenue=450.0)) == {"A": 1, "B": 0, "C": 0, "F": 0, "G": 0, "H": 0}
+
+
+def test_denylist_off_counts_the_fee():
+    assert as_dict(labels(sku_denylist=[]))["C"] == 1
+
+
+def test_censored_window_gives_null_labels_not_zeros():
+    res = labels(cutoff=D(2025, 9, 30))
+    assert res.censored and res.positives is None and res.prevalence is None
+    assert res.frame.get_column("label").null_count() == res.frame.height > 0
+    assert res.frame.get_column("censored").all()
+
+
+def test_window_exactly_at_data_end_is_not_censored():
+    res = labels(cutoff=D(2025, 6, 30))  # (2025-06-30, 2025-12-31]
+    assert not res.censored and res.positives == 0
+
+
+def test_auto_widen_until_min_positives():
+    res = labels(auto_widen_min_positives=3, auto_widen_max_months=12)
+    assert res.window_months == 7 and res.widened and res.requested_window_months == 6
+    assert as_dict(res)["F"] == 1 and res.positives == 3
+    assert res.frame.get_column("window_months").unique().to_list() == [7]
+
+
+def test_auto_widen_stops_at_max_and_at_data_end():
+    res = labels(auto_widen_min_positives=99, auto_widen_max_months=9)
+    assert res.window_months == 9
+    res = labels(cutoff=D(2025, 3, 31), auto_widen_min_positives=99, auto_widen_max_months=12)
+    assert res.window_months == 9  # 2025-03-31 + 9 months = data end
+
+
+def test_post_window_rows_do_not_change_labels():
+    base = labels().frame
+    extra = pl.DataFrame([("A", D(2025, 2, 1), DIV, "SP-STD", -500.0), ("C", D(2025, 3, 1), DIV, "SP-STD", 900.0)],
+                         schema=fact_rows().schema, orient="row")
+    res = build_labels(pl.concat([fact_rows(), extra]), dim(), division=DIV, cutoff=C, window_months=6,
+                       data_end=END, sku_denylist=["SP-FEE"])
+    assert res.frame.equals(base)
+
+
+def test_customers_known_at():
+    known = customers_known_at(fact_rows(), dim(), C).get_column("customer_id").to_list()
+    assert known == list("ABCDEFGH") + ["J"]
+
+
+def test_bad_mode():
+    with pytest.raises(ValueError, match="expansion"):
+        labels(mode="new")

@@ -38,8 +38,9 @@ def test_training_cutoffs_respect_closed_windows():
     candidates = [(D(2024, 9, 30), 6), (D(2024, 12, 31), 6), (D(2025, 3, 31), 6), (D(2025, 3, 31), 3)]
     assert training_cutoffs(D(2025, 6, 30), candidates) == [D(2024, 9, 30), D(2024, 12, 31), D(2025, 3, 31)]
     assert training_cutoffs(D(2025, 6, 29), candidates[:3]) == [D(2024, 9, 30)]
-    for c in training_cutoffs(D(2025, 9, 30), candidates):
-        assert window_end(c, 6) <= D(2025, 9, 30) or c == D(2025, 3, 31)
+    # A 3-month window of 2025-03-31 closes on 2025-06-30, so it is usable at 2025-06-30 but not a day earlier.
+    assert training_cutoffs(D(2025, 6, 30), [(D(2025, 3, 31), 3)]) == [D(2025, 3, 31)]
+    assert training_cutoffs(D(2025, 6, 29), [(D(2025, 3, 31), 3)]) == []
 
 
 def test_partition_keys(tmp_path):

@@ -10,7 +10,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 import yaml
-from dagster import AssetKey, DagsterInstance, ExecuteInProcessResult, materialize
+from dagster import AssetKey, AssetSelection, DagsterInstance, ExecuteInProcessResult, materialize
 
 from gosales_assets.settings import DEFAULT_CONFIG_PATH, Settings, load_settings
 
@@ -20,8 +20,9 @@ class Project:
     settings: Settings
     config_path: Path
 
-    def materialize(self, selection: str | list[str] | None = None, *, instance: DagsterInstance | None = None,
-                    partition_key: str | None = None) -> ExecuteInProcessResult:
+    def materialize(self, selection: str | list[str] | AssetSelection | None = None, *,
+                    instance: DagsterInstance | None = None, partition_key=None) -> ExecuteInProcessResult:
+        """Materialize `selection` (default: the unpartitioned raw + star assets) in process."""
         from gosales_assets.definitions import build_definitions
 
         defs = build_definitions(self.settings, self.config_path)
@@ -30,7 +31,7 @@ class Project:
             assets,
             resources=dict(defs.resources or {}),
             instance=instance or DagsterInstance.ephemeral(),
-            selection=selection,
+            selection=selection if selection is not None else AssetSelection.groups("raw", "star"),
             partition_key=partition_key,
             raise_on_error=False,
         )

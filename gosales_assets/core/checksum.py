@@ -38,3 +38,24 @@ def frame_checksum(df: pl.DataFrame) -> str:
         row_hashes = normalised.hash_rows(seed=seed)
         h.update(row_hashes.to_numpy().astype("<u8", copy=False).tobytes())
     return h.hexdigest()
+
+
+# ---------------------------------------------------------------------------------------------------
+# exact money aggregation
+# ---------------------------------------------------------------------------------------------------
+# Parallel float sums (polars / DuckDB group-bys) add partial sums in an order that depends on thread
+# scheduling, so the last bits of a revenue total can differ between two runs on identical input, and a
+# net of +x and -x can land on either side of zero. Money is therefore aggregated as exact Int64 cents
+# and converted back to currency units (Float64) after aggregation: sums are then associative, results
+# are bit-reproducible and `frame_checksum` of a feature table is stable across runs.
+CENTS_PER_UNIT = 100
+
+
+def to_cents(expr: pl.Expr) -> pl.Expr:
+    """Currency amount (float, null -> 0) as exact Int64 cents, rounded to the nearest cent."""
+    return (expr.cast(pl.Float64).fill_null(0.0) * CENTS_PER_UNIT).round(0).cast(pl.Int64)
+
+
+def from_cents(expr: pl.Expr) -> pl.Expr:
+    """Int64 cents back to Float64 currency units."""
+    return expr.cast(pl.Float64) / CENTS_PER_UNIT

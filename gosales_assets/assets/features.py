@@ -1,0 +1,239 @@
+"""Group `features`: per-cutoff customer features, basket rules, ALS similarities; per division × cutoff
+model frames. Every builder reads only fact rows dated ≤ the cutoff (filtered in SQL, and again inside the
+builder); the leakage checks prove it on every materialization."""
+
+import datetime as dt
+
+import polars as pl
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    AssetIn,
+    AssetsDefinition,
+    MetadataValue,
+    MultiToSingleDimensionPartitionMapping,
+    Output,
+    asset,
+)
+
+from gosales_assets.assets.common import markdown_table, table_metadata
+from gosales_assets.assets.labels import DIVISION_CUTOFF_EXPR
+from gosales_assets.core.als import fit_als
+from gosales_assets.core.basket import customer_portfolios, market_basket_rules
+from gosales_assets.core.checksum import frame_checksum
+from gosales_assets.core.division_features import TARGET_SIGNAL_COLUMNS, build_division_features
+from gosales_assets.core.features import build_customer_features, feature_catalog, feature_stats
+from gosales_assets.core.leakage import invariance_report, source_date_audit
+from gosales_assets.partitions import cutoff_partitions, division_cutoff_partitions, parse_cutoff, split_key
+from gosales_assets.resources import WAREHOUSE_POOL, ArtifactStore, GosalesSettings, WarehouseResource
+from gosales_assets.settings import Settings, division_slug
+
+FACT_COLUMNS_SQL = ("invoice_id, line_no, invoice_date, customer_id, sku, division, quantity, revenue, "
+                    "gross_profit, rep_id, is_return")
+LABEL_COLUMNS = ("division", "cutoff_date", "window_months", "cohort", "net_revenue_window", "label", "censored")
+
+
+def fact_until(warehouse: WarehouseResource, cutoff: dt.date) -> pl.DataFrame:
+    """Fact rows dated ≤ cutoff: the only history any cutoff-C computation is given."""
+    return warehouse.query(f"select {FACT_COLUMNS_SQL} from fact_transactions where invoice_date <= ? "
+                           "order by invoice_date, invoice_id, line_no", [cutoff])
+
+
+def fact_all(warehouse: WarehouseResource) -> pl.DataFrame:
+    return warehouse.query(f"select {FACT_COLUMNS_SQL} from fact_transactions order by invoice_date, invoice_id, line_no")
+
+
+def _leakage_specs(asset_name: str) -> list[AssetCheckSpec]:
+    return [
+        AssetCheckSpec("source_date_audit", asset=asset_name, blocking=True,
+                       description="The latest fact row read for this partition is dated on or before its cutoff"),
+        AssetCheckSpec("post_cutoff_invariance", asset=asset_name, blocking=True,
+                       description="Recomputing with every row after the cutoff perturbed (amounts, divisions, "
+                       "dates, new customers) gives the same checksum as the stored output"),
+    ]
+
+
+def _leakage_results(asset_name: str, used: pl.DataFrame, cutoff: dt.date, build, warehouse: WarehouseResource,
+                     stored_checksum: str, seed: int):
+    audit = source_date_audit(used, cutoff)
+    yield AssetCheckResult(check_name="source_date_audit", asset_key=asset_name, passed=audit.passed,
+                           severity=AssetCheckSeverity.ERROR, description=audit.detail, metadata=audit.values)
+    inv = invariance_report(build, fact_all(warehouse), cutoff, stored_checksum, seed=seed)
+    yield AssetCheckResult(check_name="post_cutoff_invariance", asset_key=asset_name, passed=inv.passed,
+                           severity=AssetCheckSeverity.ERROR, description=inv.detail, metadata=inv.values)
+
+
+def _with_cutoff(df: pl.DataFrame, cutoff: dt.date, after: str = "customer_id") -> pl.DataFrame:
+    out = df.with_columns(pl.lit(cutoff).alias("cutoff_date"))
+    i = out.columns.index(after) + 1
+    cols = [c for c in out.columns if c != "cutoff_date"]
+    return out.select(cols[:i] + ["cutoff_date"] + cols[i:])
+
+
+def _catalog_outputs(artifacts: ArtifactStore, rel: list[str], features: pl.DataFrame) -> dict:
+    """Write feature_catalog.csv and feature_stats.json; return the metadata a person looks at."""
+    catalog = feature_catalog(features)
+    stats = feature_stats(features)
+    cat_path = artifacts.write_csv([*rel, "feature_catalog.csv"], catalog)
+    stats_path = artifacts.write_json([*rel, "feature_stats.json"], stats)
+    families = (
+        catalog.group_by("family", maintain_order=True)
+        .agg(pl.len().alias("features"), pl.col("coverage").mean().round(3).alias("mean_coverage"))
+        .sort("family")
+    )
+    return {
+        "n_features": stats["n_features"],
+        "feature_families": markdown_table(families.to_dicts()),
+        "feature_catalog_path": MetadataValue.path(str(cat_path)),
+        "feature_stats_path": MetadataValue.path(str(stats_path)),
+    }
+
+
+def build_feature_assets(settings: Settings) -> list[AssetsDefinition]:
+    cutoff_only = MultiToSingleDimensionPartitionMapping(partition_dimension_name="cutoff")
+
+    @asset(
+        name="customer_features",
+        group_name="features",
+        partitions_def=cutoff_partitions,
+        pool=WAREHOUSE_POOL,
+        deps=["fact_transactions", "dim_customer"],
+        metadata={"partition_expr": "cutoff_date"},
+        check_specs=_leakage_specs("customer_features"),
+        description="One row per customer known at the cutoff: RFM windows overall and per division, trajectory, "
+        "lifecycle, seasonality, diversity, returns, smoothed cross-division shares, attributes.",
+    )
+    def customer_features(context: AssetExecutionContext, settings: GosalesSettings, warehouse: WarehouseResource,
+                          artifacts: ArtifactStore):
+        cfg = settings.get()
+        cutoff = parse_cutoff(context.partition_key)
+        dim = warehouse.query("select * from dim_customer order by customer_id")
+        fact = fact_until(warehouse, cutoff)
+
+        def build(rows: pl.DataFrame) -> pl.DataFrame:
+            return build_customer_features(rows, dim, cutoff, cfg.divisions, cfg.features)
+
+        feats = build(fact)
+        meta = table_metadata(feats, cfg) | _catalog_outputs(artifacts, ["features", cutoff.isoformat()], feats)
+        meta["latest_source_date"] = str(fact.get_column("invoice_date").max()) if fact.height else "none"
+        yield Output(_with_cutoff(feats, cutoff), metadata=meta)
+        yield from _leakage_results("customer_features", fact, cutoff, build, warehouse, meta["checksum"],
+                                    cfg.seeds.modeling)
+
+    @asset(
+        name="market_basket_rules",
+        group_name="features",
+        partitions_def=cutoff_partitions,
+        pool=WAREHOUSE_POOL,
+        deps=["fact_transactions"],
+        metadata={"partition_expr": "cutoff_date"},
+        check_specs=_leakage_specs("market_basket_rules"),
+        description="Pairwise division rules (support, confidence, lift) from customer portfolios before the cutoff.",
+    )
+    def market_basket_rules_asset(context: AssetExecutionContext, settings: GosalesSettings,
+                                  warehouse: WarehouseResource, artifacts: ArtifactStore):
+        cfg = settings.get()
+        cutoff = parse_cutoff(context.partition_key)
+        fact = fact_until(warehouse, cutoff)
+
+        def build(rows: pl.DataFrame) -> pl.DataFrame:
+            return market_basket_rules(rows, cutoff, cfg.divisions, min_support=cfg.basket.min_support,
+                                       min_confidence=cfg.basket.min_confidence)
+
+        rules = build(fact)
+        path = artifacts.write_csv(["features", cutoff.isoformat(), "market_basket_rules.csv"], rules)
+        passing = rules.filter(pl.col("passes_thresholds"))
+        top = passing.sort("lift", descending=True).head(10).select(
+            "antecedent", "consequent", pl.col("support").round(4), pl.col("confidence").round(3),
+            pl.col("lift").round(2))
+        meta = table_metadata(rules, cfg) | {
+            "passing_rules": passing.height,
+            "top_rules_by_lift": markdown_table(top.to_dicts()),
+            "rules_path": MetadataValue.path(str(path)),
+        }
+        yield Output(rules.with_columns(pl.lit(cutoff).alias("cutoff_date")), metadata=meta)
+        yield from _leakage_results("market_basket_rules", fact, cutoff, build, warehouse, meta["checksum"],
+                                    cfg.seeds.modeling)
+
+    @asset(
+        name="als_embeddings",
+        group_name="features",
+        partitions_def=cutoff_partitions,
+        pool=WAREHOUSE_POOL,
+        deps=["fact_transactions"],
+        metadata={"partition_expr": "cutoff_date"},
+        check_specs=_leakage_specs("als_embeddings"),
+        description="Implicit-feedback ALS on customer × SKU purchases before the cutoff, stored as rotation-"
+        "invariant customer × division cosine similarities (raw factors are not comparable across fits).",
+    )
+    def als_embeddings(context: AssetExecutionContext, settings: GosalesSettings, warehouse: WarehouseResource,
+                       artifacts: ArtifactStore):
+        cfg = settings.get()
+        cutoff = parse_cutoff(context.partition_key)
+        fact = fact_until(warehouse, cutoff)
+
+        def build(rows: pl.DataFrame) -> pl.DataFrame:
+            return fit_als(rows, cutoff, cfg.divisions, cfg.als, cfg.seeds.als).similarity
+
+        result = fit_als(fact, cutoff, cfg.divisions, cfg.als, cfg.seeds.als)
+        sim = result.similarity
+        rel = ["features", cutoff.isoformat()]
+        artifacts.write_csv([*rel, "als_division_vectors.csv"], result.division_vectors)
+        coverage = sim.group_by("division", maintain_order=True).agg(
+            pl.col("als_coverage").mean().round(3).alias("coverage"),
+            pl.col("als_similarity").mean().round(3).alias("mean_similarity"))
+        meta = table_metadata(sim, cfg) | {
+            "customers": result.n_customers, "items": result.n_items, "interactions": result.n_interactions,
+            "factors": cfg.als.factors, "seed": cfg.seeds.als,
+            "coverage_by_division": markdown_table(coverage.to_dicts()),
+        }
+        yield Output(_with_cutoff(sim, cutoff), metadata=meta)
+        yield from _leakage_results("als_embeddings", fact, cutoff, build, warehouse, meta["checksum"],
+                                    cfg.seeds.modeling)
+
+    @asset(
+        name="division_features",
+        group_name="features",
+        partitions_def=division_cutoff_partitions(settings),
+        pool=WAREHOUSE_POOL,
+        ins={
+            "customer_features": AssetIn(partition_mapping=cutoff_only),
+            "market_basket_rules": AssetIn(partition_mapping=cutoff_only),
+            "als_embeddings": AssetIn(partition_mapping=cutoff_only),
+            "labels": AssetIn(),
+        },
+        deps=["fact_transactions"],
+        metadata={"partition_expr": DIVISION_CUTOFF_EXPR},
+        description="The model frame of one division at one cutoff: customer features plus target-division signals "
+        "(basket lift, ALS similarity, prior ownership) for the labels population, with labels joined.",
+    )
+    def division_features(context: AssetExecutionContext, settings: GosalesSettings, warehouse: WarehouseResource,
+                          artifacts: ArtifactStore, customer_features: pl.DataFrame,
+                          market_basket_rules: pl.DataFrame, als_embeddings: pl.DataFrame, labels: pl.DataFrame):
+        cfg = settings.get()
+        division, cutoff = split_key(context.partition_key)
+        portfolios = customer_portfolios(fact_until(warehouse, cutoff), cutoff)
+        frame = build_division_features(
+            customer_features.drop("cutoff_date"),
+            portfolios,
+            market_basket_rules.drop("cutoff_date"),
+            als_embeddings.drop("cutoff_date"),
+            division,
+            labels=labels.select("customer_id", *LABEL_COLUMNS),
+        )
+        features_only = frame.drop(LABEL_COLUMNS)
+        meta = table_metadata(frame, cfg) | _catalog_outputs(
+            artifacts, ["features", cutoff.isoformat(), division_slug(division)], features_only)
+        censored = bool(labels.height and labels.get_column("censored").all())
+        meta |= {
+            "censored": censored,
+            "positives": MetadataValue.null() if censored else int(frame.get_column("label").sum() or 0),
+            "target_signal_means": MetadataValue.json(
+                {c: round(float(frame.get_column(c).mean() or 0.0), 4) for c in TARGET_SIGNAL_COLUMNS}),
+            "feature_checksum": frame_checksum(features_only),
+        }
+        yield Output(frame, metadata=meta)
+
+    return [customer_features, market_basket_rules_asset, als_embeddings, division_features]

@@ -58,20 +58,18 @@ def _deep_merge(base: dict, over: dict) -> dict:
     return out
 
 
+def new_project(root: Path, overrides: dict | None = None) -> Project:
+    """Write a config (the default one plus overrides) under `root` and return a Project rooted there."""
+    root.mkdir(parents=True, exist_ok=True)
+    doc = _deep_merge(yaml.safe_load(DEFAULT_CONFIG_PATH.read_text()), overrides or {})
+    cfg = root / "gosales.yaml"
+    cfg.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return Project(load_settings(cfg, home=root / "home"), cfg)
+
+
 @pytest.fixture
 def make_project(tmp_path: Path) -> Callable[..., Project]:
-    """Write a config (the default one plus overrides) and return a Project rooted in tmp_path."""
-
-    def _make(overrides: dict | None = None, name: str = "proj") -> Project:
-        root = tmp_path / name
-        root.mkdir(parents=True, exist_ok=True)
-        doc = yaml.safe_load(DEFAULT_CONFIG_PATH.read_text())
-        doc = _deep_merge(doc, overrides or {})
-        cfg = root / "gosales.yaml"
-        cfg.write_text(yaml.safe_dump(doc, sort_keys=False))
-        return Project(load_settings(cfg, home=root / "home"), cfg)
-
-    return _make
+    return lambda overrides=None, name="proj": new_project(tmp_path / name, overrides)
 
 
 @pytest.fixture

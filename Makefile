@@ -37,3 +37,7 @@ ui: venv dagster-home
 
 clean:
 	rm -rf "$(GOSALES_HOME)"
+
+## make bench: performance benchmarks (not part of make test); results go to docs/PERFORMANCE.md by hand.
+bench: venv
+	$(PY) benchmarks/bench_features.py --with-als-basket

@@ -59,3 +59,27 @@ def test_labels_partition_end_to_end(make_project):
     assert project.materialize(["labels"], instance=instance,
                                partition_key=multi_key("Success Plan", "2024-06-30")).success
     assert project.table("labels").height == 4
+
+
+def test_zero_prevalence_after_positive_history_warns(make_project):
+    project = make_project({"cutoffs": ["2024-03-31", "2024-06-30"],
+                            "data": {"start_date": "2020-01-01", "end_date": "2025-06-30"},
+                            "labels": {"per_division_window_months": {}, "auto_widen": {"enabled": False}}})
+    landing = project.settings.landing_dir
+    landing.mkdir(parents=True)
+    # C1 buys Success Plan in May 2024: positive at 2024-03-31; at 2024-06-30 nobody buys -> zero prevalence.
+    rows = ["INV-1,1,2024-01-05,C1,SWX-STD,2,10000,4000,R1,Solidworks",
+            "INV-2,1,2024-02-10,C2,SWX-STD,1,5000,2000,R2,Solidworks",
+            "INV-3,1,2024-05-02,C1,SP-STD,1,1500,600,R1,Success Plan"]
+    (landing / "sales_log.csv").write_text("\n".join([HEADER, *rows]) + "\n")
+    (landing / "customers.csv").write_text(CUSTOMERS)
+    instance = DagsterInstance.ephemeral()
+    assert project.materialize(instance=instance).success
+    register_cutoffs(instance, project.settings)
+    first = project.materialize(["labels"], instance=instance, partition_key=multi_key("Success Plan", "2024-03-31"))
+    assert check_results(first)[("labels", "prevalence_not_collapsed")].passed
+    second = project.materialize(["labels"], instance=instance, partition_key=multi_key("Success Plan", "2024-06-30"))
+    assert second.success  # a WARN does not stop the run
+    ev = check_results(second)[("labels", "prevalence_not_collapsed")]
+    assert not ev.passed and ev.severity.value == "WARN"
+    assert "zero positives at 2024-06-30 while earlier cutoffs had {'2024-03-31': 1}" in ev.description

@@ -206,6 +206,7 @@ def build_feature_assets(settings: Settings) -> list[AssetsDefinition]:
         },
         deps=["fact_transactions"],
         metadata={"partition_expr": DIVISION_CUTOFF_EXPR},
+        check_specs=_leakage_specs("division_features")[:1],
         description="The model frame of one division at one cutoff: customer features plus target-division signals "
         "(basket lift, ALS similarity, prior ownership) for the labels population, with labels joined.",
     )
@@ -214,7 +215,8 @@ def build_feature_assets(settings: Settings) -> list[AssetsDefinition]:
                           market_basket_rules: pl.DataFrame, als_embeddings: pl.DataFrame, labels: pl.DataFrame):
         cfg = settings.get()
         division, cutoff = split_key(context.partition_key)
-        portfolios = customer_portfolios(fact_until(warehouse, cutoff), cutoff)
+        history = fact_until(warehouse, cutoff)
+        portfolios = customer_portfolios(history, cutoff)
         frame = build_division_features(
             customer_features.drop("cutoff_date"),
             portfolios,
@@ -235,5 +237,9 @@ def build_feature_assets(settings: Settings) -> list[AssetsDefinition]:
             "feature_checksum": frame_checksum(features_only),
         }
         yield Output(frame, metadata=meta)
+        # Upstream partitions carry their own invariance checks; here only the ownership history is read.
+        audit = source_date_audit(history, cutoff)
+        yield AssetCheckResult(check_name="source_date_audit", asset_key="division_features", passed=audit.passed,
+                               severity=AssetCheckSeverity.ERROR, description=audit.detail, metadata=audit.values)
 
     return [customer_features, market_basket_rules_asset, als_embeddings, division_features]

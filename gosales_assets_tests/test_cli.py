@@ -1,0 +1,69 @@
+"""The console script as a user runs it: `gosales demo-data`, `gosales materialize`, `gosales info`."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from dagster import DagsterInstance, DagsterRunStatus
+
+from gosales_assets_tests.conftest import new_project
+
+ROOT = Path(__file__).resolve().parents[1]
+GOSALES = str(Path(sys.executable).parent / "gosales")
+
+
+def run(args, env):
+    return subprocess.run([GOSALES, *args], env=env, capture_output=True, text=True, timeout=900)
+
+
+def test_demo_data_command_writes_csv_and_manifest(tmp_path):
+    env = {**os.environ, "GOSALES_HOME": str(tmp_path / "home")}
+    out = tmp_path / "landing"
+    proc = run(["demo-data", "--customers", "200", "--seed", "5", "--out", str(out), "--format", "csv",
+                "--no-ground-truth"], env)
+    assert proc.returncode == 0, proc.stderr
+    assert "sales lines" in proc.stdout and "planted contract violations" in proc.stdout
+    manifest = json.loads((out / "demo_manifest.json").read_text())
+    assert manifest["customers"] == 200 and manifest["format"] == "csv"
+    assert (out / "sales_log.csv").is_file() and (out / "customers.csv").is_file()
+    assert not (out / "ground_truth.parquet").exists()
+
+
+def test_invalid_config_is_reported_by_the_cli(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text((ROOT / "gosales_assets" / "gosales.yaml").read_text().replace("window_months: 6",
+                                                                                  "window_months: -2"))
+    env = {**os.environ, "GOSALES_CONFIG": str(bad), "GOSALES_HOME": str(tmp_path / "home")}
+    proc = run(["info"], env)
+    assert proc.returncode == 2
+    assert "labels.window_months" in proc.stderr and str(bad) in proc.stderr
+
+
+@pytest.mark.slow
+def test_materialize_runs_every_partition_into_the_instance(tmp_path, monkeypatch):
+    project = new_project(tmp_path / "p", {"cutoffs": ["2026-03-31"]})
+    home = project.settings.home
+    dagster_home = home / "dagster_home"
+    dagster_home.mkdir(parents=True)
+    (dagster_home / "dagster.yaml").write_text((ROOT / "dagster.yaml").read_text())
+    env = {**os.environ, "GOSALES_CONFIG": str(project.config_path), "GOSALES_HOME": str(home),
+           "DAGSTER_HOME": str(dagster_home)}
+    assert run(["demo-data", "--customers", "300", "--no-ground-truth"], env).returncode == 0
+    proc = run(["materialize"], env)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "14 of 14 runs succeeded" in proc.stdout  # star, one cutoff, twelve division × cutoff partitions
+    info = run(["info"], env)
+    assert str(project.settings.warehouse_path) in info.stdout
+
+    monkeypatch.setenv("DAGSTER_HOME", str(dagster_home))
+    with DagsterInstance.get() as instance:
+        runs = instance.get_runs()
+        assert len(runs) == 14 and all(r.status == DagsterRunStatus.SUCCESS for r in runs)
+        assert {r.tags["gosales/config_checksum"] for r in runs} == {project.settings.checksum}
+        assert instance.get_dynamic_partitions("cutoff") == ["2026-03-31"]
+        for r in runs:  # the resolved config of every run is on disk
+            assert (project.settings.artifacts_dir / "runs" / r.run_id / "config_resolved.yaml").is_file()
+    assert "labels" in project.table_names() and "division_features" in project.table_names()

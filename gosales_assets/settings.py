@@ -123,6 +123,86 @@ class AlsSettings(_Model):
     min_customer_items: int = Field(1, ge=1, description="Customers with fewer purchased items get coverage=0")
 
 
+class GateThresholds(_Model):
+    auc_min: float = Field(0.70, ge=0.0, le=1.0)
+    lift10_min: float = Field(2.0, ge=0.0)
+    cal_mae_max: float = Field(0.10, ge=0.0, le=1.0)
+
+
+class GateSettings(GateThresholds):
+    per_division: dict[str, GateThresholds] = Field(default_factory=dict)
+
+
+class LogisticGrid(_Model):
+    C: list[float] = Field(default_factory=lambda: [0.1, 1.0])
+    l1_ratio: list[float] = Field(default_factory=lambda: [0.0, 0.5])
+    max_iter: int = Field(2000, ge=50)
+
+
+class LightGBMGrid(_Model):
+    num_leaves: list[int] = Field(default_factory=lambda: [15, 31])
+    learning_rate: list[float] = Field(default_factory=lambda: [0.05])
+    min_child_samples: list[int] = Field(default_factory=lambda: [20])
+    feature_fraction: list[float] = Field(default_factory=lambda: [0.8])
+    n_estimators_max: int = Field(1000, ge=10)
+    early_stopping_rounds: int = Field(50, ge=1)
+
+
+class ModelSettings(_Model):
+    training_cutoffs: int = Field(3, ge=1, description="How many most recent trainable cutoffs C' (C' + W <= C) to pool")
+    n_folds: int = Field(4, ge=2, le=20)
+    min_positives: int = Field(20, ge=1, description="Fewer training positives -> the partition is skipped")
+    isotonic_min_positives: int = Field(
+        200, ge=1, description="Calibration is isotonic at or above this many training positives, sigmoid below")
+    calibration_bins: int = Field(10, ge=2, le=100)
+    capacity_pcts: list[float] = Field(default_factory=lambda: [5.0, 10.0, 20.0])
+    winsor_quantiles: tuple[float, float] = (0.01, 0.99)
+    max_category_levels: int = Field(20, ge=1)
+    num_threads: int = Field(2, ge=1)
+    drift_sample_rows: int = Field(5000, ge=100, description="Rows of training scores/features kept for drift baselines")
+    logistic: LogisticGrid = LogisticGrid()
+    lightgbm: LightGBMGrid = LightGBMGrid()
+    gates: GateSettings = GateSettings()
+
+
+class WhitespaceWeights(_Model):
+    p_icp: float = Field(0.60, ge=0.0)
+    lift: float = Field(0.20, ge=0.0)
+    als: float = Field(0.10, ge=0.0)
+    ev: float = Field(0.10, ge=0.0)
+
+    @model_validator(mode="after")
+    def _sum_to_one(self) -> "WhitespaceWeights":
+        total = self.p_icp + self.lift + self.als + self.ev
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(f"weights must sum to 1, got {total:g}")
+        return self
+
+
+class WhitespaceSettings(_Model):
+    weights: WhitespaceWeights = WhitespaceWeights()
+    ownership_lookback_months: int | None = Field(
+        None, ge=1, description="A division counts as owned when bought in this many months before C (None: ever)")
+    als_min_coverage: float = Field(0.30, ge=0.0, le=1.0, description="Below this share of covered customers "
+                                    "in a division, the ALS signal is treated as missing for that division")
+    lift_min_coverage: float = Field(0.05, ge=0.0, le=1.0)
+    ev_shrinkage_k: float = Field(20.0, ge=0.0, description="Pseudo-count shrinking segment medians to the global")
+    ev_cap_quantile: float = Field(0.95, gt=0.0, le=1.0)
+    capacity_mode: Literal["top_percent", "per_rep", "hybrid"] = "top_percent"
+    top_percent: float = Field(10.0, gt=0.0, le=100.0)
+    per_rep_quota: int = Field(25, ge=1)
+    max_division_share: float = Field(0.40, gt=0.0, le=1.0, description="Diversification cap on any division's "
+                                      "share of the selected list")
+    capacity_grid_pcts: list[float] = Field(default_factory=lambda: [1.0, 2.0, 5.0, 10.0, 20.0])
+    reason_max_chars: int = Field(150, ge=40, le=500)
+    forbidden_tokens: list[str] = Field(default_factory=lambda: [
+        "race", "ethnicity", "religion", "gender", "age", "disability", "pregnan", "nationality", "marital",
+        "email", "phone", "ssn", "@"])
+    challenger_enabled: bool = False
+    shadow_enabled: bool = False
+    shadow_top_n: int = Field(100, ge=1)
+
+
 class SeedSettings(_Model):
     demo: int = 7
     modeling: int = 42
@@ -144,6 +224,8 @@ class Settings(_Model):
     features: FeatureSettings = FeatureSettings()
     basket: BasketSettings = BasketSettings()
     als: AlsSettings = AlsSettings()
+    models: ModelSettings = ModelSettings()
+    whitespace: WhitespaceSettings = WhitespaceSettings()
     seeds: SeedSettings = SeedSettings()
     demo: DemoSettings = DemoSettings()
     # Where GOSALES_HOME resolved to; filled by `load_settings`, not read from the YAML.
@@ -184,6 +266,9 @@ class Settings(_Model):
         for div in self.labels.per_division_window_months:
             if div not in known:
                 raise ValueError(f"labels.per_division_window_months has unknown division {div!r}")
+        for div in self.models.gates.per_division:
+            if div not in known:
+                raise ValueError(f"models.gates.per_division has unknown division {div!r}")
         for sku in self.labels.sku_denylist:
             if sku not in self.sku_map:
                 raise ValueError(f"labels.sku_denylist has {sku!r}, which is not in sku_map")
@@ -215,6 +300,12 @@ class Settings(_Model):
     @property
     def dagster_home(self) -> Path:
         return self.home / "dagster_home"
+
+    def gate_thresholds(self, division: str) -> GateThresholds:
+        """Promotion-gate thresholds for a division: its override, else the global ones."""
+        g = self.models.gates
+        return g.per_division.get(division, GateThresholds(auc_min=g.auc_min, lift10_min=g.lift10_min,
+                                                            cal_mae_max=g.cal_mae_max))
 
     def window_months(self, division: str) -> int:
         return self.labels.per_division_window_months.get(division, self.labels.window_months)

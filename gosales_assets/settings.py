@@ -196,7 +196,7 @@ class WhitespaceSettings(_Model):
     capacity_grid_pcts: list[float] = Field(default_factory=lambda: [1.0, 2.0, 5.0, 10.0, 20.0])
     reason_max_chars: int = Field(150, ge=40, le=500)
     forbidden_tokens: list[str] = Field(default_factory=lambda: [
-        "race", "ethnicity", "religion", "gender", "age", "disability", "pregnan", "nationality", "marital",
+        "race", "ethnicity", "religion", "gender", "age", "disability", "pregnan*", "nationality", "marital",
         "email", "phone", "ssn", "@"])
     challenger_enabled: bool = False
     shadow_enabled: bool = False

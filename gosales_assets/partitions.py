@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 from dagster import DynamicPartitionsDefinition, MultiPartitionKey, MultiPartitionsDefinition, StaticPartitionsDefinition
 
-from gosales_assets.settings import Settings, month_end
+from gosales_assets.core.calendar import add_months, month_end, window_end  # noqa: F401 (re-exported)
+from gosales_assets.settings import Settings
 
 CUTOFF_PARTITIONS_NAME = "cutoff"
 cutoff_partitions = DynamicPartitionsDefinition(name=CUTOFF_PARTITIONS_NAME)
@@ -27,17 +28,6 @@ def division_partitions(settings: Settings) -> StaticPartitionsDefinition:
 
 def division_cutoff_partitions(settings: Settings) -> MultiPartitionsDefinition:
     return MultiPartitionsDefinition({"cutoff": cutoff_partitions, "division": division_partitions(settings)})
-
-
-def add_months(d: dt.date, months: int) -> dt.date:
-    """Month-end `months` after the month of `d` (the calendar used for windows and look-backs)."""
-    idx = d.year * 12 + (d.month - 1) + months
-    return month_end(dt.date(idx // 12, idx % 12 + 1, 1))
-
-
-def window_end(cutoff: dt.date, window_months: int) -> dt.date:
-    """Last day of the label window (C, C + W]."""
-    return add_months(cutoff, window_months)
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,8 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from gosales_assets.core.calendar import month_end
+
 CONFIG_ENV_VAR = "GOSALES_CONFIG"
 HOME_ENV_VAR = "GOSALES_HOME"
 DEFAULT_CONFIG_PATH = Path(__file__).with_name("gosales.yaml")
@@ -45,11 +47,6 @@ def division_slug(name: str) -> str:
     if not s:
         raise ValueError(f"division name {name!r} has no letters or digits to build a slug from")
     return s
-
-
-def month_end(d: dt.date) -> dt.date:
-    nxt = dt.date(d.year + (d.month // 12), d.month % 12 + 1, 1)
-    return nxt - dt.timedelta(days=1)
 
 
 class DataSettings(_Model):

@@ -49,7 +49,7 @@ def test_cutoff_features_and_division_frame(demo):
                                  instance=instance, partition_key=CUTOFF)
     assert result.success
     checks = check_results(result)
-    assert len(checks) == 6 and all(ev.passed for ev in checks.values()), \
+    assert len(checks) == 9 and all(ev.passed for ev in checks.values()), \
         {k: ev.description for k, ev in checks.items() if not ev.passed}
 
     feats = project.table("customer_features")

@@ -1,13 +1,22 @@
 """Leakage audits pass on the real builders and fail, on purpose, on leaky ones."""
 
 import datetime as dt
+from pathlib import Path
 
 import polars as pl
 
 from gosales_assets.core.basket import market_basket_rules
 from gosales_assets.core.checksum import frame_checksum
 from gosales_assets.core.features import build_customer_features
-from gosales_assets.core.leakage import invariance_report, perturb_after_cutoff, source_date_audit
+from gosales_assets import core
+from gosales_assets.core.leakage import (
+    feature_code_paths,
+    invariance_report,
+    perturb_after_cutoff,
+    scan_wall_clock,
+    source_date_audit,
+    time_order_violations,
+)
 from gosales_assets.settings import FeatureSettings
 
 C = dt.date(2024, 6, 30)
@@ -55,15 +64,15 @@ def _features(rows):
     return build_customer_features(rows, DIM, C, DIVS, FeatureSettings())
 
 
-def test_invariance_passes_for_real_builders():
+def test_shift_and_perturbation_pass_for_real_builders():
     pre = fact().filter(pl.col("invoice_date") <= C)
-    report = invariance_report(_features, fact(), C, frame_checksum(_features(pre)))
-    assert report.passed, report.values
+    shift, perturb = invariance_report(_features, fact(), C, frame_checksum(_features(pre)))
+    assert shift.passed and perturb.passed, (shift.values, perturb.values)
 
     def rules(rows):
         return market_basket_rules(rows, C, DIVS, min_support=0.0, min_confidence=0.0)
 
-    assert invariance_report(rules, fact(), C, frame_checksum(rules(pre))).passed
+    assert all(r.passed for r in invariance_report(rules, fact(), C, frame_checksum(rules(pre))))
 
 
 def test_invariance_fails_for_a_builder_that_reads_the_future():
@@ -72,10 +81,10 @@ def test_invariance_fails_for_a_builder_that_reads_the_future():
         return rows.group_by("customer_id").agg(pl.col("revenue").sum()).sort("customer_id")
 
     pre = fact().filter(pl.col("invoice_date") <= C)
-    report = invariance_report(leaky, fact(), C, frame_checksum(leaky(pre)))
-    assert not report.passed
-    assert "leakage" in report.detail
-    assert report.values["checksum_stored"] != report.values["checksum_perturbed"]
+    shift, perturb = invariance_report(leaky, fact(), C, frame_checksum(leaky(pre)))
+    assert not shift.passed and not perturb.passed
+    assert "leakage" in shift.detail and "leakage" in perturb.detail
+    assert perturb.values["checksum_stored"] != perturb.values["checksum_perturbed"]
 
 
 def test_invariance_fails_for_a_subtle_off_by_one_leak():
@@ -85,4 +94,50 @@ def test_invariance_fails_for_a_subtle_off_by_one_leak():
         return kept.group_by("customer_id").agg(pl.col("revenue").sum()).sort("customer_id")
 
     pre = fact().filter(pl.col("invoice_date") <= C)
-    assert not invariance_report(off_by_one, fact(), C, frame_checksum(off_by_one(pre))).passed
+    shift, perturb = invariance_report(off_by_one, fact(), C, frame_checksum(off_by_one(pre)))
+    assert not shift.passed and not perturb.passed
+
+
+LEAKY_SOURCE = """
+import datetime
+import time as clock
+from datetime import date, datetime as DT
+from time import time as now_seconds
+
+def features(df):
+    a = datetime.datetime.utcnow()
+    b = DT.now()
+    c = date.today()
+    d = clock.time()
+    e = now_seconds()
+    f = df.filter(df.x > 1)              # not a clock read
+    g = pd.Timestamp.now()
+    return datetime.date(2024, 1, 1)     # a constructor, not a clock read
+"""
+
+
+def test_static_scan_reports_every_wall_clock_call_with_file_and_line(tmp_path):
+    src = tmp_path / "leaky_features.py"
+    src.write_text(LEAKY_SOURCE)
+    hits = scan_wall_clock([src])
+    assert [(h.line, h.call) for h in hits] == [
+        (8, "datetime.datetime.utcnow()"), (9, "DT.now()"), (10, "date.today()"), (11, "clock.time()"),
+        (12, "now_seconds()"), (14, "pd.Timestamp.now()")]
+    assert str(hits[0]) == f"{src}:8: datetime.datetime.utcnow()"
+
+
+def test_feature_and_label_code_is_free_of_wall_clock_calls():
+    assert scan_wall_clock(feature_code_paths()) == []
+    assert len(feature_code_paths()) >= 6
+
+
+def test_time_order_rule():
+    assert time_order_violations(dt.date(2025, 6, 30), [(dt.date(2024, 12, 31), 6), (dt.date(2024, 9, 30), 6)]) == []
+    bad = time_order_violations(dt.date(2025, 6, 30), [(dt.date(2025, 3, 31), 6), (dt.date(2024, 12, 31), 6)])
+    assert bad == ["2025-03-31 + 6 months = 2025-09-30 > 2025-06-30"]
+
+
+def test_core_does_not_import_dagster():
+    for path in Path(core.__file__).parent.glob("*.py"):
+        text = path.read_text()
+        assert "import dagster" not in text and "from dagster" not in text, path

@@ -49,6 +49,9 @@ def _leakage_specs(asset_name: str) -> list[AssetCheckSpec]:
     return [
         AssetCheckSpec("source_date_audit", asset=asset_name, blocking=True,
                        description="The latest fact row read for this partition is dated on or before its cutoff"),
+        AssetCheckSpec("shift_test", asset=asset_name, blocking=True,
+                       description="Recomputing with the real rows after the cutoff present gives the same checksum "
+                       "as the stored output (built with every row after the cutoff removed)"),
         AssetCheckSpec("post_cutoff_invariance", asset=asset_name, blocking=True,
                        description="Recomputing with every row after the cutoff perturbed (amounts, divisions, "
                        "dates, new customers) gives the same checksum as the stored output"),
@@ -56,13 +59,18 @@ def _leakage_specs(asset_name: str) -> list[AssetCheckSpec]:
 
 
 def _leakage_results(asset_name: str, used: pl.DataFrame, cutoff: dt.date, build, warehouse: WarehouseResource,
-                     stored_checksum: str, seed: int):
-    audit = source_date_audit(used, cutoff)
-    yield AssetCheckResult(check_name="source_date_audit", asset_key=asset_name, passed=audit.passed,
-                           severity=AssetCheckSeverity.ERROR, description=audit.detail, metadata=audit.values)
-    inv = invariance_report(build, fact_all(warehouse), cutoff, stored_checksum, seed=seed)
-    yield AssetCheckResult(check_name="post_cutoff_invariance", asset_key=asset_name, passed=inv.passed,
-                           severity=AssetCheckSeverity.ERROR, description=inv.detail, metadata=inv.values)
+                     artifacts: ArtifactStore, stored_checksum: str, seed: int):
+    """Yield the three leakage checks and record them in `<artifacts>/features/<cutoff>/leakage_<asset>.json`
+    (the model's consolidated leakage report reads these files for its training cutoffs)."""
+    shift, perturb = invariance_report(build, fact_all(warehouse), cutoff, stored_checksum, seed=seed)
+    results = {"source_date_audit": source_date_audit(used, cutoff), "shift_test": shift,
+               "post_cutoff_invariance": perturb}
+    artifacts.write_json(["features", cutoff.isoformat(), f"leakage_{asset_name}.json"],
+                         {name: {"status": "PASS" if r.passed else "FAIL", "detail": r.detail, **r.values}
+                          for name, r in results.items()})
+    for name, r in results.items():
+        yield AssetCheckResult(check_name=name, asset_key=asset_name, passed=r.passed,
+                               severity=AssetCheckSeverity.ERROR, description=r.detail, metadata=r.values)
 
 
 def _with_cutoff(df: pl.DataFrame, cutoff: dt.date, after: str = "customer_id") -> pl.DataFrame:
@@ -119,7 +127,7 @@ def build_feature_assets(settings: Settings) -> list[AssetsDefinition]:
         meta = table_metadata(feats, cfg) | _catalog_outputs(artifacts, ["features", cutoff.isoformat()], feats)
         meta["latest_source_date"] = str(fact.get_column("invoice_date").max()) if fact.height else "none"
         yield Output(_with_cutoff(feats, cutoff), metadata=meta)
-        yield from _leakage_results("customer_features", fact, cutoff, build, warehouse, meta["checksum"],
+        yield from _leakage_results("customer_features", fact, cutoff, build, warehouse, artifacts, meta["checksum"],
                                     cfg.seeds.modeling)
 
     @asset(
@@ -154,7 +162,7 @@ def build_feature_assets(settings: Settings) -> list[AssetsDefinition]:
             "rules_path": MetadataValue.path(str(path)),
         }
         yield Output(rules.with_columns(pl.lit(cutoff).alias("cutoff_date")), metadata=meta)
-        yield from _leakage_results("market_basket_rules", fact, cutoff, build, warehouse, meta["checksum"],
+        yield from _leakage_results("market_basket_rules", fact, cutoff, build, warehouse, artifacts, meta["checksum"],
                                     cfg.seeds.modeling)
 
     @asset(
@@ -190,7 +198,7 @@ def build_feature_assets(settings: Settings) -> list[AssetsDefinition]:
             "coverage_by_division": markdown_table(coverage.to_dicts()),
         }
         yield Output(_with_cutoff(sim, cutoff), metadata=meta)
-        yield from _leakage_results("als_embeddings", fact, cutoff, build, warehouse, meta["checksum"],
+        yield from _leakage_results("als_embeddings", fact, cutoff, build, warehouse, artifacts, meta["checksum"],
                                     cfg.seeds.modeling)
 
     @asset(

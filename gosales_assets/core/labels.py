@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from gosales_assets.partitions import window_end
+from gosales_assets.core.calendar import window_end
 
 LABEL_SCHEMA = {
     "customer_id": pl.String,

@@ -4,18 +4,24 @@
 - `perturb_after_cutoff`: a copy of the post-cutoff rows changed in every way that could leak (amounts,
   signs, SKUs moved to other divisions, brand-new customers, dates moved within the future); a computation for
   cutoff C must give identical output whether it sees the real future rows, the perturbed ones or none.
-- `invariance_report`: runs a builder on (pre ∪ perturbed post) and compares with the output built from pre only.
+- `invariance_report`: the shift test (real post-cutoff rows present) and the perturbation test (perturbed
+  post-cutoff rows), each compared with the output built from pre-cutoff rows only.
+- `scan_wall_clock`: static scan of feature/label code for calls that read the wall clock.
+- `time_order_violations`: training cutoffs whose label window had not closed at the scoring cutoff.
 """
 
 from __future__ import annotations
 
+import ast
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import polars as pl
 
+from gosales_assets.core.calendar import window_end
 from gosales_assets.core.checksum import frame_checksum
 
 
@@ -68,14 +74,88 @@ def perturb_after_cutoff(fact: pl.DataFrame, cutoff: dt.date, seed: int = 0) -> 
 
 
 def invariance_report(build: Callable[[pl.DataFrame], pl.DataFrame], fact: pl.DataFrame, cutoff: dt.date,
-                      expected_checksum: str, seed: int = 0) -> AuditResult:
-    """PASS when `build` on `fact` with its post-cutoff rows perturbed gives `expected_checksum`.
+                      expected_checksum: str, seed: int = 0) -> tuple[AuditResult, AuditResult]:
+    """(shift test, perturbation test) of a cutoff-C builder against the output it stored.
 
-    `expected_checksum` is the checksum of the output built from rows dated ≤ cutoff only (what the asset
-    stored). `build` receives post-cutoff rows here; a leakage-safe builder ignores them.
+    `expected_checksum` is the checksum of what the asset stored, built from rows dated ≤ cutoff only.
+    - shift test: `build` on the full table (the real rows after C present) must give the stored output;
+    - perturbation test: `build` on the full table with every post-cutoff row perturbed must give it too.
+    A leakage-safe builder ignores rows after C, so both pass; one that reads them fails at least one.
     """
+    real = frame_checksum(build(fact))
     perturbed = frame_checksum(build(perturb_after_cutoff(fact, cutoff, seed)))
-    passed = perturbed == expected_checksum
-    detail = ("identical output whether rows after the cutoff are absent or perturbed" if passed
-              else "output changes when rows dated after the cutoff change: leakage")
-    return AuditResult(passed, detail, {"checksum_stored": expected_checksum, "checksum_perturbed": perturbed})
+    shift = AuditResult(
+        real == expected_checksum,
+        "identical output with the rows after the cutoff present or removed" if real == expected_checksum
+        else "output changes when the rows after the cutoff are present: leakage",
+        {"checksum_stored": expected_checksum, "checksum_with_future_rows": real},
+    )
+    perturb = AuditResult(
+        perturbed == expected_checksum,
+        "identical output when every row after the cutoff is perturbed" if perturbed == expected_checksum
+        else "output changes when rows dated after the cutoff change: leakage",
+        {"checksum_stored": expected_checksum, "checksum_perturbed": perturbed},
+    )
+    return shift, perturb
+
+
+# Calls that read the wall clock. Feature and label code must depend only on the cutoff and the data.
+WALL_CLOCK_ATTRS = frozenset({"now", "utcnow", "today", "time", "time_ns", "localtime", "gmtime", "monotonic",
+                              "perf_counter", "process_time", "ctime", "asctime"})
+# Owners of those calls besides whatever the file imports from `time`/`datetime` (aliases are tracked).
+# Polars' `.dt.<x>()` namespace is deliberately not an owner: `.dt.date()` reads data, not the clock.
+WALL_CLOCK_MODULES = frozenset({"datetime", "date", "time", "Timestamp", "arrow", "pendulum"})
+
+
+@dataclass(frozen=True)
+class ScanHit:
+    path: str
+    line: int
+    call: str
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}: {self.call}"
+
+
+def scan_wall_clock(paths: list[Path]) -> list[ScanHit]:
+    """Static scan (AST) for wall-clock reads such as `datetime.now()`, `datetime.utcnow()`, `date.today()`,
+    `time.time()`, `pd.Timestamp.now()`, `pl.datetime.now`, and names imported from `time`/`datetime` that read
+    the clock (`from time import time`). Reports file:line of every hit."""
+    hits: list[ScanHit] = []
+    for path in sorted(paths):
+        tree = ast.parse(Path(path).read_text(encoding="utf-8"), filename=str(path))
+        clock_names: set[str] = set()  # bare names bound to a clock function: `from time import time`
+        owners = set(WALL_CLOCK_MODULES)  # names bound to a clock module or class: `import time as clock`
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                for alias in node.names:
+                    if alias.name.split(".")[0] in ("time", "datetime"):
+                        owners.add(alias.asname or alias.name.split(".")[0])
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] in ("time", "datetime"):
+                for alias in node.names:
+                    target = clock_names if alias.name in WALL_CLOCK_ATTRS else owners
+                    target.add(alias.asname or alias.name)
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Call):
+                continue
+            fn = node.func
+            if isinstance(fn, ast.Attribute) and fn.attr in WALL_CLOCK_ATTRS:
+                owner = fn.value
+                owner_name = owner.attr if isinstance(owner, ast.Attribute) else getattr(owner, "id", None)
+                if owner_name in owners:
+                    hits.append(ScanHit(str(path), node.lineno, f"{ast.unparse(fn)}()"))
+            elif isinstance(fn, ast.Name) and fn.id in clock_names:
+                hits.append(ScanHit(str(path), node.lineno, f"{fn.id}()"))
+    return sorted(hits, key=lambda h: (h.path, h.line))
+
+
+def feature_code_paths() -> list[Path]:
+    """The modules whose output depends on a cutoff: labels and every feature builder."""
+    core = Path(__file__).parent
+    names = ["calendar", "labels", "features", "basket", "als", "division_features", "star", "ingest"]
+    return [core / f"{n}.py" for n in names]
+
+
+def time_order_violations(cutoff: dt.date, training: list[tuple[dt.date, int]]) -> list[str]:
+    """Training cutoffs C' (with label window W') whose window had not closed by C: C' + W' > C."""
+    return [f"{c} + {w} months = {window_end(c, w)} > {cutoff}" for c, w in training if window_end(c, w) > cutoff]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 import polars as pl
@@ -42,6 +43,11 @@ def contract_check_result(report: ContractReport, *, asset_key: str, check_name:
             "failures": MetadataValue.json(report.failures),
         },
     )
+
+
+def image_markdown(png: bytes, alt: str) -> MetadataValue:
+    """An inline PNG (data URI) as markdown metadata, so the chart shows on the asset page in the UI."""
+    return MetadataValue.md(f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode()})")
 
 
 def markdown_table(rows: list[dict[str, Any]]) -> MetadataValue:

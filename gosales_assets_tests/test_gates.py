@@ -1,0 +1,38 @@
+from gosales_assets.core.gates import evaluate_gate
+from gosales_assets.settings import GateThresholds, load_settings
+
+T = GateThresholds(auc_min=0.70, lift10_min=2.0, cal_mae_max=0.05)
+
+
+def test_gate_passes_at_the_thresholds():
+    r = evaluate_gate({"auc": 0.70, "lift_at_10": 2.0, "cal_mae": 0.05}, T)
+    assert r.passed and r.detail == "all gates passed"
+
+
+def test_gate_says_which_metric_missed_by_how_much():
+    r = evaluate_gate({"auc": 0.52, "lift_at_10": 1.25, "cal_mae": 0.08}, T)
+    assert not r.passed
+    assert r.misses == ["auc 0.5200 < 0.7 (short by 0.1800)", "lift_at_10 1.2500 < 2 (short by 0.7500)",
+                        "cal_mae 0.0800 > 0.05 (over by 0.0300)"]
+
+
+def test_undefined_metric_is_a_miss():
+    r = evaluate_gate({"auc": None, "lift_at_10": 3.0, "cal_mae": 0.01}, T)
+    assert not r.passed and r.misses[0].startswith("auc is undefined")
+
+
+def test_per_division_override(tmp_path):
+    import yaml
+
+    from gosales_assets.settings import DEFAULT_CONFIG_PATH
+
+    doc = yaml.safe_load(DEFAULT_CONFIG_PATH.read_text())
+    doc["models"]["gates"]["per_division"] = {"CPE": {"auc_min": 0.6, "lift10_min": 1.5, "cal_mae_max": 0.2}}
+    cfg = tmp_path / "g.yaml"
+    cfg.write_text(yaml.safe_dump(doc))
+    s = load_settings(cfg, home=tmp_path)
+    assert s.gate_thresholds("CPE").auc_min == 0.6
+    assert s.gate_thresholds("PDM").auc_min == 0.70
+    metrics = {"auc": 0.65, "lift_at_10": 1.8, "cal_mae": 0.1}
+    assert evaluate_gate(metrics, s.gate_thresholds("CPE")).passed
+    assert not evaluate_gate(metrics, s.gate_thresholds("PDM")).passed

@@ -29,7 +29,7 @@ demo: venv dagster-home
 
 ## make test: install/update the venv and run the whole test suite.
 test: venv
-	$(PY) -m pytest -n 2 -q
+	$(PY) -m pytest -n 2 --dist loadfile -q
 
 ## make ui: the Dagster UI on http://127.0.0.1:3000 against the same DAGSTER_HOME and warehouse.
 ui: venv dagster-home

@@ -1,0 +1,138 @@
+"""`division_model` materialized for real on demo data: artifacts, gate, gauntlet, skips, determinism."""
+
+import json
+
+import duckdb
+import polars as pl
+import pytest
+from dagster import AssetExecutionContext, AssetIn, DagsterInstance, asset, materialize
+
+from gosales_assets.automation.cutoffs import register_cutoffs
+from gosales_assets.definitions import build_definitions
+from gosales_assets.demo_data import generate_demo_data
+from gosales_assets.partitions import division_cutoff_partitions, multi_key
+from gosales_assets_tests.conftest import check_results, materialized, new_project
+
+CUTOFFS = ["2025-03-31", "2025-06-30", "2025-09-30", "2026-03-31"]
+DIV = "Simulation"
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    project = new_project(tmp_path_factory.mktemp("models"),
+                          {"cutoffs": CUTOFFS, "labels": {"auto_widen": {"enabled": False}}})
+    generate_demo_data(project.settings.landing_dir, customers=2000, seed=7, settings=project.settings,
+                       ground_truth=False)
+    instance = DagsterInstance.ephemeral()
+    assert project.materialize(instance=instance).success
+    register_cutoffs(instance, project.settings)
+    for c in CUTOFFS:
+        assert project.materialize(["customer_features", "market_basket_rules", "als_embeddings"],
+                                   instance=instance, partition_key=c).success
+        assert project.materialize(["labels", "division_features"], instance=instance,
+                                   partition_key=multi_key(DIV, c)).success
+    result = project.materialize(["division_model"], instance=instance, partition_key=multi_key(DIV, "2026-03-31"))
+    return project, instance, result
+
+
+def model_dir(project, cutoff="2026-03-31"):
+    return project.settings.artifacts_dir / "models" / "simulation" / cutoff
+
+
+def test_model_is_trained_on_closed_windows_with_all_artifacts(trained):
+    project, instance, result = trained
+    assert result.success
+    checks = check_results(result)
+    assert {name for _, name in checks} == {"promotion_gate", "fold_overlap", "time_order", "static_scan",
+                                            "feature_shift"}
+    assert all(ev.passed for ev in checks.values()), {k: ev.description for k, ev in checks.items()}
+    reg = project.table("division_model").row(0, named=True)
+    # C' + 6 months <= 2026-03-31: 2025-03-31, 2025-06-30, 2025-09-30 (not 2026-03-31 itself).
+    assert reg["training_cutoffs"] == "2025-03-31,2025-06-30,2025-09-30"
+    assert reg["gate_passed"] and reg["auc"] >= 0.7 and reg["lift_at_10"] >= 2.0
+    d = model_dir(project)
+    for name in ["model.joblib", "metrics.json", "gains.csv", "calibration.csv", "thresholds.csv", "model_card.json",
+                 "feature_importance.csv", "train_scores.parquet", "train_feature_sample.parquet",
+                 "leakage_report.json", "gains.png", "calibration.png"]:
+        assert (d / name).is_file(), name
+    card = json.loads((d / "model_card.json").read_text())
+    assert card["division"] == DIV and card["training_cutoffs"] == ["2025-03-31", "2025-06-30", "2025-09-30"]
+    assert card["calibration_method"] in ("sigmoid", "isotonic") and card["dagster_run_id"] == result.run_id
+    assert set(card["package_versions"]) >= {"dagster", "lightgbm", "scikit-learn"}
+    assert "cutoff_date" not in card["features"] and "label" not in card["features"]
+    gains = pl.read_csv(d / "gains.csv")
+    assert gains.height == 10 and gains.get_column("cumulative_capture")[-1] == pytest.approx(1.0)
+    assert (d / "gains.png").read_bytes()[:4] == b"\x89PNG"
+    report = json.loads((d / "leakage_report.json").read_text())
+    assert {k: v["status"] for k, v in report.items()} == dict.fromkeys(
+        ["fold_overlap", "time_order", "static_scan", "feature_shift"], "PASS")
+    meta = instance.get_latest_materialization_event(
+        __import__("dagster").AssetKey("division_model")).asset_materialization.metadata
+    assert meta["gains_chart"].value.startswith("![gains](data:image/png;base64,")
+    assert meta["auc"].value == pytest.approx(reg["auc"])
+
+
+def test_retraining_is_deterministic(trained):
+    project, instance, _ = trained
+    before = project.table("division_model").row(0, named=True)
+    scores_before = pl.read_parquet(model_dir(project) / "train_scores.parquet")
+    again = project.materialize(["division_model"], instance=instance, partition_key=multi_key(DIV, "2026-03-31"))
+    assert again.success
+    after = project.table("division_model").row(0, named=True)
+    for key in ("auc", "lift_at_10", "brier", "cal_mae", "model_version", "model_type"):
+        assert after[key] == before[key], key
+    assert pl.read_parquet(model_dir(project) / "train_scores.parquet").equals(scores_before)
+
+
+def test_partition_without_trainable_history_is_skipped_with_reason(trained):
+    project, instance, _ = trained
+    result = project.materialize(["division_model"], instance=instance, partition_key=multi_key(DIV, "2025-06-30"))
+    assert result.success and "division_model" not in materialized(result)
+    gate = check_results(result)[("division_model", "promotion_gate")]
+    assert not gate.passed and gate.severity.value == "WARN" and "no trainable cutoff" in gate.description
+    skipped = json.loads((model_dir(project, "2025-06-30") / "skipped.json").read_text())
+    assert "2025-03-31 + " not in skipped["reason"] and "no trainable cutoff" in skipped["reason"]
+    assert not (model_dir(project, "2025-06-30") / "model.joblib").exists()
+
+
+def _with_labels_changed(project, sql: str):
+    with duckdb.connect(str(project.settings.warehouse_path)) as conn:
+        conn.execute(sql)
+
+
+def test_gate_blocks_downstream_for_a_model_trained_on_shuffled_labels(trained, tmp_path):
+    project, instance, _ = trained
+    # Deliberately poor model: shuffle the training labels (same prevalence, no signal).
+    _with_labels_changed(project, f"""
+        update division_features set label = s.label from (
+            select customer_id, cutoff_date,
+                   label[1] as label from (select customer_id, cutoff_date,
+                   list(label) over (order by hash(customer_id, cutoff_date, 17) rows between 1 following and 1 following) as label
+                   from division_features where division = '{DIV}')) s
+        where division_features.customer_id = s.customer_id and division_features.cutoff_date = s.cutoff_date
+          and division_features.division = '{DIV}' and s.label is not null""")
+    defs = build_definitions(project.settings, project.config_path)
+    parts = division_cutoff_partitions(project.settings)
+
+    @asset(partitions_def=parts, ins={"division_model": AssetIn()}, io_manager_key="mem")
+    def scoring_probe(context: AssetExecutionContext, division_model: pl.DataFrame) -> int:
+        return 1
+
+    from dagster import InMemoryIOManager
+    result = materialize([*defs.assets, scoring_probe], resources={**defs.resources, "mem": InMemoryIOManager()},
+                         instance=instance, partition_key=multi_key(DIV, "2026-03-31"),
+                         selection=["division_model", "scoring_probe"], raise_on_error=False)
+    gate = check_results(result)[("division_model", "promotion_gate")]
+    assert not gate.passed and gate.severity.value == "ERROR"
+    assert "auc" in gate.description and "short by" in gate.description
+    assert "scoring_probe" not in materialized(result)
+    assert not result.success
+
+
+def test_zero_positive_partition_is_skipped_not_crashed(trained):
+    project, instance, _ = trained
+    _with_labels_changed(project, f"update division_features set label = 0 where division = '{DIV}' and not censored")
+    result = project.materialize(["division_model"], instance=instance, partition_key=multi_key(DIV, "2026-03-31"))
+    assert result.success and "division_model" not in materialized(result)
+    gate = check_results(result)[("division_model", "promotion_gate")]
+    assert "InsufficientData" in gate.description and "positives" in gate.description

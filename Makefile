@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 export GOSALES_HOME ?= $(CURDIR)/.gosales
 export DAGSTER_HOME ?= $(GOSALES_HOME)/dagster_home
 
-.PHONY: demo test ui venv dagster-home clean bench
+.PHONY: demo test ui venv dagster-home clean bench quality
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,3 +41,7 @@ clean:
 ## make bench: performance benchmarks (not part of make test); results go to docs/PERFORMANCE.md by hand.
 bench: venv
 	$(PY) benchmarks/bench_features.py --with-als-basket
+
+## make quality: model quality bar on the demo data -> docs/MODEL_QUALITY.md (takes several minutes).
+quality: venv
+	$(PY) benchmarks/model_quality.py

@@ -13,6 +13,11 @@ from gosales_assets.partitions import CUTOFF_PARTITIONS_NAME, multi_key
 from gosales_assets.settings import Settings
 
 
+# The runner prints one line per run; Dagster's own console log would repeat every event on stderr.
+# Everything is still recorded in the instance (and visible in the UI).
+QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
+
+
 @dataclass
 class RunOutcome:
     job: str
@@ -46,7 +51,8 @@ def materialize_all(defs: Definitions, instance: DagsterInstance, settings: Sett
     outcomes: list[RunOutcome] = []
     for job_name, key in plan:
         job = defs.resolve_job_def(job_name)
-        result = job.execute_in_process(instance=instance, partition_key=key, raise_on_error=False)
+        result = job.execute_in_process(instance=instance, partition_key=key, raise_on_error=False,
+                                        run_config=QUIET_CONSOLE)
         failed = [
             f"{e.asset_check_evaluation_data.asset_key.to_user_string()}:{e.asset_check_evaluation_data.check_name}"
             f" — {e.asset_check_evaluation_data.description}"

@@ -10,6 +10,7 @@ from gosales_assets.assets import raw, star
 from gosales_assets.assets.features import build_feature_assets
 from gosales_assets.assets.labels import build_label_assets
 from gosales_assets.assets.models import build_model_assets
+from gosales_assets.assets.scoring import build_scoring_assets
 from gosales_assets.automation.cutoffs import register_config_cutoffs_sensor
 from gosales_assets.partitions import CUTOFF_PARTITIONS_NAME
 from gosales_assets.resources import (
@@ -50,7 +51,7 @@ def _partitioning(a: AssetsDefinition) -> str:
 
 def build_assets(settings: Settings) -> list[AssetsDefinition]:
     return [*load_assets_from_modules([raw, star]), *build_label_assets(settings), *build_feature_assets(settings),
-            *build_model_assets(settings)]
+            *build_model_assets(settings), *build_scoring_assets(settings)]
 
 
 def build_definitions(settings: Settings, cfg_path: Path) -> Definitions:

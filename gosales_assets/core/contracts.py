@@ -155,3 +155,18 @@ def reconciliation(raw_rows: int, kept_rows: int, rejected_rows: int) -> dict[st
         "unaccounted_rows": raw_rows - kept_rows - rejected_rows,
         "reconciles": raw_rows == kept_rows + rejected_rows,
     }
+
+
+def icp_scores_schema(divisions: list[str]) -> pa.DataFrameSchema:
+    from gosales_assets.core.scoring import ICP_SCHEMA
+
+    checks = {
+        "division": [pa.Check.isin(divisions)],
+        "icp_score": [pa.Check.in_range(0.0, 1.0)],
+        "bought_in_division": [pa.Check.isin([0, 1])],
+        "prediction_window_months": [pa.Check.ge(1)],
+    }
+    nullable = {"customer_name", "bought_in_division"}
+    cols = {name: _col(dtype(), nullable=name in nullable, checks=checks.get(name))
+            for name, dtype in ICP_SCHEMA.items()}
+    return pa.DataFrameSchema(cols, strict=True, unique=["division", "cutoff_date", "customer_id"], name="icp_scores")

@@ -1,0 +1,105 @@
+"""Group `scoring`: ICP scores per division × cutoff from the promoted model, and the CRM export."""
+
+import polars as pl
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    AssetIn,
+    AssetObservation,
+    AssetsDefinition,
+    Failure,
+    MetadataValue,
+    Output,
+    asset,
+)
+
+from gosales_assets.assets.common import contract_check_result, table_metadata
+from gosales_assets.assets.labels import DIVISION_CUTOFF_EXPR
+from gosales_assets.core.contracts import check_contract, icp_scores_schema
+from gosales_assets.core.modeling import load_model
+from gosales_assets.core.scoring import ICP_COLUMNS, score_population, zero_prevalence_alert
+from gosales_assets.partitions import division_cutoff_partitions, split_key
+from gosales_assets.resources import WAREHOUSE_POOL, ArtifactStore, GosalesSettings, WarehouseResource
+from gosales_assets.settings import Settings, division_slug
+
+
+def export_icp_scores(warehouse: WarehouseResource, artifacts: ArtifactStore, cutoff) -> str:
+    """Rewrite `<artifacts>/scores/<cutoff>/icp_scores.csv` with every published division of the cutoff.
+
+    Written to a temp file and renamed, so a CRM loader never reads half a file."""
+    rows = warehouse.query(f"select {', '.join(ICP_COLUMNS)} from icp_scores where cutoff_date = ? "
+                           "order by division, customer_id", [cutoff])
+    return str(artifacts.write_csv(["scores", cutoff.isoformat(), "icp_scores.csv"], rows))
+
+
+def build_scoring_assets(settings: Settings) -> list[AssetsDefinition]:
+    @asset(
+        name="icp_scores",
+        group_name="scoring",
+        partitions_def=division_cutoff_partitions(settings),
+        pool=WAREHOUSE_POOL,
+        output_required=False,
+        ins={"division_model": AssetIn(), "division_features": AssetIn()},
+        deps=["dim_customer"],
+        metadata={"partition_expr": DIVISION_CUTOFF_EXPR},
+        check_specs=[
+            AssetCheckSpec("contract", asset="icp_scores", blocking=True,
+                           description="Columns and types, icp_score in [0, 1], one row per customer"),
+            AssetCheckSpec("zero_prevalence_guard", asset="icp_scores", blocking=True,
+                           description="Labels known, zero positives, but the model trained on positives: the "
+                           "partition is not published (a broken join looks exactly like this)"),
+        ],
+        description="Calibrated probability that each eligible customer buys the division in the window after "
+        "the cutoff, from the promoted division_model of the partition; `bought_in_division` when known. Also "
+        "exported, all divisions of a cutoff, to <artifacts>/scores/<cutoff>/icp_scores.csv.",
+    )
+    def icp_scores(context: AssetExecutionContext, settings: GosalesSettings, warehouse: WarehouseResource,
+                   artifacts: ArtifactStore, division_model: pl.DataFrame, division_features: pl.DataFrame):
+        cfg = settings.get()
+        division, cutoff = split_key(context.partition_key)
+        if division_model.height == 0:
+            raise Failure(f"no model for {division} @ {cutoff}: division_model was skipped or not materialized "
+                          f"(see {artifacts.path('models', division_slug(division), cutoff.isoformat())})")
+        model_row = division_model.row(0, named=True)
+        if not model_row["gate_passed"]:
+            raise Failure(f"model {model_row['model_version']} for {division} @ {cutoff} failed its promotion gate "
+                          f"({model_row['gate_detail']}); it does not feed scoring")
+        names = warehouse.query("select customer_id, customer_name from dim_customer")
+        scores = score_population(
+            division_features, load_model(model_row["model_path"]), model_row, names, run_id=context.run.run_id)
+
+        alert = zero_prevalence_alert(scores, model_row)
+        if alert is not None:
+            path = artifacts.write_json(["alerts", cutoff.isoformat(), f"icp_scores_{division_slug(division)}.json"],
+                                        alert | {"run_id": context.run.run_id})
+            context.log.error(f"{division} @ {cutoff}: scores not published — {alert['reason']}")
+            context.log_event(AssetObservation(asset_key="icp_scores", partition=context.partition_key,
+                                               metadata={"published": False, "alert": alert["reason"],
+                                                         "alert_path": MetadataValue.path(str(path))}))
+            yield AssetCheckResult(check_name="zero_prevalence_guard", asset_key="icp_scores", passed=False,
+                                   severity=AssetCheckSeverity.ERROR, description=alert["reason"])
+            yield AssetCheckResult(check_name="contract", asset_key="icp_scores", passed=True,
+                                   description="not evaluated: the partition was not published",
+                                   metadata={"applicable": False})
+            return
+
+        known = scores.get_column("bought_in_division").null_count() < scores.height
+        meta = table_metadata(scores, cfg) | {
+            "model_version": model_row["model_version"],
+            "calibration_method": model_row["calibration_method"],
+            "mean_icp_score": round(float(scores.get_column("icp_score").mean() or 0.0), 6),
+            "labels_known": known,
+        }
+        if known:
+            meta["realized_positives"] = int(scores.get_column("bought_in_division").sum() or 0)
+        yield Output(scores, metadata=meta)
+        meta_path = export_icp_scores(warehouse, artifacts, cutoff)
+        context.log.info(f"exported {meta_path}")
+        yield contract_check_result(check_contract(scores, icp_scores_schema(cfg.divisions)), asset_key="icp_scores")
+        yield AssetCheckResult(check_name="zero_prevalence_guard", asset_key="icp_scores", passed=True,
+                               description="labels unknown (window open)" if not known
+                               else f"{meta['realized_positives']} realized positives")
+
+    return [icp_scores]

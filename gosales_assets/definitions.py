@@ -11,6 +11,7 @@ from gosales_assets.assets.features import build_feature_assets
 from gosales_assets.assets.labels import build_label_assets
 from gosales_assets.assets.models import build_model_assets
 from gosales_assets.assets.scoring import build_scoring_assets
+from gosales_assets.assets.whitespace import build_whitespace_assets
 from gosales_assets.automation.cutoffs import register_config_cutoffs_sensor
 from gosales_assets.partitions import CUTOFF_PARTITIONS_NAME
 from gosales_assets.resources import (
@@ -26,6 +27,7 @@ from gosales_assets.settings import Settings, config_path, load_settings
 STAR_JOB = "gosales_star"                        # unpartitioned: raw + star
 CUTOFF_JOB = "gosales_cutoff"                    # partitioned by cutoff
 DIVISION_CUTOFF_JOB = "gosales_division_cutoff"  # partitioned by division × cutoff
+WHITESPACE_JOB = "gosales_whitespace"            # partitioned by cutoff, after every division of the cutoff
 
 
 def build_resources(settings: Settings, cfg_path: Path) -> dict:
@@ -38,6 +40,8 @@ def build_resources(settings: Settings, cfg_path: Path) -> dict:
 
 
 def _partitioning(a: AssetsDefinition) -> str:
+    if set(a.group_names_by_key.values()) == {"whitespace"}:
+        return WHITESPACE_JOB
     pd = a.partitions_def
     if pd is None:
         return STAR_JOB
@@ -51,7 +55,7 @@ def _partitioning(a: AssetsDefinition) -> str:
 
 def build_assets(settings: Settings) -> list[AssetsDefinition]:
     return [*load_assets_from_modules([raw, star]), *build_label_assets(settings), *build_feature_assets(settings),
-            *build_model_assets(settings), *build_scoring_assets(settings)]
+            *build_model_assets(settings), *build_scoring_assets(settings), *build_whitespace_assets(settings)]
 
 
 def build_definitions(settings: Settings, cfg_path: Path) -> Definitions:

@@ -200,3 +200,36 @@ def parse_iso_date(expr: pl.Expr) -> pl.Expr:
     shaped = expr.str.contains(r"^\d{4}-\d{2}-\d{2}$")
     return pl.when(shaped).then(expr.str.strptime(pl.Date, "%Y-%m-%d", strict=False)).otherwise(None)
 
+
+
+# Optional eligibility lists, in `<landing>/eligibility/`: an absent file means "no rule".
+ELIGIBILITY_FILES = {
+    "region_allow": ("region_allowlist.csv", ["region"]),
+    "territory_allow": ("territory_allowlist.csv", ["territory"]),
+    "do_not_contact": ("do_not_contact.csv", ["customer_id"]),
+    "open_deals": ("open_deals.csv", ["customer_id"]),  # optional column `division` (empty = all divisions)
+}
+
+
+def read_eligibility(landing: Path) -> dict:
+    """{rule: list of values, or a DataFrame for open_deals, or None when the file is absent}."""
+    out: dict = {}
+    folder = Path(landing) / "eligibility"
+    for rule, (name, required) in ELIGIBILITY_FILES.items():
+        path = folder / name
+        if not path.is_file():
+            out[rule] = None
+            continue
+        try:
+            df = pl.read_csv(path, infer_schema=False)
+        except pl.exceptions.NoDataError:
+            raise RawDataError(f"eligibility: {path}: file is empty (delete it to disable the rule)") from None
+        missing = [c for c in required if c not in df.columns]
+        if missing:
+            raise RawDataError(f"eligibility: {path}: missing required column(s) {missing}; found {df.columns}")
+        if rule == "open_deals":
+            cols = ["customer_id", "division"] if "division" in df.columns else ["customer_id"]
+            out[rule] = df.select(cols)
+        else:
+            out[rule] = df.get_column(required[0]).drop_nulls().str.strip_chars().to_list()
+    return out

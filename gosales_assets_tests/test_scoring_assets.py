@@ -1,0 +1,143 @@
+"""icp_scores and the whitespace assets, materialized for real on demo data."""
+
+import json
+
+import duckdb
+import polars as pl
+import pytest
+from dagster import DagsterInstance
+
+from gosales_assets.automation.cutoffs import register_cutoffs
+from gosales_assets.core.scoring import ICP_COLUMNS, zero_prevalence_alert
+from gosales_assets.demo_data import generate_demo_data
+from gosales_assets.partitions import multi_key
+from gosales_assets_tests.conftest import check_results, materialized, new_project
+
+CUTOFFS = ["2025-03-31", "2025-06-30", "2025-09-30", "2026-03-31"]
+DIVS = ["Simulation", "PDM"]
+C = "2026-03-31"
+WS = ["whitespace", "whitespace_thresholds", "capacity_summary", "whitespace_metrics"]
+
+
+@pytest.fixture(scope="module")
+def scored(tmp_path_factory):
+    project = new_project(tmp_path_factory.mktemp("scoring"),
+                          {"cutoffs": CUTOFFS, "labels": {"auto_widen": {"enabled": False}},
+                           "whitespace": {"shadow_enabled": True, "challenger_enabled": True},
+                           # Gate behaviour is tested in test_models_asset; here every trained model should score.
+                           "models": {"gates": {"auc_min": 0.55, "lift10_min": 1.2, "cal_mae_max": 0.2}}})
+    generate_demo_data(project.settings.landing_dir, customers=2000, seed=7, settings=project.settings,
+                       ground_truth=False)
+    instance = DagsterInstance.ephemeral()
+    assert project.materialize(instance=instance).success
+    register_cutoffs(instance, project.settings)
+    for c in CUTOFFS:
+        assert project.materialize(["customer_features", "market_basket_rules", "als_embeddings"],
+                                   instance=instance, partition_key=c).success
+        for d in DIVS:
+            project.materialize(["labels", "division_features", "division_model", "icp_scores"],
+                                instance=instance, partition_key=multi_key(d, c))
+    return project, instance
+
+
+def test_icp_scores_columns_values_and_export(scored):
+    project, _ = scored
+    scores = project.table("icp_scores")
+    assert tuple(scores.columns) == ICP_COLUMNS
+    at_c = scores.filter(pl.col("cutoff_date") == pl.date(2026, 3, 31))
+    assert set(at_c.get_column("division").unique()) == set(DIVS)
+    assert at_c.get_column("icp_score").is_between(0, 1).all()
+    labels = project.table("labels").filter(pl.col("cutoff_date") == pl.date(2026, 3, 31))
+    joined = at_c.join(labels, on=["customer_id", "division"])
+    assert joined.height == at_c.height  # the scored population is the labels population
+    assert (joined.get_column("bought_in_division") == joined.get_column("label")).all()
+    reg = project.table("division_model").filter(pl.col("cutoff_date") == pl.date(2026, 3, 31))
+    assert set(at_c.get_column("model_version")) <= set(reg.get_column("model_version"))
+    export = project.settings.artifacts_dir / "scores" / C / "icp_scores.csv"
+    csv = pl.read_csv(export)
+    assert csv.columns == list(ICP_COLUMNS) and csv.height == at_c.height
+    assert not [p for p in export.parent.iterdir() if p.name.endswith(".tmp")]  # atomic: no temp leftovers
+
+
+def test_whitespace_ranking_files_checks_and_determinism(scored):
+    project, instance = scored
+    landing = project.settings.landing_dir
+    (landing / "eligibility").mkdir(exist_ok=True)
+    first = project.materialize(WS, instance=instance, partition_key=C)
+    assert first.success
+    checks = check_results(first)
+    assert checks[("whitespace", "contract")].passed and checks[("whitespace", "explanations")].passed
+    d = project.settings.artifacts_dir / "whitespace" / C
+    for name in [f"whitespace_{C}.csv", f"whitespace_explanations_{C}.csv", f"thresholds_whitespace_{C}.csv",
+                 f"whitespace_metrics_{C}.json", f"whitespace_log_{C}.jsonl", f"capacity_summary_{C}.csv"]:
+        assert (d / name).is_file(), name
+    ws = pl.read_csv(d / f"whitespace_{C}.csv")
+    assert ws.columns == ["run_id", "division", "customer_id", "score", "p_icp", "p_icp_pct", "lift_norm",
+                          "als_norm", "EV_norm", "nba_reason"]
+    assert ws.get_column("nba_reason").str.len_chars().max() <= 150
+    owned = project.table("fact_transactions").filter(pl.col("invoice_date") <= pl.date(2026, 3, 31))
+    owned = owned.group_by("customer_id", "division").agg(pl.col("revenue").sum()).filter(pl.col("revenue") > 0)
+    assert ws.join(owned, on=["customer_id", "division"]).height == 0  # never recommends an owned division
+    metrics = json.loads((d / f"whitespace_metrics_{C}.json").read_text())
+    assert metrics["rows"] == ws.height and metrics["selected"] > 0 and metrics["shadow"]["n"] == 100
+    assert metrics["capture"]["capture_at_10"] is not None  # outcomes are known at 2026-03-31 (+6 ≤ data end)
+    log = [json.loads(line) for line in (d / f"whitespace_log_{C}.jsonl").read_text().splitlines()]
+    assert {e["event"] for e in log} >= {"inputs", "normalization"}
+
+    # Same inputs -> same ranking, byte for byte (run ids aside).
+    second = project.materialize(WS, instance=instance, partition_key=C)
+    assert json.loads((d / f"whitespace_metrics_{C}.json").read_text())["checksum"] == metrics["checksum"]
+    assert second.success
+
+    # A do-not-contact list removes that customer everywhere and is counted.
+    top_customer = ws.item(0, "customer_id")
+    (landing / "eligibility" / "do_not_contact.csv").write_text(f"customer_id\n{top_customer}\n")
+    third = project.materialize(WS, instance=instance, partition_key=C)
+    assert third.success
+    ws3 = pl.read_csv(d / f"whitespace_{C}.csv")
+    removed = ws.filter(pl.col("customer_id") == top_customer).height
+    assert ws3.height == ws.height - removed and top_customer not in ws3.get_column("customer_id").to_list()
+    gate = {r["rule"]: r for r in json.loads((d / f"whitespace_metrics_{C}.json").read_text())["eligibility"]}
+    assert gate["do_not_contact"]["removed"] == removed and gate["region_allow"]["active"] is False
+    (landing / "eligibility" / "do_not_contact.csv").unlink()
+
+
+def test_scores_refuse_a_model_that_failed_its_gate(scored):
+    project, instance = scored
+    with duckdb.connect(str(project.settings.warehouse_path)) as conn:
+        conn.execute("update division_model set gate_passed = false, gate_detail = 'auc 0.5 < 0.7 (short by 0.2)' "
+                     "where division = 'PDM' and cutoff_date = '2026-03-31'")
+    result = project.materialize(["icp_scores"], instance=instance, partition_key=multi_key("PDM", C))
+    assert not result.success
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    assert "failed its promotion gate" in failure.step_failure_data.error.message
+    assert "short by 0.2" in failure.step_failure_data.error.message
+
+
+def test_zero_prevalence_guard_blocks_publication(scored):
+    project, instance = scored
+    with duckdb.connect(str(project.settings.warehouse_path)) as conn:
+        conn.execute(f"update division_features set label = 0 where division = 'Simulation' and cutoff_date = '{C}'")
+        conn.execute(f"delete from icp_scores where division = 'Simulation' and cutoff_date = '{C}'")
+        trained = conn.execute(f"select count(*) from division_model where division = 'Simulation' "
+                               f"and cutoff_date = '{C}' and gate_passed").fetchone()[0]
+    assert trained == 1
+    result = project.materialize(["icp_scores"], instance=instance, partition_key=multi_key("Simulation", C))
+    # Not published, and the run fails so the operator sees it (the check is ERROR and blocking).
+    assert not result.success and "icp_scores" not in materialized(result)
+    guard = check_results(result)[("icp_scores", "zero_prevalence_guard")]
+    assert not guard.passed and "0 positives" in guard.description
+    alert = json.loads((project.settings.artifacts_dir / "alerts" / C / "icp_scores_simulation.json").read_text())
+    assert alert["kind"] == "zero_prevalence" and alert["train_positives"] > 0
+    assert project.table("icp_scores").filter((pl.col("division") == "Simulation")
+                                              & (pl.col("cutoff_date") == pl.date(2026, 3, 31))).height == 0
+
+
+def test_zero_prevalence_alert_rule():
+    scores = pl.DataFrame({"division": ["PDM"] * 3, "cutoff_date": [None] * 3, "bought_in_division": [0, 0, 0]},
+                          schema_overrides={"bought_in_division": pl.Int8, "cutoff_date": pl.Date})
+    row = {"train_positives": 12, "model_version": "abc"}
+    assert zero_prevalence_alert(scores, row)["reason"].startswith("3 customers with known outcomes and 0 positives")
+    assert zero_prevalence_alert(scores, {**row, "train_positives": 0}) is None
+    assert zero_prevalence_alert(scores.with_columns(pl.lit(None, pl.Int8).alias("bought_in_division")), row) is None
+    assert zero_prevalence_alert(scores.with_columns(pl.Series("bought_in_division", [0, 1, 0], pl.Int8)), row) is None

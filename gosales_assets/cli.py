@@ -41,8 +41,14 @@ def _cmd_materialize(args: argparse.Namespace, settings: Settings) -> int:
     defs = build_definitions(settings, config_path())
     with DagsterInstance.get() as instance:
         outcomes = materialize_all(defs, instance, settings)
-    failed = [o for o in outcomes if not o.success]
-    print(f"{len(outcomes) - len(failed)} of {len(outcomes)} runs succeeded")
+    held = [o for o in outcomes if not o.success and o.blocked_by_checks]
+    failed = [o for o in outcomes if not o.success and not o.blocked_by_checks]
+    print(f"{len(outcomes) - len(held) - len(failed)} of {len(outcomes)} runs succeeded")
+    if held:
+        print(f"{len(held)} run(s) held back by a blocking check (e.g. a model that missed its promotion gate): "
+              "nothing downstream was published for those partitions; see docs/TROUBLESHOOTING.md")
+    if failed:
+        print(f"{len(failed)} run(s) FAILED with an error; open them in the UI (make ui) for the stack trace")
     return 1 if failed else 0
 
 

@@ -25,6 +25,9 @@ class RunOutcome:
     run_id: str
     success: bool
     failed_checks: list[str] = field(default_factory=list)
+    # True when the run failed only because a blocking check said no (e.g. a model missed its promotion
+    # gate): the engine worked and refused to publish; no step raised an error.
+    blocked_by_checks: bool = False
 
 
 def _job_names(defs: Definitions) -> set[str]:
@@ -62,9 +65,14 @@ def materialize_all(defs: Definitions, instance: DagsterInstance, settings: Sett
             for e in result.all_events
             if e.event_type_value == "ASSET_CHECK_EVALUATION" and not e.asset_check_evaluation_data.passed
         ]
-        outcome = RunOutcome(job_name, str(key) if key is not None else None, result.run_id, result.success, failed)
+        errors = [e.step_failure_data.error for e in result.all_events if e.is_step_failure]
+        blocked = (not result.success and bool(errors)
+                   and all(err.cls_name == "DagsterAssetCheckFailedError" for err in errors if err is not None))
+        outcome = RunOutcome(job_name, str(key) if key is not None else None, result.run_id, result.success, failed,
+                             blocked)
         outcomes.append(outcome)
-        log(f"{'ok  ' if result.success else 'FAIL'} {job_name} {outcome.partition or ''} (run {result.run_id[:8]})")
+        status = "ok  " if result.success else ("held" if blocked else "FAIL")
+        log(f"{status} {job_name} {outcome.partition or ''} (run {result.run_id[:8]})")
         for line in failed:
             log(f"       check did not pass: {line}")
         if job_name == STAR_JOB and not result.success:

@@ -29,6 +29,7 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import polars as pl
+import yaml
 from dagster import DagsterInstance
 
 from gosales_assets.core.calendar import window_end
@@ -93,6 +94,21 @@ def evaluate(settings, ground_truth: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
     return pl.DataFrame(pooled).sort("division"), pl.DataFrame(per_cutoff)
 
 
+def ranking_capture(settings) -> pl.DataFrame:
+    """capture@10 per cutoff with known outcomes, from the whitespace metrics files."""
+    rows = []
+    for path in sorted((settings.artifacts_dir / "whitespace").glob("*/whitespace_metrics_*.json")):
+        m = json.loads(path.read_text())
+        cap = m.get("capture") or {}
+        if cap.get("capture_at_10") is None:
+            continue
+        rows.append({"cutoff": m["cutoff"], "pairs": m["rows"], "blend": cap.get("capture_at_10"),
+                     "p_icp_only": cap.get("capture_at_10_p_icp_only"),
+                     "p_icp_pct_only": cap.get("capture_at_10_p_icp_pct_only"),
+                     "legacy": cap.get("capture_at_10_legacy")})
+    return pl.DataFrame(rows)
+
+
 def _fmt(v) -> str:
     if v is None:
         return "–"
@@ -116,17 +132,24 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--reuse", action="store_true", help="evaluate an existing run in --home")
     args = ap.parse_args(argv)
 
-    settings = load_settings(home=args.home)
+    # The default configuration, plus the legacy shadow list so the ranking can be compared with it.
+    args.home.mkdir(parents=True, exist_ok=True)
+    doc_cfg = yaml.safe_load(config_path().read_text())
+    doc_cfg.setdefault("whitespace", {})["shadow_enabled"] = True
+    cfg_file = args.home.parent / "quality_gosales.yaml"
+    cfg_file.write_text(yaml.safe_dump(doc_cfg, sort_keys=False))
+    settings = load_settings(cfg_file, home=args.home)
     seed = args.seed if args.seed is not None else settings.seeds.demo
     started = time.time()
     if not args.reuse:
         shutil.rmtree(args.home, ignore_errors=True)
         generate_demo_data(settings.landing_dir, customers=args.customers, seed=seed, settings=settings)
-        defs = build_definitions(settings, config_path())
+        defs = build_definitions(settings, cfg_file)
         with DagsterInstance.ephemeral() as instance:
             outcomes = materialize_all(defs, instance, settings, log=lambda line: None)
         print(f"materialized {sum(o.success for o in outcomes)}/{len(outcomes)} runs in {time.time() - started:.0f}s")
     pooled, per_cutoff = evaluate(settings, settings.landing_dir / "ground_truth.parquet")
+    ranking = ranking_capture(settings)
 
     met = pooled.filter(pl.col("bar") == "met").height
     missed = pooled.filter(pl.col("bar") == "MISSED").height
@@ -150,6 +173,14 @@ Result: {met} division(s) met the bar, {missed} missed it, the rest have too few
 
 {_md_table(per_cutoff.sort("division", "cutoff")) if per_cutoff.height else "_no forward cutoff with a model_"}
 
+## Whitespace ranking: capture of realized purchases
+
+Share of all realized next-window purchases (over the divisions with published scores) found in the top 10 %
+of each cutoff's ranked list, by ordering: the blended score (champion), the calibrated probability alone,
+its per-division percentile alone, and the legacy revenue × recency heuristic (shadow list).
+
+{_md_table(ranking) if ranking.height else "_no cutoff with realized outcomes and a ranked list_"}
+
 ## Reading this
 
 - `model_auc` / `oracle_auc` are on the same rows; `auc_gap` = oracle − model.
@@ -164,7 +195,8 @@ Result: {met} division(s) met the bar, {missed} missed it, the rest have too few
     results = ROOT / "bench_results"
     results.mkdir(exist_ok=True)
     (results / "model_quality.json").write_text(json.dumps(
-        {"pooled": pooled.to_dicts(), "per_cutoff": per_cutoff.to_dicts()}, indent=2, default=str))
+        {"pooled": pooled.to_dicts(), "per_cutoff": per_cutoff.to_dicts(), "ranking": ranking.to_dicts()},
+        indent=2, default=str))
     print(doc)
     return 0
 

@@ -22,3 +22,15 @@ def test_every_star_check_is_documented():
     assert len(specs) >= 10
     for spec in specs:
         assert f"| `{spec.name}` |" in text, (spec.asset_key, spec.name)
+
+
+def test_every_check_of_the_graph_is_in_troubleshooting(project):
+    from gosales_assets.definitions import build_definitions
+
+    text = (DOCS / "TROUBLESHOOTING.md").read_text()
+    graph = build_definitions(project.settings, project.config_path).resolve_asset_graph()
+    specs = [spec for a in graph.assets_defs for spec in a.check_specs]
+    assert len(specs) >= 30
+    for spec in specs:
+        assert f"`{spec.asset_key.to_user_string()}`" in text, spec.asset_key
+        assert f"`{spec.name}`" in text, spec.name

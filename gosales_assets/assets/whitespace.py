@@ -173,6 +173,7 @@ def build_whitespace_assets(settings: Settings) -> list[AssetsDefinition]:
             for k in CAPTURE_KS:
                 capture[f"capture_at_{k:g}"] = capture_at_k(ranked, k_pct=k)
                 capture[f"capture_at_{k:g}_p_icp_only"] = capture_at_k(ranked, k_pct=k, score_col="p_icp")
+                capture[f"capture_at_{k:g}_p_icp_pct_only"] = capture_at_k(ranked, k_pct=k, score_col="p_icp_pct")
         shadow = None
         if ws.shadow_enabled:
             legacy = legacy_heuristic(result.ranked.select("customer_id", "division",

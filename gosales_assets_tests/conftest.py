@@ -95,3 +95,29 @@ def latest_metadata(instance: DagsterInstance, key: str) -> dict:
     ev = instance.get_latest_materialization_event(AssetKey(key))
     assert ev is not None, f"{key} was never materialized"
     return {k: v.value for k, v in ev.asset_materialization.metadata.items()}
+
+
+CUTOFF_ASSETS = ["customer_features", "market_basket_rules", "als_embeddings"]
+
+
+def demo_pipeline(root: Path, overrides: dict, *, customers: int, cutoffs: list[str], divisions: list[str],
+                  division_assets: list[str], seed: int = 7, strict: bool = True) -> tuple[Project, DagsterInstance]:
+    """A project on generated demo data with the star schema, the cutoff features of every cutoff and
+    `division_assets` of every division × cutoff materialized (in date order), in one ephemeral instance.
+    `strict=False` tolerates partitions held back by a check (e.g. a model that missed its gate)."""
+    from gosales_assets.automation.cutoffs import register_cutoffs
+    from gosales_assets.demo_data import generate_demo_data
+    from gosales_assets.partitions import multi_key
+
+    project = new_project(root, {"cutoffs": cutoffs, **overrides})
+    generate_demo_data(project.settings.landing_dir, customers=customers, seed=seed, settings=project.settings,
+                       ground_truth=False)
+    instance = DagsterInstance.ephemeral()
+    assert project.materialize(instance=instance).success
+    register_cutoffs(instance, project.settings)
+    for c in cutoffs:
+        assert project.materialize(CUTOFF_ASSETS, instance=instance, partition_key=c).success
+        for d in divisions:
+            result = project.materialize(division_assets, instance=instance, partition_key=multi_key(d, c))
+            assert result.success or not strict, (d, c)
+    return project, instance

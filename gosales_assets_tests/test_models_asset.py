@@ -5,13 +5,11 @@ import json
 import duckdb
 import polars as pl
 import pytest
-from dagster import AssetExecutionContext, AssetIn, DagsterInstance, asset, materialize
+from dagster import AssetExecutionContext, AssetIn, AssetKey, InMemoryIOManager, asset, materialize
 
-from gosales_assets.automation.cutoffs import register_cutoffs
 from gosales_assets.definitions import build_definitions
-from gosales_assets.demo_data import generate_demo_data
 from gosales_assets.partitions import division_cutoff_partitions, multi_key
-from gosales_assets_tests.conftest import check_results, materialized, new_project
+from gosales_assets_tests.conftest import check_results, demo_pipeline, materialized
 
 CUTOFFS = ["2025-03-31", "2025-06-30", "2025-09-30", "2026-03-31"]
 DIV = "Simulation"
@@ -19,18 +17,9 @@ DIV = "Simulation"
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    project = new_project(tmp_path_factory.mktemp("models"),
-                          {"cutoffs": CUTOFFS, "labels": {"auto_widen": {"enabled": False}}})
-    generate_demo_data(project.settings.landing_dir, customers=2000, seed=7, settings=project.settings,
-                       ground_truth=False)
-    instance = DagsterInstance.ephemeral()
-    assert project.materialize(instance=instance).success
-    register_cutoffs(instance, project.settings)
-    for c in CUTOFFS:
-        assert project.materialize(["customer_features", "market_basket_rules", "als_embeddings"],
-                                   instance=instance, partition_key=c).success
-        assert project.materialize(["labels", "division_features"], instance=instance,
-                                   partition_key=multi_key(DIV, c)).success
+    project, instance = demo_pipeline(tmp_path_factory.mktemp("models"), {"labels": {"auto_widen": {"enabled": False}}},
+                                      customers=2000, cutoffs=CUTOFFS, divisions=[DIV],
+                                      division_assets=["labels", "division_features"])
     result = project.materialize(["division_model"], instance=instance, partition_key=multi_key(DIV, "2026-03-31"))
     return project, instance, result
 
@@ -66,8 +55,7 @@ def test_model_is_trained_on_closed_windows_with_all_artifacts(trained):
     report = json.loads((d / "leakage_report.json").read_text())
     assert {k: v["status"] for k, v in report.items()} == dict.fromkeys(
         ["fold_overlap", "time_order", "static_scan", "feature_shift"], "PASS")
-    meta = instance.get_latest_materialization_event(
-        __import__("dagster").AssetKey("division_model")).asset_materialization.metadata
+    meta = instance.get_latest_materialization_event(AssetKey("division_model")).asset_materialization.metadata
     assert meta["gains_chart"].value.startswith("![gains](data:image/png;base64,")
     assert meta["auc"].value == pytest.approx(reg["auc"])
 
@@ -118,7 +106,6 @@ def test_gate_blocks_downstream_for_a_model_trained_on_shuffled_labels(trained, 
     def scoring_probe(context: AssetExecutionContext, division_model: pl.DataFrame) -> int:
         return 1
 
-    from dagster import InMemoryIOManager
     result = materialize([*defs.assets, scoring_probe], resources={**defs.resources, "mem": InMemoryIOManager()},
                          instance=instance, partition_key=multi_key(DIV, "2026-03-31"),
                          selection=["division_model", "scoring_probe"], raise_on_error=False)

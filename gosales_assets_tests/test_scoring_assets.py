@@ -5,13 +5,10 @@ import json
 import duckdb
 import polars as pl
 import pytest
-from dagster import DagsterInstance
 
-from gosales_assets.automation.cutoffs import register_cutoffs
 from gosales_assets.core.scoring import ICP_COLUMNS, zero_prevalence_alert
-from gosales_assets.demo_data import generate_demo_data
 from gosales_assets.partitions import multi_key
-from gosales_assets_tests.conftest import check_results, materialized, new_project
+from gosales_assets_tests.conftest import check_results, demo_pipeline, materialized
 
 CUTOFFS = ["2025-03-31", "2025-06-30", "2025-09-30", "2026-03-31"]
 DIVS = ["Simulation", "PDM"]
@@ -21,23 +18,13 @@ WS = ["whitespace", "whitespace_thresholds", "capacity_summary", "whitespace_met
 
 @pytest.fixture(scope="module")
 def scored(tmp_path_factory):
-    project = new_project(tmp_path_factory.mktemp("scoring"),
-                          {"cutoffs": CUTOFFS, "labels": {"auto_widen": {"enabled": False}},
-                           "whitespace": {"shadow_enabled": True, "challenger_enabled": True},
-                           # Gate behaviour is tested in test_models_asset; here every trained model should score.
-                           "models": {"gates": {"auc_min": 0.55, "lift10_min": 1.2, "cal_mae_max": 0.2}}})
-    generate_demo_data(project.settings.landing_dir, customers=2000, seed=7, settings=project.settings,
-                       ground_truth=False)
-    instance = DagsterInstance.ephemeral()
-    assert project.materialize(instance=instance).success
-    register_cutoffs(instance, project.settings)
-    for c in CUTOFFS:
-        assert project.materialize(["customer_features", "market_basket_rules", "als_embeddings"],
-                                   instance=instance, partition_key=c).success
-        for d in DIVS:
-            project.materialize(["labels", "division_features", "division_model", "icp_scores"],
-                                instance=instance, partition_key=multi_key(d, c))
-    return project, instance
+    overrides = {"labels": {"auto_widen": {"enabled": False}},
+                 "whitespace": {"shadow_enabled": True, "challenger_enabled": True},
+                 # Gate behaviour is tested in test_models_asset; here every trained model should score.
+                 "models": {"gates": {"auc_min": 0.55, "lift10_min": 1.2, "cal_mae_max": 0.2}}}
+    return demo_pipeline(tmp_path_factory.mktemp("scoring"), overrides, customers=2000, cutoffs=CUTOFFS,
+                         divisions=DIVS, division_assets=["labels", "division_features", "division_model",
+                                                          "icp_scores"], strict=False)
 
 
 def test_icp_scores_columns_values_and_export(scored):

@@ -10,10 +10,18 @@ Also the calendar rules every later step relies on (DESIGN.md §3):
 from __future__ import annotations
 
 import datetime as dt
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from dagster import DynamicPartitionsDefinition, MultiPartitionKey, MultiPartitionsDefinition, StaticPartitionsDefinition
+from dagster import (
+    DynamicPartitionsDefinition,
+    MultiPartitionKey,
+    MultiPartitionsDefinition,
+    MultiToSingleDimensionPartitionMapping,
+    StaticPartitionsDefinition,
+)
+from dagster._utils.warnings import BetaWarning
 
 from gosales_assets.core.calendar import add_months, month_end, window_end  # noqa: F401 (re-exported)
 from gosales_assets.settings import Settings
@@ -28,6 +36,13 @@ def division_partitions(settings: Settings) -> StaticPartitionsDefinition:
 
 def division_cutoff_partitions(settings: Settings) -> MultiPartitionsDefinition:
     return MultiPartitionsDefinition({"cutoff": cutoff_partitions, "division": division_partitions(settings)})
+
+
+def same_cutoff() -> MultiToSingleDimensionPartitionMapping:
+    """Maps a cutoff partition to every division × cutoff partition of that cutoff (and back)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", BetaWarning)  # stable in practice; Dagster still labels it beta
+        return MultiToSingleDimensionPartitionMapping(partition_dimension_name="cutoff")
 
 
 @dataclass(frozen=True)

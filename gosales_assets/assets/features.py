@@ -13,7 +13,6 @@ from dagster import (
     AssetIn,
     AssetsDefinition,
     MetadataValue,
-    MultiToSingleDimensionPartitionMapping,
     Output,
     asset,
 )
@@ -26,7 +25,7 @@ from gosales_assets.core.checksum import frame_checksum
 from gosales_assets.core.division_features import TARGET_SIGNAL_COLUMNS, build_division_features
 from gosales_assets.core.features import build_customer_features, feature_catalog, feature_stats
 from gosales_assets.core.leakage import invariance_report, source_date_audit
-from gosales_assets.partitions import cutoff_partitions, division_cutoff_partitions, parse_cutoff, split_key
+from gosales_assets.partitions import same_cutoff, cutoff_partitions, division_cutoff_partitions, parse_cutoff, split_key
 from gosales_assets.resources import WAREHOUSE_POOL, ArtifactStore, GosalesSettings, WarehouseResource
 from gosales_assets.settings import Settings, division_slug
 
@@ -100,7 +99,7 @@ def _catalog_outputs(artifacts: ArtifactStore, rel: list[str], features: pl.Data
 
 
 def build_feature_assets(settings: Settings) -> list[AssetsDefinition]:
-    cutoff_only = MultiToSingleDimensionPartitionMapping(partition_dimension_name="cutoff")
+    cutoff_only = same_cutoff()
 
     @asset(
         name="customer_features",

@@ -15,7 +15,6 @@ from dagster import (
     AssetOut,
     AssetsDefinition,
     MetadataValue,
-    MultiToSingleDimensionPartitionMapping,
     Output,
     multi_asset,
 )
@@ -41,7 +40,7 @@ from gosales_assets.core.ranking import (
     stability,
     whitespace_inputs,
 )
-from gosales_assets.partitions import cutoff_partitions, parse_cutoff
+from gosales_assets.partitions import same_cutoff, cutoff_partitions, parse_cutoff
 from gosales_assets.resources import WAREHOUSE_POOL, ArtifactStore, GosalesSettings, WarehouseResource
 from gosales_assets.settings import Settings
 
@@ -74,7 +73,7 @@ def _challenger_training(warehouse: WarehouseResource, cutoff: dt.date, max_wind
 
 
 def build_whitespace_assets(settings: Settings) -> list[AssetsDefinition]:
-    all_divisions = MultiToSingleDimensionPartitionMapping(partition_dimension_name="cutoff")
+    all_divisions = same_cutoff()
     per_cutoff = {"partition_expr": "cutoff_date"}
 
     @multi_asset(

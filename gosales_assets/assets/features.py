@@ -25,7 +25,13 @@ from gosales_assets.core.checksum import frame_checksum
 from gosales_assets.core.division_features import TARGET_SIGNAL_COLUMNS, build_division_features
 from gosales_assets.core.features import build_customer_features, feature_catalog, feature_stats
 from gosales_assets.core.leakage import invariance_report, source_date_audit
-from gosales_assets.partitions import same_cutoff, cutoff_partitions, division_cutoff_partitions, parse_cutoff, split_key
+from gosales_assets.partitions import (
+    cutoff_partitions,
+    division_cutoff_partitions,
+    parse_cutoff,
+    same_cutoff,
+    split_key,
+)
 from gosales_assets.resources import WAREHOUSE_POOL, ArtifactStore, GosalesSettings, WarehouseResource
 from gosales_assets.settings import Settings, division_slug
 

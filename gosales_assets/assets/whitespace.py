@@ -40,7 +40,7 @@ from gosales_assets.core.ranking import (
     stability,
     whitespace_inputs,
 )
-from gosales_assets.partitions import same_cutoff, cutoff_partitions, parse_cutoff
+from gosales_assets.partitions import cutoff_partitions, parse_cutoff, same_cutoff
 from gosales_assets.resources import WAREHOUSE_POOL, ArtifactStore, GosalesSettings, WarehouseResource
 from gosales_assets.settings import Settings
 

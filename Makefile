@@ -5,6 +5,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export GOSALES_HOME ?= $(CURDIR)/.gosales
 export DAGSTER_HOME ?= $(GOSALES_HOME)/dagster_home
+# LightGBM's OpenMP threads otherwise spin while waiting, which starves other work on a 2-core machine.
+export OMP_WAIT_POLICY ?= PASSIVE
 
 .PHONY: demo test ui venv dagster-home clean bench quality
 

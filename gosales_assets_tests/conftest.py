@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +14,10 @@ import yaml
 from dagster import AssetKey, AssetSelection, DagsterInstance, ExecuteInProcessResult, materialize
 
 from gosales_assets.settings import DEFAULT_CONFIG_PATH, Settings, load_settings
+
+# Two xdist workers share two cores: OpenMP threads that spin while waiting (LightGBM's default) would
+# oversubscribe them badly. Must be set before lightgbm is first imported (nothing above imports it).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 @dataclass
@@ -61,7 +66,9 @@ def _deep_merge(base: dict, over: dict) -> dict:
 def new_project(root: Path, overrides: dict | None = None) -> Project:
     """Write a config (the default one plus overrides) under `root` and return a Project rooted there."""
     root.mkdir(parents=True, exist_ok=True)
-    doc = _deep_merge(yaml.safe_load(DEFAULT_CONFIG_PATH.read_text()), overrides or {})
+    # One LightGBM thread per test worker (the suite runs two workers on two cores).
+    doc = _deep_merge(yaml.safe_load(DEFAULT_CONFIG_PATH.read_text()), {"models": {"num_threads": 1}})
+    doc = _deep_merge(doc, overrides or {})
     cfg = root / "gosales.yaml"
     cfg.write_text(yaml.safe_dump(doc, sort_keys=False))
     return Project(load_settings(cfg, home=root / "home"), cfg)

@@ -14,7 +14,6 @@ merged (the earlier system lost sales that way).
 from __future__ import annotations
 
 import datetime as dt
-import json
 from dataclasses import dataclass
 
 import polars as pl
@@ -252,14 +251,3 @@ def violation_summary(violations: pl.DataFrame) -> dict[str, dict[str, int]]:
         )
         out[table] = {r: int(counts.get(r, 0)) for r, _ in rules}
     return out
-
-
-def date_range(df: pl.DataFrame, col: str) -> dict[str, str | None]:
-    if df.height == 0:
-        return {"min": None, "max": None}
-    lo, hi = df.select(pl.col(col).min().alias("lo"), pl.col(col).max().alias("hi")).row(0)
-    return {"min": lo.isoformat() if lo else None, "max": hi.isoformat() if hi else None}
-
-
-def json_dumps(obj: object) -> str:
-    return json.dumps(obj, sort_keys=True, default=str)

@@ -188,8 +188,14 @@ its per-division percentile alone, and the legacy revenue × recency heuristic (
   probability against the realized outcome.
 - The oracle uses first-month truth, so it is a slightly conservative ceiling; a window-level oracle
   (1 − Π(1 − p) over the months) would be inflated by purchases already made inside the window.
-- Where the bar is missed, the usual cause is the generator's hidden per-customer engagement, which drives first
-  purchases and is only partly visible in the purchase history a model can see.
+- **Why the bar is hard to judge at this size**: each forward cutoff has only ~15–25 positives per division, so
+  the 95 % bootstrap interval of an AUC gap spans roughly ±0.04 — a 0.05 gap is not significantly above 0.03.
+- **The features are not the bottleneck**: a regression of the oracle's log-odds on the same features, trained on
+  the same cutoffs, comes within −0.002 to 0.030 of the oracle AUC on the judged divisions. The bottleneck is
+  the number of labelled positives: strong shrinkage and small trees (the defaults now) recover about half of
+  the gap; with 16× the labels (Bernoulli draws from the oracle) LightGBM reaches ~0.01–0.05.
+- Closing the bar reliably needs about ten times more purchase events (a ~30k-customer demo) and per-division
+  feature pruning; see the notes in the project's issue on model quality.
 """
     args.out.write_text(doc)
     results = ROOT / "bench_results"

@@ -2,6 +2,7 @@
 cutoff's features and a division × cutoff model frame, materialized for real."""
 
 import datetime as dt
+import json
 
 import polars as pl
 import pytest
@@ -72,6 +73,10 @@ def test_cutoff_features_and_division_frame(demo):
     assert checked == len(project.settings.divisions)
     meta = latest_metadata(instance, "customer_features")
     assert meta["n_features"] > 250 and meta["latest_source_date"] <= CUTOFF
+    stats = json.loads((project.settings.artifacts_dir / "features" / CUTOFF / "als_stats.json").read_text())
+    assert stats["n_features"] == 2 and 0 <= stats["features"]["als_similarity"]["null_rate"] <= 1
+    assert json.loads((project.settings.artifacts_dir / "features" / CUTOFF / "market_basket_stats.json")
+                      .read_text())["features"]["lift"]["null_rate"] == 0
     catalog = project.settings.artifacts_dir / "features" / CUTOFF / "feature_catalog.csv"
     assert catalog.is_file() and "rfm__success_plan__revenue_sum__12m" in catalog.read_text()
 

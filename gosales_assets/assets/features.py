@@ -157,6 +157,8 @@ def build_feature_assets(settings: Settings) -> list[AssetsDefinition]:
 
         rules = build(fact)
         path = artifacts.write_csv(["features", cutoff.isoformat(), "market_basket_rules.csv"], rules)
+        artifacts.write_json(["features", cutoff.isoformat(), "market_basket_stats.json"],
+                             feature_stats(rules, ["support", "confidence", "lift"]))
         passing = rules.filter(pl.col("passes_thresholds"))
         top = passing.sort("lift", descending=True).head(10).select(
             "antecedent", "consequent", pl.col("support").round(4), pl.col("confidence").round(3),
@@ -194,6 +196,7 @@ def build_feature_assets(settings: Settings) -> list[AssetsDefinition]:
         sim = result.similarity
         rel = ["features", cutoff.isoformat()]
         artifacts.write_csv([*rel, "als_division_vectors.csv"], result.division_vectors)
+        artifacts.write_json([*rel, "als_stats.json"], feature_stats(sim, ["als_similarity", "als_coverage"]))
         coverage = sim.group_by("division", maintain_order=True).agg(
             pl.col("als_coverage").mean().round(3).alias("coverage"),
             pl.col("als_similarity").mean().round(3).alias("mean_similarity"))

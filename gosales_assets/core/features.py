@@ -545,12 +545,14 @@ def _clean(v: object) -> float | None:
     return None if math.isnan(f) or math.isinf(f) else f
 
 
-def feature_stats(features: pl.DataFrame) -> dict:
+def feature_stats(features: pl.DataFrame, columns: list[str] | None = None) -> dict:
     """JSON-ready summary: row/feature counts, checksum, and per feature null rate (+ p1/p99 for numbers).
 
-    The quantiles are informational winsorisation caps; the model pipeline learns its own.
+    `columns` defaults to the columns named `family__scope__metric__window`; pass them explicitly for signal
+    tables named otherwise (basket rules, ALS similarities). The quantiles are informational winsorisation
+    caps; the model pipeline learns its own.
     """
-    cols = _feature_columns(features)
+    cols = _feature_columns(features) if columns is None else list(columns)
     numeric = [c for c in cols if features.schema[c].is_numeric()]
     per: dict[str, dict] = {}
     if features.height:

@@ -1,0 +1,58 @@
+"""The warehouse IO manager: partition slices, schema growth, atomic writes; the artifact store."""
+
+import duckdb
+import polars as pl
+from dagster import AssetExecutionContext, StaticPartitionsDefinition, asset, materialize
+
+from gosales_assets.resources import WarehouseIOManager, atomic_write_text
+
+PARTS = StaticPartitionsDefinition(["a", "b", "Lab's R&D"])  # a quote in a key must be escaped in SQL
+
+
+def _asset(frames: dict):
+    @asset(partitions_def=PARTS, metadata={"partition_expr": "part"})
+    def things(context: AssetExecutionContext) -> pl.DataFrame:
+        return frames[context.partition_key]
+
+    return things
+
+
+def _run(db, frames, key):
+    return materialize([_asset(frames)], partition_key=key, raise_on_error=False,
+                       resources={"io_manager": WarehouseIOManager(database=str(db), schema="main")})
+
+
+def _table(db) -> pl.DataFrame:
+    with duckdb.connect(str(db), read_only=True) as conn:
+        return conn.execute("select * from main.things order by part, x").pl()
+
+
+def test_partition_slices_schema_growth_and_rollback(tmp_path):
+    db = tmp_path / "w.duckdb"
+    frames = {
+        "a": pl.DataFrame({"part": ["a", "a"], "x": [1, 2]}),
+        "b": pl.DataFrame({"part": ["b"], "x": [3], "y": ["new column"]}),
+        "Lab's R&D": pl.DataFrame({"part": ["Lab's R&D"], "x": [4]}),
+    }
+    assert _run(db, frames, "a").success
+    assert _run(db, frames, "b").success  # a new column is added; partition a gets nulls
+    assert _run(db, frames, "Lab's R&D").success
+    t = _table(db)
+    assert t.select("part", "x", "y").rows() == [("Lab's R&D", 4, None), ("a", 1, None), ("a", 2, None),
+                                                 ("b", 3, "new column")]
+    # Re-materializing a partition replaces its slice only.
+    frames["a"] = pl.DataFrame({"part": ["a"], "x": [10]})
+    assert _run(db, frames, "a").success
+    assert _table(db).get_column("x").to_list() == [4, 10, 3]
+    # A write that fails (x cannot hold text) rolls back: partition b keeps its rows instead of being emptied.
+    frames["b"] = pl.DataFrame({"part": ["b"], "x": ["not a number"]})
+    assert not _run(db, frames, "b").success
+    assert _table(db).filter(pl.col("part") == "b").get_column("x").to_list() == [3]
+
+
+def test_atomic_write_leaves_no_temp_files(tmp_path):
+    path = atomic_write_text(tmp_path / "sub" / "f.csv", "a,b\n1,2\n")
+    assert path.read_text() == "a,b\n1,2\n"
+    atomic_write_text(path, "a,b\n3,4\n")
+    assert path.read_text() == "a,b\n3,4\n"
+    assert [p.name for p in path.parent.iterdir()] == ["f.csv"]

@@ -19,10 +19,17 @@ from dagster import (
     multi_asset,
 )
 
-from gosales_assets.assets.common import markdown_table
+from gosales_assets.assets.common import contract_check_result, markdown_table
 from gosales_assets.assets.features import fact_until
 from gosales_assets.core.calendar import window_end
 from gosales_assets.core.checksum import frame_checksum
+from gosales_assets.core.contracts import (
+    capacity_grid_schema,
+    capacity_summary_schema,
+    check_contract,
+    whitespace_metrics_schema,
+    whitespace_schema,
+)
 from gosales_assets.core.explain import check_reasons, explanation_frame
 from gosales_assets.core.ingest import read_eligibility
 from gosales_assets.core.ranking import (
@@ -44,10 +51,12 @@ from gosales_assets.partitions import cutoff_partitions, parse_cutoff, same_cuto
 from gosales_assets.resources import WAREHOUSE_POOL, ArtifactStore, GosalesSettings, WarehouseResource
 from gosales_assets.settings import Settings
 
+OUTPUTS = ("whitespace", "whitespace_thresholds", "capacity_summary", "whitespace_metrics")
 EXPORT_COLUMNS = ["run_id", "division", "customer_id", "score", "p_icp", "p_icp_pct", "lift_norm", "als_norm",
                   "EV_norm", "nba_reason"]
 UNIFORMITY_TOLERANCE = 0.10  # max KS distance of a division's p_icp_pct from U(0, 1)
 CAPTURE_KS = (5.0, 10.0, 20.0)
+CAPTURE_SUFFIXES = ("", "_p_icp_only", "_p_icp_pct_only", "_legacy")
 
 
 def _previous(warehouse: WarehouseResource, table: str, before: dt.date) -> tuple[dt.date | None, pl.DataFrame]:
@@ -95,7 +104,14 @@ def build_whitespace_assets(settings: Settings) -> list[AssetsDefinition]:
         },
         check_specs=[
             AssetCheckSpec("contract", asset="whitespace", blocking=True,
-                           description="Required columns present, scores and signals in [0, 1], unique pairs"),
+                           description="Required columns and types, scores and signals in [0, 1], unique pairs, "
+                           "canonical divisions"),
+            AssetCheckSpec("contract", asset="whitespace_thresholds", blocking=True,
+                           description="Capacity grid columns and types, capture in [0, 1]"),
+            AssetCheckSpec("contract", asset="capacity_summary", blocking=True,
+                           description="One row per rep × division, canonical divisions, positive counts"),
+            AssetCheckSpec("contract", asset="whitespace_metrics", blocking=True,
+                           description="One row per cutoff, capture values in [0, 1] where known"),
             AssetCheckSpec("explanations", asset="whitespace", blocking=True,
                            description="Every nba_reason present, within the length limit, free of forbidden tokens"),
             AssetCheckSpec("percentile_uniformity", asset="whitespace",
@@ -119,8 +135,9 @@ def build_whitespace_assets(settings: Settings) -> list[AssetsDefinition]:
             context.log.warning(reason)
             context.log_event(AssetObservation(asset_key="whitespace", partition=context.partition_key,
                                                metadata={"skipped": True, "reason": reason}))
-            for check in ("contract", "explanations", "percentile_uniformity"):
-                yield AssetCheckResult(check_name=check, asset_key="whitespace", passed=True,
+            for asset_key, check in [("whitespace", "explanations"), ("whitespace", "percentile_uniformity"),
+                                     *((a, "contract") for a in OUTPUTS)]:
+                yield AssetCheckResult(check_name=check, asset_key=asset_key, passed=True,
                                        description=f"not applicable: {reason}", metadata={"applicable": False})
             return
         scored_divisions = sorted(scores.get_column("division").unique().to_list())
@@ -167,7 +184,10 @@ def build_whitespace_assets(settings: Settings) -> list[AssetsDefinition]:
         explanations = explanation_frame(ranked)
 
         known = "bought_in_division" in ranked.columns and ranked.get_column("bought_in_division").drop_nulls().len() > 0
-        capture = {}
+        # Every capture column exists on every cutoff (null when outcomes are unknown or the list was not built),
+        # so the metrics table keeps one schema.
+        capture: dict[str, float | None] = {f"capture_at_{k:g}{suffix}": None
+                                            for k in CAPTURE_KS for suffix in CAPTURE_SUFFIXES}
         if known:
             for k in CAPTURE_KS:
                 capture[f"capture_at_{k:g}"] = capture_at_k(ranked, k_pct=k)
@@ -227,27 +247,22 @@ def build_whitespace_assets(settings: Settings) -> list[AssetsDefinition]:
         yield Output(summary, output_name="capacity_summary", metadata={"dagster/row_count": summary.height})
         metrics_row = pl.DataFrame([{
             "cutoff_date": cutoff, "run_id": run_id, "rows": ranked.height, "selected": selected.height,
-            **{k: v for k, v in capture.items()},
+            **capture,
             "stability_jaccard": metrics["stability_vs_previous"]["jaccard_top_n"],
             "checksum": checksum, "metrics_json": json.dumps(metrics, sort_keys=True, default=str),
-        }])
+        }], schema_overrides={"stability_jaccard": pl.Float64, **dict.fromkeys(capture, pl.Float64)})
         yield Output(metrics_row, output_name="whitespace_metrics",
                      metadata={"capture": MetadataValue.json(capture), "checksum": checksum,
                                "division_shares": MetadataValue.json(metrics["division_shares"])})
 
         # ---- checks ------------------------------------------------------------------------------------------
-        problems = []
-        for col in EXPORT_COLUMNS:
-            if col not in ranked.columns:
-                problems.append(f"missing column {col}")
-        for col in ("score", "p_icp", "p_icp_pct", "lift_norm", "als_norm", "EV_norm"):
-            if col in ranked.columns and ranked.filter(~pl.col(col).is_between(0.0, 1.0)).height:
-                problems.append(f"{col} outside [0, 1]")
-        if ranked.select("customer_id", "division").is_duplicated().any():
-            problems.append("duplicate (customer_id, division) pairs")
-        yield AssetCheckResult(check_name="contract", asset_key="whitespace", passed=not problems,
-                               severity=AssetCheckSeverity.ERROR,
-                               description="; ".join(problems) or f"{ranked.height} rows satisfy the contract")
+        for asset_key, frame, schema in (
+            ("whitespace", ranked, whitespace_schema(cfg.divisions)),
+            ("whitespace_thresholds", grid, capacity_grid_schema()),
+            ("capacity_summary", summary, capacity_summary_schema(cfg.divisions)),
+            ("whitespace_metrics", metrics_row, whitespace_metrics_schema()),
+        ):
+            yield contract_check_result(check_contract(frame, schema), asset_key=asset_key)
         violations = check_reasons(ranked.get_column("nba_reason"), ws.forbidden_tokens, ws.reason_max_chars)
         yield AssetCheckResult(check_name="explanations", asset_key="whitespace", passed=not violations,
                                severity=AssetCheckSeverity.ERROR,

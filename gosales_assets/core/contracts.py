@@ -170,3 +170,66 @@ def icp_scores_schema(divisions: list[str]) -> pa.DataFrameSchema:
     cols = {name: _col(dtype(), nullable=name in nullable, checks=checks.get(name))
             for name, dtype in ICP_SCHEMA.items()}
     return pa.DataFrameSchema(cols, strict=True, unique=["division", "cutoff_date", "customer_id"], name="icp_scores")
+
+
+def _unit() -> list:
+    return [pa.Check.in_range(0.0, 1.0)]
+
+
+def whitespace_schema(divisions: list[str]) -> pa.DataFrameSchema:
+    """The ranked list: required columns (others, e.g. attributes or the challenger score, may follow)."""
+    cols = {
+        "rank": _col(pl.Int64, checks=[pa.Check.ge(1)]),
+        "division": _col(pl.String, checks=[pa.Check.isin(divisions)]),
+        "customer_id": _col(pl.String),
+        "score": _col(pl.Float64, checks=_unit()),
+        "p_icp": _col(pl.Float64, checks=_unit()),
+        "p_icp_pct": _col(pl.Float64, checks=_unit()),
+        "lift_norm": _col(pl.Float64, checks=_unit()),
+        "als_norm": _col(pl.Float64, checks=_unit()),
+        "EV_norm": _col(pl.Float64, checks=_unit()),
+        "nba_reason": _col(pl.String),
+        "selected": _col(pl.Boolean),
+        "run_id": _col(pl.String),
+        "cutoff_date": _col(pl.Date),
+    }
+    return pa.DataFrameSchema(cols, strict=False, unique=["customer_id", "division"], name="whitespace")
+
+
+def capacity_grid_schema() -> pa.DataFrameSchema:
+    return pa.DataFrameSchema({
+        "capacity_pct": _col(pl.Float64, checks=[pa.Check.in_range(0.0, 100.0)]),
+        "n_selected": _col(pl.Int64, checks=[pa.Check.ge(0)]),
+        "score_threshold": _col(pl.Float64, nullable=True),
+        "expected_buyers": _col(pl.Float64, checks=[pa.Check.ge(0)]),
+        "realized_buyers": _col(pl.Int64, nullable=True, checks=[pa.Check.ge(0)]),
+        "capture": _col(pl.Float64, nullable=True, checks=_unit()),
+        "cutoff_date": _col(pl.Date),
+    }, strict=True, unique=["capacity_pct"], name="whitespace_thresholds")
+
+
+def capacity_summary_schema(divisions: list[str]) -> pa.DataFrameSchema:
+    return pa.DataFrameSchema({
+        "rep_id": _col(pl.String),
+        "division": _col(pl.String, checks=[pa.Check.isin(divisions)]),
+        "rows": _col(pl.Int64, checks=[pa.Check.ge(1)]),
+        "mean_score": _col(pl.Float64, checks=_unit()),
+        "expected_buyers": _col(pl.Float64, checks=[pa.Check.ge(0)]),
+        "ev_sum": _col(pl.Float64, checks=[pa.Check.ge(0)]),
+        "cutoff_date": _col(pl.Date),
+    }, strict=True, unique=["rep_id", "division"], name="capacity_summary")
+
+
+def whitespace_metrics_schema() -> pa.DataFrameSchema:
+    cols = {
+        "cutoff_date": _col(pl.Date, unique=True),
+        "run_id": _col(pl.String),
+        "rows": _col(pl.Int64, checks=[pa.Check.ge(0)]),
+        "selected": _col(pl.Int64, checks=[pa.Check.ge(0)]),
+        "stability_jaccard": _col(pl.Float64, nullable=True, checks=_unit()),
+        "checksum": _col(pl.String),
+        "metrics_json": _col(pl.String),
+    }
+    capture = {f"capture_at_{k}{suffix}": _col(pl.Float64, nullable=True, checks=_unit())
+               for k in (5, 10, 20) for suffix in ("", "_p_icp_only", "_p_icp_pct_only", "_legacy")}
+    return pa.DataFrameSchema(cols | capture, strict=True, name="whitespace_metrics")

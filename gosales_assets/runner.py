@@ -13,9 +13,9 @@ from gosales_assets.partitions import CUTOFF_PARTITIONS_NAME, multi_key
 from gosales_assets.settings import Settings
 
 
-# The runner prints one line per run; Dagster's own console log would repeat every event on stderr.
-# Everything is still recorded in the instance (and visible in the UI).
-QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
+# The runner prints one line per run (and the error of a failed one); Dagster's own console log would repeat
+# every event on stderr. Everything is still recorded in the instance (and visible in the UI).
+QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 
 @dataclass
@@ -75,6 +75,11 @@ def materialize_all(defs: Definitions, instance: DagsterInstance, settings: Sett
         log(f"{status} {job_name} {outcome.partition or ''} (run {result.run_id[:8]})")
         for line in failed:
             log(f"       check did not pass: {line}")
+        if not result.success and not blocked:
+            for err in errors:
+                if err is not None:
+                    cause = err.cause or err
+                    log(f"       error: {cause.message.strip().splitlines()[0] if cause.message else err.message}")
         if job_name == STAR_JOB and not result.success:
             log("star schema failed; not materializing downstream partitions")
             break

@@ -39,3 +39,5 @@ def test_held_vs_failed(project, fail_with_error, blocked):
     assert lines[-1] == "star schema failed; not materializing downstream partitions"
     if blocked:
         assert "short by 0.2" in outcomes[0].failed_checks[0]
+    else:
+        assert "       error: RuntimeError: boom" in lines

@@ -92,16 +92,17 @@ def build_whitespace_assets(settings: Settings) -> list[AssetsDefinition]:
         pool=WAREHOUSE_POOL,
         deps=[AssetDep("icp_scores", partition_mapping=all_divisions), "market_basket_rules", "als_embeddings",
               "fact_transactions", "dim_customer"],
-        outs={
-            "whitespace": AssetOut(is_required=False, metadata=per_cutoff, description="Ranked, eligible, explained (customer, "
-                                   "division) cross-sell opportunities; `selected` marks the capacity plan"),
-            "whitespace_thresholds": AssetOut(is_required=False, metadata=per_cutoff, description="Capacity grid: rows, score "
-                                              "threshold, expected and realized buyers per capacity %"),
-            "capacity_summary": AssetOut(is_required=False, metadata=per_cutoff, description="Selected opportunities per rep × "
-                                         "division: rows, mean score, expected buyers, expected value"),
-            "whitespace_metrics": AssetOut(is_required=False, metadata=per_cutoff, description="One row per cutoff: rows, coverage, "
-                                           "division shares, capture@K, stability, checksum"),
-        },
+        # Outputs are optional: a cutoff with no published scores yet is skipped, not failed.
+        outs={name: AssetOut(is_required=False, metadata=per_cutoff, description=text) for name, text in {
+            "whitespace": "Ranked, eligible, explained (customer, division) cross-sell opportunities; `selected` "
+                          "marks the capacity plan",
+            "whitespace_thresholds": "Capacity grid: rows, score threshold, expected and realized buyers per "
+                                     "capacity %",
+            "capacity_summary": "Selected opportunities per rep × division: rows, mean score, expected buyers, "
+                                "expected value",
+            "whitespace_metrics": "One row per cutoff: rows, coverage, division shares, capture@K, stability, "
+                                  "checksum",
+        }.items()},
         check_specs=[
             AssetCheckSpec("contract", asset="whitespace", blocking=True,
                            description="Required columns and types, scores and signals in [0, 1], unique pairs, "

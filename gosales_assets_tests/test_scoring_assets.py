@@ -10,7 +10,7 @@ from gosales_assets.core.scoring import ICP_COLUMNS, zero_prevalence_alert
 from gosales_assets.partitions import multi_key
 from gosales_assets_tests.conftest import check_results, demo_pipeline, materialized
 
-CUTOFFS = ["2025-03-31", "2025-06-30", "2025-09-30", "2026-03-31"]
+CUTOFFS = ["2025-03-31", "2025-06-30", "2025-09-30", "2026-03-31", "2026-06-30"]
 DIVS = ["Simulation", "PDM"]
 C = "2026-03-31"
 WS = ["whitespace", "whitespace_thresholds", "capacity_summary", "whitespace_metrics"]
@@ -44,6 +44,46 @@ def test_icp_scores_columns_values_and_export(scored):
     csv = pl.read_csv(export)
     assert csv.columns == list(ICP_COLUMNS) and csv.height == at_c.height
     assert not [p for p in export.parent.iterdir() if p.name.endswith(".tmp")]  # atomic: no temp leftovers
+
+
+def test_forward_validation_and_drift(scored):
+    project, instance = scored
+    closed = project.materialize(["forward_validation", "drift"], instance=instance,
+                                 partition_key=multi_key("Simulation", C))
+    assert closed.success and materialized(closed) == {"forward_validation", "drift"}
+    row = project.table("forward_validation").row(0, named=True)
+    scores = project.table("icp_scores").filter((pl.col("division") == "Simulation")
+                                                & (pl.col("cutoff_date") == pl.date(2026, 3, 31)))
+    assert row["rows"] == scores.height and row["positives"] == scores.get_column("bought_in_division").sum()
+    assert str(row["window_end"]) == "2026-09-30" and row["window_months"] == 6
+    d = project.settings.artifacts_dir / "validation" / "simulation" / C
+    for name in ["validation_frame.parquet", "metrics.json", "gains.csv", "calibration.csv", "topk_scenarios.csv",
+                 "segment_performance.csv", "alerts.json"]:
+        assert (d / name).is_file(), name
+    assert json.loads((d / "metrics.json").read_text())["auc"] == pytest.approx(row["auc"])
+    assert check_results(closed)[("drift", "no_hard_drift")].passed
+
+    # 2026-06-30 + 6 months is after the data end: scored, but not validated yet.
+    open_window = project.materialize(["forward_validation", "drift"], instance=instance,
+                                      partition_key=multi_key("Simulation", "2026-06-30"))
+    assert open_window.success and "forward_validation" not in materialized(open_window)
+    assert "drift" in materialized(open_window)
+
+    # Shift the model's most important numeric feature in the scoring population: hard drift -> ERROR.
+    importance = pl.read_csv(project.settings.artifacts_dir / "models" / "simulation" / C / "feature_importance.csv")
+    frame = project.table("division_features")
+    feature = next(f for f in importance.get_column("feature") if frame.schema[f].is_numeric())
+    with duckdb.connect(str(project.settings.warehouse_path)) as conn:
+        conn.execute(f'update division_features set "{feature}" = "{feature}" * 50 + 1000 '
+                     f"where division = 'Simulation' and cutoff_date = '{C}'")
+    drifted = project.materialize(["drift"], instance=instance, partition_key=multi_key("Simulation", C))
+    ev = check_results(drifted)[("drift", "no_hard_drift")]
+    assert not ev.passed and ev.severity.value == "ERROR" and feature in ev.description
+    alerts = json.loads((d / "alerts.json").read_text())
+    assert alerts["max_severity"] == "hard"
+    with duckdb.connect(str(project.settings.warehouse_path)) as conn:
+        conn.execute(f'update division_features set "{feature}" = ("{feature}" - 1000) / 50 '
+                     f"where division = 'Simulation' and cutoff_date = '{C}'")
 
 
 def test_whitespace_ranking_files_checks_and_determinism(scored):

@@ -1,0 +1,181 @@
+"""Group `validation`: forward validation of published scores once their window has closed, and drift of
+the scoring population against the model's training baseline. Files: <artifacts>/validation/<division>/<cutoff>/."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import polars.selectors as cs
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    AssetIn,
+    AssetObservation,
+    AssetsDefinition,
+    MetadataValue,
+    Output,
+    asset,
+)
+
+from gosales_assets.assets.common import image_markdown, markdown_table
+from gosales_assets.assets.labels import DIVISION_CUTOFF_EXPR
+from gosales_assets.core.calendar import window_end
+from gosales_assets.core.charts import calibration_chart, gains_chart
+from gosales_assets.core.drift import DriftThresholds, alerts_json, drift_findings
+from gosales_assets.core.metrics import calibration_bins, calibration_mae, gains_table
+from gosales_assets.core.modeling import load_model
+from gosales_assets.core.validation import segment_performance, topk_scenarios, validation_metrics
+from gosales_assets.partitions import division_cutoff_partitions, split_key
+from gosales_assets.resources import WAREHOUSE_POOL, ArtifactStore, GosalesSettings, WarehouseResource
+from gosales_assets.settings import Settings, division_slug
+
+SEGMENTS = ["industry", "region", "employee_band"]
+TOP_DRIFT_FEATURES = 10
+
+
+def _skip(context, asset_key: str, reason: str):
+    context.log.info(f"{asset_key} {context.partition_key}: skipped — {reason}")
+    context.log_event(AssetObservation(asset_key=asset_key, partition=context.partition_key,
+                                       metadata={"skipped": True, "reason": reason}))
+
+
+def build_validation_assets(settings: Settings) -> list[AssetsDefinition]:
+    parts = division_cutoff_partitions(settings)
+
+    @asset(
+        name="forward_validation",
+        group_name="validation",
+        partitions_def=parts,
+        pool=WAREHOUSE_POOL,
+        output_required=False,
+        ins={"icp_scores": AssetIn()},
+        deps=["labels", "dim_customer"],
+        metadata={"partition_expr": DIVISION_CUTOFF_EXPR},
+        description="The scores published at the cutoff joined with what really happened in (C, C + W]: metrics, "
+        "gains, calibration, top-K scenarios and segment performance. Skipped while the window is open.",
+    )
+    def forward_validation(context: AssetExecutionContext, settings: GosalesSettings, warehouse: WarehouseResource,
+                           artifacts: ArtifactStore, icp_scores: pl.DataFrame):
+        cfg = settings.get()
+        division, cutoff = split_key(context.partition_key)
+        if icp_scores.height == 0:
+            _skip(context, "forward_validation", "no published icp_scores for this partition")
+            return
+        window = int(icp_scores.item(0, "prediction_window_months"))
+        end = window_end(cutoff, window)
+        if end > cfg.data.end_date or icp_scores.get_column("bought_in_division").null_count() == icp_scores.height:
+            _skip(context, "forward_validation", f"window ({cutoff}, {end}] has not closed (data ends "
+                                                 f"{cfg.data.end_date}); validate again once it has")
+            return
+        labels = warehouse.query("select customer_id, net_revenue_window from labels where division = ? "
+                                 "and cutoff_date = ?", [division, cutoff])
+        attrs = warehouse.query(f"select customer_id, {', '.join(SEGMENTS)} from dim_customer")
+        frame = (icp_scores.join(labels, on="customer_id", how="left").join(attrs, on="customer_id", how="left")
+                 .filter(pl.col("bought_in_division").is_not_null()).sort("customer_id"))
+        y = frame.get_column("bought_in_division").to_numpy().astype(int)
+        p = frame.get_column("icp_score").to_numpy()
+        revenue = frame.get_column("net_revenue_window").fill_null(0.0).to_numpy()
+        params = cfg.models
+        metrics = validation_metrics(y, p, revenue, ks=params.capacity_pcts, n_bins=params.calibration_bins)
+        gains = gains_table(y, p)
+        calibration = calibration_bins(y, p, params.calibration_bins)
+        topk = topk_scenarios(y, p, revenue, pcts=cfg.whitespace.capacity_grid_pcts)
+        segments = segment_performance(frame.rename({"bought_in_division": "y", "icp_score": "p"}), SEGMENTS)
+        rel = ["validation", division_slug(division), cutoff.isoformat()]
+        artifacts.path(*rel).mkdir(parents=True, exist_ok=True)
+        frame.write_parquet(artifacts.path(*rel, "validation_frame.parquet"))
+        artifacts.write_json([*rel, "metrics.json"], metrics)
+        artifacts.write_csv([*rel, "gains.csv"], gains)
+        artifacts.write_csv([*rel, "calibration.csv"], calibration)
+        artifacts.write_csv([*rel, "topk_scenarios.csv"], topk)
+        artifacts.write_csv([*rel, "segment_performance.csv"], segments)
+        title = f"{division} @ {cutoff}: forward"
+        gains_png, cal_png = gains_chart(gains, title), calibration_chart(calibration, title)
+        artifacts.path(*rel, "gains.png").write_bytes(gains_png)
+        artifacts.path(*rel, "calibration.png").write_bytes(cal_png)
+        flagged = segments.filter(pl.col("flag"))
+        row = pl.DataFrame([{
+            "division": division, "cutoff_date": cutoff, "window_months": window, "window_end": end,
+            "model_version": icp_scores.item(0, "model_version"), "rows": len(y), "positives": int(y.sum()),
+            **{k: metrics.get(k) for k in ("auc", "pr_auc", "brier", "lift_at_5", "lift_at_10", "lift_at_20",
+                                           "rev_lift_at_10", "cal_mae", "base_rate")},
+            "flagged_segments": flagged.height,
+        }], schema_overrides={k: pl.Float64 for k in ("auc", "pr_auc", "brier", "lift_at_5", "lift_at_10",
+                                                        "lift_at_20", "rev_lift_at_10", "cal_mae", "base_rate")})
+        yield Output(row, metadata={
+            "auc": metrics.get("auc") if metrics.get("auc") is not None else MetadataValue.null(),
+            "lift_at_10": metrics.get("lift_at_10") if metrics.get("lift_at_10") is not None else MetadataValue.null(),
+            "cal_mae": metrics.get("cal_mae"), "positives": int(y.sum()), "rows": len(y),
+            "gains_chart": image_markdown(gains_png, "gains"),
+            "calibration_chart": image_markdown(cal_png, "calibration"),
+            "topk_scenarios": markdown_table(topk.with_columns(cs.float().round(3)).to_dicts()),
+            "flagged_segments": markdown_table(flagged.select("segment_col", "segment", "rows", "reason").to_dicts()),
+        })
+
+    @asset(
+        name="drift",
+        group_name="validation",
+        partitions_def=parts,
+        pool=WAREHOUSE_POOL,
+        output_required=False,
+        ins={"division_model": AssetIn(), "icp_scores": AssetIn(), "division_features": AssetIn()},
+        metadata={"partition_expr": DIVISION_CUTOFF_EXPR},
+        check_specs=[AssetCheckSpec("no_hard_drift", asset="drift",
+                                    description="No drift finding (score or top-feature PSI, prevalence shift, "
+                                    "calibration regression) reaches the hard threshold")],
+        description="PSI of the score distribution and of the top features between the model's training sample and "
+        "the scoring population at the cutoff, prevalence and calibration vs training; alerts.json per partition.",
+    )
+    def drift(context: AssetExecutionContext, settings: GosalesSettings, artifacts: ArtifactStore,
+              division_model: pl.DataFrame, icp_scores: pl.DataFrame, division_features: pl.DataFrame):
+        cfg = settings.get()
+        division, cutoff = split_key(context.partition_key)
+        if division_model.height == 0 or icp_scores.height == 0:
+            _skip(context, "drift", "no model or no published scores for this partition")
+            yield AssetCheckResult(check_name="no_hard_drift", asset_key="drift", passed=True,
+                                   description="not applicable: nothing was scored", metadata={"applicable": False})
+            return
+        model_row = division_model.row(0, named=True)
+        model_dir = Path(model_row["model_path"]).parent
+        train_features = pl.read_parquet(model_dir / "train_feature_sample.parquet")
+        # Baseline scores: the promoted model itself on its training sample, so both sides of the score PSI
+        # come from the same scoring function (the out-of-fold scores are cross-fitted, a different function).
+        baseline_scores = load_model(model_row["model_path"]).predict_proba(train_features)
+        importance = pl.read_csv(model_dir / "feature_importance.csv")
+        top = [f for f in importance.get_column("feature").head(TOP_DRIFT_FEATURES).to_list()
+               if f in train_features.columns and f in division_features.columns]
+        known = icp_scores.get_column("bought_in_division").drop_nulls()
+        y_cur = known.to_numpy().astype(int) if known.len() else None
+        cal_cur = None
+        if y_cur is not None:
+            p_known = icp_scores.filter(pl.col("bought_in_division").is_not_null()).get_column("icp_score").to_numpy()
+            cal_cur = calibration_mae(y_cur, p_known, cfg.models.calibration_bins)
+        findings = drift_findings(
+            baseline_scores, icp_scores.get_column("icp_score").to_numpy(),
+            train_features, division_features, top,
+            prevalence_train=model_row["base_rate"],
+            prevalence_current=float(np.mean(y_cur)) if y_cur is not None else None,
+            cal_mae_train=model_row["cal_mae"], cal_mae_current=cal_cur,
+            thresholds=DriftThresholds(),
+        )
+        report = alerts_json(findings, division, cutoff)
+        artifacts.write_json(["validation", division_slug(division), cutoff.isoformat(), "alerts.json"], report)
+        table = pl.DataFrame([f.to_dict() for f in findings], infer_schema_length=None).with_columns(
+            pl.lit(division).alias("division"), pl.lit(cutoff).alias("cutoff_date"),
+            pl.col("value").cast(pl.Float64), pl.col("baseline").cast(pl.Float64), pl.col("current").cast(pl.Float64))
+        yield Output(table, metadata={
+            "max_severity": report["max_severity"],
+            "findings": markdown_table(table.select("kind", "subject", pl.col("value").round(4), "severity",
+                                                    "action").to_dicts()),
+        })
+        hard = [f for f in findings if f.severity == "hard"]
+        yield AssetCheckResult(
+            check_name="no_hard_drift", asset_key="drift", passed=not hard, severity=AssetCheckSeverity.ERROR,
+            description="; ".join(f"{f.kind} {f.subject}: {f.value if f.value is None else round(f.value, 4)} "
+                                  f"→ {f.action}" for f in hard)[:500] or f"max severity {report['max_severity']}",
+            metadata={"alerts": MetadataValue.json(json.loads(json.dumps(report, default=str)))})
+
+    return [forward_validation, drift]

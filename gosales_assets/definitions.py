@@ -10,6 +10,7 @@ from gosales_assets.assets import raw, star
 from gosales_assets.assets.features import build_feature_assets
 from gosales_assets.assets.labels import build_label_assets
 from gosales_assets.assets.models import build_model_assets
+from gosales_assets.assets.reports import build_report_assets
 from gosales_assets.assets.scoring import build_scoring_assets
 from gosales_assets.assets.validation import build_validation_assets
 from gosales_assets.assets.whitespace import build_whitespace_assets
@@ -29,6 +30,7 @@ STAR_JOB = "gosales_star"                        # unpartitioned: raw + star
 CUTOFF_JOB = "gosales_cutoff"                    # partitioned by cutoff
 DIVISION_CUTOFF_JOB = "gosales_division_cutoff"  # partitioned by division × cutoff
 WHITESPACE_JOB = "gosales_whitespace"            # partitioned by cutoff, after every division of the cutoff
+REPORTS_JOB = "gosales_reports"                  # unpartitioned, reads every partition: runs last
 
 
 def build_resources(settings: Settings, cfg_path: Path) -> dict:
@@ -41,8 +43,11 @@ def build_resources(settings: Settings, cfg_path: Path) -> dict:
 
 
 def _partitioning(a: AssetsDefinition) -> str:
-    if set(a.group_names_by_key.values()) == {"whitespace"}:
+    groups = set(a.group_names_by_key.values())
+    if groups == {"whitespace"}:
         return WHITESPACE_JOB
+    if groups == {"reports"}:
+        return REPORTS_JOB
     pd = a.partitions_def
     if pd is None:
         return STAR_JOB
@@ -57,7 +62,7 @@ def _partitioning(a: AssetsDefinition) -> str:
 def build_assets(settings: Settings) -> list[AssetsDefinition]:
     return [*load_assets_from_modules([raw, star]), *build_label_assets(settings), *build_feature_assets(settings),
             *build_model_assets(settings), *build_scoring_assets(settings), *build_validation_assets(settings),
-            *build_whitespace_assets(settings)]
+            *build_whitespace_assets(settings), *build_report_assets(settings)]
 
 
 def build_definitions(settings: Settings, cfg_path: Path) -> Definitions:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from dagster import DagsterInstance, Definitions
 
 from gosales_assets.automation.cutoffs import register_cutoffs
-from gosales_assets.definitions import CUTOFF_JOB, DIVISION_CUTOFF_JOB, STAR_JOB, WHITESPACE_JOB
+from gosales_assets.definitions import CUTOFF_JOB, DIVISION_CUTOFF_JOB, REPORTS_JOB, STAR_JOB, WHITESPACE_JOB
 from gosales_assets.partitions import CUTOFF_PARTITIONS_NAME, multi_key
 from gosales_assets.settings import Settings
 
@@ -37,7 +37,8 @@ def _job_names(defs: Definitions) -> set[str]:
 def materialize_all(defs: Definitions, instance: DagsterInstance, settings: Settings,
                     log: Callable[[str], None] = print) -> list[RunOutcome]:
     """Star schema first; then, per registered cutoff: the cutoff features, every division × cutoff partition
-    (labels → features → model → scores), and the cutoff's whitespace ranking over all divisions.
+    (labels → features → model → scores → validation, drift), the cutoff's whitespace ranking over all
+    divisions; finally the cross-run reports.
 
     Stops after a failed star build (nothing downstream can be trusted); a failed partition is reported and
     the remaining partitions still run.
@@ -54,6 +55,8 @@ def materialize_all(defs: Definitions, instance: DagsterInstance, settings: Sett
             plan += [(DIVISION_CUTOFF_JOB, multi_key(d, cutoff)) for d in settings.divisions]
         if WHITESPACE_JOB in jobs:
             plan.append((WHITESPACE_JOB, cutoff))
+    if REPORTS_JOB in jobs:
+        plan.append((REPORTS_JOB, None))
     outcomes: list[RunOutcome] = []
     for job_name, key in plan:
         job = defs.resolve_job_def(job_name)

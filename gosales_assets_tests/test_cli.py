@@ -54,15 +54,15 @@ def test_materialize_runs_every_partition_into_the_instance(tmp_path, monkeypatc
     assert run(["demo-data", "--customers", "300", "--no-ground-truth"], env).returncode == 0
     proc = run(["materialize"], env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    # star, the cutoff features, twelve division × cutoff partitions, the cutoff whitespace
-    assert "15 of 15 runs succeeded" in proc.stdout
+    # star, the cutoff features, twelve division × cutoff partitions, the cutoff whitespace, the reports
+    assert "16 of 16 runs succeeded" in proc.stdout
     info = run(["info"], env)
     assert str(project.settings.warehouse_path) in info.stdout
 
     monkeypatch.setenv("DAGSTER_HOME", str(dagster_home))
     with DagsterInstance.get() as instance:
         runs = instance.get_runs()
-        assert len(runs) == 15 and all(r.status == DagsterRunStatus.SUCCESS for r in runs)
+        assert len(runs) == 16 and all(r.status == DagsterRunStatus.SUCCESS for r in runs)
         assert {r.tags["gosales/config_checksum"] for r in runs} == {project.settings.checksum}
         assert instance.get_dynamic_partitions("cutoff") == ["2026-03-31"]
         for r in runs:  # the resolved config of every run is on disk

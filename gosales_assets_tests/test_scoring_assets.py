@@ -86,6 +86,21 @@ def test_forward_validation_and_drift(scored):
                      f"where division = 'Simulation' and cutoff_date = '{C}'")
 
 
+def test_metrics_summary_covers_every_materialized_model(scored):
+    project, instance = scored
+    assert project.materialize(["metrics_summary"], instance=instance).success
+    summary = project.table("metrics_summary")
+    models = project.table("division_model")
+    assert summary.height == models.height > 0
+    assert set(summary.select("division", "cutoff_date").rows()) == set(models.select("division", "cutoff_date").rows())
+    validated = summary.filter((pl.col("division") == "Simulation") & (pl.col("cutoff_date") == pl.date(2026, 3, 31)))
+    fwd = project.table("forward_validation").row(0, named=True)
+    assert validated.item(0, "fwd_auc") == pytest.approx(fwd["auc"])
+    assert validated.item(0, "auc_train_minus_forward") == pytest.approx(validated.item(0, "train_auc") - fwd["auc"])
+    assert summary.filter(pl.col("fwd_auc").is_not_null()).height == 1  # only the validated partition so far
+    assert (project.settings.artifacts_dir / "reports" / "metrics_summary.csv").is_file()
+
+
 def test_whitespace_ranking_files_checks_and_determinism(scored):
     project, instance = scored
     landing = project.settings.landing_dir

@@ -200,6 +200,24 @@ class WhitespaceSettings(_Model):
     shadow_top_n: int = Field(100, ge=1)
 
 
+class DriftSettings(_Model):
+    psi_warn: float = Field(0.10, ge=0.0)
+    psi_hard: float = Field(0.25, ge=0.0)
+    prevalence_rel_warn: float = Field(0.5, ge=0.0, description="|current - train| / train prevalence")
+    prevalence_rel_hard: float = Field(1.0, ge=0.0)
+    cal_mae_increase_warn: float = Field(0.02, ge=0.0)
+    cal_mae_increase_hard: float = Field(0.05, ge=0.0)
+    top_features: int = Field(10, ge=0, description="How many of the model's most important features to compare")
+
+    @model_validator(mode="after")
+    def _warn_below_hard(self) -> "DriftSettings":
+        for name in ("psi", "prevalence_rel", "cal_mae_increase"):
+            warn, hard = getattr(self, f"{name}_warn"), getattr(self, f"{name}_hard")
+            if warn > hard:
+                raise ValueError(f"{name}_warn ({warn}) must not exceed {name}_hard ({hard})")
+        return self
+
+
 class SeedSettings(_Model):
     demo: int = 7
     modeling: int = 42
@@ -223,6 +241,7 @@ class Settings(_Model):
     als: AlsSettings = AlsSettings()
     models: ModelSettings = ModelSettings()
     whitespace: WhitespaceSettings = WhitespaceSettings()
+    drift: DriftSettings = DriftSettings()
     seeds: SeedSettings = SeedSettings()
     demo: DemoSettings = DemoSettings()
     # Where GOSALES_HOME resolved to; filled by `load_settings`, not read from the YAML.

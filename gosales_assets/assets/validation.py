@@ -33,7 +33,6 @@ from gosales_assets.resources import WAREHOUSE_POOL, ArtifactStore, GosalesSetti
 from gosales_assets.settings import Settings, division_slug
 
 SEGMENTS = ["industry", "region", "employee_band"]
-TOP_DRIFT_FEATURES = 10
 
 
 def _skip(context, asset_key: str, reason: str):
@@ -145,7 +144,7 @@ def build_validation_assets(settings: Settings) -> list[AssetsDefinition]:
         # come from the same scoring function (the out-of-fold scores are cross-fitted, a different function).
         baseline_scores = load_model(model_row["model_path"]).predict_proba(train_features)
         importance = pl.read_csv(model_dir / "feature_importance.csv")
-        top = [f for f in importance.get_column("feature").head(TOP_DRIFT_FEATURES).to_list()
+        top = [f for f in importance.get_column("feature").head(cfg.drift.top_features).to_list()
                if f in train_features.columns and f in division_features.columns]
         known = icp_scores.get_column("bought_in_division").drop_nulls()
         y_cur = known.to_numpy().astype(int) if known.len() else None
@@ -159,7 +158,7 @@ def build_validation_assets(settings: Settings) -> list[AssetsDefinition]:
             prevalence_train=model_row["base_rate"],
             prevalence_current=float(np.mean(y_cur)) if y_cur is not None else None,
             cal_mae_train=model_row["cal_mae"], cal_mae_current=cal_cur,
-            thresholds=DriftThresholds(),
+            thresholds=DriftThresholds(**cfg.drift.model_dump(exclude={"top_features"})),
         )
         report = alerts_json(findings, division, cutoff)
         artifacts.write_json(["validation", division_slug(division), cutoff.isoformat(), "alerts.json"], report)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -16,6 +17,11 @@ from gosales_assets.settings import Settings
 # The runner prints one line per run (and the error of a failed one); Dagster's own console log would repeat
 # every event on stderr. Everything is still recorded in the instance (and visible in the UI).
 QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+
+
+# When a partition is skipped on purpose (no model yet), Dagster warns on stderr for every blocking check of the
+# skipped step; the skip and its reason are already recorded in the run, so keep the runner's output readable.
+logging.getLogger("dagster._core.execution.plan.active").setLevel(logging.ERROR)
 
 
 @dataclass

@@ -10,7 +10,7 @@ from gosales_assets.assets import raw, star
 from gosales_assets.assets.features import build_feature_assets
 from gosales_assets.assets.labels import build_label_assets
 from gosales_assets.assets.models import build_model_assets
-from gosales_assets.assets.reports import build_report_assets
+from gosales_assets.assets.reports import build_report_assets, build_top_accounts_assets
 from gosales_assets.assets.scoring import build_scoring_assets
 from gosales_assets.assets.validation import build_validation_assets
 from gosales_assets.assets.whitespace import build_whitespace_assets
@@ -44,8 +44,8 @@ def build_resources(settings: Settings, cfg_path: Path) -> dict:
 
 def _partitioning(a: AssetsDefinition) -> str:
     groups = set(a.group_names_by_key.values())
-    if groups == {"whitespace"}:
-        return WHITESPACE_JOB
+    if groups == {"whitespace"} or (groups == {"reports"} and a.partitions_def is not None):
+        return WHITESPACE_JOB  # per-cutoff reports run right after the cutoff's ranking
     if groups == {"reports"}:
         return REPORTS_JOB
     pd = a.partitions_def
@@ -62,7 +62,7 @@ def _partitioning(a: AssetsDefinition) -> str:
 def build_assets(settings: Settings) -> list[AssetsDefinition]:
     return [*load_assets_from_modules([raw, star]), *build_label_assets(settings), *build_feature_assets(settings),
             *build_model_assets(settings), *build_scoring_assets(settings), *build_validation_assets(settings),
-            *build_whitespace_assets(settings), *build_report_assets(settings)]
+            *build_whitespace_assets(settings), *build_top_accounts_assets(settings), *build_report_assets(settings)]
 
 
 def build_definitions(settings: Settings, cfg_path: Path) -> Definitions:

@@ -144,6 +144,23 @@ def test_whitespace_ranking_files_checks_and_determinism(scored):
     (landing / "eligibility" / "do_not_contact.csv").unlink()
 
 
+def test_top_accounts_report(scored):
+    project, instance = scored
+    assert project.materialize(WS + ["top_accounts_report"], instance=instance, partition_key=C).success
+    accounts = project.table("top_accounts_report")
+    ws = project.table("whitespace").filter(pl.col("cutoff_date") == pl.date(2026, 3, 31))
+    assert 0 < accounts.height <= 100
+    assert accounts.get_column("account_rank").to_list() == list(range(1, accounts.height + 1))
+    assert accounts.get_column("best_score").is_sorted(descending=True)
+    best = ws.group_by("customer_id").agg(pl.col("score").max().alias("s"))
+    joined = accounts.join(best, on="customer_id")
+    assert (joined.get_column("best_score") == joined.get_column("s")).all()
+    assert accounts.item(0, "best_score") == ws.get_column("score").max()
+    assert (accounts.get_column("whitespace_gaps") == 12 - accounts.get_column("n_owned")).all()
+    md = (project.settings.artifacts_dir / "reports" / C / "top_accounts.md").read_text()
+    assert md.startswith(f"# Top cross-sell accounts — cutoff {C}") and "| 1 |" in md
+
+
 def test_scores_refuse_a_model_that_failed_its_gate(scored):
     project, instance = scored
     with duckdb.connect(str(project.settings.warehouse_path)) as conn:

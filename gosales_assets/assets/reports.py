@@ -1,10 +1,14 @@
-"""Group `reports`: cross-run outputs that read every materialized partition."""
+"""Group `reports`: the cross-run metrics summary and the per-cutoff top-accounts report."""
 
 import polars as pl
 from dagster import AssetExecutionContext, AssetsDefinition, MetadataValue, Output, asset
 
 from gosales_assets.assets.common import markdown_table, table_metadata
+from gosales_assets.assets.features import fact_until
+from gosales_assets.core.ranking import whitespace_inputs
 from gosales_assets.core.reports import metrics_summary as build_metrics_summary
+from gosales_assets.core.reports import top_accounts, top_accounts_markdown
+from gosales_assets.partitions import cutoff_partitions, parse_cutoff
 from gosales_assets.resources import WAREHOUSE_POOL, ArtifactStore, GosalesSettings, WarehouseResource
 from gosales_assets.settings import Settings
 
@@ -35,3 +39,37 @@ def build_report_assets(settings: Settings) -> list[AssetsDefinition]:
         })
 
     return [metrics_summary]
+
+
+def build_top_accounts_assets(settings: Settings) -> list[AssetsDefinition]:
+    @asset(
+        name="top_accounts_report",
+        group_name="reports",
+        partitions_def=cutoff_partitions,
+        pool=WAREHOUSE_POOL,
+        output_required=False,
+        deps=["whitespace"],
+        metadata={"partition_expr": "cutoff_date"},
+        description="The top 100 cross-sell accounts of the cutoff with their ICP context and whitespace gaps; "
+        "<artifacts>/reports/<cutoff>/top_accounts.csv and top_accounts.md.",
+    )
+    def top_accounts_report(context: AssetExecutionContext, settings: GosalesSettings,
+                            warehouse: WarehouseResource, artifacts: ArtifactStore):
+        cfg = settings.get()
+        cutoff = parse_cutoff(context.partition_key)
+        ws = warehouse.query("select * from whitespace where cutoff_date = ?", [cutoff]) \
+            if warehouse.table_exists("whitespace") else pl.DataFrame()
+        if ws.height == 0:
+            context.log.info(f"no whitespace list for {cutoff}: nothing to report")
+            return
+        owned = whitespace_inputs(fact_until(warehouse, cutoff), warehouse.query("select * from dim_customer"),
+                                  cutoff, cfg.whitespace.ownership_lookback_months).owned
+        accounts = top_accounts(ws, owned, cfg.divisions).with_columns(pl.lit(cutoff).alias("cutoff_date"))
+        rel = ["reports", cutoff.isoformat()]
+        csv = artifacts.write_csv([*rel, "top_accounts.csv"], accounts)
+        md = top_accounts_markdown(accounts, cutoff)
+        artifacts.write_text([*rel, "top_accounts.md"], md)
+        yield Output(accounts, metadata=table_metadata(accounts, cfg) | {
+            "summary": MetadataValue.md(md), "csv": MetadataValue.path(str(csv))})
+
+    return [top_accounts_report]

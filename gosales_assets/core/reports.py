@@ -29,3 +29,49 @@ def metrics_summary(models: pl.DataFrame, forward: pl.DataFrame | None) -> pl.Da
     return base.with_columns(
         (pl.col("train_auc") - pl.col("fwd_auc")).alias("auc_train_minus_forward"),
     ).sort("division", "cutoff_date")
+
+
+def top_accounts(whitespace: pl.DataFrame, owned: pl.DataFrame, divisions: list[str], n: int = 100) -> pl.DataFrame:
+    """The `n` best cross-sell accounts of a cutoff's ranked whitespace list, one row per customer.
+
+    Accounts are ordered by their best opportunity's score, then the sum of their top-3 scores, then
+    customer_id. Each row carries its ICP context (best and mean calibrated probability over its open
+    divisions), its whitespace gaps (divisions not owned), and its three best opportunities with reasons.
+    """
+    if whitespace.height == 0:
+        return pl.DataFrame(schema={"account_rank": pl.Int64, "customer_id": pl.String})
+    ordered = whitespace.sort(["customer_id", "score", "division"], descending=[False, True, False])
+    per = ordered.group_by("customer_id", maintain_order=True).agg(
+        pl.col("customer_name").first(),
+        pl.col("industry").first(), pl.col("region").first(), pl.col("rep_id").first(),
+        pl.col("score").max().alias("best_score"),
+        pl.col("score").head(3).sum().alias("top3_score_sum"),
+        pl.col("p_icp").max().alias("best_p_icp"),
+        pl.col("p_icp").mean().alias("mean_p_icp"),
+        pl.len().alias("open_opportunities"),
+        pl.col("EV").head(3).sum().alias("top3_expected_value"),
+        pl.col("division").head(3).str.join("; ").alias("top_divisions"),
+        pl.col("nba_reason").first().alias("best_reason"),
+    )
+    owned_count = owned.group_by("customer_id").agg(pl.col("division").sort().str.join("; ").alias("owned_divisions"),
+                                                    pl.len().alias("n_owned"))
+    out = (
+        per.join(owned_count, on="customer_id", how="left")
+        .with_columns(pl.col("n_owned").fill_null(0), pl.col("owned_divisions").fill_null(""))
+        .with_columns((len(divisions) - pl.col("n_owned")).alias("whitespace_gaps"))
+        .sort(["best_score", "top3_score_sum", "customer_id"], descending=[True, True, False])
+        .head(n)
+    )
+    return out.with_row_index("account_rank", offset=1).with_columns(pl.col("account_rank").cast(pl.Int64))
+
+
+def top_accounts_markdown(accounts: pl.DataFrame, cutoff, shown: int = 20) -> str:
+    """A short readable summary of the top accounts (no personal data: company names and signals only)."""
+    lines = [f"# Top cross-sell accounts — cutoff {cutoff}", "",
+             f"{accounts.height} accounts ranked by their best opportunity's blended score "
+             "(ICP likelihood, affinity, ALS similarity, expected value).", "",
+             "| # | account | best opportunities | best P(buy) | gaps | reason |", "|---|---|---|---|---|---|"]
+    for r in accounts.head(shown).iter_rows(named=True):
+        lines.append(f"| {r['account_rank']} | {r['customer_name'] or r['customer_id']} | {r['top_divisions']} | "
+                     f"{r['best_p_icp']:.1%} | {r['whitespace_gaps']} | {r['best_reason']} |")
+    return "\n".join(lines) + "\n"

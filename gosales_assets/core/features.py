@@ -62,6 +62,7 @@ import operator
 import polars as pl
 
 from gosales_assets.core.checksum import frame_checksum, from_cents, to_cents
+from gosales_assets.core.labels import customers_known_at
 from gosales_assets.settings import FeatureSettings, division_slug
 
 __all__ = [
@@ -155,24 +156,18 @@ def _check_divisions(fact: pl.LazyFrame, divisions: list[str]) -> None:
 
 
 def _roster(fact_c: pl.LazyFrame, dim_customer: pl.DataFrame, cutoff: dt.date) -> pl.DataFrame:
-    """Customers known at C, sorted by customer_id, with a dense UInt32 index `cidx` and the attributes."""
-    active = fact_c.select(pl.col("customer_id").unique()).collect()
-    dim = dim_customer.select(
+    """Customers known at C (the same rule as the labels: `customers_known_at`), sorted by customer_id, with a
+    dense UInt32 index `cidx` and the attributes. Customers with lines but missing from dim_customer (the star
+    contract forbids it) still get a row, with null attributes."""
+    known = customers_known_at(fact_c.select("customer_id", "invoice_date").collect(), dim_customer, cutoff)
+    attrs = dim_customer.select(
         pl.col("customer_id").cast(pl.String),
         pl.col("industry").cast(pl.String),
         pl.col("region").cast(pl.String),
         pl.col("employee_band").cast(pl.String),
         pl.col("first_seen_date").cast(pl.Date),
     ).unique(subset="customer_id", keep="first", maintain_order=True)
-    flagged = dim.join(active.with_columns(pl.lit(True).alias("_active")), on="customer_id", how="left")
-    known = flagged.filter(
-        pl.col("first_seen_date").is_null()
-        | (pl.col("first_seen_date") <= cutoff)
-        | pl.col("_active").fill_null(False)
-    ).drop("_active")
-    # Customers with lines but missing from dim_customer (the star contract forbids it) still get a row.
-    orphans = active.join(dim.select("customer_id"), on="customer_id", how="anti")
-    roster = pl.concat([known, orphans], how="diagonal_relaxed").sort("customer_id")
+    roster = known.join(attrs, on="customer_id", how="left").sort("customer_id")
     return roster.with_row_index("cidx").with_columns(pl.col("cidx").cast(_IDX))
 
 

@@ -6,7 +6,7 @@ import base64
 from typing import Any
 
 import polars as pl
-from dagster import AssetCheckResult, AssetCheckSeverity, MetadataValue, TableColumn, TableSchema
+from dagster import AssetCheckResult, AssetCheckSeverity, AssetObservation, MetadataValue, TableColumn, TableSchema
 
 from gosales_assets.core.checksum import frame_checksum
 from gosales_assets.core.contracts import ContractReport
@@ -28,6 +28,14 @@ def table_metadata(df: pl.DataFrame, settings: Settings, *, date_col: str | None
         meta["date_min"] = str(lo)
         meta["date_max"] = str(hi)
     return meta
+
+
+def record_skip(context, asset_key: str, reason: str, *, level: str = "info", **metadata) -> None:
+    """Log why a partition produced no output and record it as an observation on the asset, so the reason
+    shows on the asset's page in the UI."""
+    getattr(context.log, level)(f"{asset_key} {context.partition_key}: not materialized — {reason}")
+    context.log_event(AssetObservation(asset_key=asset_key, partition=context.partition_key,
+                                       metadata={"skipped": True, "reason": reason, **metadata}))
 
 
 def contract_check_result(report: ContractReport, *, asset_key: str, check_name: str = "contract") -> AssetCheckResult:

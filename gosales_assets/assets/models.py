@@ -13,14 +13,13 @@ from dagster import (
     AssetCheckSeverity,
     AssetCheckSpec,
     AssetExecutionContext,
-    AssetObservation,
     AssetsDefinition,
     MetadataValue,
     Output,
     asset,
 )
 
-from gosales_assets.assets.common import image_markdown, markdown_table
+from gosales_assets.assets.common import image_markdown, markdown_table, record_skip
 from gosales_assets.assets.labels import DIVISION_CUTOFF_EXPR
 from gosales_assets.core.charts import calibration_chart, gains_chart
 from gosales_assets.core.gates import evaluate_gate
@@ -114,9 +113,7 @@ def build_model_assets(settings: Settings) -> list[AssetsDefinition]:
         out_dir = ["models", division_slug(division), cutoff.isoformat()]
 
         def skip(reason: str):
-            context.log.warning(f"{division} {cutoff}: no model — {reason}")
-            context.log_event(AssetObservation(asset_key="division_model", partition=context.partition_key,
-                                               metadata={"skipped": True, "reason": reason}))
+            record_skip(context, "division_model", reason, level="warning")
             artifacts.write_json([*out_dir, "skipped.json"], {"division": division, "cutoff": cutoff.isoformat(),
                                                               "reason": reason, "run_id": context.run.run_id})
             yield AssetCheckResult(check_name="promotion_gate", asset_key="division_model", passed=False,

@@ -7,7 +7,6 @@ from dagster import (
     AssetCheckSpec,
     AssetExecutionContext,
     AssetIn,
-    AssetObservation,
     AssetsDefinition,
     Failure,
     MetadataValue,
@@ -15,7 +14,7 @@ from dagster import (
     asset,
 )
 
-from gosales_assets.assets.common import contract_check_result, table_metadata
+from gosales_assets.assets.common import contract_check_result, record_skip, table_metadata
 from gosales_assets.assets.labels import DIVISION_CUTOFF_EXPR
 from gosales_assets.core.contracts import check_contract, icp_scores_schema
 from gosales_assets.core.modeling import load_model
@@ -74,10 +73,8 @@ def build_scoring_assets(settings: Settings) -> list[AssetsDefinition]:
         if alert is not None:
             path = artifacts.write_json(["alerts", cutoff.isoformat(), f"icp_scores_{division_slug(division)}.json"],
                                         alert | {"run_id": context.run.run_id})
-            context.log.error(f"{division} @ {cutoff}: scores not published — {alert['reason']}")
-            context.log_event(AssetObservation(asset_key="icp_scores", partition=context.partition_key,
-                                               metadata={"published": False, "alert": alert["reason"],
-                                                         "alert_path": MetadataValue.path(str(path))}))
+            record_skip(context, "icp_scores", f"scores not published: {alert['reason']}", level="error",
+                        alert_path=MetadataValue.path(str(path)))
             yield AssetCheckResult(check_name="zero_prevalence_guard", asset_key="icp_scores", passed=False,
                                    severity=AssetCheckSeverity.ERROR, description=alert["reason"])
             yield AssetCheckResult(check_name="contract", asset_key="icp_scores", passed=True,

@@ -13,14 +13,13 @@ from dagster import (
     AssetCheckSpec,
     AssetExecutionContext,
     AssetIn,
-    AssetObservation,
     AssetsDefinition,
     MetadataValue,
     Output,
     asset,
 )
 
-from gosales_assets.assets.common import image_markdown, markdown_table
+from gosales_assets.assets.common import image_markdown, markdown_table, record_skip
 from gosales_assets.assets.labels import DIVISION_CUTOFF_EXPR
 from gosales_assets.core.calendar import window_end
 from gosales_assets.core.charts import calibration_chart, gains_chart
@@ -33,12 +32,6 @@ from gosales_assets.resources import WAREHOUSE_POOL, ArtifactStore, GosalesSetti
 from gosales_assets.settings import Settings, division_slug
 
 SEGMENTS = ["industry", "region", "employee_band"]
-
-
-def _skip(context, asset_key: str, reason: str):
-    context.log.info(f"{asset_key} {context.partition_key}: skipped — {reason}")
-    context.log_event(AssetObservation(asset_key=asset_key, partition=context.partition_key,
-                                       metadata={"skipped": True, "reason": reason}))
 
 
 def build_validation_assets(settings: Settings) -> list[AssetsDefinition]:
@@ -61,12 +54,12 @@ def build_validation_assets(settings: Settings) -> list[AssetsDefinition]:
         cfg = settings.get()
         division, cutoff = split_key(context.partition_key)
         if icp_scores.height == 0:
-            _skip(context, "forward_validation", "no published icp_scores for this partition")
+            record_skip(context, "forward_validation", "no published icp_scores for this partition")
             return
         window = int(icp_scores.item(0, "prediction_window_months"))
         end = window_end(cutoff, window)
         if end > cfg.data.end_date or icp_scores.get_column("bought_in_division").null_count() == icp_scores.height:
-            _skip(context, "forward_validation", f"window ({cutoff}, {end}] has not closed (data ends "
+            record_skip(context, "forward_validation", f"window ({cutoff}, {end}] has not closed (data ends "
                                                  f"{cfg.data.end_date}); validate again once it has")
             return
         labels = warehouse.query("select customer_id, net_revenue_window from labels where division = ? "
@@ -133,7 +126,7 @@ def build_validation_assets(settings: Settings) -> list[AssetsDefinition]:
         cfg = settings.get()
         division, cutoff = split_key(context.partition_key)
         if division_model.height == 0 or icp_scores.height == 0:
-            _skip(context, "drift", "no model or no published scores for this partition")
+            record_skip(context, "drift", "no model or no published scores for this partition")
             yield AssetCheckResult(check_name="no_hard_drift", asset_key="drift", passed=True,
                                    description="not applicable: nothing was scored", metadata={"applicable": False})
             return

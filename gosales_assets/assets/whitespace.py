@@ -11,7 +11,6 @@ from dagster import (
     AssetCheckSpec,
     AssetDep,
     AssetExecutionContext,
-    AssetObservation,
     AssetOut,
     AssetsDefinition,
     MetadataValue,
@@ -19,7 +18,7 @@ from dagster import (
     multi_asset,
 )
 
-from gosales_assets.assets.common import contract_check_result, markdown_table
+from gosales_assets.assets.common import contract_check_result, markdown_table, record_skip
 from gosales_assets.assets.features import fact_until
 from gosales_assets.core.calendar import window_end
 from gosales_assets.core.checksum import frame_checksum
@@ -133,9 +132,7 @@ def build_whitespace_assets(settings: Settings) -> list[AssetsDefinition]:
             # Early cutoffs have no model yet (no closed training window); nothing to rank is not an error.
             reason = (f"no published icp_scores for cutoff {cutoff}: no division has a promoted model here "
                       "(too little history, a failed gate, or icp_scores not materialized yet)")
-            context.log.warning(reason)
-            context.log_event(AssetObservation(asset_key="whitespace", partition=context.partition_key,
-                                               metadata={"skipped": True, "reason": reason}))
+            record_skip(context, "whitespace", reason, level="warning")
             for asset_key, check in [("whitespace", "explanations"), ("whitespace", "percentile_uniformity"),
                                      *((a, "contract") for a in OUTPUTS)]:
                 yield AssetCheckResult(check_name=check, asset_key=asset_key, passed=True,

@@ -29,18 +29,18 @@ def _cmd_demo_data(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _cmd_materialize(args: argparse.Namespace, settings: Settings) -> int:
+def _run_backfill(settings: Settings, **selection) -> int:
     from dagster import DagsterInstance
 
     from gosales_assets.definitions import build_definitions
-    from gosales_assets.runner import materialize_all
+    from gosales_assets.runner import backfill
 
     if not os.environ.get("DAGSTER_HOME"):
         os.environ["DAGSTER_HOME"] = str(settings.dagster_home)
     Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
     defs = build_definitions(settings, config_path())
     with DagsterInstance.get() as instance:
-        outcomes = materialize_all(defs, instance, settings)
+        outcomes = backfill(defs, instance, settings, **selection)
     held = [o for o in outcomes if not o.success and o.blocked_by_checks]
     failed = [o for o in outcomes if not o.success and not o.blocked_by_checks]
     print(f"{len(outcomes) - len(held) - len(failed)} of {len(outcomes)} runs succeeded")
@@ -50,6 +50,36 @@ def _cmd_materialize(args: argparse.Namespace, settings: Settings) -> int:
     if failed:
         print(f"{len(failed)} run(s) FAILED with an error; open them in the UI (make ui) for the stack trace")
     return 1 if failed else 0
+
+
+def _cmd_materialize(args: argparse.Namespace, settings: Settings) -> int:
+    return _run_backfill(settings)
+
+
+def _month_ends(first: str, last: str) -> list[str]:
+    from gosales_assets.core.calendar import add_months
+    from gosales_assets.partitions import parse_cutoff
+
+    start, end = parse_cutoff(first), parse_cutoff(last)
+    if end < start:
+        raise ValueError(f"--to {last} is before --from {first}")
+    out, c = [], start
+    while c <= end:
+        out.append(c.isoformat())
+        c = add_months(c, 1)
+    return out
+
+
+def _cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
+    cutoffs = list(args.cutoff or [])
+    if args.from_cutoff or args.to_cutoff:
+        if not (args.from_cutoff and args.to_cutoff):
+            raise ValueError("--from and --to go together (a range of month-end cutoffs)")
+        cutoffs += _month_ends(args.from_cutoff, args.to_cutoff)
+    if not cutoffs:
+        raise ValueError("name the cutoffs to backfill: --cutoff YYYY-MM-DD (repeatable) or --from/--to")
+    return _run_backfill(settings, cutoffs=cutoffs, divisions=args.division or None, star=not args.skip_star,
+                         reports=not args.skip_reports)
 
 
 def _cmd_info(args: argparse.Namespace, settings: Settings) -> int:
@@ -74,6 +104,13 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--dirt-rate", type=float, default=0.002, help="share of rows planted per defect kind")
     demo.add_argument("--no-ground-truth", action="store_true", help="skip the oracle probabilities file")
     sub.add_parser("materialize", help="materialize every asset of the graph into the Dagster instance")
+    bf = sub.add_parser("backfill", help="materialize the whole graph for chosen cutoffs (new ones are registered)")
+    bf.add_argument("--cutoff", action="append", help="month-end cutoff YYYY-MM-DD (repeatable)")
+    bf.add_argument("--from", dest="from_cutoff", help="first month-end of a range (every month-end up to --to)")
+    bf.add_argument("--to", dest="to_cutoff", help="last month-end of the range")
+    bf.add_argument("--division", action="append", help="only this division (repeatable; default: all)")
+    bf.add_argument("--skip-star", action="store_true", help="do not rebuild the star schema first")
+    bf.add_argument("--skip-reports", action="store_true", help="do not rebuild the cross-run reports at the end")
     sub.add_parser("info", help="print where the config, warehouse and outputs are")
     args = parser.parse_args(argv)
     try:
@@ -81,8 +118,13 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    handlers = {"demo-data": _cmd_demo_data, "materialize": _cmd_materialize, "info": _cmd_info}
-    return handlers[args.command](args, settings)
+    handlers = {"demo-data": _cmd_demo_data, "materialize": _cmd_materialize, "backfill": _cmd_backfill,
+                "info": _cmd_info}
+    try:
+        return handlers[args.command](args, settings)
+    except ValueError as err:  # a bad cutoff, division or range: say which, no traceback
+        print(f"error: {err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

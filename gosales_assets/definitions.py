@@ -14,7 +14,12 @@ from gosales_assets.assets.reports import build_report_assets, build_top_account
 from gosales_assets.assets.scoring import build_scoring_assets
 from gosales_assets.assets.validation import build_validation_assets
 from gosales_assets.assets.whitespace import build_whitespace_assets
+from gosales_assets.automation.alerts import build_drift_alert_sensor
 from gosales_assets.automation.cutoffs import register_config_cutoffs_sensor
+from gosales_assets.automation.monthly import build_monthly_pipeline_sensor, build_monthly_schedule
+# One job per partitioning of the graph (a Dagster asset job runs assets that share a partitions definition);
+# the names live in `jobs` and are re-exported here.
+from gosales_assets.jobs import CUTOFF_JOB, DIVISION_CUTOFF_JOB, REPORTS_JOB, STAR_JOB, WHITESPACE_JOB
 from gosales_assets.partitions import CUTOFF_PARTITIONS_NAME
 from gosales_assets.resources import (
     WAREHOUSE_SCHEMA,
@@ -24,13 +29,6 @@ from gosales_assets.resources import (
     WarehouseResource,
 )
 from gosales_assets.settings import Settings, config_path, load_settings
-
-# One job per partitioning of the graph (a Dagster asset job runs assets that share a partitions definition).
-STAR_JOB = "gosales_star"                        # unpartitioned: raw + star
-CUTOFF_JOB = "gosales_cutoff"                    # partitioned by cutoff
-DIVISION_CUTOFF_JOB = "gosales_division_cutoff"  # partitioned by division × cutoff
-WHITESPACE_JOB = "gosales_whitespace"            # partitioned by cutoff, after every division of the cutoff
-REPORTS_JOB = "gosales_reports"                  # unpartitioned, reads every partition: runs last
 
 
 def build_resources(settings: Settings, cfg_path: Path) -> dict:
@@ -73,12 +71,16 @@ def build_definitions(settings: Settings, cfg_path: Path) -> Definitions:
     # Runs carry the config checksum as a tag; the full resolved config is written per run by the
     # `settings` resource under <artifacts>/runs/<run_id>/config_resolved.yaml.
     tags = {"gosales/config_checksum": settings.checksum, "gosales/config_path": str(cfg_path)}
-    jobs = [define_asset_job(name, selection=keys, tags=tags) for name, keys in sorted(by_job.items())]
+    jobs = {name: define_asset_job(name, selection=keys, tags=tags) for name, keys in sorted(by_job.items())}
     return Definitions(
         assets=assets,
         resources=build_resources(settings, cfg_path),
-        jobs=jobs,
-        sensors=[register_config_cutoffs_sensor],
+        jobs=list(jobs.values()),
+        schedules=[build_monthly_schedule(settings, jobs[CUTOFF_JOB])],
+        sensors=[register_config_cutoffs_sensor,
+                 build_monthly_pipeline_sensor(settings, jobs[DIVISION_CUTOFF_JOB], jobs[WHITESPACE_JOB]),
+                 build_drift_alert_sensor(settings, [k for a in assets for k in a.check_keys],
+                                          jobs[DIVISION_CUTOFF_JOB])],
     )
 
 

@@ -1,16 +1,25 @@
-"""Materialize the whole graph, every partition, into a Dagster instance (used by `gosales materialize`)."""
+"""Backfill the graph over a set of cutoffs in one process (`gosales backfill`, `gosales materialize`).
+
+Every partition is still its own Dagster run, recorded in the instance and visible in the UI: the promotion
+gate and the leakage checks are per division × cutoff and blocking, and a Dagster asset check is evaluated
+once per run step, so one run over many partitions would let one division's verdict decide for the others.
+What the runner saves is the process: all runs execute in this one process (no per-run subprocess start,
+no re-import of the code location), in dependency order, without a daemon.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from dagster import DagsterInstance, Definitions
 
 from gosales_assets.automation.cutoffs import register_cutoffs
-from gosales_assets.definitions import CUTOFF_JOB, DIVISION_CUTOFF_JOB, REPORTS_JOB, STAR_JOB, WHITESPACE_JOB
-from gosales_assets.partitions import CUTOFF_PARTITIONS_NAME, multi_key
+from gosales_assets.jobs import BACKFILL_TAG, CUTOFF_JOB, DIVISION_CUTOFF_JOB, REPORTS_JOB, STAR_JOB, WHITESPACE_JOB
+from gosales_assets.partitions import CUTOFF_PARTITIONS_NAME, cutoff_partitions, multi_key, parse_cutoff
 from gosales_assets.settings import Settings
 
 
@@ -40,34 +49,68 @@ def _job_names(defs: Definitions) -> set[str]:
     return {j.name for j in defs.jobs or []}
 
 
+def plan_runs(defs: Definitions, cutoffs: Sequence[str], divisions: Sequence[str], *, star: bool = True,
+              reports: bool = True) -> list[tuple[str, object]]:
+    """(job, partition key) in dependency order: star; per cutoff (in date order): the cutoff features, every
+    division × cutoff partition (labels → features → model → scores → validation, drift), the cutoff's
+    whitespace ranking over all divisions; the cross-run reports last."""
+    jobs = _job_names(defs)
+    plan: list[tuple[str, object]] = [(STAR_JOB, None)] if star and STAR_JOB in jobs else []
+    for cutoff in sorted(cutoffs):
+        if CUTOFF_JOB in jobs:
+            plan.append((CUTOFF_JOB, cutoff))
+        if DIVISION_CUTOFF_JOB in jobs:
+            plan += [(DIVISION_CUTOFF_JOB, multi_key(d, cutoff)) for d in divisions]
+        if WHITESPACE_JOB in jobs:
+            plan.append((WHITESPACE_JOB, cutoff))
+    if reports and REPORTS_JOB in jobs:
+        plan.append((REPORTS_JOB, None))
+    return plan
+
+
 def materialize_all(defs: Definitions, instance: DagsterInstance, settings: Settings,
                     log: Callable[[str], None] = print) -> list[RunOutcome]:
-    """Star schema first; then, per registered cutoff: the cutoff features, every division × cutoff partition
-    (labels → features → model → scores → validation, drift), the cutoff's whitespace ranking over all
-    divisions; finally the cross-run reports.
+    """The whole graph: every configured and registered cutoff, every division, star and reports."""
+    return backfill(defs, instance, settings, log=log)
+
+
+def backfill(defs: Definitions, instance: DagsterInstance, settings: Settings, *,
+             cutoffs: Sequence[str | dt.date] | None = None, divisions: Sequence[str] | None = None,
+             star: bool = True, reports: bool = True, log: Callable[[str], None] = print) -> list[RunOutcome]:
+    """Materialize the graph for `cutoffs` (default: every registered and configured cutoff) and `divisions`
+    (default: all), in dependency order, in this process. Cutoffs not yet registered are added to the
+    `cutoff` partitions first (that is how a new cutoff is added). Every run is tagged with one backfill id.
 
     Stops after a failed star build (nothing downstream can be trusted); a failed partition is reported and
     the remaining partitions still run.
     """
+    unknown = sorted(set(divisions or []) - set(settings.divisions))
+    if unknown:
+        raise ValueError(f"unknown division(s) {unknown}; configured: {settings.divisions}")
+    requested = sorted({parse_cutoff(str(c)) for c in cutoffs}) if cutoffs is not None else None
+    late = [str(c) for c in requested or [] if c > settings.data.end_date]
+    if late:
+        raise ValueError(f"cutoff(s) {late} are after the data end {settings.data.end_date} (data.end_date): the "
+                         "month is not in the sales log yet; refresh the landing data and data.end_date first")
     added = register_cutoffs(instance, settings)
     if added:
         log(f"registered cutoff partitions {added}")
-    plan: list[tuple[str, object]] = [(STAR_JOB, None)]
-    jobs = _job_names(defs)
-    for cutoff in sorted(instance.get_dynamic_partitions(CUTOFF_PARTITIONS_NAME)):
-        if CUTOFF_JOB in jobs:
-            plan.append((CUTOFF_JOB, cutoff))
-        if DIVISION_CUTOFF_JOB in jobs:
-            plan += [(DIVISION_CUTOFF_JOB, multi_key(d, cutoff)) for d in settings.divisions]
-        if WHITESPACE_JOB in jobs:
-            plan.append((WHITESPACE_JOB, cutoff))
-    if REPORTS_JOB in jobs:
-        plan.append((REPORTS_JOB, None))
+    if requested is None:
+        chosen = sorted(instance.get_dynamic_partitions(CUTOFF_PARTITIONS_NAME))
+    else:
+        chosen = [c.isoformat() for c in requested]
+        new = [c for c in chosen if not instance.has_dynamic_partition(CUTOFF_PARTITIONS_NAME, c)]
+        if new:
+            instance.add_dynamic_partitions(cutoff_partitions.name, new)
+            log(f"registered cutoff partitions {new}")
+    plan = plan_runs(defs, chosen, divisions or settings.divisions, star=star, reports=reports)
+    tags = {BACKFILL_TAG: f"cli-{uuid.uuid4().hex[:8]}"}
+    log(f"backfill {tags[BACKFILL_TAG]}: {len(plan)} runs over cutoffs {chosen or 'none'}")
     outcomes: list[RunOutcome] = []
     for job_name, key in plan:
         job = defs.resolve_job_def(job_name)
         result = job.execute_in_process(instance=instance, partition_key=key, raise_on_error=False,
-                                        run_config=QUIET_CONSOLE)
+                                        run_config=QUIET_CONSOLE, tags=tags)
         failed = [
             f"{e.asset_check_evaluation_data.asset_key.to_user_string()}:{e.asset_check_evaluation_data.check_name}"
             f" — {e.asset_check_evaluation_data.description}"

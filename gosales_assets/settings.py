@@ -218,6 +218,19 @@ class DriftSettings(_Model):
         return self
 
 
+class AutomationSettings(_Model):
+    monthly_schedule_cron: str = Field("0 6 1 * *", description="When the monthly cutoff schedule fires (cron)")
+    timezone: str = "UTC"
+    monthly_schedule_running: bool = Field(False, description="Start the monthly schedule switched on")
+    pipeline_sensor_interval_seconds: int = Field(60, ge=10)
+    drift_sensor_running: bool = Field(True, description="Start the drift alert sensor switched on")
+    drift_sensor_interval_seconds: int = Field(120, ge=10)
+    alert_min_severity: Literal["warn", "hard"] = Field(
+        "warn", description="Lowest drift severity that raises an alert (failed ERROR checks always do)")
+    retrain_on_hard_drift: bool = Field(
+        False, description="Request a retraining run (model, scores, drift) for a partition with hard drift")
+
+
 class SeedSettings(_Model):
     demo: int = 7
     modeling: int = 42
@@ -242,6 +255,7 @@ class Settings(_Model):
     models: ModelSettings = ModelSettings()
     whitespace: WhitespaceSettings = WhitespaceSettings()
     drift: DriftSettings = DriftSettings()
+    automation: AutomationSettings = AutomationSettings()
     seeds: SeedSettings = SeedSettings()
     demo: DemoSettings = DemoSettings()
     # Where GOSALES_HOME resolved to; filled by `load_settings`, not read from the YAML.

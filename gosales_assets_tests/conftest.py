@@ -63,12 +63,21 @@ def _deep_merge(base: dict, over: dict) -> dict:
     return out
 
 
-def new_project(root: Path, overrides: dict | None = None) -> Project:
-    """Write a config (the default one plus overrides) under `root` and return a Project rooted there."""
+def new_project(root: Path, overrides: dict | None = None, *, only_divisions: list[str] | None = None) -> Project:
+    """Write a config (the default one plus overrides) under `root` and return a Project rooted there.
+    `only_divisions` restricts the engine, its SKU map and so the demo data to those divisions."""
     root.mkdir(parents=True, exist_ok=True)
     # One LightGBM thread per test worker (the suite runs two workers on two cores).
     doc = _deep_merge(yaml.safe_load(DEFAULT_CONFIG_PATH.read_text()), {"models": {"num_threads": 1}})
     doc = _deep_merge(doc, overrides or {})
+    if only_divisions:
+        doc["divisions"] = list(only_divisions)
+        doc["sku_map"] = {k: v for k, v in doc["sku_map"].items() if v in only_divisions}
+        for section, key in (("labels", "per_division_window_months"), ("models", "gates")):
+            per = doc[section][key] if section == "labels" else doc[section][key].get("per_division", {})
+            for div in [d for d in per if d not in only_divisions]:
+                del per[div]
+        doc["labels"]["sku_denylist"] = [k for k in doc["labels"].get("sku_denylist", []) if k in doc["sku_map"]]
     cfg = root / "gosales.yaml"
     cfg.write_text(yaml.safe_dump(doc, sort_keys=False))
     return Project(load_settings(cfg, home=root / "home"), cfg)
@@ -76,7 +85,7 @@ def new_project(root: Path, overrides: dict | None = None) -> Project:
 
 @pytest.fixture
 def make_project(tmp_path: Path) -> Callable[..., Project]:
-    return lambda overrides=None, name="proj": new_project(tmp_path / name, overrides)
+    return lambda overrides=None, name="proj", **kw: new_project(tmp_path / name, overrides, **kw)
 
 
 @pytest.fixture

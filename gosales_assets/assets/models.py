@@ -128,9 +128,14 @@ def build_model_assets(settings: Settings) -> list[AssetsDefinition]:
                             f"(labelled earlier cutoffs: {[str(c) for c, _ in candidates] or 'none'})")
             return
         cutoff_list = ", ".join(f"'{c.isoformat()}'" for c, _ in training)
+        # Label columns come from the `labels` table as it is now: a cutoff's labels are rebuilt once its window
+        # closes, while its division_features row may date from when the window was still open (censored).
         frame = warehouse.query(
-            f"select * from division_features where division = ? and cutoff_date in ({cutoff_list}) "
-            "order by cutoff_date, customer_id", [division])
+            "select f.* replace (l.window_months as window_months, l.cohort as cohort, "
+            "l.net_revenue_window as net_revenue_window, l.label as label, l.censored as censored) "
+            "from division_features f join labels l on l.division = f.division and l.cutoff_date = f.cutoff_date "
+            f"and l.customer_id = f.customer_id where f.division = ? and f.cutoff_date in ({cutoff_list}) "
+            "order by f.cutoff_date, f.customer_id", [division])
         try:
             model = train_division_model(frame, params, cfg.seeds.modeling)
         except (InsufficientData, DegenerateModel) as err:

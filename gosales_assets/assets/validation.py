@@ -58,14 +58,22 @@ def build_validation_assets(settings: Settings) -> list[AssetsDefinition]:
             return
         window = int(icp_scores.item(0, "prediction_window_months"))
         end = window_end(cutoff, window)
-        if end > cfg.data.end_date or icp_scores.get_column("bought_in_division").null_count() == icp_scores.height:
+        # Outcomes come from the labels table as it is now, not from `bought_in_division` as it was when the
+        # scores were published: scores are published while the window is open, and the labels of C are
+        # re-materialized once (C, C + W] has closed (the monthly schedule requests exactly that).
+        labels = warehouse.query("select customer_id, label, censored, net_revenue_window from labels "
+                                 "where division = ? and cutoff_date = ?", [division, cutoff])
+        if end > cfg.data.end_date or labels.height == 0 or labels.get_column("censored").all():
             record_skip(context, "forward_validation", f"window ({cutoff}, {end}] has not closed (data ends "
-                                                 f"{cfg.data.end_date}); validate again once it has")
+                                                 f"{cfg.data.end_date}) or its labels are still censored; "
+                                                 "validate again once it has closed and labels are rebuilt")
             return
-        labels = warehouse.query("select customer_id, net_revenue_window from labels where division = ? "
-                                 "and cutoff_date = ?", [division, cutoff])
         attrs = warehouse.query(f"select customer_id, {', '.join(SEGMENTS)} from dim_customer")
-        frame = (icp_scores.join(labels, on="customer_id", how="left").join(attrs, on="customer_id", how="left")
+        frame = (icp_scores.drop("bought_in_division")
+                 .join(labels.filter(~pl.col("censored")).select(
+                     "customer_id", pl.col("label").alias("bought_in_division"), "net_revenue_window"),
+                     on="customer_id", how="left")
+                 .join(attrs, on="customer_id", how="left")
                  .filter(pl.col("bought_in_division").is_not_null()).sort("customer_id"))
         y = frame.get_column("bought_in_division").to_numpy().astype(int)
         p = frame.get_column("icp_score").to_numpy()

@@ -33,7 +33,7 @@ def _run_backfill(settings: Settings, **selection) -> int:
     from dagster import DagsterInstance
 
     from gosales_assets.definitions import build_definitions
-    from gosales_assets.runner import backfill
+    from gosales_assets.runner import backfill, stopped_or_failed
 
     if not os.environ.get("DAGSTER_HOME"):
         os.environ["DAGSTER_HOME"] = str(settings.dagster_home)
@@ -41,14 +41,15 @@ def _run_backfill(settings: Settings, **selection) -> int:
     defs = build_definitions(settings, config_path())
     with DagsterInstance.get() as instance:
         outcomes = backfill(defs, instance, settings, **selection)
-    held = [o for o in outcomes if not o.success and o.blocked_by_checks]
-    failed = [o for o in outcomes if not o.success and not o.blocked_by_checks]
+    failed = stopped_or_failed(outcomes)
+    held = [o for o in outcomes if not o.success and o not in failed]
     print(f"{len(outcomes) - len(held) - len(failed)} of {len(outcomes)} runs succeeded")
     if held:
         print(f"{len(held)} run(s) held back by a blocking check (e.g. a model that missed its promotion gate): "
               "nothing downstream was published for those partitions; see docs/TROUBLESHOOTING.md")
     if failed:
-        print(f"{len(failed)} run(s) FAILED with an error; open them in the UI (make ui) for the stack trace")
+        print(f"{len(failed)} run(s) FAILED (an error, or the star schema held back by its data checks); open them "
+              "in the UI (make ui) for details")
     return 1 if failed else 0
 
 

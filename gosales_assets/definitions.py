@@ -15,6 +15,7 @@ from gosales_assets.assets.scoring import build_scoring_assets
 from gosales_assets.assets.validation import build_validation_assets
 from gosales_assets.assets.whitespace import build_whitespace_assets
 from gosales_assets.automation.alerts import build_drift_alert_sensor
+from gosales_assets.automation.backfill import build_backfill_job
 from gosales_assets.automation.cutoffs import register_config_cutoffs_sensor
 from gosales_assets.automation.monthly import build_monthly_pipeline_sensor, build_monthly_schedule
 # One job per partitioning of the graph (a Dagster asset job runs assets that share a partitions definition);
@@ -75,7 +76,7 @@ def build_definitions(settings: Settings, cfg_path: Path) -> Definitions:
     return Definitions(
         assets=assets,
         resources=build_resources(settings, cfg_path),
-        jobs=list(jobs.values()),
+        jobs=[*jobs.values(), build_backfill_job()],
         schedules=[build_monthly_schedule(settings, jobs[CUTOFF_JOB])],
         sensors=[register_config_cutoffs_sensor,
                  build_monthly_pipeline_sensor(settings, jobs[DIVISION_CUTOFF_JOB], jobs[WHITESPACE_JOB]),

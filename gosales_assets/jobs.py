@@ -8,6 +8,7 @@ CUTOFF_JOB = "gosales_cutoff"                    # partitioned by cutoff
 DIVISION_CUTOFF_JOB = "gosales_division_cutoff"  # partitioned by division × cutoff
 WHITESPACE_JOB = "gosales_whitespace"            # partitioned by cutoff, after every division of the cutoff
 REPORTS_JOB = "gosales_reports"                  # unpartitioned, reads every partition: runs last
+BACKFILL_JOB = "gosales_backfill"                # op job: the whole graph over chosen cutoffs, one process
 
 # Run tags (searchable in the UI's run list).
 BACKFILL_TAG = "gosales/backfill"      # every run of one `gosales backfill` / `gosales materialize` call

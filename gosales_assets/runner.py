@@ -45,6 +45,12 @@ class RunOutcome:
     blocked_by_checks: bool = False
 
 
+def stopped_or_failed(outcomes: list[RunOutcome]) -> list[RunOutcome]:
+    """Runs that failed with an error, and a star schema held back by its checks (then nothing downstream ran).
+    Partitions held back by a blocking check (e.g. a missed promotion gate) are the engine working: not here."""
+    return [o for o in outcomes if not o.success and (not o.blocked_by_checks or o.job == STAR_JOB)]
+
+
 def _job_names(defs: Definitions) -> set[str]:
     return {j.name for j in defs.jobs or []}
 
@@ -136,3 +142,4 @@ def backfill(defs: Definitions, instance: DagsterInstance, settings: Settings, *
             log("star schema failed; not materializing downstream partitions")
             break
     return outcomes
+

@@ -68,3 +68,17 @@ def test_materialize_runs_every_partition_into_the_instance(tmp_path, monkeypatc
         for r in runs:  # the resolved config of every run is on disk
             assert (project.settings.artifacts_dir / "runs" / r.run_id / "config_resolved.yaml").is_file()
     assert "labels" in project.table_names() and "division_features" in project.table_names()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["backfill"], "name the cutoffs to backfill"),
+    (["backfill", "--cutoff", "2026-06-15"], "'2026-06-15' is not a month-end date"),
+    (["backfill", "--from", "2026-06-30"], "--from and --to go together"),
+    (["backfill", "--from", "2026-06-30", "--to", "2026-03-31"], "--to 2026-03-31 is before --from 2026-06-30"),
+    (["backfill", "--cutoff", "2026-06-30", "--division", "Printers"], "unknown division(s) ['Printers']"),
+])
+def test_backfill_command_rejects_bad_selections(tmp_path, args, message):
+    env = {**os.environ, "GOSALES_HOME": str(tmp_path / "home"), "DAGSTER_HOME": str(tmp_path / "dh")}
+    proc = run(args, env)
+    assert proc.returncode == 2 and message in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -8,7 +8,7 @@ export DAGSTER_HOME ?= $(GOSALES_HOME)/dagster_home
 # LightGBM's OpenMP threads otherwise spin while waiting, which starves other work on a 2-core machine.
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: demo test ui venv dagster-home clean bench quality
+.PHONY: demo test ui venv dagster-home clean bench quality ui-smoke
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -47,3 +47,9 @@ bench: venv
 ## make quality: model quality bar on the demo data -> docs/MODEL_QUALITY.md (takes several minutes).
 quality: venv
 	$(PY) benchmarks/model_quality.py
+
+## make ui-smoke: headless Chromium opens division_model's asset page (after `make demo`) and saves screenshots of
+## it and of its gains/calibration charts at SHOT. Needs Debian's chromium package; not part of make test / CI.
+SHOT ?= $(GOSALES_HOME)/ui_smoke_division_model.png
+ui-smoke: venv dagster-home
+	$(PY) scripts/ui_smoke.py --shot "$(SHOT)"

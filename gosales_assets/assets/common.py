@@ -54,7 +54,8 @@ def contract_check_result(report: ContractReport, *, asset_key: str, check_name:
 
 
 def image_markdown(png: bytes, alt: str) -> MetadataValue:
-    """An inline PNG (data URI) as markdown metadata, so the chart shows on the asset page in the UI."""
+    """An inline PNG (data URI) as markdown metadata. The UI lists it with the materialization's metadata
+    (asset page → Partitions / Events) behind a *[Show Markdown]* link, which renders the chart."""
     return MetadataValue.md(f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode()})")
 
 

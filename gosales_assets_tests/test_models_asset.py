@@ -24,6 +24,21 @@ def trained(tmp_path_factory):
     return project, instance, result
 
 
+def test_check_results_are_stored_per_partition(trained):
+    """Each check result carries its partition key, so the UI shows every partition's own verdict (a skipped
+    partition's WARN does not hide another partition's pass)."""
+    from dagster import AssetCheckKey
+
+    project, instance, result = trained
+    history = instance.event_log_storage.get_asset_check_execution_history(
+        AssetCheckKey(AssetKey("division_model"), "promotion_gate"), limit=10)
+    mine = [r for r in history if r.run_id == result.run_id]
+    assert [r.partition for r in mine] == [f"2026-03-31|{DIV}"]
+    earlier = [r.partition for r in instance.event_log_storage.get_asset_check_execution_history(
+        AssetCheckKey(AssetKey("labels"), "prevalence_not_collapsed"), limit=50)]
+    assert {f"{c}|{DIV}" for c in CUTOFFS} <= set(earlier)
+
+
 def model_dir(project, cutoff="2026-03-31"):
     return project.settings.artifacts_dir / "models" / "simulation" / cutoff
 

@@ -3,14 +3,35 @@
 from __future__ import annotations
 
 import base64
+import warnings
 from typing import Any
 
 import polars as pl
-from dagster import AssetCheckResult, AssetCheckSeverity, AssetObservation, MetadataValue, TableColumn, TableSchema
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetObservation,
+    MetadataValue,
+    PartitionsDefinition,
+    TableColumn,
+    TableSchema,
+)
+from dagster._utils.warnings import PreviewWarning
 
 from gosales_assets.core.checksum import frame_checksum
 from gosales_assets.core.contracts import ContractReport
 from gosales_assets.settings import Settings
+
+
+def partition_checks(partitions_def: PartitionsDefinition, *specs: AssetCheckSpec) -> list[AssetCheckSpec]:
+    """The same checks, evaluated per partition: each result is stored with its partition key, so the UI and the
+    GraphQL API show every partition's own verdict instead of the latest run's. (Dagster 1.13 still labels
+    partitioned checks a preview feature; its warning is silenced here, the behaviour is covered by tests.)"""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PreviewWarning)
+        return [AssetCheckSpec(s.name, asset=s.asset_key, description=s.description, blocking=s.blocking,
+                               metadata=s.metadata, partitions_def=partitions_def) for s in specs]
 
 
 def table_metadata(df: pl.DataFrame, settings: Settings, *, date_col: str | None = None) -> dict[str, Any]:

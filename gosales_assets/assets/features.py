@@ -17,7 +17,7 @@ from dagster import (
     asset,
 )
 
-from gosales_assets.assets.common import markdown_table, table_metadata
+from gosales_assets.assets.common import markdown_table, partition_checks, table_metadata
 from gosales_assets.assets.labels import DIVISION_CUTOFF_EXPR
 from gosales_assets.core.als import fit_als
 from gosales_assets.core.basket import customer_portfolios, market_basket_rules
@@ -106,6 +106,7 @@ def _catalog_outputs(artifacts: ArtifactStore, rel: list[str], features: pl.Data
 
 def build_feature_assets(settings: Settings) -> list[AssetsDefinition]:
     cutoff_only = same_cutoff()
+    division_parts = division_cutoff_partitions(settings)
 
     @asset(
         name="customer_features",
@@ -114,7 +115,7 @@ def build_feature_assets(settings: Settings) -> list[AssetsDefinition]:
         pool=WAREHOUSE_POOL,
         deps=["fact_transactions", "dim_customer"],
         metadata={"partition_expr": "cutoff_date"},
-        check_specs=_leakage_specs("customer_features"),
+        check_specs=partition_checks(cutoff_partitions, *_leakage_specs("customer_features")),
         description="One row per customer known at the cutoff: RFM windows overall and per division, trajectory, "
         "lifecycle, seasonality, diversity, returns, smoothed cross-division shares, attributes.",
     )
@@ -142,7 +143,7 @@ def build_feature_assets(settings: Settings) -> list[AssetsDefinition]:
         pool=WAREHOUSE_POOL,
         deps=["fact_transactions"],
         metadata={"partition_expr": "cutoff_date"},
-        check_specs=_leakage_specs("market_basket_rules"),
+        check_specs=partition_checks(cutoff_partitions, *_leakage_specs("market_basket_rules")),
         description="Pairwise division rules (support, confidence, lift) from customer portfolios before the cutoff.",
     )
     def market_basket_rules_asset(context: AssetExecutionContext, settings: GosalesSettings,
@@ -179,7 +180,7 @@ def build_feature_assets(settings: Settings) -> list[AssetsDefinition]:
         pool=WAREHOUSE_POOL,
         deps=["fact_transactions"],
         metadata={"partition_expr": "cutoff_date"},
-        check_specs=_leakage_specs("als_embeddings"),
+        check_specs=partition_checks(cutoff_partitions, *_leakage_specs("als_embeddings")),
         description="Implicit-feedback ALS on customer × SKU purchases before the cutoff, stored as rotation-"
         "invariant customer × division cosine similarities (raw factors are not comparable across fits).",
     )
@@ -212,7 +213,7 @@ def build_feature_assets(settings: Settings) -> list[AssetsDefinition]:
     @asset(
         name="division_features",
         group_name="features",
-        partitions_def=division_cutoff_partitions(settings),
+        partitions_def=division_parts,
         pool=WAREHOUSE_POOL,
         ins={
             "customer_features": AssetIn(partition_mapping=cutoff_only),
@@ -222,7 +223,7 @@ def build_feature_assets(settings: Settings) -> list[AssetsDefinition]:
         },
         deps=["fact_transactions"],
         metadata={"partition_expr": DIVISION_CUTOFF_EXPR},
-        check_specs=_leakage_specs("division_features")[:1],
+        check_specs=partition_checks(division_parts, *_leakage_specs("division_features")[:1]),
         description="The model frame of one division at one cutoff: customer features plus target-division signals "
         "(basket lift, ALS similarity, prior ownership) for the labels population, with labels joined.",
     )

@@ -12,7 +12,7 @@ from dagster import (
     asset,
 )
 
-from gosales_assets.assets.common import table_metadata
+from gosales_assets.assets.common import partition_checks, table_metadata
 from gosales_assets.core.labels import build_labels
 from gosales_assets.partitions import division_cutoff_partitions, split_key, window_end
 from gosales_assets.resources import WAREHOUSE_POOL, ArtifactStore, GosalesSettings, WarehouseResource
@@ -23,18 +23,20 @@ DIVISION_CUTOFF_EXPR = {"division": "division", "cutoff": "cutoff_date"}
 
 
 def build_label_assets(settings: Settings) -> list[AssetsDefinition]:
+    parts = division_cutoff_partitions(settings)
+
     @asset(
         name="labels",
         group_name="labels",
-        partitions_def=division_cutoff_partitions(settings),
+        partitions_def=parts,
         pool=WAREHOUSE_POOL,
         deps=["fact_transactions", "dim_customer"],
         metadata={"partition_expr": DIVISION_CUTOFF_EXPR},
-        check_specs=[AssetCheckSpec(
+        check_specs=partition_checks(parts, AssetCheckSpec(
             "prevalence_not_collapsed", asset="labels",
             description="WARN when a trainable partition has zero positives although earlier cutoffs of the "
             "division had some (a broken join or a renamed division looks exactly like this)",
-        )],
+        )),
         description="Did the customer make a qualifying purchase of the division in (cutoff, cutoff + W]? Net of "
         "returns, denylisted SKUs excluded; censored partitions carry null labels.",
     )

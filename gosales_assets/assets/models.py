@@ -19,7 +19,7 @@ from dagster import (
     asset,
 )
 
-from gosales_assets.assets.common import image_markdown, markdown_table, record_skip
+from gosales_assets.assets.common import image_markdown, markdown_table, partition_checks, record_skip
 from gosales_assets.assets.labels import DIVISION_CUTOFF_EXPR
 from gosales_assets.core.charts import calibration_chart, gains_chart
 from gosales_assets.core.gates import evaluate_gate
@@ -72,7 +72,8 @@ def _sample(df: pl.DataFrame, n: int, seed: int) -> pl.DataFrame:
 
 
 def build_model_assets(settings: Settings) -> list[AssetsDefinition]:
-    specs = [
+    parts = division_cutoff_partitions(settings)
+    specs = partition_checks(parts,
         AssetCheckSpec("promotion_gate", asset="division_model", blocking=True,
                        description="AUC ≥, lift@10% ≥ and calibration MAE ≤ the configured thresholds (per-division "
                        "overrides); a model that misses never feeds scoring"),
@@ -85,12 +86,12 @@ def build_model_assets(settings: Settings) -> list[AssetsDefinition]:
                        "label code"),
         AssetCheckSpec("feature_shift", asset="division_model", blocking=True,
                        description="The features of every training cutoff passed the shift and perturbation tests"),
-    ]
+    )
 
     @asset(
         name="division_model",
         group_name="models",
-        partitions_def=division_cutoff_partitions(settings),
+        partitions_def=parts,
         pool=WAREHOUSE_POOL,
         output_required=False,
         deps=["division_features", "labels"],

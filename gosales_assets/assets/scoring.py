@@ -14,7 +14,7 @@ from dagster import (
     asset,
 )
 
-from gosales_assets.assets.common import contract_check_result, record_skip, table_metadata
+from gosales_assets.assets.common import contract_check_result, partition_checks, record_skip, table_metadata
 from gosales_assets.assets.labels import DIVISION_CUTOFF_EXPR
 from gosales_assets.core.contracts import check_contract, icp_scores_schema
 from gosales_assets.core.modeling import load_model
@@ -34,22 +34,25 @@ def export_icp_scores(warehouse: WarehouseResource, artifacts: ArtifactStore, cu
 
 
 def build_scoring_assets(settings: Settings) -> list[AssetsDefinition]:
+    parts = division_cutoff_partitions(settings)
+
     @asset(
         name="icp_scores",
         group_name="scoring",
-        partitions_def=division_cutoff_partitions(settings),
+        partitions_def=parts,
         pool=WAREHOUSE_POOL,
         output_required=False,
         ins={"division_model": AssetIn(), "division_features": AssetIn()},
         deps=["dim_customer"],
         metadata={"partition_expr": DIVISION_CUTOFF_EXPR},
-        check_specs=[
+        check_specs=partition_checks(
+            parts,
             AssetCheckSpec("contract", asset="icp_scores", blocking=True,
                            description="Columns and types, icp_score in [0, 1], one row per customer"),
             AssetCheckSpec("zero_prevalence_guard", asset="icp_scores", blocking=True,
                            description="Labels known, zero positives, but the model trained on positives: the "
                            "partition is not published (a broken join looks exactly like this)"),
-        ],
+        ),
         description="Calibrated probability that each eligible customer buys the division in the window after "
         "the cutoff, from the promoted division_model of the partition; `bought_in_division` when known. Also "
         "exported, all divisions of a cutoff, to <artifacts>/scores/<cutoff>/icp_scores.csv.",

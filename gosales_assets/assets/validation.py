@@ -19,7 +19,7 @@ from dagster import (
     asset,
 )
 
-from gosales_assets.assets.common import image_markdown, markdown_table, record_skip
+from gosales_assets.assets.common import image_markdown, markdown_table, partition_checks, record_skip
 from gosales_assets.assets.labels import DIVISION_CUTOFF_EXPR
 from gosales_assets.core.calendar import window_end
 from gosales_assets.core.charts import calibration_chart, gains_chart
@@ -123,9 +123,9 @@ def build_validation_assets(settings: Settings) -> list[AssetsDefinition]:
         output_required=False,
         ins={"division_model": AssetIn(), "icp_scores": AssetIn(), "division_features": AssetIn()},
         metadata={"partition_expr": DIVISION_CUTOFF_EXPR},
-        check_specs=[AssetCheckSpec("no_hard_drift", asset="drift",
-                                    description="No drift finding (score or top-feature PSI, prevalence shift, "
-                                    "calibration regression) reaches the hard threshold")],
+        check_specs=partition_checks(parts, AssetCheckSpec(
+            "no_hard_drift", asset="drift", description="No drift finding (score or top-feature PSI, prevalence "
+            "shift, calibration regression) reaches the hard threshold")),
         description="PSI of the score distribution and of the top features between the model's training sample and "
         "the scoring population at the cutoff, prevalence and calibration vs training; alerts.json per partition.",
     )

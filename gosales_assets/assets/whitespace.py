@@ -18,7 +18,7 @@ from dagster import (
     multi_asset,
 )
 
-from gosales_assets.assets.common import contract_check_result, markdown_table, record_skip
+from gosales_assets.assets.common import contract_check_result, markdown_table, partition_checks, record_skip
 from gosales_assets.assets.features import fact_until
 from gosales_assets.core.calendar import window_end
 from gosales_assets.core.checksum import frame_checksum
@@ -102,7 +102,8 @@ def build_whitespace_assets(settings: Settings) -> list[AssetsDefinition]:
             "whitespace_metrics": "One row per cutoff: rows, coverage, division shares, capture@K, stability, "
                                   "checksum",
         }.items()},
-        check_specs=[
+        check_specs=partition_checks(
+            cutoff_partitions,
             AssetCheckSpec("contract", asset="whitespace", blocking=True,
                            description="Required columns and types, scores and signals in [0, 1], unique pairs, "
                            "canonical divisions"),
@@ -117,7 +118,7 @@ def build_whitespace_assets(settings: Settings) -> list[AssetsDefinition]:
             AssetCheckSpec("percentile_uniformity", asset="whitespace",
                            description=f"Per division, p_icp_pct is close to uniform (KS distance ≤ "
                                        f"{UNIFORMITY_TOLERANCE})"),
-        ],
+        ),
     )
     def whitespace_ranking(context: AssetExecutionContext, settings: GosalesSettings, warehouse: WarehouseResource,
                            artifacts: ArtifactStore):

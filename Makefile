@@ -8,7 +8,7 @@ export DAGSTER_HOME ?= $(GOSALES_HOME)/dagster_home
 # LightGBM's OpenMP threads otherwise spin while waiting, which starves other work on a 2-core machine.
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: demo test ui venv dagster-home clean bench quality ui-smoke
+.PHONY: demo test ui venv dagster-home clean bench bench-large quality ui-smoke
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,9 +40,16 @@ ui: venv dagster-home
 clean:
 	rm -rf "$(GOSALES_HOME)"
 
-## make bench: performance benchmarks (not part of make test); results go to docs/PERFORMANCE.md by hand.
+## make bench: performance benchmarks (not part of make test): the suite's demo profile (whole backfill through
+## Dagster vs the same calls without it; writes benchmarks/results/demo.json and its section of
+## docs/PERFORMANCE.md, ~10 min) and the production-scale features benchmark (printed; copied by hand).
 bench: venv
+	$(PY) benchmarks/bench_suite.py --profile demo
 	$(PY) benchmarks/bench_features.py --with-als-basket
+
+## make bench-large: the suite's 500,000-customer profile (many hours on 2 cores; see docs/PERFORMANCE.md).
+bench-large: venv
+	nice -n 10 $(PY) benchmarks/bench_suite.py --profile large
 
 ## make quality: model quality bar on the demo data -> docs/MODEL_QUALITY.md (takes several minutes).
 quality: venv

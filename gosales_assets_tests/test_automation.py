@@ -47,18 +47,24 @@ def test_next_stage_orders_the_pipeline(make_project):
     assert next_stage(settings, c, registered, [("cutoff", None, R)]) == []
     assert next_stage(settings, c, registered, [("cutoff", None, F)]) == []
     first = next_stage(settings, c, registered, [("cutoff", None, S)])
+    # each division validates the cutoff whose own window (6 and 12 months) has just closed, before any
+    # division run of c: that cutoff's refreshed labels are the newest the models at c may train on
     assert [(r.stage, r.division, str(r.partition_key)) for r in first] == [
-        ("division", "Solidworks", "2026-10-31|Solidworks"), ("division", "CPE", "2026-10-31|CPE"),
-        # each division validates the cutoff whose own window (6 and 12 months) has just closed
         ("validation", "Solidworks", "2026-04-30|Solidworks"), ("validation", "CPE", "2025-10-31|CPE")]
-    assert first[2].assets == ("labels", "forward_validation")
-    assert len({r.run_key for r in first}) == 4
+    assert first[0].assets == ("labels", "forward_validation")
+    half = [("cutoff", None, S), ("validation", "Solidworks", S), ("validation", "CPE", R)]
+    assert [r.stage for r in next_stage(settings, c, registered, half)] == ["validation", "validation"]
+    validated = [("cutoff", None, S), ("validation", "Solidworks", S), ("validation", "CPE", F)]
+    second = next_stage(settings, c, registered, validated)
+    assert [(r.stage, str(r.partition_key)) for r in second if r.stage == "division"] == [
+        ("division", "2026-10-31|Solidworks"), ("division", "2026-10-31|CPE")]
+    assert len({r.run_key for r in second}) == 4
     # whitespace only once every division run has finished and one of them succeeded
-    running = [("cutoff", None, S), ("division", "Solidworks", S), ("division", "CPE", R)]
+    running = [*validated, ("division", "Solidworks", S), ("division", "CPE", R)]
     assert WHITESPACE_JOB not in {r.job for r in next_stage(settings, c, registered, running)}
-    all_failed = [("cutoff", None, S), ("division", "Solidworks", F), ("division", "CPE", F)]
+    all_failed = [*validated, ("division", "Solidworks", F), ("division", "CPE", F)]
     assert WHITESPACE_JOB not in {r.job for r in next_stage(settings, c, registered, all_failed)}
-    done = [("cutoff", None, S), ("division", "Solidworks", S), ("division", "CPE", F)]
+    done = [*validated, ("division", "Solidworks", S), ("division", "CPE", F)]
     ws = [r for r in next_stage(settings, c, registered, done) if r.job == WHITESPACE_JOB]
     assert [(r.stage, r.partition_key) for r in ws] == [("whitespace", c)]
     # no validation where no scores were published at the closed cutoff
@@ -146,16 +152,21 @@ def test_schedule_and_sensors_against_a_real_instance(tmp_path):
 
         stage2 = sense(pipeline)
         got = sorted((r.tags[STAGE_TAG], str(r.partition_key)) for r in stage2.run_requests)
-        assert got == [("division", "2026-10-31|PDM"), ("division", "2026-10-31|Simulation"),
-                       ("validation", "2026-04-30|PDM"), ("validation", "2026-04-30|Simulation")]
-        assert sorted(r.tags[STAGE_TAG] for r in sense(pipeline).run_requests) == [
-            "division", "division", "validation", "validation"]  # not launched yet: still wanted, same keys
+        assert got == [("validation", "2026-04-30|PDM"), ("validation", "2026-04-30|Simulation")]
+        assert len(sense(pipeline).run_requests) == 2  # not launched yet: still wanted, under the same keys
         for request in stage2.run_requests:
             result = _execute(defs, instance, request)
             assert result.success, (request.run_key, _errors(result))
         validated = project.table("forward_validation")
         assert set(validated.select("division", pl.col("cutoff_date").cast(pl.String)).rows()) == {
             ("Simulation", "2026-04-30"), ("PDM", "2026-04-30")}
+
+        divisions = sense(pipeline)
+        got = sorted((r.tags[STAGE_TAG], str(r.partition_key)) for r in divisions.run_requests)
+        assert got == [("division", "2026-10-31|PDM"), ("division", "2026-10-31|Simulation")]
+        for request in divisions.run_requests:
+            result = _execute(defs, instance, request)
+            assert result.success, (request.run_key, _errors(result))
 
         stage3 = sense(pipeline)
         assert [(r.job_name, r.partition_key) for r in stage3.run_requests] == [(WHITESPACE_JOB, "2026-10-31")]

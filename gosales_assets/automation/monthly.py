@@ -4,10 +4,11 @@ Once a month the schedule registers the newest complete month-end M as a `cutoff
 reaches it) and requests the cutoff features of M (stage `cutoff`). The graph has three partitionings
 (cutoff; division × cutoff; cutoff for whitespace) and a Dagster run covers one of them, so the
 `monthly_pipeline` sensor requests the next stages once the previous one is done:
-- after the cutoff features of M succeeded: every division × cutoff partition of M (labels → features →
-  model → scores → drift; stage `division`), and for every division d with scores published at
-  C' = M − W_d (W_d its label window), the labels and forward validation of (d, C'), whose window (C', M]
-  has just closed (stage `validation`);
+- after the cutoff features of M succeeded: for every division d with scores published at C' = M − W_d
+  (W_d its label window), the labels and forward validation of (d, C'), whose window (C', M] has just closed
+  (stage `validation`) — first, because C' is the newest cutoff the models at M may train on;
+- after those finished: every division × cutoff partition of M (labels → features → model → scores → drift;
+  stage `division`);
 - after every division run of M has finished: the whitespace ranking of M (stage `whitespace`).
 
 Every request has a run key (`gosales/run_key` tag and Dagster's own run key) and is dropped when a run with
@@ -119,13 +120,20 @@ def next_stage(settings: Settings, cutoff: str, published: Iterable[str],
     runs = list(runs)
     if not any(stage == "cutoff" and status == DagsterRunStatus.SUCCESS for stage, _, status in runs):
         return []
-    planned = [PlannedRun(DIVISION_CUTOFF_JOB, "division", cutoff, division=d) for d in settings.divisions]
     have = set(published)
+    validations = []
     for d in settings.divisions:
         closed = add_months(dt.date.fromisoformat(cutoff), -settings.window_months(d)).isoformat()
         if f"{closed}|{d}" in have:  # only scores that were published can be validated
-            planned.append(PlannedRun(DIVISION_CUTOFF_JOB, "validation", cutoff, division=d,
-                                      partition_cutoff=closed, assets=VALIDATION_ASSETS))
+            validations.append(PlannedRun(DIVISION_CUTOFF_JOB, "validation", cutoff, division=d,
+                                          partition_cutoff=closed, assets=VALIDATION_ASSETS))
+    # Validation first: it rebuilds the labels of C' = M − W, whose window has just closed, and C' is exactly
+    # the newest cutoff the models at M may train on.
+    validated = {d: status for stage, d, status in runs if stage == "validation"}
+    if any(validated.get(v.division) not in FINISHED for v in validations):
+        return validations
+    planned = validations + [PlannedRun(DIVISION_CUTOFF_JOB, "division", cutoff, division=d)
+                             for d in settings.divisions]
     division_runs = {d: status for stage, d, status in runs if stage == "division"}
     if (len(division_runs) == len(settings.divisions) and all(s in FINISHED for s in division_runs.values())
             and any(s == DagsterRunStatus.SUCCESS for s in division_runs.values())):
@@ -183,9 +191,9 @@ def build_monthly_pipeline_sensor(settings: Settings, division_cutoff_job, white
         jobs=[division_cutoff_job, whitespace_job],
         # Inert until the schedule has started a cutoff, so it can always run.
         default_status=DefaultSensorStatus.RUNNING,
-        description="Carries a cutoff started by the `monthly_cutoff` schedule on: every division × cutoff "
-        "partition and the forward validation of the cutoffs whose window just closed once the cutoff features "
-        "succeeded, then the whitespace once every division run finished.",
+        description="Carries a cutoff started by the `monthly_cutoff` schedule on: once its cutoff features "
+        "succeeded, the labels and forward validation of the cutoffs whose window just closed, then every "
+        "division × cutoff partition, then the whitespace once every division run finished.",
     )
     def monthly_pipeline(context: SensorEvaluationContext, settings: GosalesSettings):
         cfg = settings.get()

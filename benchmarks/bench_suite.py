@@ -1113,7 +1113,7 @@ def render_section(res: dict) -> str:
     lines += ["", "| stage | direct wall / CPU | direct peak RSS | Dagster steps wall / CPU | Dagster RSS during stage "
                   "| Dagster / direct (wall / CPU) |", "|---|---|---|---|---|---|"]
     gen = res["generation"]
-    lines.append(f"| data generation ({gen['customers']:,} customers, no ground-truth file) | {_s(gen['wall_s'])} | "
+    lines.append(f"| data generation ({gen['customers']:,} customers, no ground-truth file) | {_wc(gen)} | "
                  f"{_mb(gen['peak_rss_mb'])} | – | – | – |")
     for stage, label in STAGES.items():
         a = direct["stages"].get(stage) if direct else None

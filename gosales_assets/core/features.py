@@ -494,11 +494,12 @@ def feature_catalog(features: pl.DataFrame) -> pl.DataFrame:
     coverage = share of rows whose value is non-null and non-zero (non-empty for strings).
     """
     cols = _feature_columns(features)
+    schema = features.schema  # built anew on every access in polars: once, not once per column
     rows = {"name": [], "family": [], "scope": [], "metric": [], "window": [], "dtype": []}
     exprs: list[pl.Expr] = []
     for c in cols:
         fam, scope, metric, window = _split_name(c)
-        dtype = features.schema[c]
+        dtype = schema[c]
         rows["name"].append(c)
         rows["family"].append(fam)
         rows["scope"].append(scope)
@@ -548,7 +549,8 @@ def feature_stats(features: pl.DataFrame, columns: list[str] | None = None) -> d
     caps; the model pipeline learns its own.
     """
     cols = _feature_columns(features) if columns is None else list(columns)
-    numeric = [c for c in cols if features.schema[c].is_numeric()]
+    schema = features.schema  # built anew on every access in polars: once, not once per column
+    numeric = [c for c in cols if schema[c].is_numeric()]
     per: dict[str, dict] = {}
     if features.height:
         nulls = features.select([pl.col(c).null_count().alias(c) for c in cols]).row(0, named=True) if cols else {}
@@ -564,7 +566,7 @@ def feature_stats(features: pl.DataFrame, columns: list[str] | None = None) -> d
         nulls, q = {c: 0 for c in cols}, {}
     for c in cols:
         entry: dict = {
-            "dtype": str(features.schema[c]),
+            "dtype": str(schema[c]),
             "null_rate": (nulls[c] / features.height) if features.height else 0.0,
         }
         if c in numeric:

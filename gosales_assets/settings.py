@@ -134,6 +134,8 @@ class LogisticGrid(_Model):
     C: list[float] = Field(default_factory=lambda: [0.1, 1.0])
     l1_ratio: list[float] = Field(default_factory=lambda: [0.0, 0.5])
     max_iter: int = Field(2000, ge=50)
+    log_inputs: bool = Field(False, description="Signed log1p of the (imputed, winsorized) numeric inputs before "
+                             "scaling: money, counts and day spans are heavy-tailed; trees are unaffected")
 
 
 class LightGBMGrid(_Model):
@@ -159,6 +161,8 @@ class ModelSettings(_Model):
     drift_sample_rows: int = Field(5000, ge=100, description="Rows of training scores/features kept for drift baselines")
     logistic: LogisticGrid = LogisticGrid()
     lightgbm: LightGBMGrid = LightGBMGrid()
+    ensemble: bool = Field(False, description="Average the best logistic and the best LightGBM configuration "
+                           "(equal weights on standardized logits) instead of selecting one of them")
     gates: GateSettings = GateSettings()
 
 

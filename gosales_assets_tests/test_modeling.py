@@ -273,7 +273,9 @@ def test_logistic_refit_keeps_chosen_params(linear_model):
     est = linear_model.estimator.get_params()
     p = linear_model.params
     assert est["C"] == p["C"] and est["l1_ratio"] == p["l1_ratio"] and est["max_iter"] == p["max_iter"]
-    assert est["solver"] == "saga" and est["random_state"] == SEED
+    # pure L2 -> lbfgs (exact), any L1 part -> saga; the chosen params record the solver that was used
+    assert est["solver"] == p["solver"] == ("lbfgs" if p["l1_ratio"] == 0.0 else "saga")
+    assert est["random_state"] == SEED
     cfg = next(c for c in candidate_configs(settings()) if c["config"] == p["config"])
     assert (cfg["C"], cfg["l1_ratio"]) == (p["C"], p["l1_ratio"])
     assert linear_model.cv_results.height == 6 * 3  # configs x folds

@@ -20,10 +20,18 @@ Training (`train_division_model`):
    integer is tuned on it); the reported metrics accept this small bias.
 4. Selection: highest mean lift@10% across folds; ties → lower mean Brier; then candidate order (logistic
    configs in grid order, then LightGBM configs in grid order).
+   With `ensemble` (and both families configured) the selection is made within each family and the model is
+   the `Ensemble` of the two winners: raw score = sigmoid(mean over members of (logit(member raw) - center)
+   / scale), each member's center / scale being the mean / std of ITS out-of-fold logit, so both members
+   weigh equally. Its OOF score is that average of the members' OOF scores; its per-fold CV rows
+   (config "ensemble") are added to `cv_results`. Averaging a strongly shrunk linear model with stumps lowers
+   the variance of either alone when there are 20-70 positives, without a noisy choice between them.
 5. Calibration (`calibration.Calibrator`, method by `calibration_method(positives, isotonic_min_positives)`)
-   is fitted on the selected configuration's OOF raw scores only, never on in-sample scores.
-6. Final refit on all labelled rows with exactly the selected hyper-parameters; for LightGBM
-   n_estimators = round-half-up(mean of the folds' best iterations) and no early stopping.
+   is fitted on the selected configuration's (or the ensemble's) OOF raw scores only, never on in-sample
+   scores.
+6. Final refit on all labelled rows with exactly the selected hyper-parameters (every member's, for the
+   ensemble); for LightGBM n_estimators = round-half-up(mean of the folds' best iterations) and no early
+   stopping. Logistic regression: lbfgs for a pure L2 penalty, saga (tolerance `LOGISTIC_TOL`) otherwise.
 7. Reported metrics are computed on cross-fitted calibrated OOF scores: the OOF scores of fold k are
    calibrated by a calibrator fitted on the OOF scores of the other folds (same method), so neither the
    model nor the calibrator has seen the rows it is evaluated on. The stored calibrator (used at scoring)
@@ -49,7 +57,7 @@ import polars as pl
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 
-from gosales_assets.core.calibration import Calibrator, calibration_method
+from gosales_assets.core.calibration import Calibrator, calibration_method, logit
 from gosales_assets.core.metrics import (
     brier,
     calibration_bins,
@@ -74,6 +82,10 @@ __all__ = [
     "candidate_configs",
     "select_config",
     "train_division_model",
+    "ENSEMBLE",
+    "EnsembleMember",
+    "Ensemble",
+    "ensemble_members",
     "TrainedModel",
     "load_model",
 ]
@@ -82,6 +94,7 @@ LABEL_SIDE_COLUMNS = frozenset(
     {"customer_id", "division", "cutoff_date", "window_months", "cohort", "net_revenue_window", "label",
      "censored"}
 )
+ENSEMBLE = "ensemble"  # config name and model type of the averaged model
 OTHER_LEVEL = "__other__"
 MISSING_LEVEL = "__missing__"
 MODEL_FORMAT_VERSION = 1
@@ -93,7 +106,7 @@ _PREDICT_CHUNK = 200_000
 LOGISTIC_TOL = 3e-3
 
 Encoding = Literal["onehot_scaled", "codes"]
-ModelType = Literal["logistic", "lightgbm"]
+ModelType = Literal["logistic", "lightgbm", "ensemble"]
 _ENCODING_FOR: dict[str, Encoding] = {"logistic": "onehot_scaled", "lightgbm": "codes"}
 
 
@@ -143,8 +156,9 @@ class Preprocessor:
 
     Numeric features (numeric or boolean dtype): missing / NaN / infinite → training median, then clipped
     to the training winsor caps (quantiles `winsor_quantiles` of the non-missing training values, linear
-    interpolation); with the `onehot_scaled` encoding (logistic regression) then standardised with the
-    training mean and std (std 0 → 1).
+    interpolation); with the `onehot_scaled` encoding (logistic regression) then, when `log_inputs`, mapped
+    by the signed log sign(x)·log1p(|x|) (monotone, so only linear models see a difference), and standardised
+    with the training mean and std of those values (std 0 → 1).
     Categorical features (string / categorical dtype): the `max_category_levels` most frequent training
     levels (ties by name) plus `__other__` (any other value, including levels never seen in training) and
     `__missing__` (null). `onehot_scaled` → one 0/1 column per level (not scaled); `codes` (LightGBM) →
@@ -154,8 +168,10 @@ class Preprocessor:
     Design-matrix columns: the numeric features in feature order, then the categorical ones.
     """
 
+    log_inputs = False  # class default: preprocessors pickled before the option existed behave as before
+
     def __init__(self, encoding: Encoding = "codes", winsor_quantiles: tuple[float, float] = (0.01, 0.99),
-                 max_category_levels: int = 20):
+                 max_category_levels: int = 20, log_inputs: bool = False):
         if encoding not in ("onehot_scaled", "codes"):
             raise ValueError(f"unknown encoding {encoding!r}")
         lo, hi = (float(q) for q in winsor_quantiles)
@@ -166,6 +182,7 @@ class Preprocessor:
         self.encoding: Encoding = encoding
         self.winsor_quantiles = (lo, hi)
         self.max_category_levels = int(max_category_levels)
+        self.log_inputs = bool(log_inputs)
         self.features: list[str] = []
         self.numeric_features: list[str] = []
         self.categorical_features: list[str] = []
@@ -215,7 +232,7 @@ class Preprocessor:
                 q = np.nanquantile(xo, list(self.winsor_quantiles), axis=0, method="linear")
             lo[observed], hi[observed] = q[0], q[1]
         self.medians, self.lower, self.upper = med, lo, hi
-        xi = self._impute_clip(x)
+        xi = self._scaled_input(self._impute_clip(x))
         self.means = xi.mean(axis=0) if k else np.zeros(0)
         std = xi.std(axis=0) if k else np.ones(0)
         self.stds = np.where(std > 1e-12, std, 1.0)
@@ -254,6 +271,10 @@ class Preprocessor:
         x = np.where(np.isnan(x), self.medians, x)
         return np.clip(x, self.lower, self.upper)
 
+    def _scaled_input(self, x: np.ndarray) -> np.ndarray:
+        """The values that are standardised in the `onehot_scaled` encoding (signed log when `log_inputs`)."""
+        return np.sign(x) * np.log1p(np.abs(x)) if self.log_inputs else x
+
     def category_codes(self, frame: pl.DataFrame) -> np.ndarray:
         """n × n_categorical int matrix of level codes (level i → i, other → L, missing → L + 1)."""
         if not self.categorical_features:
@@ -281,7 +302,7 @@ class Preprocessor:
         x = self._impute_clip(self._numeric_raw(frame))
         codes = self.category_codes(frame)
         if self.encoding == "onehot_scaled":
-            x = (x - self.means) / self.stds
+            x = (self._scaled_input(x) - self.means) / self.stds
             blocks = [x]
             for j, f in enumerate(self.categorical_features):
                 width = len(self.levels[f]) + 2
@@ -452,12 +473,20 @@ def select_config(cv_results: pl.DataFrame, order: list[str] | None = None) -> s
     return best[1]
 
 
+def logistic_solver(l1_ratio: float) -> str:
+    """lbfgs for a pure L2 penalty (exact, deterministic, no stochastic tolerance), saga when there is an L1 part."""
+    return "lbfgs" if float(l1_ratio) == 0.0 else "saga"
+
+
 def _make_estimator(cfg: dict, seed: int, num_threads: int, n_estimators: int | None = None):
     if cfg["model_type"] == "logistic":
         # sklearn >= 1.8: `penalty` is deprecated; l1_ratio in (0, 1) with solver="saga" is the elastic net
-        # (l1_ratio = 0 → pure L2, 1 → pure L1).
-        return LogisticRegression(C=cfg["C"], l1_ratio=cfg["l1_ratio"], solver="saga", max_iter=cfg["max_iter"],
-                                  tol=LOGISTIC_TOL, random_state=seed)
+        # (l1_ratio = 0 → pure L2, 1 → pure L1). Pure L2 uses lbfgs to its default tolerance: saga's loose
+        # LOGISTIC_TOL stops strongly shrunk fits early (measured: worse forward AUC at C = 3e-4).
+        solver = logistic_solver(cfg["l1_ratio"])
+        tol = LOGISTIC_TOL if solver == "saga" else 1e-4
+        return LogisticRegression(C=cfg["C"], l1_ratio=cfg["l1_ratio"], solver=solver, max_iter=cfg["max_iter"],
+                                  tol=tol, random_state=seed)
     return lgb.LGBMClassifier(
         objective="binary",
         n_estimators=int(n_estimators if n_estimators is not None else cfg["n_estimators_max"]),
@@ -506,6 +535,64 @@ def _round_half_up(x: float) -> int:
 
 
 # ---------------------------------------------------------------------------------------------------
+# ensemble: the best logistic and the best LightGBM configuration, averaged on one scale
+# ---------------------------------------------------------------------------------------------------
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+def logit_standardization(raw: np.ndarray) -> tuple[float, float]:
+    """(mean, std) of logit(raw); std below 1e-12 → 1 (a constant member then only shifts the average)."""
+    z = logit(raw)
+    sd = float(np.std(z))
+    return float(np.mean(z)), (sd if sd > 1e-12 else 1.0)
+
+
+def ensemble_members(cv_results: pl.DataFrame, configs: list[dict]) -> list[dict]:
+    """The configs averaged by the ensemble: per model family present in `configs` (logistic, then LightGBM),
+    the one `select_config` picks among that family's configs. One family only → one member."""
+    out = []
+    for family in ("logistic", "lightgbm"):
+        names = [c["config"] for c in configs if c["model_type"] == family]
+        if names:
+            best = select_config(cv_results.filter(pl.col("config").is_in(names)), names)
+            out.append(next(c for c in configs if c["config"] == best))
+    return out
+
+
+@dataclass
+class EnsembleMember:
+    """A fitted member: its chosen parameters, learned preprocessing, estimator, and the mean / std of its
+    out-of-fold logit, which put every member on one scale (z = (logit(raw) - center) / scale)."""
+
+    params: dict
+    preprocessor: Preprocessor
+    estimator: Any
+    center: float
+    scale: float
+
+    @property
+    def model_type(self) -> str:
+        return self.params["model_type"]
+
+    def z(self, frame: pl.DataFrame) -> np.ndarray:
+        raw = _predict_raw(self.estimator, self.model_type, self.preprocessor.transform(frame))
+        return (logit(raw) - self.center) / self.scale
+
+
+@dataclass
+class Ensemble:
+    """Equal-weight average of the members' standardized logits; the raw score is its sigmoid, so the
+    calibrator sees logit(raw) = the average. Averaging a strongly shrunk linear model with small-tree
+    LightGBM lowers the variance of either alone when positives are few (docs/MODEL_QUALITY.md)."""
+
+    members: list[EnsembleMember]
+
+    def predict_raw(self, frame: pl.DataFrame) -> np.ndarray:
+        return _sigmoid(np.mean([m.z(frame) for m in self.members], axis=0))
+
+
+# ---------------------------------------------------------------------------------------------------
 # trained model
 # ---------------------------------------------------------------------------------------------------
 @dataclass
@@ -543,8 +630,11 @@ class TrainedModel:
         out = np.empty(frame.height, dtype=np.float64)
         for start in range(0, frame.height, _PREDICT_CHUNK):
             chunk = frame.slice(start, _PREDICT_CHUNK)
-            x = self.preprocessor.transform(chunk)
-            out[start:start + chunk.height] = _predict_raw(self.estimator, self.model_type, x)
+            if self.model_type == ENSEMBLE:
+                out[start:start + chunk.height] = self.estimator.predict_raw(chunk)
+            else:
+                x = self.preprocessor.transform(chunk)
+                out[start:start + chunk.height] = _predict_raw(self.estimator, self.model_type, x)
         return out
 
     def predict_proba(self, frame: pl.DataFrame) -> np.ndarray:
@@ -639,6 +729,46 @@ def _importance(pre: Preprocessor, est, model_type: str, x: np.ndarray, seed: in
     return df.sort("importance", descending=True, maintain_order=True)
 
 
+def _ensemble_importance(ens: Ensemble, data: pl.DataFrame, seed: int, sample_rows: int) -> pl.DataFrame:
+    """Members' importances (log-odds units) divided by their logit scale and averaged: the importance in
+    units of the ensemble's averaged, standardized logit."""
+    total: dict[str, float] = {}
+    for mem in ens.members:
+        imp = _importance(mem.preprocessor, mem.estimator, mem.model_type, mem.preprocessor.transform(data), seed,
+                          sample_rows)
+        for f, v in imp.iter_rows():
+            total[f] = total.get(f, 0.0) + v / mem.scale / len(ens.members)
+    feats = ens.members[0].preprocessor.features
+    df = pl.DataFrame({"feature": feats, "importance": [total[f] for f in feats]},
+                      schema={"feature": pl.String, "importance": pl.Float64})
+    return df.sort("importance", descending=True, maintain_order=True)
+
+
+def _refit(cfg: dict, base: Preprocessor, data: pl.DataFrame, y: np.ndarray, cv_results: pl.DataFrame,
+           params: ModelSettings, seed: int, notes: list[str]) -> tuple[Preprocessor, Any, dict]:
+    """Fit `cfg` on all labelled rows with exactly its hyper-parameters (LightGBM: n_estimators = the rounded
+    mean of the folds' best iterations, no early stopping). Returns (preprocessor, estimator, chosen params)."""
+    model_type = cfg["model_type"]
+    chosen = {k: v for k, v in cfg.items() if k not in ("n_estimators_max", "early_stopping_rounds")}
+    n_estimators = None
+    if model_type == "lightgbm":
+        its = cv_results.filter(pl.col("config") == cfg["config"]).get_column("best_iteration").to_numpy()
+        n_estimators = max(1, _round_half_up(float(np.mean(its))))
+        chosen["n_estimators"] = n_estimators
+        chosen["n_estimators_max"] = cfg["n_estimators_max"]
+        chosen["early_stopping_rounds"] = cfg["early_stopping_rounds"]
+        chosen["num_threads"] = params.num_threads
+    else:
+        chosen["solver"] = logistic_solver(cfg["l1_ratio"])
+        chosen["log_inputs"] = params.logistic.log_inputs
+    chosen["seed"] = seed
+    pre = base.with_encoding(_ENCODING_FOR[model_type])
+    est = _make_estimator(cfg, seed, params.num_threads, n_estimators=n_estimators)
+    _fit_estimator(est, model_type, pre.transform(data), y, pre.categorical_indices, notes=notes,
+                   label=f"{cfg['config']} final")
+    return pre, est, chosen
+
+
 def train_division_model(
     frame: pl.DataFrame,
     params: ModelSettings,
@@ -695,7 +825,8 @@ def train_division_model(
     notes: list[str] = []
     oof_raw = {c["config"]: np.full(n, np.nan) for c in configs}
     records: list[dict] = []
-    pre_kw = {"winsor_quantiles": tuple(params.winsor_quantiles), "max_category_levels": params.max_category_levels}
+    pre_kw = {"winsor_quantiles": tuple(params.winsor_quantiles), "max_category_levels": params.max_category_levels,
+              "log_inputs": params.logistic.log_inputs}
 
     for k in range(n_folds):
         tr = folds != k
@@ -729,13 +860,26 @@ def train_division_model(
         "config": pl.String, "fold": pl.Int64, "lift_at_10": pl.Float64, "brier": pl.Float64,
         "best_iteration": pl.Int64, "model_type": pl.String, "auc": pl.Float64, "n_valid": pl.Int64,
         "positives_valid": pl.Int64})
-    chosen_name = select_config(cv_results, [c["config"] for c in configs])
-    cfg = next(c for c in configs if c["config"] == chosen_name)
-    model_type: ModelType = cfg["model_type"]
+    members = ensemble_members(cv_results, configs) if params.ensemble else []
+    if params.ensemble and len(members) < 2:
+        notes.append("ensemble requested but only one model family is configured: the best config is used alone")
+    if len(members) >= 2:
+        chosen_name, model_type = ENSEMBLE, ENSEMBLE
+        stats = [logit_standardization(oof_raw[c["config"]]) for c in members]
+        raw = _sigmoid(np.mean([(logit(oof_raw[c["config"]]) - m) / sd for c, (m, sd) in zip(members, stats)], axis=0))
+        ens_records = [{"config": ENSEMBLE, "fold": k, "lift_at_10": lift_at_k(y[folds == k], raw[folds == k], _SELECTION_K),
+                        "brier": None, "best_iteration": None, "model_type": ENSEMBLE,
+                        "auc": roc_auc(y[folds == k], raw[folds == k]), "n_valid": int((folds == k).sum()),
+                        "positives_valid": int(y[folds == k].sum())} for k in range(n_folds)]
+        cv_results = pl.concat([cv_results, pl.DataFrame(ens_records, schema=cv_results.schema)])
+    else:
+        chosen_name = select_config(cv_results, [c["config"] for c in configs])
+        members = [next(c for c in configs if c["config"] == chosen_name)]
+        model_type = members[0]["model_type"]
+        raw = oof_raw[chosen_name]
 
     # ---- calibration on out-of-fold scores only --------------------------------------------------
     method = calibration_method(positives, params.isotonic_min_positives)
-    raw = oof_raw[chosen_name]
     cal_oof = np.empty(n)
     for k in range(n_folds):
         m = folds == k
@@ -743,23 +887,18 @@ def train_division_model(
     calibrator = Calibrator(method).fit(raw, y)
 
     # ---- final refit with exactly the chosen hyper-parameters ------------------------------------
-    chosen = {k: v for k, v in cfg.items() if k not in ("n_estimators_max", "early_stopping_rounds")}
-    n_estimators = None
-    if model_type == "lightgbm":
-        its = cv_results.filter(pl.col("config") == chosen_name).get_column("best_iteration").to_numpy()
-        n_estimators = max(1, _round_half_up(float(np.mean(its))))
-        chosen["n_estimators"] = n_estimators
-        chosen["n_estimators_max"] = cfg["n_estimators_max"]
-        chosen["early_stopping_rounds"] = cfg["early_stopping_rounds"]
-        chosen["num_threads"] = params.num_threads
+    base = Preprocessor("codes", **pre_kw).fit(data, features)
+    fitted = [_refit(c, base, data, y, cv_results, params, seed, notes) for c in members]
+    if model_type == ENSEMBLE:
+        pre = base
+        est = Ensemble([EnsembleMember(chosen_c, p, e, m, sd)
+                        for (p, e, chosen_c), (m, sd) in zip(fitted, stats, strict=True)])
+        chosen = {"config": ENSEMBLE, "model_type": ENSEMBLE, "members": [f[2] for f in fitted], "seed": seed}
+        raw_train = est.predict_raw(data)
     else:
-        chosen["solver"] = "saga"
-    chosen["seed"] = seed
-    pre = Preprocessor(_ENCODING_FOR[model_type], **pre_kw).fit(data, features)
-    x_all = pre.transform(data)
-    est = _make_estimator(cfg, seed, params.num_threads, n_estimators=n_estimators)
-    _fit_estimator(est, model_type, x_all, y, pre.categorical_indices, notes=notes, label=f"{chosen_name} final")
-    cal_train = calibrator.transform(_predict_raw(est, model_type, x_all))
+        pre, est, chosen = fitted[0]
+        raw_train = _predict_raw(est, model_type, pre.transform(data))
+    cal_train = calibrator.transform(raw_train)
     if float(np.std(cal_train)) < 1e-9:
         raise DegenerateModel(
             f"calibrated predictions of {chosen_name} are constant on the training rows "
@@ -779,7 +918,10 @@ def train_division_model(
         pl.Series("score_calibrated", cal_oof, dtype=pl.Float64),
         pl.Series("revenue", revenue if revenue is not None else [None] * n, dtype=pl.Float64),
     )
-    importance = _importance(pre, est, model_type, x_all, seed, importance_sample_rows)
+    if model_type == ENSEMBLE:
+        importance = _ensemble_importance(est, data, seed, importance_sample_rows)
+    else:
+        importance = _importance(pre, est, model_type, pre.transform(data), seed, importance_sample_rows)
     return TrainedModel(
         preprocessor=pre,
         estimator=est,

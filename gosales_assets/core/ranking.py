@@ -3,8 +3,12 @@
 Signals per candidate pair (customer does not own the division at the cutoff), all in [0, 1]:
 
 - `p_icp_pct` — per-division percentile of the calibrated `icp_score` (= `p_icp`) over the division's
-  candidate pairs, average-rank method: `rank_avg / n` (pandas `rank(pct=True)`), so ties share a value,
-  the best pair gets 1.0 and the values are ~uniform on (0, 1].
+  candidate pairs: average rank / n, where pairs with equal `p_icp` are ordered by the other blend signals
+  (`PCT_TIE_BREAK`: lift_norm, then als_norm, then EV_norm; the model gives no reason to prefer either pair,
+  the affinity and value evidence does). Only pairs equal on all of these share a value (their average
+  rank), so the best pair gets 1.0 and the values are uniform on (0, 1] up to genuine ties. Without the
+  tie-break, calibration steps (isotonic, small trees) tie hundreds of pairs and the distribution is far
+  from uniform.
 - `lift_norm` — market-basket affinity. Raw `lift` = the highest lift of the PASSING rules
   (support >= min_support and confidence >= min_confidence; `core.basket.basket_lift_signals`) from any
   division the customer owns into the target (0 when none). Normalisation, per division, zero-anchored
@@ -118,6 +122,7 @@ RANKED_COLUMNS = [
 ELIGIBILITY_RULES = ("region_allow", "territory_allow", "do_not_contact", "open_deals")
 _KEYS = ["customer_id", "division"]
 _EPS = 1e-12
+PCT_TIE_BREAK = ("lift_norm", "als_norm", "EV_norm")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -173,18 +178,32 @@ def candidates(icp_scores: pl.DataFrame, owned: pl.DataFrame | None = None) -> p
 
 
 def percentile_within_division(
-    scores: pl.DataFrame, col: str | None = None, out: str = "p_icp_pct", by: str = "division"
+    scores: pl.DataFrame, col: str | None = None, out: str = "p_icp_pct", by: str = "division",
+    tie_break: Sequence[str] = (),
 ) -> pl.DataFrame:
-    """Add `out` = average rank of `col` within `by` / group size, in (0, 1] (ties share a value).
+    """Add `out` = average rank within `by` / group size, in (0, 1], ranking by `col` and, among equal
+    `col` values, by the `tie_break` columns in order (all ascending; null lowest). Rows equal on `col` and
+    every tie-break column share their average rank. Row order is kept.
     `col` defaults to `p_icp`, or `icp_score` when the frame has no `p_icp` (an icp_scores frame)."""
     if col is None:
         col = "p_icp" if "p_icp" in scores.columns else "icp_score"
-    _require(scores, [col, by], "scores")
+    keys = [col, *tie_break]
+    _require(scores, [by, *keys], "scores")
     if scores.get_column(col).null_count():
         raise ValueError(f"column {col!r} has nulls; percentiles need a score for every row")
-    return scores.with_columns(
-        (pl.col(col).rank("average").over(by).cast(pl.Float64) / pl.len().over(by).cast(pl.Float64)).alias(out)
+    if not tie_break:
+        return scores.with_columns(
+            (pl.col(col).rank("average").over(by).cast(pl.Float64) / pl.len().over(by).cast(pl.Float64)).alias(out))
+    tmp = [f"_k{i}" for i in range(len(keys))]
+    ranked = (
+        scores.select(pl.col(by), *(pl.col(k).alias(t) for k, t in zip(keys, tmp, strict=True)))
+        .with_row_index("_row")
+        .sort([by, *tmp], nulls_last=False, maintain_order=True)
+        .with_columns(pl.int_range(1, pl.len() + 1).over(by).cast(pl.Float64).alias("_pos"))
+        .with_columns((pl.col("_pos").mean().over([by, *tmp]) / pl.len().over(by).cast(pl.Float64)).alias(out))
+        .sort("_row")
     )
+    return scores.with_columns(ranked.get_column(out))
 
 
 def percentile_uniformity(frame: pl.DataFrame, col: str = "p_icp_pct", by: str = "division") -> pl.DataFrame:
@@ -533,12 +552,6 @@ def rank_whitespace(
     keep_from_icp = [c for c in CUSTOMER_ATTRS if c in cand.columns]
     cand = cand.join(attrs.drop(keep_from_icp), on="customer_id", how="left", maintain_order="left")
 
-    # p_icp percentile
-    cand = percentile_within_division(cand, "p_icp", "p_icp_pct")
-    decision_log.append({"event": "normalization", "signal": "p_icp_pct",
-                         "method": "average-rank percentile of icp_score within division over candidate pairs "
-                                   "(rank_avg / n)"})  # fmt: skip
-
     # lift
     ports = portfolios if portfolios is not None else owned
     aff = affinity_signals(cand.select(_KEYS), rules, ports)
@@ -581,6 +594,12 @@ def rank_whitespace(
         decision_log.append({"event": "expected_value", "division": d, "n_buyers": int(n_buyers),
                              "global_median": _f(gmed), "cap": _f(cap), "k": float(s.ev_shrinkage_k),
                              "cap_quantile": float(s.ev_cap_quantile)})  # fmt: skip
+
+    # p_icp percentile (after the other signals: they break ties in p_icp)
+    cand = percentile_within_division(cand, "p_icp", "p_icp_pct", tie_break=PCT_TIE_BREAK)
+    decision_log.append({"event": "normalization", "signal": "p_icp_pct",
+                         "method": "average-rank percentile of icp_score within division over candidate pairs "
+                                   f"(rank_avg / n); ties in icp_score ordered by {', '.join(PCT_TIE_BREAK)}"})
 
     # coverage-aware weights and score
     divs = list(divisions) if divisions is not None else None

@@ -435,7 +435,7 @@ def test_materialization_metadata_reads_back_with_real_values(stack, scored_run)
     assert model["training_cutoffs"] == CUTOFFS[:3]  # C' + 6 months <= C
     assert model["model_version"] == registry["model_version"] and len(model["model_version"]) == 12
     assert model["gate"] == "all gates passed" == registry["gate_detail"]
-    assert model["model_type"] in ("logistic", "lightgbm") and model["dagster/row_count"] == 1
+    assert model["model_type"] in ("logistic", "lightgbm", "ensemble") and model["dagster/row_count"] == 1
     for chart in ("gains_chart", "calibration_chart"):
         prefix = f"![{chart.split('_')[0]}](data:image/png;base64,"
         assert model[chart].startswith(prefix), chart

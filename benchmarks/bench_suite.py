@@ -722,17 +722,21 @@ def child_dagster(settings: Settings, cfg_path: Path, dagster_home: Path, sample
     from dagster import DagsterInstance
 
     from gosales_assets.definitions import build_definitions
-    from gosales_assets.runner import materialize_all
+    from gosales_assets.runner import backfill, materialize_all
 
     t0 = time.time()
     defs = build_definitions(settings, cfg_path)
     t_defs = time.time() - t0
-    # A division subset only narrows the runner's plan (which division × cutoff runs are launched); the assets
-    # still read the full configuration through their `settings` resource, so each run computes the same thing.
-    plan = settings.model_copy(update={"divisions": divisions}) if divisions else settings
+
+    def log(line: str) -> None:
+        print(f"  {line}", flush=True)
+
     with DagsterInstance.get() as instance:
         t0 = time.time()
-        outcomes = materialize_all(defs, instance, plan, log=lambda line: print(f"  {line}", flush=True))
+        # A division subset only narrows the runner's plan (which division × cutoff runs are launched); the
+        # assets read the full configuration, so each run computes what it computes in the whole backfill.
+        outcomes = (backfill(defs, instance, settings, divisions=divisions, log=log) if divisions
+                    else materialize_all(defs, instance, settings, log=log))
         t1 = time.time()
         sampler.stop()
         runs, steps, checksums = [], [], {}
@@ -799,21 +803,27 @@ def command_line(argv: list[str] | None) -> str:
     exe = Path(sys.executable)
     python = str(exe.relative_to(ROOT)) if exe.is_relative_to(ROOT) else "python"
     nice = os.nice(0)
-    words = [*(["nice", "-n", str(nice)] if nice else []), python, "benchmarks/bench_suite.py",
-             *(argv if argv is not None else sys.argv[1:])]
-    return " ".join(map(shlex.quote, words))
+    args = list(argv if argv is not None else sys.argv[1:])
+    words = [*(["nice", "-n", str(nice)] if nice else []), python, "benchmarks/bench_suite.py", *args]
+    line = " ".join(map(shlex.quote, words))
+    if "--note" in args[:-1]:  # the note is printed in full under the command; keep the command readable
+        line = line.replace(shlex.quote(args[args.index("--note") + 1]), '"<the note below>"')
+    return line
 
 
-def write_config(work: Path, profile: str, n_cutoffs: int | None, name: str = "gosales.yaml") -> Path:
+def write_config(work: Path, profile: str, n_cutoffs: int | None) -> tuple[Path, Path]:
+    """The run's config and the whole profile's (differing only in the cutoffs), from one read of the default
+    YAML, so a default changed meanwhile by someone else cannot make the two disagree."""
     doc = yaml.safe_load(DEFAULT_CONFIG_PATH.read_text())
     overrides = {"paths": {"landing": str(work / "landing")}, "models": {"num_threads": 2}, **PROFILES[profile]}
     for key, value in overrides.items():
         doc[key] = {**doc[key], **value} if isinstance(value, dict) and isinstance(doc.get(key), dict) else value
-    if n_cutoffs:
-        doc["cutoffs"] = sorted(str(c) for c in doc["cutoffs"])[:n_cutoffs]
-    cfg = work / name
+    full = work / "gosales_full.yaml"
+    full.write_text(yaml.safe_dump(doc, sort_keys=False))
+    doc["cutoffs"] = sorted(str(c) for c in doc["cutoffs"])[:n_cutoffs] if n_cutoffs else doc["cutoffs"]
+    cfg = work / "gosales.yaml"
     cfg.write_text(yaml.safe_dump(doc, sort_keys=False))
-    return cfg
+    return cfg, full
 
 
 def run_child(name: str, work: Path, cfg: Path, home: Path, **extra) -> dict:
@@ -846,6 +856,7 @@ def run_child(name: str, work: Path, cfg: Path, home: Path, **extra) -> dict:
     out = json.loads(result.read_text()) | {"process_wall_s": round(wall, 3),
                                              "process_cpu_s": round(usage.ru_utime + usage.ru_stime, 3),
                                              "load_avg_mean": round(float(np.mean(loads)), 2)}
+    result.write_text(json.dumps(out, default=str))
     print(f"[{time.strftime('%H:%M:%S')}] {name}: {out['wall_s']:.1f} s wall, {out['cpu_s']:.1f} s CPU, peak RSS "
           f"{out['peak_rss_mb']:,.0f} MB, load average {out['load_avg_mean']}", flush=True)
     return out
@@ -1155,7 +1166,7 @@ def render_section(res: dict) -> str:
             "scoring": f"mean per modelled partition × {fp['models']}",
             "validation": f"mean per modelled partition × {fp['models']}",
             "whitespace": f"mean per ranked cutoff × {len(cfg['divisions'])}/{len(cfg['divisions_run'])} divisions × "
-                          f"{fp['cutoffs_with_models']} cutoffs",
+                          f"{fp['cutoffs_with_models']} cutoffs (an upper bound: part of it does not grow with divisions)",
             "outside_steps": f"mean per run of each job × {sum(fp['runs'].values())} runs",
         }
         lines += [f"**Extrapolated to the whole profile** ({len(cfg['divisions'])} divisions, "
@@ -1203,6 +1214,8 @@ def main(argv: list[str] | None = None) -> int:
                     "run (default: all); the config, features and the star stay complete; totals are extrapolated")
     ap.add_argument("--reuse-data", action="store_true", help="keep the landing folder of an earlier run in --work")
     ap.add_argument("--no-doc", action="store_true", help="do not rewrite the section of docs/PERFORMANCE.md")
+    ap.add_argument("--collect", action="store_true", help="assemble the results of an earlier run in --work from its "
+                    "subprocesses' result files instead of running anything (same other options as that run)")
     ap.add_argument("--note", default="", help="a sentence printed above the table (what was measured and how)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     for hidden in ("--cfg", "--home", "--result", "--dagster-home"):
@@ -1214,52 +1227,70 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.time()
     paths = {p.strip() for p in args.paths.split(",") if p.strip()}
+    if args.collect and args.work is None:
+        raise SystemExit("--collect needs the --work folder of the run")
     temp = args.work is None
     work = Path(tempfile.mkdtemp(prefix=f"gosales-bench-{args.profile}-")) if temp else args.work.resolve()
     work.mkdir(parents=True, exist_ok=True)
     out = args.out or ROOT / "benchmarks" / "results" / f"{args.profile}.json"
-    cfg = write_config(work, args.profile, args.cutoffs)
+    if args.collect:
+        cfg, full_cfg = work / "gosales.yaml", work / "gosales_full.yaml"
+    else:
+        cfg, full_cfg = write_config(work, args.profile, args.cutoffs)
     settings = load_settings(cfg, home=work / "direct" / "home")
     divisions = [d.strip() for d in args.divisions.split(",")] if args.divisions else None
     unknown = set(divisions or []) - set(settings.divisions)
     if unknown:
         raise SystemExit(f"unknown division(s) {sorted(unknown)}; configured: {settings.divisions}")
-    res: dict = {
-        "profile": args.profile, "out_name": out.name,
-        "command": command_line(argv),
-        "git_commit": git_commit(), "started_at": dt.datetime.now().isoformat(timespec="seconds"),
-        "machine": machine(), "work": str(work), "note": args.note,
-        "config": {"customers": settings.demo.customers, "divisions": settings.divisions,
-                   "divisions_run": divisions or settings.divisions,
-                   "cutoffs": [str(c) for c in settings.cutoffs], "num_threads": settings.models.num_threads,
-                   "config_checksum": settings.checksum},
-        "method": {"peak_rss": f"VmHWM read and reset every {SAMPLE_INTERVAL_S} s per process",
-                   "direct": "one subprocess per stage; tables as Parquet between stages; no Dagster import",
-                   "dagster": "gosales_assets.runner.materialize_all in one process, fresh DAGSTER_HOME "
-                              "(repository dagster.yaml); step walls from the event log"},
-    }
+    header = work / "run.json"
+    if args.collect:
+        res: dict = json.loads(header.read_text())
+        res["collected"] = f"assembled by --collect at {dt.datetime.now().isoformat(timespec='seconds')} from the " \
+                           f"result files of the run's subprocesses"
+    else:
+        res = {
+            "profile": args.profile, "out_name": out.name, "command": command_line(argv),
+            "git_commit": git_commit(), "started_at": dt.datetime.now().isoformat(timespec="seconds"),
+            "machine": machine(), "work": str(work), "note": args.note,
+            "config": {"customers": settings.demo.customers, "divisions": settings.divisions,
+                       "divisions_run": divisions or settings.divisions,
+                       "cutoffs": [str(c) for c in settings.cutoffs], "num_threads": settings.models.num_threads,
+                       "config_checksum": settings.checksum},
+            "method": {"peak_rss": f"VmHWM read and reset every {SAMPLE_INTERVAL_S} s per process",
+                       "direct": "one subprocess per stage; tables as Parquet between stages; no Dagster import",
+                       "dagster": "gosales_assets.runner.materialize_all (runner.backfill with a division subset) in "
+                                  "one process, fresh DAGSTER_HOME (repository dagster.yaml); step walls from the "
+                                  "event log"},
+        }
+        header.write_text(json.dumps(res, indent=1, default=str))
     print(f"work folder {work}; config {cfg}", flush=True)
 
+    def part(name: str, home: Path, **extra) -> dict:
+        if args.collect:
+            return json.loads((work / "results" / f"{name}.json").read_text())
+        return run_child(name, work, cfg, home, **extra)
+
     manifest = settings.landing_dir / "demo_manifest.json"
-    if args.reuse_data and manifest.is_file():
+    if args.reuse_data and manifest.is_file() and not args.collect:
         prev = json.loads(out.read_text()).get("generation") if out.is_file() else None
         res["generation"] = prev or {"customers": settings.demo.customers, "wall_s": None, "peak_rss_mb": None,
                                      "sales_rows": json.loads(manifest.read_text())["sales_rows"]}
     else:
-        res["generation"] = run_child("generate", work, cfg, work / "direct" / "home", customers=settings.demo.customers)
+        res["generation"] = part("generate", work / "direct" / "home", customers=settings.demo.customers)
 
     if "direct" in paths:
-        shutil.rmtree(work / "direct", ignore_errors=True)
-        results = {stage: run_child(stage, work, cfg, work / "direct" / "home", divisions=args.divisions)
-                   for stage in STAGES}
+        if not args.collect:
+            shutil.rmtree(work / "direct", ignore_errors=True)
+        results = {stage: part(stage, work / "direct" / "home", divisions=args.divisions) for stage in STAGES}
         res["direct"] = summarize_direct(results)
         if res["direct"]["dagster_imported"]:
             raise SystemExit("the direct path imported dagster")
     if "dagster" in paths:
-        shutil.rmtree(work / "dagster", ignore_errors=True)
-        res["dagster"] = summarize_dagster(run_child("dagster", work, cfg, work / "dagster" / "home",
-                                                     dagster_home=work / "dagster" / "dagster_home",
-                                                     divisions=args.divisions))
+        if not args.collect:
+            shutil.rmtree(work / "dagster", ignore_errors=True)
+        res["dagster"] = summarize_dagster(part("dagster", work / "dagster" / "home",
+                                                dagster_home=work / "dagster" / "dagster_home",
+                                                divisions=args.divisions))
     if paths != {"direct", "dagster"} and out.is_file():
         earlier = json.loads(out.read_text())
         for path in {"direct", "dagster"} - paths:
@@ -1270,13 +1301,16 @@ def main(argv: list[str] | None = None) -> int:
         res["overhead_ratio"] = round(res["dagster"]["wall_s"] / res["direct"]["wall_s"] - 1, 4)
         res["overhead_ratio_cpu"] = round(res["dagster"]["cpu_s"] / res["direct"]["cpu_s"] - 1, 4)
         res["outputs"] = compare_outputs(res["direct"], res["dagster"])
-    full = load_settings(write_config(work, args.profile, None, "gosales_full.yaml"), home=work / "direct" / "home")
+    full = load_settings(full_cfg, home=work / "direct" / "home")
     if (divisions and set(divisions) != set(settings.divisions)) or len(settings.cutoffs) < len(full.cutoffs):
         res["extrapolated"] = extrapolate(res, plan(settings, divisions), plan(full), settings, full.cutoffs)
         res["full_cutoffs"] = [str(c) for c in full.cutoffs]
     res["targets"] = verdicts(res)
-    res["finished_at"] = dt.datetime.now().isoformat(timespec="seconds")
-    res["wall_total_s"] = round(time.time() - started, 1)
+    finished = (max(f.stat().st_mtime for f in (work / "results").glob("*.json")) if args.collect
+                else time.time())
+    res["finished_at"] = dt.datetime.fromtimestamp(finished).isoformat(timespec="seconds")
+    res["wall_total_s"] = round(finished - (dt.datetime.fromisoformat(res["started_at"]).timestamp()
+                                           if args.collect else started), 1)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(res, indent=1, default=str) + "\n")
     section = render_section(res)

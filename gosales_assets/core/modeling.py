@@ -867,10 +867,11 @@ def train_division_model(
         chosen_name, model_type = ENSEMBLE, ENSEMBLE
         stats = [logit_standardization(oof_raw[c["config"]]) for c in members]
         raw = _sigmoid(np.mean([(logit(oof_raw[c["config"]]) - m) / sd for c, (m, sd) in zip(members, stats)], axis=0))
-        ens_records = [{"config": ENSEMBLE, "fold": k, "lift_at_10": lift_at_k(y[folds == k], raw[folds == k], _SELECTION_K),
-                        "brier": None, "best_iteration": None, "model_type": ENSEMBLE,
-                        "auc": roc_auc(y[folds == k], raw[folds == k]), "n_valid": int((folds == k).sum()),
-                        "positives_valid": int(y[folds == k].sum())} for k in range(n_folds)]
+        # per-fold CV rows of the ensemble (Brier left null: the averaged score is not a probability until calibrated)
+        ens_records = [{"config": ENSEMBLE, "fold": k, "lift_at_10": lift_at_k(y[va], raw[va], _SELECTION_K),
+                        "brier": None, "best_iteration": None, "model_type": ENSEMBLE, "auc": roc_auc(y[va], raw[va]),
+                        "n_valid": int(va.sum()), "positives_valid": int(y[va].sum())}
+                       for k, va in ((k, folds == k) for k in range(n_folds))]
         cv_results = pl.concat([cv_results, pl.DataFrame(ens_records, schema=cv_results.schema)])
     else:
         chosen_name = select_config(cv_results, [c["config"] for c in configs])

@@ -7,13 +7,18 @@
    with that model (trained only on cutoffs C' with C' + W' ≤ C, so this is out of time) and compares with
    the oracle: the generator's true probability that the customer buys the division in the first month of
    the window (the first month only: later months' truth already reflects purchases made inside the window).
-3. Writes docs/MODEL_QUALITY.md (table per division, pooled over forward cutoffs, and per cutoff) and
-   bench_results/model_quality.json.
+3. Ranking (issue 5): at every cutoff whose outcomes are known, capture@10% of realized purchases by the
+   blended whitespace score, by `p_icp` alone, by its per-division percentile and by the legacy heuristic,
+   with paired bootstrap intervals of the blend's difference to `p_icp` and to legacy (resampling buyers).
+4. Writes docs/MODEL_QUALITY.md (table per division, pooled over forward cutoffs, with a paired bootstrap
+   interval of the AUC gap; per cutoff; ranking) and bench_results/model_quality.json.
 
-The bar (issue 4): for every division with at least 50 forward positives, model AUC within 0.03 of the
+Bar 1 (issue 4): for every division with at least 50 forward positives, model AUC within 0.03 of the
 oracle AUC and calibration MAE ≤ 0.03.
+Bar 2 (issue 5): at every cutoff whose window has closed, the blend's capture@10% beats both `p_icp` alone
+and the legacy heuristic.
 
-    .venv/bin/python benchmarks/model_quality.py [--customers 3000] [--seed 7] [--reuse]
+    .venv/bin/python benchmarks/model_quality.py [--customers N (default demo.customers)] [--seed 7] [--reuse]
 """
 
 from __future__ import annotations
@@ -35,6 +40,8 @@ from dagster import DagsterInstance
 from gosales_assets.core.calendar import window_end
 from gosales_assets.core.metrics import calibration_mae, lift_at_k, roc_auc
 from gosales_assets.core.modeling import load_model
+from gosales_assets.assets.whitespace import UNIFORMITY_TOLERANCE
+from gosales_assets.core.ranking import capacity_count, legacy_heuristic, percentile_uniformity, whitespace_inputs
 from gosales_assets.definitions import build_definitions
 from gosales_assets.demo_data import generate_demo_data
 from gosales_assets.runner import materialize_all
@@ -44,6 +51,107 @@ ROOT = Path(__file__).resolve().parents[1]
 MIN_POSITIVES = 50
 AUC_GAP = 0.03
 CAL_MAE_MAX = 0.03
+CAPTURE_K = 10.0
+BOOTSTRAP = 2000
+BOOTSTRAP_SEED = 0
+
+
+# Static notes: what was measured while choosing the defaults. Every choice was made on OTHER demo seeds
+# (101 and 202 at 3,000 customers, 303 at 10,000), never on the seed this report is run on.
+DESIGN_NOTES = """## How the defaults were chosen (not on this seed)
+
+The defaults were chosen on other demo seeds — 101 and 202 (3,000 customers) and 303 (10,000 customers) — by
+retraining every forward model from the same `division_features` and comparing with the oracle; the seed of
+this report was not looked at. Figure of merit: the positive-weighted mean AUC gap over every division with a
+forward model (most of them below the 50-positive threshold, so this is a much less noisy signal than the
+two judged divisions).
+
+| models | seed 101 (3k) | seed 202 (3k) | seed 303 (10k) |
+|---|---|---|---|
+| previous defaults: best of LR (C 0.01, l1 0.1, saga) / LightGBM (4 leaves) by CV lift@10 | 0.115 | 0.088 | 0.061 |
+| **now: ensemble of LR (pure L2, C 3e-4, signed-log inputs, lbfgs) and LightGBM stumps** | **0.067** | **0.059** | **0.051** |
+| LR alone, same settings | 0.065 | 0.077 | 0.059 |
+| LightGBM stumps alone | 0.085 | 0.076 | 0.062 |
+| LR with C chosen per model by grouped CV (AUC / log loss / per-fold AUC) | 0.067–0.093 | 0.073–0.093 | – |
+| ensemble, LR on the 40 features with the best univariate AUC (screened inside the training data) | 0.063 | 0.055 | – |
+| ceiling: LightGBM fitted to the oracle's log-probability of the training rows (not to labels) | 0.021 | 0.024 | 0.021 |
+
+(Rows 3–7 come from a lighter harness on the same rows — raw scores, no calibration — which puts the
+ensemble within 0.003 of the pipeline figure in row 2.)
+
+- **Why an ensemble:** with 20–70 training positives both families are variance-limited and make different
+  errors; the equal-weight average of their standardized out-of-fold logits beats either alone on two of
+  three seeds and removes the noisy CV choice between them (lift@10 on folds with 5–15 positives).
+- **Why C = 3e-4 pure L2:** on seed 101 the linear model's gap fell from 0.129 (C = 0.01) to 0.065 (3e-4)
+  and rose again at 1e-4; on seed 202 the best was 1e-3 (0.069 vs 0.077). Inside the ensemble 3e-4 and 1e-3
+  are within 0.005 of each other on all three seeds. Choosing C per model by CV was worse than a fixed value
+  (the CV estimate is too noisy to choose with). saga stopped at its loose tolerance before convergence at
+  this C (gap 0.073 vs 0.066), so pure L2 is fitted exactly with lbfgs.
+- **Signed log inputs:** revenue, counts and day spans are heavy-tailed; log scaling improved the gap by
+  0.001–0.007 on both seeds where it was compared (trees are unaffected).
+- **Screening** gained < 0.005 and was left out.
+
+## Why bar 1 is out of reach at this size (development seeds)
+
+- **Labels, not the model family, set the gap:** the last row of the table above trains on the generator's own
+  probabilities for the training rows instead of 0/1 labels; with the same features and rows it reaches a
+  gap of ~0.02 on average, but on Simulation and Training — the divisions that usually reach 50 forward
+  positives — 0.047 / 0.043 (seed 101), 0.024 / 0.016 (202) and 0.042 / 0.008 (303). With labels, each
+  training cutoff has only ~15–25 positives per division (the models pool 1–3 cutoffs), and even 10,000
+  customers leave the average gap at ~0.05 (two of ten divisions within 0.03).
+- The oracle itself is not perfectly reachable: it sees sub-industry, territory and per-customer noise that
+  the features do not carry (adding sub-industry and territory to the ceiling fit moved it by < 0.005).
+- **Noise:** at 3,000 customers a judged division has 50–60 forward positives; the 95 % interval of its gap
+  is about ±0.04–0.05 wide, so "within 0.03" cannot be shown even for a model whose true gap is 0.
+- What would move it: more labelled cutoffs per model (monthly instead of quarterly cutoffs, or
+  cutoffs before 2025; the `cutoffs:` list, not a model setting), or a larger demo (10,000 customers took
+  ~18 minutes for the whole graph on the shared 2-core machine, against ~4–5 minutes for 3,000: too slow for
+  `make demo`, and the demo size was left at 3,000).
+
+## The blend against `p_icp` alone (development seeds)
+
+- `p_icp` is a calibrated probability from a model that already uses the basket lift
+  (`mb__target__*`) and the ALS similarity (`als__target__*`) as features. The blend keeps only the
+  per-division *rank* of `p_icp` (discarding how likely a division is to be bought at all), adds the same
+  lift and ALS signals again with 30 % of the weight, and gives 10 % to EV, which measures value, not
+  likelihood. Capture counts purchases, so the blend can beat `p_icp` only where the model is weak: with the
+  previous, weaker models it did so at some cutoffs; with the current ones it trails by 0.01–0.03 on the
+  development seeds, and a single cutoff's difference has a 95 % interval ±0.08–0.12 wide at this size.
+- On the development seeds (closed cutoffs with ≥ 30 buyers) the mean difference blend − `p_icp` was −0.014
+  with the previous models and −0.023 with the current ones. Alternatives that keep the weights — a
+  cross-division percentile of `p_icp`, EV as `p_icp` × value (capped globally, per division, or as a
+  percentile) — ranged from −0.003 to −0.029; none beat `p_icp` on average, so none was adopted.
+  The weights were not tuned on outcomes.
+- The blend beats the legacy revenue × recency list at every closed cutoff with ≥ 30 buyers of the
+  development seeds (a 12-buyer cutoff was a tie).
+- Ties: `p_icp_pct` now orders pairs with equal `p_icp` by lift, then ALS, then EV before taking the
+  percentile, so calibration steps no longer bunch hundreds of pairs on one value (the `percentile_uniformity`
+  WARN). The averaged model also has far fewer tied scores than small LightGBM trees alone.
+
+## Reading the tables
+
+- `model_auc` / `oracle_auc` are on the same rows; `auc_gap` = oracle − model; `gap_ci95` resamples the pooled
+  rows ({reps} paired draws).
+- `cal_mae` is bin-count-weighted over 10 equal-width bins of the calibrated probability against the
+  realized outcome.
+- The oracle uses first-month truth, so it is a slightly conservative ceiling; a window-level oracle
+  (1 − Π(1 − p) over the months) would be inflated by purchases already made inside the window.
+- Capture counts a pair whose outcome is unknown (a 12-month division whose window is still open at a
+  6-month-closed cutoff) as not bought, for every ordering alike.
+""".replace("{reps}", str(BOOTSTRAP))
+
+
+def gap_interval(y: np.ndarray, p: np.ndarray, o: np.ndarray, reps: int = BOOTSTRAP) -> tuple[float, float]:
+    """95 % paired bootstrap interval (rows resampled with replacement) of oracle AUC − model AUC."""
+    rng = np.random.default_rng(BOOTSTRAP_SEED)
+    gaps = []
+    for _ in range(reps):
+        i = rng.integers(0, len(y), len(y))
+        a, b = roc_auc(y[i], o[i]), roc_auc(y[i], p[i])
+        if a is not None and b is not None:
+            gaps.append(a - b)
+    lo, hi = np.percentile(gaps, [2.5, 97.5])
+    return float(lo), float(hi)
 
 
 def evaluate(settings, ground_truth: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -84,29 +192,85 @@ def evaluate(settings, ground_truth: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
         model_auc, oracle_auc = roc_auc(y, p), roc_auc(y, o)
         cal = calibration_mae(y, p, settings.models.calibration_bins)
         enough = int(y.sum()) >= MIN_POSITIVES
+        lo, hi = gap_interval(y, p, o) if model_auc is not None and oracle_auc is not None else (None, None)
         meets = (enough and model_auc is not None and oracle_auc is not None
                  and oracle_auc - model_auc <= AUC_GAP and cal <= CAL_MAE_MAX)
         pooled.append({"division": division, "forward_cutoffs": len(parts), "rows": len(y),
                        "positives": int(y.sum()), "model_auc": model_auc, "oracle_auc": oracle_auc,
                        "auc_gap": None if model_auc is None or oracle_auc is None else oracle_auc - model_auc,
+                       "gap_ci95": "–" if lo is None else f"[{lo:.3f}, {hi:.3f}]",
                        "lift_at_10": lift_at_k(y, p, 10), "cal_mae": cal,
                        "bar": "n/a (< 50 positives)" if not enough else ("met" if meets else "MISSED")})
     return pl.DataFrame(pooled).sort("division"), pl.DataFrame(per_cutoff)
 
 
+def _top_buyers(frame: pl.DataFrame, by: list[str], descending: list[bool]) -> set[tuple[str, str]]:
+    """Buyer pairs inside the top CAPTURE_K % of `frame` ordered by `by` (the order `capture_at_k` uses)."""
+    ordered = frame.sort(by, descending=descending, nulls_last=True, maintain_order=True)
+    top = ordered.head(capacity_count(ordered.height, CAPTURE_K))
+    return set(top.filter(pl.col("bought_in_division") == 1).select("customer_id", "division").iter_rows())
+
+
+def _diff_interval(buyers: list, a: set, b: set, reps: int = BOOTSTRAP) -> tuple[float, float, float]:
+    """capture(a) − capture(b) and its 95 % paired bootstrap interval (buyers resampled with replacement)."""
+    d = np.array([(k in a) - (k in b) for k in buyers], dtype=np.float64)
+    rng = np.random.default_rng(BOOTSTRAP_SEED)
+    boots = [d[rng.integers(0, len(d), len(d))].mean() for _ in range(reps)]
+    lo, hi = np.percentile(boots, [2.5, 97.5])
+    return float(d.mean()), float(lo), float(hi)
+
+
 def ranking_capture(settings) -> pl.DataFrame:
-    """capture@10 per cutoff with known outcomes, from the whitespace metrics files."""
+    """capture@10 per cutoff with known outcomes: recomputed from the `whitespace` table (blend by rank,
+    p_icp, p_icp_pct) and the legacy heuristic on the same pairs, checked against the asset's metrics file."""
+    con = duckdb.connect(str(settings.warehouse_path), read_only=True)
+    tables = {r[0] for r in con.execute("select table_name from information_schema.tables").fetchall()}
+    if "whitespace" not in tables:
+        return pl.DataFrame()
+    dim = con.execute("select * from dim_customer").pl()
     rows = []
-    for path in sorted((settings.artifacts_dir / "whitespace").glob("*/whitespace_metrics_*.json")):
-        m = json.loads(path.read_text())
-        cap = m.get("capture") or {}
-        if cap.get("capture_at_10") is None:
+    for (cutoff,) in con.execute("select distinct cutoff_date from whitespace order by 1").fetchall():
+        ranked = con.execute("select * from whitespace where cutoff_date = ? order by rank", [cutoff]).pl()
+        if ranked.get_column("bought_in_division").drop_nulls().len() == 0:
             continue
-        rows.append({"cutoff": m["cutoff"], "pairs": m["rows"], "blend": cap.get("capture_at_10"),
-                     "p_icp_only": cap.get("capture_at_10_p_icp_only"),
-                     "p_icp_pct_only": cap.get("capture_at_10_p_icp_pct_only"),
-                     "legacy": cap.get("capture_at_10_legacy")})
+        fact = con.execute("select * from fact_transactions where invoice_date <= ?", [cutoff]).pl()
+        inputs = whitespace_inputs(fact, dim, cutoff, settings.whitespace.ownership_lookback_months)
+        legacy = legacy_heuristic(ranked.select("customer_id", "division", "bought_in_division"),
+                                  inputs.customer_revenue, inputs.recency)
+        buyers = sorted(ranked.filter(pl.col("bought_in_division") == 1).select("customer_id", "division").iter_rows())
+        tops = {
+            "blend": _top_buyers(ranked, ["rank"], [False]),
+            "p_icp_only": _top_buyers(ranked, ["p_icp", "customer_id", "division"], [True, False, False]),
+            "p_icp_pct_only": _top_buyers(ranked, ["p_icp_pct", "customer_id", "division"], [True, False, False]),
+            "legacy": _top_buyers(legacy, ["legacy_score", "customer_id", "division"], [True, False, False]),
+        }
+        cap = {k: len(v) / len(buyers) for k, v in tops.items()}
+        metrics_file = settings.artifacts_dir / "whitespace" / str(cutoff) / f"whitespace_metrics_{cutoff}.json"
+        if metrics_file.is_file():  # the asset's own numbers must agree with this recomputation
+            recorded = json.loads(metrics_file.read_text()).get("capture") or {}
+            for k, suffix in (("blend", ""), ("p_icp_only", "_p_icp_only"), ("legacy", "_legacy")):
+                want = recorded.get(f"capture_at_10{suffix}")
+                if want is not None and abs(want - cap[k]) > 1e-9:
+                    print(f"warning: {cutoff} {k}: recomputed capture {cap[k]:.4f} != recorded {want:.4f}")
+        d_p, lo_p, hi_p = _diff_interval(buyers, tops["blend"], tops["p_icp_only"])
+        d_l, lo_l, hi_l = _diff_interval(buyers, tops["blend"], tops["legacy"])
+        rows.append({"cutoff": str(cutoff), "pairs": ranked.height, "buyers": len(buyers), **cap,
+                     "blend_minus_p_icp": d_p, "ci95_vs_p_icp": f"[{lo_p:+.3f}, {hi_p:+.3f}]",
+                     "blend_minus_legacy": d_l, "ci95_vs_legacy": f"[{lo_l:+.3f}, {hi_l:+.3f}]",
+                     "bar": "met" if d_p > 0 and d_l > 0 else "MISSED"})
     return pl.DataFrame(rows)
+
+
+def uniformity(settings) -> float | None:
+    """Largest KS distance of `p_icp_pct` from U(0, 1) over every division and cutoff of the whitespace table
+    (what the `percentile_uniformity` check reports per cutoff)."""
+    con = duckdb.connect(str(settings.warehouse_path), read_only=True)
+    tables = {r[0] for r in con.execute("select table_name from information_schema.tables").fetchall()}
+    if "whitespace" not in tables:
+        return None
+    ws = con.execute("select cutoff_date, division, p_icp_pct from whitespace").pl()
+    return max((float(percentile_uniformity(part).get_column("max_deviation").max())
+                for _, part in ws.group_by("cutoff_date")), default=None)
 
 
 def _fmt(v) -> str:
@@ -123,9 +287,65 @@ def _md_table(df: pl.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def render(settings, customers: int, seed: int, pooled: pl.DataFrame, per_cutoff: pl.DataFrame,
+           ranking: pl.DataFrame, ks_max: float | None) -> str:
+    met = pooled.filter(pl.col("bar") == "met").height
+    missed = pooled.filter(pl.col("bar") == "MISSED").height
+    verdict = "MET" if missed == 0 and met > 0 else ("NOT MET" if missed else "NOT JUDGEABLE")
+    judged = pooled.filter(pl.col("bar") != "n/a (< 50 positives)").sort("division")
+    judged_text = ", ".join(f"{r['division']} gap {r['auc_gap']:.3f} {r['gap_ci95']}, cal-MAE {r['cal_mae']:.3f}"
+                            for r in judged.iter_rows(named=True)) or "none"
+    closed = ranking.height
+    beats = ranking.filter(pl.col("bar") == "met").height if closed else 0
+    beats_p = ranking.filter(pl.col("blend_minus_p_icp") > 0).height if closed else 0
+    beats_l = ranking.filter(pl.col("blend_minus_legacy") > 0).height if closed else 0
+    return f"""# Model quality
+
+Produced by `make quality` (`benchmarks/model_quality.py`) on the default demo data: {customers:,} customers,
+seed {seed}, default configuration (`gosales_assets/gosales.yaml`). Forward evaluation: each model at cutoff C
+was trained only on cutoffs C' with C' + W' ≤ C and is scored on the labelled population at C, whose window
+(C, C + W] has closed. The oracle ranks the same customers by the generator's true probability of buying the
+division in the first month of the window.
+
+## The two bars
+
+**Bar 1 (issue 4):** for every division with at least {MIN_POSITIVES} forward positives (pooled over the
+forward cutoffs), model AUC within {AUC_GAP} of the oracle AUC and calibration MAE ≤ {CAL_MAE_MAX}.
+**Result: {verdict}** — {met} division(s) met it, {missed} missed it, the others have too few forward
+positives to judge. Judged: {judged_text} (95 % paired bootstrap interval of the gap).
+
+**Bar 2 (issue 5):** at every cutoff whose window has closed, the blended ranking's capture@{CAPTURE_K:g}% of
+realized purchases beats both `p_icp` alone and the legacy heuristic.
+**Result: {"MET" if closed and beats == closed else "NOT MET"}** — the blend beats both at {beats} of {closed}
+closed cutoff(s); it beats `p_icp` alone at {beats_p} and the legacy heuristic at {beats_l}.
+
+## Per division, pooled over forward cutoffs
+
+{_md_table(pooled)}
+
+## Per division and cutoff
+
+{_md_table(per_cutoff.sort("division", "cutoff")) if per_cutoff.height else "_no forward cutoff with a model_"}
+
+## Whitespace ranking: capture of realized purchases
+
+Share of all realized next-window purchases (over the divisions with published scores) found in the top
+{CAPTURE_K:g} % of each cutoff's ranked list, by ordering: the blended score (champion), the calibrated probability
+alone, its per-division percentile alone, and the legacy revenue × recency heuristic (shadow list). The
+differences come with a 95 % paired bootstrap interval (buyers resampled, {BOOTSTRAP} draws).
+
+{_md_table(ranking) if ranking.height else "_no cutoff with realized outcomes and a ranked list_"}
+
+`percentile_uniformity`: the largest KS distance of `p_icp_pct` from uniform over every division and cutoff is
+{_fmt(ks_max)} (the check warns above {UNIFORMITY_TOLERANCE}).
+
+{DESIGN_NOTES}
+"""
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--customers", type=int, default=3000)
+    ap.add_argument("--customers", type=int, default=None, help="roster size (default: demo.customers)")
     ap.add_argument("--seed", type=int, default=None)
     ap.add_argument("--home", type=Path, default=ROOT / ".gosales" / "quality")
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "MODEL_QUALITY.md")
@@ -140,10 +360,11 @@ def main(argv: list[str] | None = None) -> int:
     cfg_file.write_text(yaml.safe_dump(doc_cfg, sort_keys=False))
     settings = load_settings(cfg_file, home=args.home)
     seed = args.seed if args.seed is not None else settings.seeds.demo
+    customers = args.customers if args.customers is not None else settings.demo.customers
     started = time.time()
     if not args.reuse:
         shutil.rmtree(args.home, ignore_errors=True)
-        generate_demo_data(settings.landing_dir, customers=args.customers, seed=seed, settings=settings)
+        generate_demo_data(settings.landing_dir, customers=customers, seed=seed, settings=settings)
         defs = build_definitions(settings, cfg_file)
         with DagsterInstance.ephemeral() as instance:
             outcomes = materialize_all(defs, instance, settings, log=lambda line: None)
@@ -151,52 +372,7 @@ def main(argv: list[str] | None = None) -> int:
     pooled, per_cutoff = evaluate(settings, settings.landing_dir / "ground_truth.parquet")
     ranking = ranking_capture(settings)
 
-    met = pooled.filter(pl.col("bar") == "met").height
-    missed = pooled.filter(pl.col("bar") == "MISSED").height
-    doc = f"""# Model quality
-
-Produced by `make quality` (`benchmarks/model_quality.py`) on the demo data: {args.customers:,} customers,
-seed {seed}, default configuration (`gosales_assets/gosales.yaml`). Forward evaluation: each model at cutoff C
-was trained only on cutoffs C' with C' + W' ≤ C and is scored on the labelled population at C, whose window
-(C, C + W] has closed. The oracle ranks the same customers by the generator's true probability of buying the
-division in the first month of the window.
-
-**Bar:** for every division with at least {MIN_POSITIVES} forward positives (pooled over the forward cutoffs),
-model AUC within {AUC_GAP} of the oracle AUC and calibration MAE ≤ {CAL_MAE_MAX}.
-Result: {met} division(s) met the bar, {missed} missed it, the rest have too few positives to judge.
-
-## Per division, pooled over forward cutoffs
-
-{_md_table(pooled)}
-
-## Per division and cutoff
-
-{_md_table(per_cutoff.sort("division", "cutoff")) if per_cutoff.height else "_no forward cutoff with a model_"}
-
-## Whitespace ranking: capture of realized purchases
-
-Share of all realized next-window purchases (over the divisions with published scores) found in the top 10 %
-of each cutoff's ranked list, by ordering: the blended score (champion), the calibrated probability alone,
-its per-division percentile alone, and the legacy revenue × recency heuristic (shadow list).
-
-{_md_table(ranking) if ranking.height else "_no cutoff with realized outcomes and a ranked list_"}
-
-## Reading this
-
-- `model_auc` / `oracle_auc` are on the same rows; `auc_gap` = oracle − model.
-- `cal_mae` is bin-count-weighted over {settings.models.calibration_bins} equal-width bins of the calibrated
-  probability against the realized outcome.
-- The oracle uses first-month truth, so it is a slightly conservative ceiling; a window-level oracle
-  (1 − Π(1 − p) over the months) would be inflated by purchases already made inside the window.
-- **Why the bar is hard to judge at this size**: each forward cutoff has only ~15–25 positives per division, so
-  the 95 % bootstrap interval of an AUC gap spans roughly ±0.04 — a 0.05 gap is not significantly above 0.03.
-- **The features are not the bottleneck**: a regression of the oracle's log-odds on the same features, trained on
-  the same cutoffs, comes within −0.002 to 0.030 of the oracle AUC on the judged divisions. The bottleneck is
-  the number of labelled positives: strong shrinkage and small trees (the defaults now) recover about half of
-  the gap; with 16× the labels (Bernoulli draws from the oracle) LightGBM reaches ~0.01–0.05.
-- Closing the bar reliably needs about ten times more purchase events (a ~30k-customer demo) and per-division
-  feature pruning; see the notes in the project's issue on model quality.
-"""
+    doc = render(settings, customers, seed, pooled, per_cutoff, ranking, uniformity(settings))
     args.out.write_text(doc)
     results = ROOT / "bench_results"
     results.mkdir(exist_ok=True)

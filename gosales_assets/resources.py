@@ -62,6 +62,25 @@ class GosalesSettings(ConfigurableResource):
         atomic_write_text(settings.artifacts_dir / "runs" / run_id / "config_resolved.yaml", settings.resolved_yaml())
 
 
+@contextmanager
+def hold_warehouse(database: str | Path) -> Iterator[None]:
+    """Keep the warehouse file open in this process while many runs execute in it (a backfill).
+
+    Every step opens and closes DuckDB several times (each input, output and query). A cold open reads the
+    catalog and the last close checkpoints: ~90 ms a time, ~2.5 s per division x cutoff run. While one
+    connection stays open, DuckDB shares that database instance with every later `connect` of the same path
+    in the process, so those cost ~3 ms and the checkpoint happens once, when the hold ends. The file stays
+    locked against other processes for the whole hold (DuckDB allows one writing process anyway).
+    """
+    path = str(database)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    conn = duckdb.connect(path)
+    try:
+        yield
+    finally:
+        conn.close()
+
+
 class WarehouseResource(ConfigurableResource):
     """Direct SQL access to the warehouse for steps that query rather than load whole tables."""
 

@@ -19,6 +19,7 @@ from dagster import DagsterInstance, Definitions
 
 from gosales_assets.automation.cutoffs import register_cutoffs
 from gosales_assets.jobs import BACKFILL_TAG, CUTOFF_JOB, DIVISION_CUTOFF_JOB, REPORTS_JOB, STAR_JOB, WHITESPACE_JOB
+from gosales_assets.resources import hold_warehouse
 from gosales_assets.partitions import CUTOFF_PARTITIONS_NAME, cutoff_partitions, multi_key, parse_cutoff
 from gosales_assets.settings import Settings
 
@@ -113,6 +114,13 @@ def backfill(defs: Definitions, instance: DagsterInstance, settings: Settings, *
     tags = {BACKFILL_TAG: f"cli-{uuid.uuid4().hex[:8]}"}
     log(f"backfill {tags[BACKFILL_TAG]}: {len(plan)} runs over cutoffs {chosen or 'none'}")
     outcomes: list[RunOutcome] = []
+    with hold_warehouse(settings.warehouse_path):
+        _execute_plan(defs, instance, plan, tags, outcomes, log)
+    return outcomes
+
+
+def _execute_plan(defs: Definitions, instance: DagsterInstance, plan: list[tuple[str, object]],
+                  tags: dict[str, str], outcomes: list[RunOutcome], log: Callable[[str], None]) -> None:
     for job_name, key in plan:
         job = defs.resolve_job_def(job_name)
         result = job.execute_in_process(instance=instance, partition_key=key, raise_on_error=False,
@@ -141,5 +149,4 @@ def backfill(defs: Definitions, instance: DagsterInstance, settings: Settings, *
         if job_name == STAR_JOB and not result.success:
             log("star schema failed; not materializing downstream partitions")
             break
-    return outcomes
 

@@ -56,3 +56,26 @@ def test_atomic_write_leaves_no_temp_files(tmp_path):
     atomic_write_text(path, "a,b\n3,4\n")
     assert path.read_text() == "a,b\n3,4\n"
     assert [p.name for p in path.parent.iterdir()] == ["f.csv"]
+
+
+def _other_process_can_open(db) -> bool:
+    import subprocess
+    import sys
+
+    code = f"import duckdb; duckdb.connect({str(db)!r}, read_only=True).close()"
+    return subprocess.run([sys.executable, "-c", code], capture_output=True).returncode == 0
+
+
+def test_hold_warehouse_shares_one_database_and_releases_it(tmp_path):
+    from gosales_assets.resources import hold_warehouse
+
+    db = tmp_path / "w.duckdb"
+    frames = {k: pl.DataFrame({"part": [k], "x": [i]}) for i, k in enumerate(PARTS.get_partition_keys())}
+    with hold_warehouse(db):
+        # Runs in this process open and close the file as usual, against the held database instance.
+        for key in frames:
+            assert _run(db, frames, key).success
+        assert not _other_process_can_open(db)  # held: DuckDB's single-process lock
+    # Released and checkpointed: another process reads every partition written during the hold.
+    assert _other_process_can_open(db)
+    assert _table(db).to_dicts() == [frames[k].to_dicts()[0] for k in sorted(frames)]

@@ -23,6 +23,7 @@ from dagster import (
     TableSchema,
     partition_loading_context,
 )
+from dagster._core.instance.types import CachingDynamicPartitionsLoader
 from dagster._core.storage.db_io_manager import DbIOManager, DbTypeHandler, TableSlice
 from dagster_duckdb import DuckDBIOManager
 from dagster_duckdb.io_manager import DuckDbClient, _get_cleanup_statement
@@ -200,12 +201,15 @@ class _DynamicAwareDbIOManager(DbIOManager):
     dynamic `cutoff` dimension; the instance is supplied here as the partition-loading context.
     """
 
+    # The caching loader answers the repeated "is this cutoff registered?" lookups of one call from memory
+    # (each is otherwise a query of the instance's event log database).
     def handle_output(self, context: OutputContext, obj) -> None:
-        with partition_loading_context(dynamic_partitions_store=context.step_context.instance):
+        store = CachingDynamicPartitionsLoader(context.step_context.instance)
+        with partition_loading_context(dynamic_partitions_store=store):
             super().handle_output(context, obj)
 
     def load_input(self, context: InputContext):
-        with partition_loading_context(dynamic_partitions_store=context.instance):
+        with partition_loading_context(dynamic_partitions_store=CachingDynamicPartitionsLoader(context.instance)):
             return super().load_input(context)
 
 

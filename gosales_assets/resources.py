@@ -65,7 +65,8 @@ class GosalesSettings(ConfigurableResource):
 
 @contextmanager
 def hold_warehouse(database: str | Path) -> Iterator[None]:
-    """Keep the warehouse file open in this process while many runs execute in it (a backfill).
+    """Keep the warehouse file open in this process while a run executes in it (the backfill runner holds it
+    around each partition run).
 
     Every step opens and closes DuckDB several times (each input, output and query). A cold open reads the
     catalog and the last close checkpoints: ~90 ms a time, ~2.5 s per division x cutoff run. While one

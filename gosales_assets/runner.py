@@ -9,7 +9,9 @@ no re-import of the code location), in dependency order, without a daemon.
 
 from __future__ import annotations
 
+import ctypes
 import datetime as dt
+import gc
 import logging
 import uuid
 from collections.abc import Callable, Sequence
@@ -114,39 +116,54 @@ def backfill(defs: Definitions, instance: DagsterInstance, settings: Settings, *
     tags = {BACKFILL_TAG: f"cli-{uuid.uuid4().hex[:8]}"}
     log(f"backfill {tags[BACKFILL_TAG]}: {len(plan)} runs over cutoffs {chosen or 'none'}")
     outcomes: list[RunOutcome] = []
-    with hold_warehouse(settings.warehouse_path):
-        _execute_plan(defs, instance, plan, tags, outcomes, log)
+    for job_name, key in plan:
+        # One hold per run: the run's steps share one open database; between runs the file is released
+        # (and DuckDB's buffers with it), so a long backfill does not lock other processes out throughout.
+        with hold_warehouse(settings.warehouse_path):
+            outcome = _execute(defs.resolve_job_def(job_name), job_name, key, instance, tags, log)
+        outcomes.append(outcome)
+        # The in-process result keeps every output of its run in memory (Dagster's output capture); dropped
+        # inside `_execute`, and cycles collected here, so a run never carries the previous one's frames.
+        gc.collect()
+        _release_free_heap()
+        if job_name == STAR_JOB and not outcome.success:
+            log("star schema failed; not materializing downstream partitions")
+            break
     return outcomes
 
 
-def _execute_plan(defs: Definitions, instance: DagsterInstance, plan: list[tuple[str, object]],
-                  tags: dict[str, str], outcomes: list[RunOutcome], log: Callable[[str], None]) -> None:
-    for job_name, key in plan:
-        job = defs.resolve_job_def(job_name)
-        result = job.execute_in_process(instance=instance, partition_key=key, raise_on_error=False,
-                                        run_config=QUIET_CONSOLE, tags=tags)
-        failed = [
-            f"{e.asset_check_evaluation_data.asset_key.to_user_string()}:{e.asset_check_evaluation_data.check_name}"
-            f" — {e.asset_check_evaluation_data.description}"
-            for e in result.all_events
-            if e.event_type_value == "ASSET_CHECK_EVALUATION" and not e.asset_check_evaluation_data.passed
-        ]
-        errors = [e.step_failure_data.error for e in result.all_events if e.is_step_failure]
-        blocked = (not result.success and bool(errors)
-                   and all(err.cls_name == "DagsterAssetCheckFailedError" for err in errors if err is not None))
-        outcome = RunOutcome(job_name, str(key) if key is not None else None, result.run_id, result.success, failed,
-                             blocked)
-        outcomes.append(outcome)
-        status = "ok  " if result.success else ("held" if blocked else "FAIL")
-        log(f"{status} {job_name} {outcome.partition or ''} (run {result.run_id[:8]})")
-        for line in failed:
-            log(f"       check did not pass: {line}")
-        if not result.success and not blocked:
-            for err in errors:
-                if err is not None:
-                    cause = err.cause or err
-                    log(f"       error: {cause.message.strip().splitlines()[0] if cause.message else err.message}")
-        if job_name == STAR_JOB and not result.success:
-            log("star schema failed; not materializing downstream partitions")
-            break
+def _release_free_heap() -> None:
+    """Hand freed heap pages back to the OS (glibc keeps them otherwise, and a backfill process runs for hours
+    through steps of very different sizes). A no-op where glibc is not the C library."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+def _execute(job, job_name: str, key, instance: DagsterInstance, tags: dict[str, str],
+             log: Callable[[str], None]) -> RunOutcome:
+    result = job.execute_in_process(instance=instance, partition_key=key, raise_on_error=False,
+                                    run_config=QUIET_CONSOLE, tags=tags)
+    failed = [
+        f"{e.asset_check_evaluation_data.asset_key.to_user_string()}:{e.asset_check_evaluation_data.check_name}"
+        f" — {e.asset_check_evaluation_data.description}"
+        for e in result.all_events
+        if e.event_type_value == "ASSET_CHECK_EVALUATION" and not e.asset_check_evaluation_data.passed
+    ]
+    errors = [e.step_failure_data.error for e in result.all_events if e.is_step_failure]
+    blocked = (not result.success and bool(errors)
+               and all(err.cls_name == "DagsterAssetCheckFailedError" for err in errors if err is not None))
+    outcome = RunOutcome(job_name, str(key) if key is not None else None, result.run_id, result.success, failed,
+                         blocked)
+    status = "ok  " if result.success else ("held" if blocked else "FAIL")
+    log(f"{status} {job_name} {outcome.partition or ''} (run {result.run_id[:8]})")
+    for line in failed:
+        log(f"       check did not pass: {line}")
+    if not result.success and not blocked:
+        for err in errors:
+            if err is not None:
+                cause = err.cause or err
+                log(f"       error: {cause.message.strip().splitlines()[0] if cause.message else err.message}")
+    return outcome
 

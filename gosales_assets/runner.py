@@ -13,6 +13,7 @@ import ctypes
 import datetime as dt
 import gc
 import logging
+import os
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -122,14 +123,28 @@ def backfill(defs: Definitions, instance: DagsterInstance, settings: Settings, *
         with hold_warehouse(settings.warehouse_path):
             outcome = _execute(defs.resolve_job_def(job_name), job_name, key, instance, tags, log)
         outcomes.append(outcome)
-        # The in-process result keeps every output of its run in memory (Dagster's output capture); dropped
-        # inside `_execute`, and cycles collected here, so a run never carries the previous one's frames.
-        gc.collect()
+        # The in-process result keeps every output of its run in memory (Dagster's output capture); it is
+        # dropped inside `_execute`. Cycles that still hold frames are collected once the process is big (a
+        # full collection costs ~0.2 s a run, a tenth of a small run), and the freed heap goes back to the OS.
+        if _resident_bytes() > GC_ABOVE_BYTES:
+            gc.collect()
         _release_free_heap()
         if job_name == STAR_JOB and not outcome.success:
             log("star schema failed; not materializing downstream partitions")
             break
     return outcomes
+
+
+GC_ABOVE_BYTES = 2 << 30
+
+
+def _resident_bytes() -> int:
+    """This process's resident memory (Linux); 0 where /proc is not available."""
+    try:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
 
 
 def _release_free_heap() -> None:

@@ -22,14 +22,17 @@ from dagster import DagsterInstance, Definitions
 
 from gosales_assets.automation.cutoffs import register_cutoffs
 from gosales_assets.jobs import BACKFILL_TAG, CUTOFF_JOB, DIVISION_CUTOFF_JOB, REPORTS_JOB, STAR_JOB, WHITESPACE_JOB
-from gosales_assets.resources import hold_warehouse
 from gosales_assets.partitions import CUTOFF_PARTITIONS_NAME, cutoff_partitions, multi_key, parse_cutoff
+from gosales_assets.resources import hold_warehouse
 from gosales_assets.settings import Settings
 
 
 # The runner prints one line per run (and the error of a failed one); Dagster's own console log would repeat
 # every event on stderr. Everything is still recorded in the instance (and visible in the UI).
 QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+
+# Between runs, a full garbage collection only once the process is this big (see `backfill`).
+GC_ABOVE_BYTES = 2 << 30
 
 
 # When a partition is skipped on purpose (no model yet), Dagster warns on stderr for every blocking check of the
@@ -135,9 +138,6 @@ def backfill(defs: Definitions, instance: DagsterInstance, settings: Settings, *
     return outcomes
 
 
-GC_ABOVE_BYTES = 2 << 30
-
-
 def _resident_bytes() -> int:
     """This process's resident memory (Linux); 0 where /proc is not available."""
     try:
@@ -181,4 +181,3 @@ def _execute(job, job_name: str, key, instance: DagsterInstance, tags: dict[str,
                 cause = err.cause or err
                 log(f"       error: {cause.message.strip().splitlines()[0] if cause.message else err.message}")
     return outcome
-

@@ -544,6 +544,16 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-z))
 
 
+def standardized_logit(raw: np.ndarray, center: float, scale: float) -> np.ndarray:
+    """A member's raw score on the ensemble's common scale: (logit(raw) - center) / scale."""
+    return (logit(raw) - center) / scale
+
+
+def averaged_raw(zs: list[np.ndarray]) -> np.ndarray:
+    """The ensemble's raw score: the sigmoid of the mean of its members' standardized logits."""
+    return _sigmoid(np.mean(zs, axis=0))
+
+
 def logit_standardization(raw: np.ndarray) -> tuple[float, float]:
     """(mean, std) of logit(raw); std below 1e-12 → 1 (a constant member then only shifts the average)."""
     z = logit(raw)
@@ -580,7 +590,7 @@ class EnsembleMember:
 
     def z(self, frame: pl.DataFrame) -> np.ndarray:
         raw = _predict_raw(self.estimator, self.model_type, self.preprocessor.transform(frame))
-        return (logit(raw) - self.center) / self.scale
+        return standardized_logit(raw, self.center, self.scale)
 
 
 @dataclass
@@ -592,7 +602,7 @@ class Ensemble:
     members: list[EnsembleMember]
 
     def predict_raw(self, frame: pl.DataFrame) -> np.ndarray:
-        return _sigmoid(np.mean([m.z(frame) for m in self.members], axis=0))
+        return averaged_raw([m.z(frame) for m in self.members])
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -732,13 +742,11 @@ def _importance(pre: Preprocessor, est, model_type: str, x: np.ndarray, seed: in
     return df.sort("importance", descending=True, maintain_order=True)
 
 
-def _ensemble_importance(ens: Ensemble, data: pl.DataFrame, seed: int, sample_rows: int) -> pl.DataFrame:
+def _ensemble_importance(ens: Ensemble, member_importance: list[pl.DataFrame]) -> pl.DataFrame:
     """Members' importances (log-odds units) divided by their logit scale and averaged: the importance in
     units of the ensemble's averaged, standardized logit."""
     total: dict[str, float] = {}
-    for mem in ens.members:
-        imp = _importance(mem.preprocessor, mem.estimator, mem.model_type, mem.preprocessor.transform(data), seed,
-                          sample_rows)
+    for mem, imp in zip(ens.members, member_importance, strict=True):
         for f, v in imp.iter_rows():
             total[f] = total.get(f, 0.0) + v / mem.scale / len(ens.members)
     feats = ens.members[0].preprocessor.features
@@ -747,10 +755,20 @@ def _ensemble_importance(ens: Ensemble, data: pl.DataFrame, seed: int, sample_ro
     return df.sort("importance", descending=True, maintain_order=True)
 
 
+@dataclass
+class _Refit:
+    preprocessor: Preprocessor
+    estimator: Any
+    params: dict
+    raw_train: np.ndarray  # raw scores of the training rows
+    importance: pl.DataFrame
+
+
 def _refit(cfg: dict, base: Preprocessor, data: pl.DataFrame, y: np.ndarray, cv_results: pl.DataFrame,
-           params: ModelSettings, seed: int, notes: list[str]) -> tuple[Preprocessor, Any, dict]:
+           params: ModelSettings, seed: int, notes: list[str], importance_sample_rows: int) -> _Refit:
     """Fit `cfg` on all labelled rows with exactly its hyper-parameters (LightGBM: n_estimators = the rounded
-    mean of the folds' best iterations, no early stopping). Returns (preprocessor, estimator, chosen params)."""
+    mean of the folds' best iterations, no early stopping), then score the training rows and measure the
+    feature importance from the same design matrix (built once: at 300k rows it costs seconds)."""
     model_type = cfg["model_type"]
     chosen = {k: v for k, v in cfg.items() if k not in ("n_estimators_max", "early_stopping_rounds")}
     n_estimators = None
@@ -766,10 +784,11 @@ def _refit(cfg: dict, base: Preprocessor, data: pl.DataFrame, y: np.ndarray, cv_
         chosen["log_inputs"] = params.logistic.log_inputs
     chosen["seed"] = seed
     pre = base.with_encoding(_ENCODING_FOR[model_type])
+    x = pre.transform(data)
     est = _make_estimator(cfg, seed, params.num_threads, n_estimators=n_estimators)
-    _fit_estimator(est, model_type, pre.transform(data), y, pre.categorical_indices, notes=notes,
-                   label=f"{cfg['config']} final")
-    return pre, est, chosen
+    _fit_estimator(est, model_type, x, y, pre.categorical_indices, notes=notes, label=f"{cfg['config']} final")
+    return _Refit(pre, est, chosen, _predict_raw(est, model_type, x),
+                  _importance(pre, est, model_type, x, seed, importance_sample_rows))
 
 
 def train_division_model(
@@ -869,7 +888,7 @@ def train_division_model(
     if len(members) >= 2:
         chosen_name, model_type = ENSEMBLE, ENSEMBLE
         stats = [logit_standardization(oof_raw[c["config"]]) for c in members]
-        raw = _sigmoid(np.mean([(logit(oof_raw[c["config"]]) - m) / sd for c, (m, sd) in zip(members, stats)], axis=0))
+        raw = averaged_raw([standardized_logit(oof_raw[c["config"]], m, sd) for c, (m, sd) in zip(members, stats)])
         # per-fold CV rows of the ensemble (Brier left null: the averaged score is not a probability until calibrated)
         ens_records = [{"config": ENSEMBLE, "fold": k, "lift_at_10": lift_at_k(y[va], raw[va], _SELECTION_K),
                         "brier": None, "best_iteration": None, "model_type": ENSEMBLE, "auc": roc_auc(y[va], raw[va]),
@@ -892,16 +911,17 @@ def train_division_model(
 
     # ---- final refit with exactly the chosen hyper-parameters ------------------------------------
     base = Preprocessor("codes", **pre_kw).fit(data, features)
-    fitted = [_refit(c, base, data, y, cv_results, params, seed, notes) for c in members]
+    fitted = [_refit(c, base, data, y, cv_results, params, seed, notes, importance_sample_rows) for c in members]
     if model_type == ENSEMBLE:
         pre = base
-        est = Ensemble([EnsembleMember(chosen_c, p, e, m, sd)
-                        for (p, e, chosen_c), (m, sd) in zip(fitted, stats, strict=True)])
-        chosen = {"config": ENSEMBLE, "model_type": ENSEMBLE, "members": [f[2] for f in fitted], "seed": seed}
-        raw_train = est.predict_raw(data)
+        est = Ensemble([EnsembleMember(f.params, f.preprocessor, f.estimator, m, sd)
+                        for f, (m, sd) in zip(fitted, stats, strict=True)])
+        chosen = {"config": ENSEMBLE, "model_type": ENSEMBLE, "members": [f.params for f in fitted], "seed": seed}
+        raw_train = averaged_raw([standardized_logit(f.raw_train, m, sd) for f, (m, sd) in zip(fitted, stats)])
+        importance = _ensemble_importance(est, [f.importance for f in fitted])
     else:
-        pre, est, chosen = fitted[0]
-        raw_train = _predict_raw(est, model_type, pre.transform(data))
+        pre, est, chosen = fitted[0].preprocessor, fitted[0].estimator, fitted[0].params
+        raw_train, importance = fitted[0].raw_train, fitted[0].importance
     cal_train = calibrator.transform(raw_train)
     if float(np.std(cal_train)) < 1e-9:
         raise DegenerateModel(
@@ -922,10 +942,6 @@ def train_division_model(
         pl.Series("score_calibrated", cal_oof, dtype=pl.Float64),
         pl.Series("revenue", revenue if revenue is not None else [None] * n, dtype=pl.Float64),
     )
-    if model_type == ENSEMBLE:
-        importance = _ensemble_importance(est, data, seed, importance_sample_rows)
-    else:
-        importance = _importance(pre, est, model_type, pre.transform(data), seed, importance_sample_rows)
     return TrainedModel(
         preprocessor=pre,
         estimator=est,

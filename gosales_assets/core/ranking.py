@@ -191,9 +191,6 @@ def percentile_within_division(
     _require(scores, [by, *keys], "scores")
     if scores.get_column(col).null_count():
         raise ValueError(f"column {col!r} has nulls; percentiles need a score for every row")
-    if not tie_break:
-        return scores.with_columns(
-            (pl.col(col).rank("average").over(by).cast(pl.Float64) / pl.len().over(by).cast(pl.Float64)).alias(out))
     tmp = [f"_k{i}" for i in range(len(keys))]
     ranked = (
         scores.select(pl.col(by), *(pl.col(k).alias(t) for k, t in zip(keys, tmp, strict=True)))

@@ -111,7 +111,7 @@ from gosales_assets.core.reports import metrics_summary, top_accounts, top_accou
 from gosales_assets.core.scoring import ICP_COLUMNS, score_population, zero_prevalence_alert  # noqa: E402
 from gosales_assets.core.star import build_fact_events, build_star, violation_summary  # noqa: E402
 from gosales_assets.core.validation import segment_performance, topk_scenarios, validation_metrics  # noqa: E402
-from gosales_assets.settings import DEFAULT_CONFIG_PATH, Settings, division_slug, load_settings  # noqa: E402
+from gosales_assets.settings import DEFAULT_CONFIG_PATH, Settings, division_slug, load_settings, merge_config  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_features import _reset_peak_rss  # noqa: E402  (VmHWM reset, shared with the features benchmark)
@@ -722,7 +722,7 @@ def child_dagster(settings: Settings, cfg_path: Path, dagster_home: Path, sample
     from dagster import DagsterInstance
 
     from gosales_assets.definitions import build_definitions
-    from gosales_assets.runner import backfill, materialize_all
+    from gosales_assets.runner import backfill
 
     t0 = time.time()
     defs = build_definitions(settings, cfg_path)
@@ -733,10 +733,10 @@ def child_dagster(settings: Settings, cfg_path: Path, dagster_home: Path, sample
 
     with DagsterInstance.get() as instance:
         t0 = time.time()
-        # A division subset only narrows the runner's plan (which division × cutoff runs are launched); the
-        # assets read the full configuration, so each run computes what it computes in the whole backfill.
-        outcomes = (backfill(defs, instance, settings, divisions=divisions, log=log) if divisions
-                    else materialize_all(defs, instance, settings, log=log))
+        # What `gosales materialize` runs; a division subset only narrows the runner's plan (which division ×
+        # cutoff runs are launched): the assets read the full configuration, so each run computes what it
+        # computes in the whole backfill.
+        outcomes = backfill(defs, instance, settings, divisions=divisions, log=log)
         t1 = time.time()
         sampler.stop()
         runs, steps, checksums = [], [], {}
@@ -814,10 +814,8 @@ def command_line(argv: list[str] | None) -> str:
 def write_config(work: Path, profile: str, n_cutoffs: int | None) -> tuple[Path, Path]:
     """The run's config and the whole profile's (differing only in the cutoffs), from one read of the default
     YAML, so a default changed meanwhile by someone else cannot make the two disagree."""
-    doc = yaml.safe_load(DEFAULT_CONFIG_PATH.read_text())
     overrides = {"paths": {"landing": str(work / "landing")}, "models": {"num_threads": 2}, **PROFILES[profile]}
-    for key, value in overrides.items():
-        doc[key] = {**doc[key], **value} if isinstance(value, dict) and isinstance(doc.get(key), dict) else value
+    doc = merge_config(yaml.safe_load(DEFAULT_CONFIG_PATH.read_text()), overrides)
     full = work / "gosales_full.yaml"
     full.write_text(yaml.safe_dump(doc, sort_keys=False))
     doc["cutoffs"] = sorted(str(c) for c in doc["cutoffs"])[:n_cutoffs] if n_cutoffs else doc["cutoffs"]

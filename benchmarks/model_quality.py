@@ -49,7 +49,7 @@ from gosales_assets.core.ranking import capacity_count, legacy_heuristic, percen
 from gosales_assets.definitions import build_definitions
 from gosales_assets.demo_data import generate_demo_data
 from gosales_assets.runner import materialize_all
-from gosales_assets.settings import config_path, division_slug, load_settings
+from gosales_assets.settings import config_path, division_slug, load_settings, merge_config
 
 ROOT = Path(__file__).resolve().parents[1]
 MIN_POSITIVES = 50
@@ -364,14 +364,6 @@ differences come with a 95 % paired bootstrap interval (buyers resampled, {BOOTS
 """
 
 
-def _merge(base: dict, over: dict) -> dict:
-    """`over` merged into `base`: nested mappings key by key, any other value (lists included) replaces."""
-    out = dict(base)
-    for key, value in over.items():
-        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
-    return out
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--customers", type=int, default=None, help="roster size (default: demo.customers)")
@@ -389,7 +381,7 @@ def main(argv: list[str] | None = None) -> int:
     doc_cfg = yaml.safe_load(config_path().read_text())
     cfg_file = args.home.parent / "quality_gosales.yaml"
     if args.config is not None:
-        doc_cfg = _merge(doc_cfg, yaml.safe_load(args.config.read_text()) or {})
+        doc_cfg = merge_config(doc_cfg, yaml.safe_load(args.config.read_text()) or {})
         cfg_file = args.home.parent / f"{args.home.name}_gosales.yaml"
     doc_cfg.setdefault("whitespace", {})["shadow_enabled"] = True
     cfg_file.write_text(yaml.safe_dump(doc_cfg, sort_keys=False))

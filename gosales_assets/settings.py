@@ -9,6 +9,7 @@ An invalid file fails at load with `ConfigError`, whose message names the file, 
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import hashlib
 import os
@@ -385,6 +386,16 @@ def gosales_home() -> Path:
 def config_path() -> Path:
     env = os.environ.get(CONFIG_ENV_VAR)
     return Path(env).resolve() if env else DEFAULT_CONFIG_PATH
+
+
+def merge_config(base: dict, over: dict) -> dict:
+    """`over` merged into a copy of `base` (a config document): nested mappings key by key, any other value
+    (lists included) replaces the base value."""
+    out = copy.deepcopy(base)
+    for key, value in over.items():
+        out[key] = merge_config(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) \
+            else value
+    return out
 
 
 def settings_from_dict(doc: dict, *, home: Path | None = None, source: str | Path = "<dict>") -> Settings:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -13,7 +12,7 @@ import pytest
 import yaml
 from dagster import AssetKey, AssetSelection, DagsterInstance, ExecuteInProcessResult, materialize
 
-from gosales_assets.settings import DEFAULT_CONFIG_PATH, Settings, load_settings
+from gosales_assets.settings import DEFAULT_CONFIG_PATH, Settings, load_settings, merge_config
 
 # Two xdist workers share two cores: OpenMP threads that spin while waiting (LightGBM's default) would
 # oversubscribe them badly. Must be set before lightgbm is first imported (nothing above imports it).
@@ -56,20 +55,13 @@ class Project:
             return {r[0] for r in conn.execute("select table_name from information_schema.tables").fetchall()}
 
 
-def _deep_merge(base: dict, over: dict) -> dict:
-    out = copy.deepcopy(base)
-    for k, v in over.items():
-        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
-
-
 def new_project(root: Path, overrides: dict | None = None, *, only_divisions: list[str] | None = None) -> Project:
     """Write a config (the default one plus overrides) under `root` and return a Project rooted there.
     `only_divisions` restricts the engine, its SKU map and so the demo data to those divisions."""
     root.mkdir(parents=True, exist_ok=True)
     # One LightGBM thread per test worker (the suite runs two workers on two cores).
-    doc = _deep_merge(yaml.safe_load(DEFAULT_CONFIG_PATH.read_text()), {"models": {"num_threads": 1}})
-    doc = _deep_merge(doc, overrides or {})
+    doc = merge_config(yaml.safe_load(DEFAULT_CONFIG_PATH.read_text()), {"models": {"num_threads": 1}})
+    doc = merge_config(doc, overrides or {})
     if only_divisions:
         doc["divisions"] = list(only_divisions)
         doc["sku_map"] = {k: v for k, v in doc["sku_map"].items() if v in only_divisions}

@@ -56,6 +56,31 @@ def test_log_inputs_scales_the_signed_log_of_the_clipped_value(frame):
     assert np.array_equal(pre.with_encoding("codes").transform(frame), plain.with_encoding("codes").transform(frame))
 
 
+def test_transforms_work_on_a_copy_and_match_the_reference_formula():
+    # The imputation, clipping and signed log run in place on the matrix the Preprocessor extracts; the frame
+    # it was given must not change, even one whose columns numpy could hand over without a copy.
+    rng = np.random.default_rng(0)
+    raw = rng.normal(0.0, 50.0, size=(200, 3))
+    raw[::7, 0] = np.nan
+    raw[3, 1], raw[5, 1], raw[8, 2] = np.inf, -np.inf, -0.0
+    frame = pl.from_numpy(np.asfortranarray(raw), schema=["rfm__all__a__3m", "rfm__all__b__3m", "rfm__all__c__3m"])
+    before = frame.clone()
+    feats = frame.columns
+    pre = Preprocessor("onehot_scaled", winsor_quantiles=(0.05, 0.95), log_inputs=True).fit(frame, feats)
+    x = pre.transform(frame)
+    assert frame.equals(before, null_equal=True)
+    assert np.array_equal(np.isnan(frame.to_numpy()), np.isnan(raw))
+
+    finite = np.where(np.isfinite(raw), raw, np.nan)
+    med = np.nanmedian(finite, axis=0)
+    lo, hi = np.nanquantile(finite, [0.05, 0.95], axis=0)
+    clipped = np.clip(np.where(np.isnan(finite), med, finite), lo, hi)
+    logged = np.sign(clipped) * np.log1p(np.abs(clipped))
+    assert np.array_equal(pre.medians, med) and np.array_equal(pre.lower, lo) and np.array_equal(pre.upper, hi)
+    assert np.array_equal(x, (logged - logged.mean(axis=0)) / logged.std(axis=0))  # bit for bit
+    assert np.array_equal(pre.with_encoding("codes").transform(frame), clipped)
+
+
 def test_pure_l2_uses_lbfgs_and_elastic_net_saga():
     assert logistic_solver(0.0) == "lbfgs"
     assert logistic_solver(0.1) == logistic_solver(1.0) == "saga"

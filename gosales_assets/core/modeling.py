@@ -227,7 +227,7 @@ class Preprocessor:
         hi = np.zeros(k)
         observed = ~np.isnan(x).all(axis=0) if k else np.zeros(0, dtype=bool)
         if observed.any():
-            xo = x[:, observed]
+            xo = x if observed.all() else x[:, observed]
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)
                 med[observed] = np.nanmedian(xo, axis=0)
@@ -264,18 +264,28 @@ class Preprocessor:
     def _numeric_raw(self, frame: pl.DataFrame) -> np.ndarray:
         if not self.numeric_features:
             return np.zeros((frame.height, 0))
-        x = frame.select([pl.col(f).cast(pl.Float64) for f in self.numeric_features]).to_numpy()
+        # A writable copy (never a view of the frame's buffers): the transforms below work in place.
+        x = frame.select([pl.col(f).cast(pl.Float64) for f in self.numeric_features]).to_numpy(writable=True)
         x = np.asarray(x, dtype=np.float64)
         x[~np.isfinite(x)] = np.nan
         return x
 
+    # The two transforms below work in place on the fresh matrix `_numeric_raw` returns: at 300k rows × 300
+    # features each temporary is ~0.7 GB, and the out-of-place forms made four of them per call.
     def _impute_clip(self, x: np.ndarray) -> np.ndarray:
-        x = np.where(np.isnan(x), self.medians, x)
-        return np.clip(x, self.lower, self.upper)
+        """Missing → training median, then clip to the winsor caps (in place; returns x)."""
+        np.copyto(x, self.medians, where=np.isnan(x))
+        return np.clip(x, self.lower, self.upper, out=x)
 
     def _scaled_input(self, x: np.ndarray) -> np.ndarray:
-        """The values that are standardised in the `onehot_scaled` encoding (signed log when `log_inputs`)."""
-        return np.sign(x) * np.log1p(np.abs(x)) if self.log_inputs else x
+        """The values that are standardised in the `onehot_scaled` encoding: sign(x)·log1p(|x|) when
+        `log_inputs` (in place; returns x), else x unchanged."""
+        if not self.log_inputs:
+            return x
+        negative = x < 0
+        np.abs(x, out=x)
+        np.log1p(x, out=x)
+        return np.negative(x, out=x, where=negative)
 
     def category_codes(self, frame: pl.DataFrame) -> np.ndarray:
         """n × n_categorical int matrix of level codes (level i → i, other → L, missing → L + 1)."""
@@ -305,7 +315,9 @@ class Preprocessor:
         x = self._impute_clip(self._numeric_raw(frame))
         codes = self.category_codes(frame)
         if self.encoding == "onehot_scaled":
-            x = (self._scaled_input(x) - self.means) / self.stds
+            x = self._scaled_input(x)
+            x -= self.means
+            x /= self.stds
             blocks = [x]
             for j, f in enumerate(self.categorical_features):
                 width = len(self.levels[f]) + 2

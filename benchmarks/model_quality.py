@@ -126,6 +126,25 @@ ensemble within 0.003 of the pipeline figure in row 2.)
   positives per division there, the judged gaps (0.029–0.121, intervals ±0.01–0.06) are real, not noise.
   None of these is worth 2.7–11× the time of `make demo`, so the defaults stay; a deployment with the real
   roster has 17–7,300 positives per division and is where the pool size matters (`models.training_cutoffs`).
+- **Borrowing strength across divisions, measured** (lighter harness on the same rows, seeds 101 / 202,
+  weighted gap): one LightGBM model trained on the training rows of *all* divisions at once (~600 positives
+  instead of ~50; the division as a category, plus the target division's own recency, counts and share as
+  shared columns), used alone, averaged with the per-division ensemble (standardized logits), or as the
+  offset the per-division stumps boost from. Also tried: long-history activity features (active months over
+  all history and 48 months, activity rate since first purchase) to estimate the customers' engagement.
+
+  | model | weighted gap (101 / 202) |
+  |---|---|
+  | default per-division ensemble | 0.065 / 0.057 |
+  | pooled cross-division model alone (8 leaves; LR with division intercepts: 0.082 on 101) | 0.070 / – |
+  | average of the ensemble and the pooled model, pooled weight 0.5 (4 / 8 / 16 leaves) | 0.058–0.063 / 0.053–0.056 |
+  | average, pooled weight 0.3 (8 leaves) | 0.059 / 0.053 |
+  | pooled model as offset, per-division stumps boosted from it (4 / 8 leaves) | 0.066–0.069 / 0.065–0.068 |
+  | default + long-history activity features | 0.064 / 0.058 |
+
+  The best averaging closes 0.004–0.008 (about a tenth of the gap); the 8-leaf average at weight 0.5 leaves
+  Simulation at 0.083 / 0.049 and Training at 0.081 / 0.045. It would make every division × cutoff model depend on every division's features
+  (a cutoff-level model asset, and a model file that embeds it) for that, so it was not adopted.
 - With the better models of the pool-6 configuration the blend trails `p_icp` by more (see below): by
   0.035–0.161 at the four closed cutoffs from 2025-06-30 on (seed 101), three of them with intervals below 0.
 

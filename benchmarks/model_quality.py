@@ -9,7 +9,8 @@
    the window (the first month only: later months' truth already reflects purchases made inside the window).
 3. Ranking (issue 5): at every cutoff whose outcomes are known, capture@10% of realized purchases by the
    blended whitespace score, by `p_icp` alone, by its per-division percentile and by the legacy heuristic,
-   with paired bootstrap intervals of the blend's difference to `p_icp` and to legacy (resampling buyers).
+   with paired bootstrap intervals of the blend's difference to `p_icp` and to legacy (resampling buyers);
+   beside it, not part of the bar, the same top lists' share of the buyers' realized net revenue.
 4. Writes docs/MODEL_QUALITY.md (table per division, pooled over forward cutoffs, with a paired bootstrap
    interval of the AUC gap; per cutoff; ranking) and bench_results/model_quality.json.
 
@@ -285,6 +286,14 @@ def ranking_capture(settings) -> pl.DataFrame:
             "legacy": _top_buyers(legacy, ["legacy_score", "customer_id", "division"], [True, False, False]),
         }
         cap = {k: len(v) / len(buyers) for k, v in tops.items()}
+        # The same top lists weighted by what each buyer spent in the division over the window (net of returns,
+        # from `labels`): the EV term of the blend aims at value, not at the count of purchases.
+        spent = dict(((c, d), float(r or 0.0)) for c, d, r in con.execute(
+            "select customer_id, division, net_revenue_window from labels where cutoff_date = ? and label = 1 "
+            "and not censored", [cutoff]).fetchall())
+        total = sum(spent.get(k, 0.0) for k in buyers)
+        revenue = {f"revenue_{k}": (sum(spent.get(b, 0.0) for b in v) / total if total > 0 else None)
+                   for k, v in tops.items()}
         metrics_file = settings.artifacts_dir / "whitespace" / str(cutoff) / f"whitespace_metrics_{cutoff}.json"
         if metrics_file.is_file():  # the asset's own numbers must agree with this recomputation
             recorded = json.loads(metrics_file.read_text()).get("capture") or {}
@@ -297,7 +306,7 @@ def ranking_capture(settings) -> pl.DataFrame:
         rows.append({"cutoff": str(cutoff), "pairs": ranked.height, "buyers": len(buyers), **cap,
                      "blend_minus_p_icp": d_p, "ci95_vs_p_icp": f"[{lo_p:+.3f}, {hi_p:+.3f}]",
                      "blend_minus_legacy": d_l, "ci95_vs_legacy": f"[{lo_l:+.3f}, {hi_l:+.3f}]",
-                     "bar": "met" if d_p > 0 and d_l > 0 else "MISSED"})
+                     "bar": "met" if d_p > 0 and d_l > 0 else "MISSED", **revenue})
     return pl.DataFrame(rows)
 
 
@@ -374,7 +383,13 @@ Share of all realized next-window purchases (over the divisions with published s
 alone, its per-division percentile alone, and the legacy revenue × recency heuristic (shadow list). The
 differences come with a 95 % paired bootstrap interval (buyers resampled, {BOOTSTRAP} draws).
 
-{_md_table(ranking) if ranking.height else "_no cutoff with realized outcomes and a ranked list_"}
+{_md_table(ranking.select(pl.exclude("^revenue_.*$"))) if ranking.height else "_no cutoff with realized outcomes and a ranked list_"}
+
+Not part of the bar — the same top {CAPTURE_K:g} % lists weighted by what each buyer spent in the division over
+the window (net revenue from `labels`), for the owner's choice of how the ranking is judged:
+
+{_md_table(ranking.select("cutoff", "buyers", pl.col("^revenue_.*$").name.map(lambda c: c.removeprefix("revenue_"))))
+ if ranking.height else "_no cutoff with realized outcomes and a ranked list_"}
 
 `percentile_uniformity`: the largest KS distance of `p_icp_pct` from uniform over every division and cutoff is
 {_fmt(ks_max)} (the check warns above {UNIFORMITY_TOLERANCE}).

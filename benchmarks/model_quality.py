@@ -144,8 +144,9 @@ ensemble within 0.003 of the pipeline figure in row 2.)
   | default + long-history activity features | 0.064 / 0.058 |
 
   The best averaging closes 0.004–0.008 (about a tenth of the gap); the 8-leaf average at weight 0.5 leaves
-  Simulation at 0.083 / 0.049 and Training at 0.081 / 0.045. It would make every division × cutoff model depend on every division's features
-  (a cutoff-level model asset, and a model file that embeds it) for that, so it was not adopted.
+  Simulation at 0.083 / 0.049 and Training at 0.081 / 0.045. It would make every division × cutoff model
+  depend on every division's features (a cutoff-level model asset, and a model file that embeds it) for
+  that, so it was not adopted.
 - With the better models of the pool-6 configuration the blend trails `p_icp` by more (see below): by
   0.035–0.161 at the four closed cutoffs from 2025-06-30 on (seed 101), three of them with intervals below 0.
 
@@ -261,12 +262,21 @@ def _diff_interval(buyers: list, a: set, b: set, reps: int = BOOTSTRAP) -> tuple
     return float(d.mean()), float(lo), float(hi)
 
 
+def _whitespace_warehouse(settings):
+    """A read-only connection to the run's warehouse, or None when it has no `whitespace` table yet."""
+    con = duckdb.connect(str(settings.warehouse_path), read_only=True)
+    tables = {r[0] for r in con.execute("select table_name from information_schema.tables").fetchall()}
+    if "whitespace" in tables:
+        return con
+    con.close()
+    return None
+
+
 def ranking_capture(settings) -> pl.DataFrame:
     """capture@10 per cutoff with known outcomes: recomputed from the `whitespace` table (blend by rank,
     p_icp, p_icp_pct) and the legacy heuristic on the same pairs, checked against the asset's metrics file."""
-    con = duckdb.connect(str(settings.warehouse_path), read_only=True)
-    tables = {r[0] for r in con.execute("select table_name from information_schema.tables").fetchall()}
-    if "whitespace" not in tables:
+    con = _whitespace_warehouse(settings)
+    if con is None:
         return pl.DataFrame()
     dim = con.execute("select * from dim_customer").pl()
     rows = []
@@ -313,9 +323,8 @@ def ranking_capture(settings) -> pl.DataFrame:
 def uniformity(settings) -> float | None:
     """Largest KS distance of `p_icp_pct` from U(0, 1) over every division and cutoff of the whitespace table
     (what the `percentile_uniformity` check reports per cutoff)."""
-    con = duckdb.connect(str(settings.warehouse_path), read_only=True)
-    tables = {r[0] for r in con.execute("select table_name from information_schema.tables").fetchall()}
-    if "whitespace" not in tables:
+    con = _whitespace_warehouse(settings)
+    if con is None:
         return None
     ws = con.execute("select cutoff_date, division, p_icp_pct from whitespace").pl()
     return max((float(percentile_uniformity(part).get_column("max_deviation").max())

@@ -17,7 +17,7 @@ What runs, each part in its own subprocess (so every part's memory is its own):
    scoring, whitespace, validation + drift, metrics summary) calling the `gosales_assets.core` functions with
    the arguments the asset functions use, checks and artifact files included; intermediate tables are
    Parquet files under `<work>/direct/tables` (the direct path's warehouse). No Dagster import (checked).
-3. Dagster path: `gosales_assets.runner.materialize_all` (what `gosales materialize` runs) against a fresh
+3. Dagster path: `gosales_assets.runner.materialize` (what `gosales materialize` runs) against a fresh
    `DAGSTER_HOME` with the repository's dagster.yaml; per-step wall times from the run event logs.
 
 Memory: a sampler thread in every subprocess reads VmHWM every 0.2 s and resets it (`5 > /proc/self/clear_refs`),
@@ -687,8 +687,9 @@ def _step_events(instance, outcome, sampler: PeakSampler) -> tuple[dict, list[di
     """(run record, step records, {asset: {partition: checksum}}) from the run's event log."""
     logs = instance.all_logs(outcome.run_id)
     stamps = [e.timestamp for e in logs]
-    run = {"job": outcome.job, "partition": outcome.partition, "run_id": outcome.run_id, "success": outcome.success,
-           "held": outcome.blocked_by_checks, "t0": min(stamps), "t1": max(stamps)}
+    run = {"job": outcome.job, "partition": outcome.partition, "run_id": outcome.run_id,
+           "success": outcome.status in ("ok", "held"), "held": outcome.status == "held", "t0": min(stamps),
+           "t1": max(stamps)}
     steps, started, checksums = [], {}, {}
     for e in logs:
         ev = e.dagster_event
@@ -722,7 +723,7 @@ def child_dagster(settings: Settings, cfg_path: Path, dagster_home: Path, sample
     from dagster import DagsterInstance
 
     from gosales_assets.definitions import build_definitions
-    from gosales_assets.runner import backfill
+    from gosales_assets.runner import materialize
 
     t0 = time.time()
     defs = build_definitions(settings, cfg_path)
@@ -736,7 +737,7 @@ def child_dagster(settings: Settings, cfg_path: Path, dagster_home: Path, sample
         # What `gosales materialize` runs; a division subset only narrows the runner's plan (which division ×
         # cutoff runs are launched): the assets read the full configuration, so each run computes what it
         # computes in the whole backfill.
-        outcomes = backfill(defs, instance, settings, divisions=divisions, log=log)
+        outcomes = [o for o in materialize(defs, instance, settings, divisions=divisions, log=log) if o.run_id]
         t1 = time.time()
         sampler.stop()
         runs, steps, checksums = [], [], {}

@@ -29,32 +29,39 @@ def _cmd_demo_data(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _run_backfill(settings: Settings, **selection) -> int:
+def _instance_and_defs(settings: Settings):
     from dagster import DagsterInstance
 
     from gosales_assets.definitions import build_definitions
-    from gosales_assets.runner import backfill, stopped_or_failed
 
     if not os.environ.get("DAGSTER_HOME"):
         os.environ["DAGSTER_HOME"] = str(settings.dagster_home)
     Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
-    defs = build_definitions(settings, config_path())
-    with DagsterInstance.get() as instance:
-        outcomes = backfill(defs, instance, settings, **selection)
-    failed = stopped_or_failed(outcomes)
-    held = [o for o in outcomes if not o.success and o not in failed]
-    print(f"{len(outcomes) - len(held) - len(failed)} of {len(outcomes)} runs succeeded")
-    if held:
-        print(f"{len(held)} run(s) held back by a blocking check (e.g. a model that missed its promotion gate): "
-              "nothing downstream was published for those partitions; see docs/TROUBLESHOOTING.md")
-    if failed:
-        print(f"{len(failed)} run(s) FAILED (an error, or the star schema held back by its data checks); open them "
-              "in the UI (make ui) for details")
-    return 1 if failed else 0
+    return DagsterInstance.get(), build_definitions(settings, config_path())
+
+
+def _report(outcomes) -> int:
+    from gosales_assets.runner import summarize
+
+    counts = summarize(outcomes)
+    print(f"{len(outcomes)} runs: {counts['ok']} ok, {counts['held']} with held models, {counts['failed']} failed, "
+          f"{counts['skipped']} skipped (upstream failed)")
+    if counts["held"]:
+        print("held models are the engine refusing to publish (a missed promotion gate, too little history): each "
+              "has its registry row and reason; nothing from it was published. See docs/TROUBLESHOOTING.md")
+    if counts["failed"] or counts["skipped"]:
+        print("failed runs: open them in the UI (make ui) for details; re-running the same command retries them")
+    return 1 if counts["failed"] or counts["skipped"] else 0
 
 
 def _cmd_materialize(args: argparse.Namespace, settings: Settings) -> int:
-    return _run_backfill(settings)
+    from gosales_assets.runner import materialize
+
+    instance, defs = _instance_and_defs(settings)
+    with instance:
+        outcomes = materialize(defs, instance, settings, cutoffs=_cutoffs(args) or None,
+                               divisions=args.division or None, star=not args.skip_star, reports=not args.skip_reports)
+    return _report(outcomes)
 
 
 def _month_ends(first: str, last: str) -> list[str]:
@@ -71,16 +78,39 @@ def _month_ends(first: str, last: str) -> list[str]:
     return out
 
 
-def _cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
+def _cutoffs(args: argparse.Namespace) -> list[str]:
     cutoffs = list(args.cutoff or [])
     if args.from_cutoff or args.to_cutoff:
         if not (args.from_cutoff and args.to_cutoff):
             raise ValueError("--from and --to go together (a range of month-end cutoffs)")
         cutoffs += _month_ends(args.from_cutoff, args.to_cutoff)
+    return cutoffs
+
+
+def _cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
+    from gosales_assets.runner import backfill_outcomes, launch_backfill, target_partitions, wait_backfill
+
+    cutoffs = _cutoffs(args)
     if not cutoffs:
         raise ValueError("name the cutoffs to backfill: --cutoff YYYY-MM-DD (repeatable) or --from/--to")
-    return _run_backfill(settings, cutoffs=cutoffs, divisions=args.division or None, star=not args.skip_star,
-                         reports=not args.skip_reports)
+    instance, defs = _instance_and_defs(settings)
+    with instance:
+        graph = defs.resolve_asset_graph()
+        targets = target_partitions(graph, settings, cutoffs=cutoffs, divisions=args.division or None,
+                                    star=not args.skip_star, reports=not args.skip_reports)
+        backfill_id = launch_backfill(graph, instance, targets, source="cli",
+                                      title=f"gosales backfill {', '.join(sorted(set(cutoffs)))}")
+        print(f"backfill {backfill_id} submitted: {len(targets)} asset partitions over cutoffs {sorted(set(cutoffs))}")
+        print(f"follow it in the UI: http://127.0.0.1:3000/runs/b/{backfill_id} (make ui); the Dagster daemon runs "
+              "it (make ui starts one)")
+        if not instance.get_daemon_heartbeats():
+            print("note: no Dagster daemon has reported to this instance yet; the backfill waits until one runs")
+        if not args.wait:
+            return 0
+        status = wait_backfill(instance, backfill_id, timeout_s=args.timeout)
+        print(f"backfill {backfill_id}: {status.value}")
+        return max(_report(backfill_outcomes(instance, backfill_id)),
+                   0 if status.value in ("COMPLETED", "COMPLETED_SUCCESS") else 1)
 
 
 def _cmd_info(args: argparse.Namespace, settings: Settings) -> int:
@@ -104,14 +134,19 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--format", choices=["parquet", "csv"], default="parquet")
     demo.add_argument("--dirt-rate", type=float, default=0.002, help="share of rows planted per defect kind")
     demo.add_argument("--no-ground-truth", action="store_true", help="skip the oracle probabilities file")
-    sub.add_parser("materialize", help="materialize every asset of the graph into the Dagster instance")
-    bf = sub.add_parser("backfill", help="materialize the whole graph for chosen cutoffs (new ones are registered)")
-    bf.add_argument("--cutoff", action="append", help="month-end cutoff YYYY-MM-DD (repeatable)")
-    bf.add_argument("--from", dest="from_cutoff", help="first month-end of a range (every month-end up to --to)")
-    bf.add_argument("--to", dest="to_cutoff", help="last month-end of the range")
-    bf.add_argument("--division", action="append", help="only this division (repeatable; default: all)")
-    bf.add_argument("--skip-star", action="store_true", help="do not rebuild the star schema first")
-    bf.add_argument("--skip-reports", action="store_true", help="do not rebuild the cross-run reports at the end")
+    mat = sub.add_parser("materialize", help="materialize the graph in this process, in the order of the asset "
+                         "graph (default: every configured cutoff; no daemon needed)")
+    bf = sub.add_parser("backfill", help="launch a native Dagster backfill of chosen cutoffs (the daemon runs it)")
+    for p in (mat, bf):
+        p.add_argument("--cutoff", action="append", help="month-end cutoff YYYY-MM-DD or partition key YYYY-MM "
+                       "(repeatable)")
+        p.add_argument("--from", dest="from_cutoff", help="first month-end of a range (every month-end up to --to)")
+        p.add_argument("--to", dest="to_cutoff", help="last month-end of the range")
+        p.add_argument("--division", action="append", help="only this division (repeatable; default: all)")
+        p.add_argument("--skip-star", action="store_true", help="do not rebuild the star schema first")
+        p.add_argument("--skip-reports", action="store_true", help="do not rebuild the cross-run reports at the end")
+    bf.add_argument("--wait", action="store_true", help="wait for the backfill and summarise ok / held / failed runs")
+    bf.add_argument("--timeout", type=float, default=None, help="with --wait: give up after this many seconds")
     sub.add_parser("info", help="print where the config, warehouse and outputs are")
     args = parser.parse_args(argv)
     try:

@@ -3,19 +3,16 @@
 Kept apart from `definitions` so the runner and the automation can name jobs without importing the
 whole Definitions object (which itself imports the automation)."""
 
-STAR_JOB = "gosales_star"                        # unpartitioned: raw + star
-CUTOFF_JOB = "gosales_cutoff"                    # partitioned by cutoff
+GLOBAL_JOB = "gosales_global"                    # unpartitioned: raw, star, metrics_summary
+CUTOFF_JOB = "gosales_cutoff"                    # partitioned by cutoff: cutoff features, whitespace, top accounts
 DIVISION_CUTOFF_JOB = "gosales_division_cutoff"  # partitioned by division × cutoff
-WHITESPACE_JOB = "gosales_whitespace"            # partitioned by cutoff, after every division of the cutoff
-REPORTS_JOB = "gosales_reports"                  # unpartitioned, reads every partition: runs last
-BACKFILL_JOB = "gosales_backfill"                # op job: the whole graph over chosen cutoffs, one process
 
 # Run tags (searchable in the UI's run list).
-BACKFILL_TAG = "gosales/backfill"      # every run of one `gosales backfill` / `gosales materialize` call
-PIPELINE_TAG = "gosales/pipeline"      # "monthly": runs requested by the monthly schedule and its sensor
-CUTOFF_TAG = "gosales/cutoff"          # the cutoff a pipeline run belongs to
-DIVISION_TAG = "gosales/division"    # the division of a division × cutoff pipeline run
-STAGE_TAG = "gosales/stage"            # cutoff | division | whitespace | validation | retrain
+MATERIALIZE_TAG = "gosales/materialize"  # every run of one in-process `gosales materialize` (native backfills
+                                         # carry Dagster's own `dagster/backfill` tag instead)
+SOURCE_TAG = "gosales/source"          # cli | new-cutoff: what launched a native backfill
+CUTOFF_TAG = "gosales/cutoff"          # the new cutoff a `new_cutoff` backfill was launched for
+STAGE_TAG = "gosales/stage"            # retrain: a run requested by the drift sensor
 RUN_KEY_TAG = "gosales/run_key"        # idempotence key of a requested run
 ALERT_TAG = "gosales/alert"            # set on a run whose results raised an alert (warn | hard)
 ALERT_FILE_TAG = "gosales/alert_file"  # the consolidated alert file that reports it

@@ -65,14 +65,15 @@ class GosalesSettings(ConfigurableResource):
 
 @contextmanager
 def hold_warehouse(database: str | Path) -> Iterator[None]:
-    """Keep the warehouse file open in this process while a run executes in it (the backfill runner holds it
-    around each partition run).
+    """Keep the warehouse file open in this process while a run executes in it (the `warehouse` resource holds it
+    for the whole run).
 
     Every step opens and closes DuckDB several times (each input, output and query). A cold open reads the
     catalog and the last close checkpoints: ~90 ms a time, ~2.5 s per division x cutoff run. While one
     connection stays open, DuckDB shares that database instance with every later `connect` of the same path
     in the process, so those cost ~3 ms and the checkpoint happens once, when the hold ends. The file stays
-    locked against other processes for the whole hold (DuckDB allows one writing process anyway).
+    locked against other processes for the whole hold: runs that use the warehouse queue for it (the pool
+    `gosales_warehouse` has one slot at run granularity, see dagster.yaml).
     """
     path = str(database)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -87,6 +88,12 @@ class WarehouseResource(ConfigurableResource):
     """Direct SQL access to the warehouse for steps that query rather than load whole tables."""
 
     database: str
+
+    @contextmanager
+    def yield_for_execution(self, context: InitResourceContext) -> Iterator["WarehouseResource"]:
+        # Set up once per run (in-process executor): one open database serves every step, input and output.
+        with hold_warehouse(self.database):
+            yield self
 
     @contextmanager
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:

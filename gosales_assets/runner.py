@@ -1,10 +1,12 @@
-"""Backfill the graph over a set of cutoffs in one process (`gosales backfill`, `gosales materialize`).
+"""Running the asset graph over chosen cutoffs and divisions: natively, as a Dagster asset backfill (`gosales
+backfill`, the `new_cutoff` sensor; needs the daemon), or in this process (`gosales materialize`, `make demo`;
+no daemon). Neither path knows the pipeline's stages: the work is a set of (asset, partition) pairs and the
+order comes from the asset graph and its partition mappings alone.
 
-Every partition is still its own Dagster run, recorded in the instance and visible in the UI: the promotion
-gate and the leakage checks are per division × cutoff and blocking, and a Dagster asset check is evaluated
-once per run step, so one run over many partitions would let one division's verdict decide for the others.
-What the runner saves is the process: all runs execute in this one process (no per-run subprocess start,
-no re-import of the code location), in dependency order, without a daemon.
+In process, the pairs are grouped into runs the way a native backfill groups them: the assets of one partition
+key (and one partitioning) run together, unless a path through another partition separates them (then they are
+two runs, in order). Each run is a Dagster run recorded in the instance, so it shows in the UI. A run whose
+upstream failed is not started (it is reported as skipped), as a native backfill does.
 """
 
 from __future__ import annotations
@@ -13,158 +15,322 @@ import ctypes
 import datetime as dt
 import gc
 import logging
+import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from dagster import DagsterInstance, Definitions
+from dagster import AssetKey, DagsterEventType, DagsterInstance, DagsterRunStatus, Definitions, RunsFilter
+from dagster._core.definitions.assets.graph.asset_graph_subset import AssetGraphSubset
+from dagster._core.definitions.assets.graph.base_asset_graph import BaseAssetGraph
+from dagster._core.definitions.events import AssetKeyPartitionKey
+from dagster._core.execution.backfill import BulkActionStatus, PartitionBackfill
+from dagster._core.utils import make_new_backfill_id
+from dagster._time import get_current_timestamp
 
-from gosales_assets.automation.cutoffs import register_cutoffs
-from gosales_assets.jobs import BACKFILL_TAG, CUTOFF_JOB, DIVISION_CUTOFF_JOB, REPORTS_JOB, STAR_JOB, WHITESPACE_JOB
-from gosales_assets.partitions import CUTOFF_PARTITIONS_NAME, cutoff_partitions, multi_key, parse_cutoff
-from gosales_assets.resources import hold_warehouse
+from gosales_assets.core.registry import HELD, SKIPPED
+from gosales_assets.jobs import CUTOFF_JOB, DIVISION_CUTOFF_JOB, GLOBAL_JOB, MATERIALIZE_TAG, SOURCE_TAG
+from gosales_assets.partitions import cutoff_key, multi_key, parse_cutoff
+from gosales_assets.resources import WAREHOUSE_POOL
 from gosales_assets.settings import Settings
-
 
 # The runner prints one line per run (and the error of a failed one); Dagster's own console log would repeat
 # every event on stderr. Everything is still recorded in the instance (and visible in the UI).
 QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
-
-
-# When a partition is skipped on purpose (no model yet), Dagster warns on stderr for every blocking check of the
-# skipped step; the skip and its reason are already recorded in the run, so keep the runner's output readable.
-logging.getLogger("dagster._core.execution.plan.active").setLevel(logging.ERROR)
+ACTIVE = [DagsterRunStatus.STARTING, DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING]
+WAIT_POLL_S = 2.0
+UPSTREAM_GROUPS = {"raw", "star"}  # the unpartitioned assets upstream of every partition (`--skip-star`)
 
 
 @dataclass
 class RunOutcome:
     job: str
     partition: str | None
-    run_id: str
-    success: bool
+    run_id: str | None
+    status: str                      # ok | held | failed | skipped (an upstream run failed)
+    assets: list[str] = field(default_factory=list)
     failed_checks: list[str] = field(default_factory=list)
-    # True when the run failed only because a blocking check said no (e.g. a model missed its promotion
-    # gate): the engine worked and refused to publish; no step raised an error.
-    blocked_by_checks: bool = False
+    held: list[str] = field(default_factory=list)   # "<partition>: <status> — <reason>" of held/skipped models
+    error: str | None = None
 
 
-def stopped_or_failed(outcomes: list[RunOutcome]) -> list[RunOutcome]:
-    """Runs that failed with an error, and a star schema held back by its checks (then nothing downstream ran).
-    Partitions held back by a blocking check (e.g. a missed promotion gate) are the engine working: not here."""
-    return [o for o in outcomes if not o.success and (not o.blocked_by_checks or o.job == STAR_JOB)]
+@dataclass(frozen=True)
+class PlannedRun:
+    job: str
+    partition: str | None
+    assets: tuple[AssetKey, ...]
 
 
-def _job_names(defs: Definitions) -> set[str]:
-    return {j.name for j in defs.jobs or []}
+# ---- what to run ----------------------------------------------------------------------------------------------
+def _job_of(partitions_def) -> str:
+    if partitions_def is None:
+        return GLOBAL_JOB
+    return DIVISION_CUTOFF_JOB if getattr(partitions_def, "partitions_defs", None) else CUTOFF_JOB
 
 
-def plan_runs(defs: Definitions, cutoffs: Sequence[str], divisions: Sequence[str], *, star: bool = True,
-              reports: bool = True) -> list[tuple[str, object]]:
-    """(job, partition key) in dependency order: star; per cutoff (in date order): the cutoff features, every
-    division × cutoff partition (labels → features → model → scores → validation, drift), the cutoff's
-    whitespace ranking over all divisions; the cross-run reports last."""
-    jobs = _job_names(defs)
-    plan: list[tuple[str, object]] = [(STAR_JOB, None)] if star and STAR_JOB in jobs else []
-    for cutoff in sorted(cutoffs):
-        if CUTOFF_JOB in jobs:
-            plan.append((CUTOFF_JOB, cutoff))
-        if DIVISION_CUTOFF_JOB in jobs:
-            plan += [(DIVISION_CUTOFF_JOB, multi_key(d, cutoff)) for d in divisions]
-        if WHITESPACE_JOB in jobs:
-            plan.append((WHITESPACE_JOB, cutoff))
-    if reports and REPORTS_JOB in jobs:
-        plan.append((REPORTS_JOB, None))
-    return plan
-
-
-def materialize_all(defs: Definitions, instance: DagsterInstance, settings: Settings,
-                    log: Callable[[str], None] = print) -> list[RunOutcome]:
-    """The whole graph: every configured and registered cutoff, every division, star and reports."""
-    return backfill(defs, instance, settings, log=log)
-
-
-def backfill(defs: Definitions, instance: DagsterInstance, settings: Settings, *,
-             cutoffs: Sequence[str | dt.date] | None = None, divisions: Sequence[str] | None = None,
-             star: bool = True, reports: bool = True, log: Callable[[str], None] = print) -> list[RunOutcome]:
-    """Materialize the graph for `cutoffs` (default: every registered and configured cutoff) and `divisions`
-    (default: all), in dependency order, in this process. Cutoffs not yet registered are added to the
-    `cutoff` partitions first (that is how a new cutoff is added). Every run is tagged with one backfill id.
-
-    Stops after a failed star build (nothing downstream can be trusted); a failed partition is reported and
-    the remaining partitions still run.
-    """
+def target_partitions(graph: BaseAssetGraph, settings: Settings, *, cutoffs: Sequence[str | dt.date] | None = None,
+                      divisions: Sequence[str] | None = None, star: bool = True, reports: bool = True
+                      ) -> set[AssetKeyPartitionKey]:
+    """Every (asset, partition) of the chosen cutoffs (default: the configured ones) and divisions (default: all),
+    with the unpartitioned assets: upstream ones (raw, star) when `star`, downstream ones (reports) when `reports`."""
     unknown = sorted(set(divisions or []) - set(settings.divisions))
     if unknown:
         raise ValueError(f"unknown division(s) {unknown}; configured: {settings.divisions}")
-    requested = sorted({parse_cutoff(str(c)) for c in cutoffs}) if cutoffs is not None else None
-    late = [str(c) for c in requested or [] if c > settings.data.end_date]
-    if late:
-        raise ValueError(f"cutoff(s) {late} are after the data end {settings.data.end_date} (data.end_date): the "
-                         "month is not in the sales log yet; refresh the landing data and data.end_date first")
-    added = register_cutoffs(instance, settings)
-    if added:
-        log(f"registered cutoff partitions {added}")
-    if requested is None:
-        chosen = sorted(instance.get_dynamic_partitions(CUTOFF_PARTITIONS_NAME))
-    else:
-        chosen = [c.isoformat() for c in requested]
-        new = [c for c in chosen if not instance.has_dynamic_partition(CUTOFF_PARTITIONS_NAME, c)]
-        if new:
-            instance.add_dynamic_partitions(cutoff_partitions.name, new)
-            log(f"registered cutoff partitions {new}")
-    plan = plan_runs(defs, chosen, divisions or settings.divisions, star=star, reports=reports)
-    tags = {BACKFILL_TAG: f"cli-{uuid.uuid4().hex[:8]}"}
-    log(f"backfill {tags[BACKFILL_TAG]}: {len(plan)} runs over cutoffs {chosen or 'none'}")
+    chosen = sorted({parse_cutoff(str(c)) for c in cutoffs}) if cutoffs is not None else list(settings.cutoffs)
+    outside = [str(c) for c in chosen if not settings.cutoffs[0] <= c <= settings.last_cutoff]
+    if outside:
+        raise ValueError(f"cutoff(s) {outside} are outside the cutoff partitions {settings.cutoffs[0]} .. "
+                         f"{settings.last_cutoff} (from the first configured cutoff to the last month-end of the "
+                         f"data, data.end_date {settings.data.end_date}); refresh the data and data.end_date first")
+    out: set[AssetKeyPartitionKey] = set()
+    for key in graph.materializable_asset_keys:
+        node = graph.get(key)
+        pd = node.partitions_def
+        if pd is None:
+            if (star if node.group_name in UPSTREAM_GROUPS else reports):
+                out.add(AssetKeyPartitionKey(key, None))
+        elif _job_of(pd) == DIVISION_CUTOFF_JOB:
+            out |= {AssetKeyPartitionKey(key, multi_key(d, c)) for c in chosen for d in divisions or settings.divisions}
+        else:
+            out |= {AssetKeyPartitionKey(key, cutoff_key(c)) for c in chosen}
+    return out
+
+
+def plan_runs(graph: BaseAssetGraph, targets: Iterable[AssetKeyPartitionKey]) -> list[PlannedRun]:
+    """The targets as runs in an order the asset graph allows: a (asset, partition) runs after every target it
+    depends on (through any partition mapping). Assets of one partition join one run unless a dependency through
+    another run separates them. Deterministic: same targets, same plan."""
+    targets = set(targets)
+    parents = {t: {p for p in graph.get_parents_partitions(t.asset_key, t.partition_key).parent_partitions
+                   if p in targets and p != t} for t in targets}
+
+    def group(t: AssetKeyPartitionKey) -> tuple[str, str]:
+        return _job_of(graph.get(t.asset_key).partitions_def), str(t.partition_key or "")
+
+    # Kahn's algorithm in a stable order; stage(t) = the number of run boundaries on the longest path to t.
+    children: dict[AssetKeyPartitionKey, list[AssetKeyPartitionKey]] = {t: [] for t in targets}
+    for t, ps in parents.items():
+        for p in ps:
+            children[p].append(t)
+    waiting = {t: len(ps) for t, ps in parents.items()}
+    ready = sorted((t for t, n in waiting.items() if n == 0), key=_sort_key)
+    stage: dict[AssetKeyPartitionKey, int] = {}
+    order: list[AssetKeyPartitionKey] = []  # topological
+    while ready:
+        t = ready.pop(0)
+        order.append(t)
+        stage[t] = max((stage[p] + (group(p) != group(t)) for p in parents[t]), default=0)
+        for c in children[t]:
+            waiting[c] -= 1
+            if waiting[c] == 0:
+                ready.append(c)
+        ready.sort(key=_sort_key)
+    if len(stage) != len(targets):
+        raise ValueError("the asset graph has a cycle among the chosen partitions")
+    # Then a run joins the next run of the same partition when every child of its pairs still runs after it
+    # (e.g. the labels and model of a first cutoff, which read no earlier partition, join its features' run).
+    members: dict[tuple[tuple[str, str], int], list[AssetKeyPartitionKey]] = {}
+    for t in order:
+        members.setdefault((group(t), stage[t]), []).append(t)
+    for g in sorted({g for g, _ in members}):
+        stages = sorted(s for gg, s in members if gg == g)
+        for s, later in reversed(list(zip(stages, stages[1:]))):
+            run = members.get((g, s), [])
+            if all(stage[c] - (group(c) != g) >= later for t in run for c in children[t] if c not in run):
+                for t in run:
+                    stage[t] = later
+                members.setdefault((g, later), []).extend(members.pop((g, s)))
+    runs: dict[tuple[int, str, str], list[AssetKey]] = {}
+    for t, s in stage.items():
+        runs.setdefault((s, *group(t)), []).append(t.asset_key)
+    order = {GLOBAL_JOB: 0, CUTOFF_JOB: 1, DIVISION_CUTOFF_JOB: 2}
+    return [PlannedRun(job, partition or None, tuple(sorted(keys, key=lambda k: k.to_user_string())))
+            for (s, job, partition), keys in sorted(runs.items(), key=lambda kv: (kv[0][0], order[kv[0][1]],
+                                                                                   kv[0][2]))]
+
+
+def _sort_key(t: AssetKeyPartitionKey) -> tuple[str, str]:
+    return str(t.partition_key or ""), t.asset_key.to_user_string()
+
+
+# ---- in process -----------------------------------------------------------------------------------------------
+def materialize(defs: Definitions, instance: DagsterInstance, settings: Settings, *,
+                cutoffs: Sequence[str | dt.date] | None = None, divisions: Sequence[str] | None = None,
+                star: bool = True, reports: bool = True, log: Callable[[str], None] = print) -> list[RunOutcome]:
+    """Materialize the chosen partitions in this process, run by run, in the order of `plan_runs`. A run whose
+    upstream failed is skipped; a held model is not a failure (its partition materializes its verdict)."""
+    graph = defs.resolve_asset_graph()
+    targets = target_partitions(graph, settings, cutoffs=cutoffs, divisions=divisions, star=star, reports=reports)
+    return materialize_targets(defs, instance, targets, log=log)
+
+
+def materialize_targets(defs: Definitions, instance: DagsterInstance, targets: Iterable[AssetKeyPartitionKey], *,
+                        log: Callable[[str], None] = print) -> list[RunOutcome]:
+    """Materialize exactly these (asset, partition) pairs in this process (e.g. what a native backfill would)."""
+    graph = defs.resolve_asset_graph()
+    targets = set(targets)
+    plan = plan_runs(graph, targets)
+    tags = {MATERIALIZE_TAG: f"cli-{uuid.uuid4().hex[:8]}"}
+    log(f"materialize {tags[MATERIALIZE_TAG]}: {len(plan)} runs over {len(targets)} asset partitions")
+    failed: set[AssetKeyPartitionKey] = set()
     outcomes: list[RunOutcome] = []
-    for job_name, key in plan:
-        # One hold per run: the run's steps share one open database; between runs the file is released
-        # (and DuckDB's buffers with it), so a long backfill does not lock other processes out throughout.
-        with hold_warehouse(settings.warehouse_path):
-            outcome = _execute(defs.resolve_job_def(job_name), job_name, key, instance, tags, log)
+    for run in plan:
+        nodes = {AssetKeyPartitionKey(k, run.partition if run.job != DIVISION_CUTOFF_JOB else _mk(run.partition))
+                 for k in run.assets}
+        blocked = sorted({f"{p.asset_key.to_user_string()} {p.partition_key or ''}".strip()
+                          for n in nodes for p in graph.get_parents_partitions(n.asset_key, n.partition_key)
+                          .parent_partitions if p in failed})
+        if blocked:
+            failed |= nodes
+            outcome = RunOutcome(run.job, run.partition, None, "skipped", _names(run.assets),
+                                 error=f"upstream failed: {', '.join(blocked[:5])}")
+        else:
+            _wait_for_warehouse(instance, log)
+            outcome = _execute(defs, run, instance, tags)
+            failed |= {n for n in nodes if n.asset_key.to_user_string() not in outcome.assets}
         outcomes.append(outcome)
-        # The in-process result keeps every output of its run in memory (Dagster's output capture); it is
-        # dropped inside `_execute`. Cycles that still hold frames are collected and the freed heap goes back
-        # to the OS. A full collection costs ~0.2 s a run, but skipping it in small processes made the demo
-        # backfill slower overall (252 s against 225 s: the automatic collections then run inside the steps).
+        _log_outcome(outcome, log)
+        # The in-process result keeps every output of its run in memory; it is dropped inside `_execute`. Cycles
+        # that still hold frames are collected and the freed heap goes back to the OS between runs.
         gc.collect()
         _release_free_heap()
-        if job_name == STAR_JOB and not outcome.success:
-            log("star schema failed; not materializing downstream partitions")
-            break
     return outcomes
 
 
+def _mk(partition: str | None):
+    cutoff, division = str(partition).split("|", 1)
+    return multi_key(division, cutoff)
+
+
+def _names(keys: Iterable[AssetKey]) -> list[str]:
+    return [k.to_user_string() for k in keys]
+
+
+def _wait_for_warehouse(instance: DagsterInstance, log: Callable[[str], None]) -> None:
+    """Wait while a run started elsewhere (the UI, a sensor, a native backfill) holds the warehouse pool: DuckDB
+    has one writer, and the run queue does not see in-process runs coming."""
+    said = False
+    while True:
+        holders = [r.dagster_run.run_id for r in instance.get_run_records(RunsFilter(statuses=ACTIVE))
+                   if r.dagster_run.run_op_concurrency
+                   and WAREHOUSE_POOL in (r.dagster_run.run_op_concurrency.all_pools or [])]
+        if not holders:
+            return
+        if not said:
+            log(f"waiting: run(s) {', '.join(h[:8] for h in holders)} hold the warehouse")
+            said = True
+        time.sleep(WAIT_POLL_S)
+
+
+def _execute(defs: Definitions, run: PlannedRun, instance: DagsterInstance, tags: dict[str, str]) -> RunOutcome:
+    job = defs.resolve_job_def(run.job)
+    key = _mk(run.partition) if run.job == DIVISION_CUTOFF_JOB else run.partition
+    result = job.execute_in_process(instance=instance, partition_key=key, asset_selection=list(run.assets),
+                                    raise_on_error=False, run_config=QUIET_CONSOLE, tags=tags)
+    events = result.all_events
+    materialized = sorted({e.asset_key.to_user_string() for e in events if e.is_step_materialization})
+    failed_checks = [
+        f"{e.asset_check_evaluation_data.asset_key.to_user_string()}:{e.asset_check_evaluation_data.check_name}"
+        f" — {e.asset_check_evaluation_data.description}"
+        for e in events
+        if e.event_type_value == "ASSET_CHECK_EVALUATION" and not e.asset_check_evaluation_data.passed]
+    held = [f"{run.partition}: {m.metadata['status'].value} — {m.metadata['reason'].value}"
+            for e in events if e.is_step_materialization
+            and (m := e.step_materialization_data.materialization).asset_key == AssetKey("division_model")
+            and "status" in m.metadata and m.metadata["status"].value in (HELD, SKIPPED)]
+    error = None
+    if not result.success:
+        errors = [e.step_failure_data.error for e in events if e.is_step_failure and e.step_failure_data.error]
+        if errors:
+            cause = errors[0].cause or errors[0]
+            error = (cause.message or errors[0].message).strip().splitlines()[0]
+    status = "failed" if not result.success else ("held" if held else "ok")
+    return RunOutcome(run.job, run.partition, result.run_id, status, materialized, failed_checks, held, error)
+
+
+def _log_outcome(o: RunOutcome, log: Callable[[str], None]) -> None:
+    run = f"(run {o.run_id[:8]})" if o.run_id else ""
+    log(f"{o.status:<7} {o.job} {o.partition or ''} {run}".rstrip())
+    for line in o.held:
+        log(f"        held: {line}")
+    if o.status in ("failed", "skipped"):
+        for line in o.failed_checks:
+            log(f"        check did not pass: {line}")
+        if o.error:
+            log(f"        {'error' if o.status == 'failed' else 'reason'}: {o.error}")
+
+
 def _release_free_heap() -> None:
-    """Hand freed heap pages back to the OS (glibc keeps them otherwise, and a backfill process runs for hours
-    through steps of very different sizes). A no-op where glibc is not the C library."""
+    """Hand freed heap pages back to the OS (glibc keeps them otherwise, and a long materialize runs through steps
+    of very different sizes). A no-op where glibc is not the C library."""
     try:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):
         pass
 
 
-def _execute(job, job_name: str, key, instance: DagsterInstance, tags: dict[str, str],
-             log: Callable[[str], None]) -> RunOutcome:
-    result = job.execute_in_process(instance=instance, partition_key=key, raise_on_error=False,
-                                    run_config=QUIET_CONSOLE, tags=tags)
-    failed = [
-        f"{e.asset_check_evaluation_data.asset_key.to_user_string()}:{e.asset_check_evaluation_data.check_name}"
-        f" — {e.asset_check_evaluation_data.description}"
-        for e in result.all_events
-        if e.event_type_value == "ASSET_CHECK_EVALUATION" and not e.asset_check_evaluation_data.passed
-    ]
-    errors = [e.step_failure_data.error for e in result.all_events if e.is_step_failure]
-    blocked = (not result.success and bool(errors)
-               and all(err.cls_name == "DagsterAssetCheckFailedError" for err in errors if err is not None))
-    outcome = RunOutcome(job_name, str(key) if key is not None else None, result.run_id, result.success, failed,
-                         blocked)
-    status = "ok  " if result.success else ("held" if blocked else "FAIL")
-    log(f"{status} {job_name} {outcome.partition or ''} (run {result.run_id[:8]})")
-    for line in failed:
-        log(f"       check did not pass: {line}")
-    if not result.success and not blocked:
-        for err in errors:
-            if err is not None:
-                cause = err.cause or err
-                log(f"       error: {cause.message.strip().splitlines()[0] if cause.message else err.message}")
-    return outcome
+def summarize(outcomes: Sequence[RunOutcome]) -> dict[str, int]:
+    counts = {s: 0 for s in ("ok", "held", "failed", "skipped")}
+    for o in outcomes:
+        counts[o.status] += 1
+    return counts
+
+
+# ---- native ---------------------------------------------------------------------------------------------------
+def backfill_subset(graph: BaseAssetGraph, targets: Iterable[AssetKeyPartitionKey]) -> AssetGraphSubset:
+    return AssetGraphSubset.from_asset_partition_set(set(targets), graph)
+
+
+def launch_backfill(graph: BaseAssetGraph, instance: DagsterInstance, targets: Iterable[AssetKeyPartitionKey], *,
+                    source: str, title: str, tags: dict[str, str] | None = None) -> str:
+    """Submit a native asset backfill of `targets` (what the UI's "Materialize" of partitions does); the daemon's
+    backfill loop runs it, ordering runs by the asset graph. Returns the backfill id."""
+    backfill_id = make_new_backfill_id()
+    instance.add_backfill(PartitionBackfill.from_asset_graph_subset(
+        backfill_id=backfill_id, backfill_timestamp=get_current_timestamp(), tags={SOURCE_TAG: source, **(tags or {})},
+        dynamic_partitions_store=instance, asset_graph_subset=backfill_subset(graph, targets), title=title,
+        description=None, run_config=None))
+    return backfill_id
+
+
+FINISHED_BACKFILL = {BulkActionStatus.COMPLETED, BulkActionStatus.COMPLETED_SUCCESS, BulkActionStatus.COMPLETED_FAILED,
+                     BulkActionStatus.FAILED, BulkActionStatus.CANCELED}
+
+
+def wait_backfill(instance: DagsterInstance, backfill_id: str, *, timeout_s: float | None = None,
+                  poll_s: float = 5.0, log: Callable[[str], None] = print) -> BulkActionStatus:
+    """Wait until the backfill has finished; logs progress when the number of finished runs changes."""
+    start, seen = time.monotonic(), -1
+    while True:
+        backfill = instance.get_backfill(backfill_id)
+        if backfill is None:
+            raise ValueError(f"no backfill {backfill_id} in this instance")
+        if backfill.status in FINISHED_BACKFILL:
+            return backfill.status
+        done = len(instance.get_run_ids(RunsFilter(tags={"dagster/backfill": backfill_id},
+                                                   statuses=[DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE,
+                                                             DagsterRunStatus.CANCELED])))
+        if done != seen:
+            log(f"backfill {backfill_id}: {backfill.status.value}, {done} run(s) finished")
+            seen = done
+        if timeout_s is not None and time.monotonic() - start > timeout_s:
+            raise TimeoutError(f"backfill {backfill_id} still {backfill.status.value} after {timeout_s:.0f} s")
+        time.sleep(poll_s)
+
+
+def backfill_outcomes(instance: DagsterInstance, backfill_id: str) -> list[RunOutcome]:
+    """One outcome per run of a native backfill (oldest first), classified like the in-process runs."""
+    out = []
+    for record in reversed(instance.get_run_records(RunsFilter(tags={"dagster/backfill": backfill_id}))):
+        run = record.dagster_run
+        held, materialized = [], []
+        for entry in instance.all_logs(run.run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION):
+            m = entry.asset_materialization
+            materialized.append(m.asset_key.to_user_string())
+            if m.asset_key == AssetKey("division_model") and "status" in m.metadata \
+                    and m.metadata["status"].value in (HELD, SKIPPED):
+                held.append(f"{m.partition}: {m.metadata['status'].value} — {m.metadata['reason'].value}")
+        status = ("held" if held else "ok") if run.status == DagsterRunStatus.SUCCESS else "failed"
+        out.append(RunOutcome(run.job_name, run.tags.get("dagster/partition"), run.run_id, status,
+                              sorted(set(materialized)), held=held))
+    return out

@@ -21,7 +21,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from gosales_assets.core.calendar import month_end
+from gosales_assets.core.calendar import add_months, month_end
 
 CONFIG_ENV_VAR = "GOSALES_CONFIG"
 HOME_ENV_VAR = "GOSALES_HOME"
@@ -150,6 +150,9 @@ class LightGBMGrid(_Model):
 
 class ModelSettings(_Model):
     training_cutoffs: int = Field(3, ge=1, description="How many most recent trainable cutoffs C' (C' + W <= C) to pool")
+    training_lookback_months: int = Field(
+        12, ge=0, description="Training cutoffs C' are looked for in [C - W - this, C - W] (the declared dependency "
+        "of division_model on earlier cutoffs' labels and features)")
     n_folds: int = Field(4, ge=2, le=20)
     min_positives: int = Field(20, ge=1, description="Fewer training positives -> the partition is skipped")
     isotonic_min_positives: int = Field(
@@ -203,6 +206,9 @@ class WhitespaceSettings(_Model):
     challenger_enabled: bool = False
     shadow_enabled: bool = False
     shadow_top_n: int = Field(100, ge=1)
+    history_months: int = Field(
+        12, ge=1, description="Earlier lists are looked for this far back: the previous list (stability) in "
+        "[C - this, C), the challenger's realized list in [C - W_max - this, C - W_max]")
 
 
 class DriftSettings(_Model):
@@ -224,10 +230,9 @@ class DriftSettings(_Model):
 
 
 class AutomationSettings(_Model):
-    monthly_schedule_cron: str = Field("0 6 1 * *", description="When the monthly cutoff schedule fires (cron)")
-    timezone: str = "UTC"
-    monthly_schedule_running: bool = Field(False, description="Start the monthly schedule switched on")
-    pipeline_sensor_interval_seconds: int = Field(60, ge=10)
+    new_cutoff_sensor_running: bool = Field(
+        False, description="Start the `new_cutoff` sensor switched on (a new month-end in the data -> one backfill)")
+    new_cutoff_sensor_interval_seconds: int = Field(300, ge=30)
     drift_sensor_running: bool = Field(True, description="Start the drift alert sensor switched on")
     drift_sensor_interval_seconds: int = Field(120, ge=10)
     alert_min_severity: Literal["warn", "hard"] = Field(
@@ -344,6 +349,19 @@ class Settings(_Model):
 
     def window_months(self, division: str) -> int:
         return self.labels.per_division_window_months.get(division, self.labels.window_months)
+
+    def window_range(self) -> tuple[int, int]:
+        """(shortest, longest) label window any division can use, auto-widening included: the bounds of every
+        look-back from one cutoff to earlier ones."""
+        windows = [self.window_months(d) for d in self.divisions]
+        longest = max(windows + ([self.labels.auto_widen.max_window_months] if self.labels.auto_widen.enabled else []))
+        return min(windows), longest
+
+    @property
+    def last_cutoff(self) -> dt.date:
+        """The newest month-end the data reaches: the last `cutoff` partition."""
+        end = self.data.end_date
+        return end if end == month_end(end) else add_months(end, -1)
 
     @cached_property
     def division_by_slug(self) -> dict[str, str]:

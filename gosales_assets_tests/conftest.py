@@ -113,18 +113,16 @@ def demo_pipeline(root: Path, overrides: dict, *, customers: int, cutoffs: list[
     """A project on generated demo data with the star schema, the cutoff features of every cutoff and
     `division_assets` of every division × cutoff materialized (in date order), in one ephemeral instance.
     `strict=False` tolerates partitions held back by a check (e.g. a model that missed its gate)."""
-    from gosales_assets.automation.cutoffs import register_cutoffs
     from gosales_assets.demo_data import generate_demo_data
-    from gosales_assets.partitions import multi_key
+    from gosales_assets.partitions import cutoff_key, multi_key
 
     project = new_project(root, {"cutoffs": cutoffs, **overrides})
     generate_demo_data(project.settings.landing_dir, customers=customers, seed=seed, settings=project.settings,
                        ground_truth=False)
     instance = DagsterInstance.ephemeral()
     assert project.materialize(instance=instance).success
-    register_cutoffs(instance, project.settings)
     for c in cutoffs:
-        assert project.materialize(CUTOFF_ASSETS, instance=instance, partition_key=c).success
+        assert project.materialize(CUTOFF_ASSETS, instance=instance, partition_key=cutoff_key(c)).success
         for d in divisions:
             result = project.materialize(division_assets, instance=instance, partition_key=multi_key(d, c))
             assert result.success or not strict, (d, c)

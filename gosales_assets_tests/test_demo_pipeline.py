@@ -8,10 +8,9 @@ import polars as pl
 import pytest
 from dagster import DagsterInstance
 
-from gosales_assets.automation.cutoffs import register_cutoffs
 from gosales_assets.core.star import SALES_RULES
 from gosales_assets.demo_data import DIRT_RULES, generate_demo_data
-from gosales_assets.partitions import multi_key
+from gosales_assets.partitions import cutoff_key, multi_key
 from gosales_assets.settings import division_slug
 from gosales_assets_tests.conftest import check_results, latest_metadata, materialized, new_project
 
@@ -25,7 +24,6 @@ def demo(tmp_path_factory):
                                   dirt_rate=0.004, ground_truth=False)
     instance = DagsterInstance.ephemeral()
     star = project.materialize(instance=instance)
-    register_cutoffs(instance, project.settings)
     return project, manifest, instance, star
 
 
@@ -47,7 +45,7 @@ def test_planted_dirt_is_caught_rule_by_rule_and_rows_reconcile(demo):
 def test_cutoff_features_and_division_frame(demo):
     project, _, instance, _ = demo
     result = project.materialize(["customer_features", "market_basket_rules", "als_embeddings"],
-                                 instance=instance, partition_key=CUTOFF)
+                                 instance=instance, partition_key=cutoff_key(CUTOFF))
     assert result.success
     checks = check_results(result)
     assert len(checks) == 9 and all(ev.passed for ev in checks.values()), \
@@ -102,7 +100,7 @@ def test_cutoff_features_and_division_frame(demo):
 def test_score_only_cutoff_has_censored_labels(demo):
     project, _, instance, _ = demo
     assert project.materialize(["customer_features", "market_basket_rules", "als_embeddings"], instance=instance,
-                               partition_key="2026-06-30").success
+                               partition_key="2026-06").success
     key = multi_key("PDM", "2026-06-30")
     assert project.materialize(["labels", "division_features"], instance=instance, partition_key=key).success
     frame = project.table("division_features").filter(pl.col("cutoff_date") == dt.date(2026, 6, 30))

@@ -21,7 +21,7 @@ def test_dagster_yaml_gives_queue_sqlite_and_single_slot_pools(tmp_path, monkeyp
         assert type(instance.run_storage).__name__ == "SqliteRunStorage"
         conc = instance.get_concurrency_config()
         assert conc.pool_config.default_pool_limit == 1
-        assert conc.pool_config.pool_granularity.value == "op"
+        assert conc.pool_config.pool_granularity.value == "run"
         assert conc.run_queue_config.max_concurrent_runs == 2
     assert (home / "history").is_dir()  # storage lives under DAGSTER_HOME
 

@@ -5,7 +5,6 @@ import json
 import polars as pl
 from dagster import DagsterInstance
 
-from gosales_assets.automation.cutoffs import register_cutoffs
 from gosales_assets.partitions import multi_key
 from gosales_assets_tests.conftest import check_results, latest_metadata
 from gosales_assets_tests.test_star_assets import CUSTOMERS, HEADER
@@ -30,8 +29,6 @@ def test_labels_partition_end_to_end(make_project):
     (landing / "customers.csv").write_text(CUSTOMERS)
     instance = DagsterInstance.ephemeral()
     assert project.materialize(instance=instance).success
-    assert register_cutoffs(instance, project.settings) == cutoffs
-    assert register_cutoffs(instance, project.settings) == []  # idempotent
 
     result = project.materialize(["labels"], instance=instance, partition_key=multi_key("Success Plan", "2024-06-30"))
     assert result.success
@@ -75,7 +72,6 @@ def test_zero_prevalence_after_positive_history_warns(make_project):
     (landing / "customers.csv").write_text(CUSTOMERS)
     instance = DagsterInstance.ephemeral()
     assert project.materialize(instance=instance).success
-    register_cutoffs(instance, project.settings)
     first = project.materialize(["labels"], instance=instance, partition_key=multi_key("Success Plan", "2024-03-31"))
     assert check_results(first)[("labels", "prevalence_not_collapsed")].passed
     second = project.materialize(["labels"], instance=instance, partition_key=multi_key("Success Plan", "2024-06-30"))

@@ -1,18 +1,25 @@
 import datetime as dt
 
 import pytest
+import yaml
 from dagster import MultiPartitionKey
 
 from gosales_assets.partitions import (
     add_months,
+    cutoff_key,
+    cutoff_partitions,
     cutoff_status,
     division_cutoff_partitions,
+    multi_key,
     parse_cutoff,
+    same_division_earlier_cutoffs,
     split_key,
     training_cutoffs,
+    training_lookback,
+    whitespace_lookback,
     window_end,
 )
-from gosales_assets.settings import load_settings
+from gosales_assets.settings import DEFAULT_CONFIG_PATH, load_settings, merge_config, settings_from_dict
 
 D = dt.date
 
@@ -44,12 +51,36 @@ def test_training_cutoffs_respect_closed_windows():
 
 
 def test_partition_keys(tmp_path):
-    s = load_settings(home=tmp_path)
+    s = load_settings(home=tmp_path)  # first configured cutoff 2025-03-31, data ends 2026-10-31
     parts = division_cutoff_partitions(s)
     assert {d.name for d in parts.partitions_defs} == {"division", "cutoff"}
-    key = MultiPartitionKey({"division": "Success Plan", "cutoff": "2025-06-30"})
-    assert split_key(key) == ("Success Plan", D(2025, 6, 30))
+    months = cutoff_partitions(s).get_partition_keys()
+    assert months[0] == "2025-03" and months[-1] == "2026-10" and len(months) == 20
+    key = MultiPartitionKey({"division": "Success Plan", "cutoff": "2025-06"})
+    assert split_key(key) == ("Success Plan", D(2025, 6, 30)) and multi_key("Success Plan", D(2025, 6, 30)) == key
+    assert str(multi_key("PDM", "2026-02-28")) == "2026-02|PDM"
+    assert parse_cutoff("2024-02") == D(2024, 2, 29) and parse_cutoff("2024-02-29") == D(2024, 2, 29)
+    assert cutoff_key(D(2024, 2, 29)) == "2024-02" == cutoff_key("2024-02-29")
     with pytest.raises(ValueError, match="not a month-end"):
         parse_cutoff("2025-06-29")
-    with pytest.raises(ValueError, match="ISO date"):
+    with pytest.raises(ValueError, match="neither a partition key"):
         parse_cutoff("June")
+
+
+def test_data_end_mid_month_ends_the_partitions_at_the_previous_month(tmp_path):
+    s = settings_from_dict(merge_config(yaml.safe_load(DEFAULT_CONFIG_PATH.read_text()),
+                                        {"data": {"end_date": "2026-10-15"}}), home=tmp_path)
+    assert s.last_cutoff == D(2026, 9, 30) and cutoff_partitions(s).get_partition_keys()[-1] == "2026-09"
+
+
+def test_lookbacks_cover_every_window(tmp_path):
+    s = load_settings(home=tmp_path)  # windows 6 (most) and 12 (CPE, Scanning); 12 months of training look-back
+    assert training_lookback(s) == (24, 6)
+    assert whitespace_lookback(s) == 24
+    mapping = same_division_earlier_cutoffs(*training_lookback(s))
+    parts = division_cutoff_partitions(s)
+    upstream = mapping.get_upstream_mapped_partitions_result_for_partitions(
+        parts.subset_with_partition_keys([multi_key("CPE", "2026-06-30")]), parts, parts)
+    got = sorted(str(k) for k in upstream.partitions_subset.get_partition_keys())
+    # 2025-03 (the first partition) .. 2025-12 (C − 6): months before the first partition do not exist
+    assert got[0] == "2025-03|CPE" and got[-1] == "2025-12|CPE" and len(got) == 10

@@ -1,21 +1,86 @@
-"""The runner tells a run held back by a blocking check from a run that failed with an error."""
+"""The runner: the order of runs comes from the asset graph alone; in process, held is not failed, a failed run
+stops only what depends on it; a native backfill is submitted with exactly the chosen partitions."""
 
-import re
+import datetime as dt
 
+import polars as pl
 import pytest
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
     AssetCheckSpec,
+    AssetKey,
     DagsterInstance,
     Definitions,
     Output,
     asset,
     define_asset_job,
 )
+from dagster._core.definitions.events import AssetKeyPartitionKey
 
-from gosales_assets.definitions import STAR_JOB
-from gosales_assets.runner import materialize_all
+from gosales_assets.definitions import build_definitions
+from gosales_assets.jobs import CUTOFF_JOB, DIVISION_CUTOFF_JOB, GLOBAL_JOB, SOURCE_TAG
+from gosales_assets.partitions import multi_key
+from gosales_assets.runner import (
+    backfill_subset,
+    launch_backfill,
+    materialize,
+    materialize_targets,
+    plan_runs,
+    target_partitions,
+)
+from gosales_assets_tests.conftest import new_project
+
+
+def _position(plan, asset: str, partition: str) -> int:
+    return next(i for i, r in enumerate(plan) if AssetKey(asset) in r.assets and str(r.partition) == partition)
+
+
+def test_plan_follows_the_declared_reads_of_earlier_partitions(project):
+    graph = build_definitions(project.settings, project.config_path).resolve_asset_graph()
+    plan = plan_runs(graph, target_partitions(graph, project.settings))  # the six configured quarter-ends
+    assert plan[0].job == GLOBAL_JOB and AssetKey("fact_transactions") in plan[0].assets
+    report = _position(plan, "metrics_summary", "None")
+    assert plan[report].assets == (AssetKey("metrics_summary"),)
+    assert all(_position(plan, "forward_validation", f"{c}|{d}") < report
+               for c in ("2025-03", "2026-06") for d in project.settings.divisions)
+    # the model at 2026-03 trains on the labels and features of 2025-03 .. 2025-09: those run first
+    for c in ("2025-03", "2025-06", "2025-09"):
+        for a in ("labels", "division_features"):
+            assert _position(plan, a, f"{c}|PDM") < _position(plan, "division_model", "2026-03|PDM"), (a, c)
+    # whitespace reads every division's scores of its cutoff and the earlier lists (a self-dependency)
+    ws = _position(plan, "whitespace", "2026-03")
+    assert all(_position(plan, "icp_scores", f"2026-03|{d}") < ws for d in project.settings.divisions)
+    assert _position(plan, "whitespace", "2025-12") < ws
+    # a later cutoff's division run never comes before an earlier cutoff's run of the same division
+    pdm = [str(r.partition) for r in plan if r.job == DIVISION_CUTOFF_JOB and str(r.partition).endswith("|PDM")]
+    assert pdm == sorted(pdm)
+    # each partition of a later cutoff is one run: labels → features → model → scores → validation, drift
+    one = [r for r in plan if str(r.partition) == "2026-03|PDM"]
+    assert len(one) == 1 and len(one[0].assets) == 6
+    assert plan == plan_runs(graph, target_partitions(graph, project.settings))  # deterministic
+
+
+def test_one_new_cutoff_is_a_few_runs(project):
+    graph = build_definitions(project.settings, project.config_path).resolve_asset_graph()
+    plan = plan_runs(graph, target_partitions(graph, project.settings, cutoffs=["2026-09-30"], star=False,
+                                              reports=False))
+    # features; one run per division (all six division assets); whitespace with its report
+    assert [r.job for r in plan] == [CUTOFF_JOB, *[DIVISION_CUTOFF_JOB] * 12, CUTOFF_JOB]
+    assert all(len(r.assets) == 6 for r in plan[1:-1]) and AssetKey("top_accounts_report") in plan[-1].assets
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"cutoffs": ["2026-06-15"]}, "not a month-end date"),
+    ({"cutoffs": ["2026-11-30"]}, "outside the cutoff partitions"),
+    ({"cutoffs": ["2024-12-31"]}, "outside the cutoff partitions"),
+    ({"divisions": ["Printers"]}, "unknown division(s) ['Printers']"),
+])
+def test_bad_selections_are_rejected_before_anything_runs(project, kwargs, message):
+    graph = build_definitions(project.settings, project.config_path).resolve_asset_graph()
+    with pytest.raises(ValueError) as err:
+        target_partitions(graph, project.settings, **kwargs)
+    assert message in str(err.value)
 
 
 def _defs(fail_with_error: bool) -> Definitions:
@@ -25,89 +90,70 @@ def _defs(fail_with_error: bool) -> Definitions:
             raise RuntimeError("boom")
         yield Output(1)
         yield AssetCheckResult(check_name="gate", passed=False, severity=AssetCheckSeverity.ERROR,
-                               description="auc 0.5 < 0.7 (short by 0.2)")
+                               description="rows lost")
 
-    return Definitions(assets=[thing], jobs=[define_asset_job(STAR_JOB, selection=["thing"])])
+    @asset(deps=[thing])
+    def downstream():
+        return 2
+
+    return Definitions(assets=[thing, downstream], jobs=[define_asset_job(GLOBAL_JOB, selection=[thing, downstream])])
 
 
-@pytest.mark.parametrize("fail_with_error, blocked", [(False, True), (True, False)])
-def test_held_vs_failed(project, fail_with_error, blocked):
-    lines: list[str] = []
-    outcomes = materialize_all(_defs(fail_with_error), DagsterInstance.ephemeral(), project.settings, log=lines.append)
-    assert len(outcomes) == 1  # the star job failed, so nothing downstream was attempted
-    assert not outcomes[0].success and outcomes[0].blocked_by_checks is blocked
-    status = next(line for line in lines if STAR_JOB in line)
-    assert status.startswith("held" if blocked else "FAIL")
-    assert lines[-1] == "star schema failed; not materializing downstream partitions"
-    if blocked:
-        assert "short by 0.2" in outcomes[0].failed_checks[0]
+@pytest.mark.parametrize("fail_with_error", [True, False])
+def test_a_failed_run_skips_what_depends_on_it(fail_with_error):
+    defs = _defs(fail_with_error)
+    graph = defs.resolve_asset_graph()
+    targets = {AssetKeyPartitionKey(AssetKey("thing")), AssetKeyPartitionKey(AssetKey("downstream"))}
+    lines = []
+    with DagsterInstance.ephemeral() as instance:
+        [outcome] = materialize_targets(defs, instance, targets, log=lines.append)
+    # one run (same partition), stopped by the error or by the blocking check: downstream never ran
+    assert len(plan_runs(graph, targets)) == 1
+    assert outcome.status == "failed" and "downstream" not in outcome.assets
+    if fail_with_error:
+        assert "boom" in outcome.error
     else:
-        assert "       error: RuntimeError: boom" in lines
-
-
-def test_plan_runs_orders_every_partition_by_dependency(project):
-    from gosales_assets.definitions import build_definitions
-    from gosales_assets.jobs import CUTOFF_JOB, DIVISION_CUTOFF_JOB, REPORTS_JOB, WHITESPACE_JOB
-    from gosales_assets.runner import plan_runs
-
-    defs = build_definitions(project.settings, project.config_path)
-    plan = plan_runs(defs, ["2026-06-30", "2026-03-31"], ["PDM", "CPE"], star=False)
-    assert [(job, str(key)) for job, key in plan] == [
-        (CUTOFF_JOB, "2026-03-31"), (DIVISION_CUTOFF_JOB, "2026-03-31|PDM"), (DIVISION_CUTOFF_JOB, "2026-03-31|CPE"),
-        (WHITESPACE_JOB, "2026-03-31"),
-        (CUTOFF_JOB, "2026-06-30"), (DIVISION_CUTOFF_JOB, "2026-06-30|PDM"), (DIVISION_CUTOFF_JOB, "2026-06-30|CPE"),
-        (WHITESPACE_JOB, "2026-06-30"), (REPORTS_JOB, "None")]
-    assert plan_runs(defs, [], ["PDM"])[0][0] == STAR_JOB
-
-
-@pytest.mark.parametrize("kwargs, message", [
-    ({"cutoffs": ["2026-06-15"]}, "not a month-end date"),
-    ({"cutoffs": ["2026-11-30"]}, "after the data end 2026-10-31"),
-    ({"divisions": ["Printers"]}, "unknown division(s) ['Printers']"),
-])
-def test_backfill_rejects_bad_selections_before_running_anything(project, kwargs, message):
-    from gosales_assets.definitions import build_definitions
-    from gosales_assets.runner import backfill
-
-    instance = DagsterInstance.ephemeral()
-    with pytest.raises(ValueError, match=re.escape(message)):
-        backfill(build_definitions(project.settings, project.config_path), instance, project.settings, **kwargs)
-    assert instance.get_runs() == [] and instance.get_dynamic_partitions("cutoff") == []
+        assert outcome.failed_checks == ["thing:gate — rows lost"] and outcome.assets == ["thing"]
 
 
 @pytest.mark.slow
-def test_backfill_job_runs_the_chosen_cutoff_in_one_process(tmp_path):
-    """The `gosales_backfill` job (what an operator launches from the UI): one run whose op registers the new
-    cutoff and runs its partitions as runs of their own, tagged with one backfill id."""
-    from gosales_assets.definitions import build_definitions
+def test_materialize_in_process_and_a_native_backfill_submission(tmp_path):
     from gosales_assets.demo_data import generate_demo_data
-    from gosales_assets.jobs import BACKFILL_JOB, BACKFILL_TAG
-    from gosales_assets_tests.conftest import new_project
 
     # The sales log of all twelve divisions; lines of the other ten are quarantined as unknown SKUs.
-    project = new_project(tmp_path / "p", {"cutoffs": ["2026-03-31"], "contracts": {"max_violation_rate": 1.0}},
+    project = new_project(tmp_path / "p", {"cutoffs": ["2025-09-30", "2026-03-31"],
+                                           "contracts": {"max_violation_rate": 1.0},
+                                           "models": {"training_cutoffs": 1, "min_positives": 3,
+                                                      "gates": {"auc_min": 0.0, "lift10_min": 0.0, "cal_mae_max": 1.0,
+                                                                "per_division": {"PDM": {"auc_min": 1.0}}}}},
                           only_divisions=["Simulation", "PDM"])
-    generate_demo_data(project.settings.landing_dir, customers=400, seed=3,
+    generate_demo_data(project.settings.landing_dir, customers=2000, seed=3,
                        settings=new_project(tmp_path / "full").settings, ground_truth=False)
     defs = build_definitions(project.settings, project.config_path)
-    instance = DagsterInstance.ephemeral()
-    config = {"ops": {"backfill_cutoffs": {"config": {"cutoffs": ["2026-06-30"], "skip_reports": True}}}}
-    result = defs.resolve_job_def(BACKFILL_JOB).execute_in_process(instance=instance, run_config=config)
-    assert result.success
-    assert set(instance.get_dynamic_partitions("cutoff")) == {"2026-03-31", "2026-06-30"}
-    inner = [r for r in instance.get_runs() if r.job_name != BACKFILL_JOB]
-    # star, cutoff features, two divisions, whitespace of 2026-06-30 only; no reports
-    assert sorted((r.job_name, r.tags.get("dagster/partition", "")) for r in inner) == [
-        ("gosales_cutoff", "2026-06-30"), ("gosales_division_cutoff", "2026-06-30|PDM"),
-        ("gosales_division_cutoff", "2026-06-30|Simulation"), ("gosales_star", ""),
-        ("gosales_whitespace", "2026-06-30")]
-    assert len({r.tags[BACKFILL_TAG] for r in inner}) == 1
-    outcomes = project.settings.artifacts_dir / "runs" / result.run_id / "backfill_outcomes.md"
-    assert outcomes.read_text().count("| ok |") + outcomes.read_text().count("| held |") == 5
+    with DagsterInstance.ephemeral() as instance:
+        outcomes = materialize(defs, instance, project.settings, log=lambda _: None)
+        assert {o.status for o in outcomes} <= {"ok", "held"}, [o for o in outcomes if o.status not in ("ok", "held")]
+        held = {o.partition: o.held for o in outcomes if o.status == "held"}
+        # the first cutoff has no history (skipped); PDM at 2026-03 is held by its impossible gate (AUC ≥ 1)
+        assert set(held) == {"2025-09|PDM", "2025-09|Simulation", "2026-03|PDM"}
+        assert "held — promotion gate: auc" in held["2026-03|PDM"][0]
+        registry = {(r["division"], str(r["cutoff_date"])): r for r in project.table("division_model").to_dicts()}
+        assert registry[("Simulation", "2026-03-31")]["status"] == "promoted"
+        assert registry[("Simulation", "2026-03-31")]["training_cutoffs"] == "2025-09-30"
+        assert registry[("PDM", "2026-03-31")]["status"] == "held"
+        # the held division publishes nothing; the cutoff's whitespace goes on with the division that published
+        ws = project.table("whitespace").filter(pl.col("cutoff_date") == dt.date(2026, 3, 31))
+        assert ws.height > 0 and set(ws.get_column("division").unique()) == {"Simulation"}
+        first = project.table("whitespace_metrics").filter(pl.col("cutoff_date") == dt.date(2025, 9, 30))
+        assert first.item(0, "rows") == 0 and "no published icp_scores" in first.item(0, "metrics_json")
 
-    bad = {"ops": {"backfill_cutoffs": {"config": {"cutoffs": ["2026-06-15"]}}}}
-    failed = defs.resolve_job_def(BACKFILL_JOB).execute_in_process(instance=instance, run_config=bad,
-                                                                   raise_on_error=False)
-    assert not failed.success
-    error = next(e for e in failed.all_events if e.is_step_failure).step_failure_data.error
-    assert "2026-06-15" in error.message and "not a month-end date" in error.message
+        graph = defs.resolve_asset_graph()
+        targets = target_partitions(graph, project.settings, cutoffs=["2026-06-30"], divisions=["PDM"], star=False)
+        backfill_id = launch_backfill(graph, instance, targets, source="cli", title="test")
+        backfill = instance.get_backfill(backfill_id)
+        assert backfill.tags[SOURCE_TAG] == "cli" and backfill.status.value == "REQUESTED"
+        subset = backfill.asset_backfill_data.target_subset
+        assert set(subset.iterate_asset_partitions()) == targets == set(backfill_subset(graph, targets)
+                                                                        .iterate_asset_partitions())
+        assert AssetKeyPartitionKey(AssetKey("division_model"), multi_key("PDM", "2026-06-30")) in targets
+        assert AssetKeyPartitionKey(AssetKey("metrics_summary")) in targets

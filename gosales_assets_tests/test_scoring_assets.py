@@ -7,8 +7,8 @@ import polars as pl
 import pytest
 
 from gosales_assets.core.scoring import ICP_COLUMNS, zero_prevalence_alert
-from gosales_assets.partitions import multi_key
-from gosales_assets_tests.conftest import check_results, demo_pipeline, materialized
+from gosales_assets.partitions import cutoff_key, multi_key
+from gosales_assets_tests.conftest import check_results, demo_pipeline, latest_metadata, materialized
 
 CUTOFFS = ["2025-03-31", "2025-06-30", "2025-09-30", "2026-03-31", "2026-06-30"]
 DIVS = ["Simulation", "PDM"]
@@ -66,8 +66,10 @@ def test_forward_validation_and_drift(scored):
     # 2026-06-30 + 6 months is after the data end: scored, but not validated yet.
     open_window = project.materialize(["forward_validation", "drift"], instance=instance,
                                       partition_key=multi_key("Simulation", "2026-06-30"))
-    assert open_window.success and "forward_validation" not in materialized(open_window)
-    assert "drift" in materialized(open_window)
+    assert open_window.success and {"forward_validation", "drift"} <= materialized(open_window)
+    pending = project.table("forward_validation").filter(pl.col("cutoff_date") == pl.date(2026, 6, 30)).row(
+        0, named=True)
+    assert pending["status"] == "window_open" and pending["auc"] is None and "has not closed" in pending["reason"]
 
     # Shift the model's most important numeric feature in the scoring population: hard drift -> ERROR.
     importance = pl.read_csv(project.settings.artifacts_dir / "models" / "simulation" / C / "feature_importance.csv")
@@ -105,7 +107,7 @@ def test_whitespace_ranking_files_checks_and_determinism(scored):
     project, instance = scored
     landing = project.settings.landing_dir
     (landing / "eligibility").mkdir(exist_ok=True)
-    first = project.materialize(WS, instance=instance, partition_key=C)
+    first = project.materialize(WS, instance=instance, partition_key=cutoff_key(C))
     assert first.success
     checks = check_results(first)
     assert checks[("whitespace", "contract")].passed and checks[("whitespace", "explanations")].passed
@@ -127,14 +129,14 @@ def test_whitespace_ranking_files_checks_and_determinism(scored):
     assert {e["event"] for e in log} >= {"inputs", "normalization"}
 
     # Same inputs -> same ranking, byte for byte (run ids aside).
-    second = project.materialize(WS, instance=instance, partition_key=C)
+    second = project.materialize(WS, instance=instance, partition_key=cutoff_key(C))
     assert json.loads((d / f"whitespace_metrics_{C}.json").read_text())["checksum"] == metrics["checksum"]
     assert second.success
 
     # A do-not-contact list removes that customer everywhere and is counted.
     top_customer = ws.item(0, "customer_id")
     (landing / "eligibility" / "do_not_contact.csv").write_text(f"customer_id\n{top_customer}\n")
-    third = project.materialize(WS, instance=instance, partition_key=C)
+    third = project.materialize(WS, instance=instance, partition_key=cutoff_key(C))
     assert third.success
     ws3 = pl.read_csv(d / f"whitespace_{C}.csv")
     removed = ws.filter(pl.col("customer_id") == top_customer).height
@@ -146,7 +148,7 @@ def test_whitespace_ranking_files_checks_and_determinism(scored):
 
 def test_top_accounts_report(scored):
     project, instance = scored
-    assert project.materialize(WS + ["top_accounts_report"], instance=instance, partition_key=C).success
+    assert project.materialize(WS + ["top_accounts_report"], instance=instance, partition_key=cutoff_key(C)).success
     accounts = project.table("top_accounts_report")
     ws = project.table("whitespace").filter(pl.col("cutoff_date") == pl.date(2026, 3, 31))
     assert 0 < accounts.height <= 100
@@ -167,25 +169,30 @@ def test_scores_refuse_a_model_that_failed_its_gate(scored):
         conn.execute("update division_model set gate_passed = false, gate_detail = 'auc 0.5 < 0.7 (short by 0.2)' "
                      "where division = 'PDM' and cutoff_date = '2026-03-31'")
     result = project.materialize(["icp_scores"], instance=instance, partition_key=multi_key("PDM", C))
-    assert not result.success
-    failure = next(e for e in result.all_events if e.is_step_failure)
-    assert "failed its promotion gate" in failure.step_failure_data.error.message
-    assert "short by 0.2" in failure.step_failure_data.error.message
+    # The partition materializes an empty, unpublished slice (the scores published before are withdrawn) with
+    # the reason; the run itself succeeds so the cutoff's whitespace goes on with the other divisions.
+    assert result.success and "icp_scores" in materialized(result)
+    meta = latest_metadata(instance, "icp_scores")
+    assert meta["published"] is False and "did not pass its promotion gate" in meta["reason"]
+    assert "short by 0.2" in meta["reason"]
+    assert project.table("icp_scores").filter((pl.col("division") == "PDM")
+                                              & (pl.col("cutoff_date") == pl.date(2026, 3, 31))).height == 0
+    exported = pl.read_csv(project.settings.artifacts_dir / "scores" / C / "icp_scores.csv")
+    assert "PDM" not in exported.get_column("division").to_list()
 
 
 def test_zero_prevalence_guard_blocks_publication(scored):
     project, instance = scored
     with duckdb.connect(str(project.settings.warehouse_path)) as conn:
         conn.execute(f"update division_features set label = 0 where division = 'Simulation' and cutoff_date = '{C}'")
-        conn.execute(f"delete from icp_scores where division = 'Simulation' and cutoff_date = '{C}'")
         trained = conn.execute(f"select count(*) from division_model where division = 'Simulation' "
                                f"and cutoff_date = '{C}' and gate_passed").fetchone()[0]
     assert trained == 1
     result = project.materialize(["icp_scores"], instance=instance, partition_key=multi_key("Simulation", C))
-    # Not published, and the run fails so the operator sees it (the check is ERROR and blocking).
-    assert not result.success and "icp_scores" not in materialized(result)
+    # Not published: an empty slice with the reason, and the guard is a failed ERROR check the operator sees.
+    assert result.success and latest_metadata(instance, "icp_scores")["published"] is False
     guard = check_results(result)[("icp_scores", "zero_prevalence_guard")]
-    assert not guard.passed and "0 positives" in guard.description
+    assert not guard.passed and guard.severity.value == "ERROR" and "0 positives" in guard.description
     alert = json.loads((project.settings.artifacts_dir / "alerts" / C / "icp_scores_simulation.json").read_text())
     assert alert["kind"] == "zero_prevalence" and alert["train_positives"] > 0
     assert project.table("icp_scores").filter((pl.col("division") == "Simulation")

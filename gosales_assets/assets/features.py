@@ -3,6 +3,7 @@ model frames. Every builder reads only fact rows dated ≤ the cutoff (filtered 
 builder); the leakage checks prove it on every materialization."""
 
 import datetime as dt
+import json
 
 import polars as pl
 from dagster import (
@@ -106,16 +107,17 @@ def _catalog_outputs(artifacts: ArtifactStore, rel: list[str], features: pl.Data
 
 def build_feature_assets(settings: Settings) -> list[AssetsDefinition]:
     cutoff_only = same_cutoff()
+    cutoffs_def = cutoff_partitions(settings)
     division_parts = division_cutoff_partitions(settings)
 
     @asset(
         name="customer_features",
         group_name="features",
-        partitions_def=cutoff_partitions,
+        partitions_def=cutoffs_def,
         pool=WAREHOUSE_POOL,
         deps=["fact_transactions", "dim_customer"],
         metadata={"partition_expr": "cutoff_date"},
-        check_specs=partition_checks(cutoff_partitions, *_leakage_specs("customer_features")),
+        check_specs=partition_checks(cutoffs_def, *_leakage_specs("customer_features")),
         description="One row per customer known at the cutoff: RFM windows overall and per division, trajectory, "
         "lifecycle, seasonality, diversity, returns, smoothed cross-division shares, attributes.",
     )
@@ -139,11 +141,11 @@ def build_feature_assets(settings: Settings) -> list[AssetsDefinition]:
     @asset(
         name="market_basket_rules",
         group_name="features",
-        partitions_def=cutoff_partitions,
+        partitions_def=cutoffs_def,
         pool=WAREHOUSE_POOL,
         deps=["fact_transactions"],
         metadata={"partition_expr": "cutoff_date"},
-        check_specs=partition_checks(cutoff_partitions, *_leakage_specs("market_basket_rules")),
+        check_specs=partition_checks(cutoffs_def, *_leakage_specs("market_basket_rules")),
         description="Pairwise division rules (support, confidence, lift) from customer portfolios before the cutoff.",
     )
     def market_basket_rules_asset(context: AssetExecutionContext, settings: GosalesSettings,
@@ -176,11 +178,11 @@ def build_feature_assets(settings: Settings) -> list[AssetsDefinition]:
     @asset(
         name="als_embeddings",
         group_name="features",
-        partitions_def=cutoff_partitions,
+        partitions_def=cutoffs_def,
         pool=WAREHOUSE_POOL,
         deps=["fact_transactions"],
         metadata={"partition_expr": "cutoff_date"},
-        check_specs=partition_checks(cutoff_partitions, *_leakage_specs("als_embeddings")),
+        check_specs=partition_checks(cutoffs_def, *_leakage_specs("als_embeddings")),
         description="Implicit-feedback ALS on customer × SKU purchases before the cutoff, stored as rotation-"
         "invariant customer × division cosine similarities (raw factors are not comparable across fits).",
     )
@@ -256,6 +258,14 @@ def build_feature_assets(settings: Settings) -> list[AssetsDefinition]:
         yield Output(frame, metadata=meta)
         # Upstream partitions carry their own invariance checks; here only the ownership history is read.
         audit = source_date_audit(history, cutoff)
+        # The model trained on this frame reads this record (its declared input), not the cutoff assets' own files.
+        upstream = artifacts.path("features", cutoff.isoformat(), "leakage_customer_features.json")
+        checks = json.loads(upstream.read_text()) if upstream.is_file() else {
+            "record": {"status": "FAIL", "detail": "no leakage record (materialize customer_features first)"}}
+        record = {f"customer_features:{name}": r["status"] for name, r in checks.items()}
+        record["division_features:source_date_audit"] = "PASS" if audit.passed else "FAIL"
+        artifacts.write_json(["features", cutoff.isoformat(), division_slug(division), "leakage_division_features.json"],
+                             record)
         yield AssetCheckResult(check_name="source_date_audit", asset_key="division_features", passed=audit.passed,
                                severity=AssetCheckSeverity.ERROR, description=audit.detail, metadata=audit.values)
 

@@ -5,6 +5,7 @@ from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
     AssetCheckSpec,
+    AssetDep,
     AssetExecutionContext,
     AssetsDefinition,
     MetadataValue,
@@ -14,12 +15,20 @@ from dagster import (
 
 from gosales_assets.assets.common import partition_checks, table_metadata
 from gosales_assets.core.labels import build_labels
-from gosales_assets.partitions import division_cutoff_partitions, split_key, window_end
+from gosales_assets.partitions import (
+    add_months,
+    division_cutoff_partitions,
+    same_division_earlier_cutoffs,
+    split_key,
+    window_end,
+)
 from gosales_assets.resources import WAREHOUSE_POOL, ArtifactStore, GosalesSettings, WarehouseResource
 from gosales_assets.settings import Settings, division_slug
 
 # How a division × cutoff partition maps to rows of a partitioned DuckDB table.
 DIVISION_CUTOFF_EXPR = {"division": "division", "cutoff": "cutoff_date"}
+# The prevalence check compares a cutoff with the division's labels of the year before it.
+PREVALENCE_LOOKBACK_MONTHS = 12
 
 
 def build_label_assets(settings: Settings) -> list[AssetsDefinition]:
@@ -30,12 +39,13 @@ def build_label_assets(settings: Settings) -> list[AssetsDefinition]:
         group_name="labels",
         partitions_def=parts,
         pool=WAREHOUSE_POOL,
-        deps=["fact_transactions", "dim_customer"],
+        deps=["fact_transactions", "dim_customer",
+              AssetDep("labels", partition_mapping=same_division_earlier_cutoffs(PREVALENCE_LOOKBACK_MONTHS, 1))],
         metadata={"partition_expr": DIVISION_CUTOFF_EXPR},
         check_specs=partition_checks(parts, AssetCheckSpec(
             "prevalence_not_collapsed", asset="labels",
-            description="WARN when a trainable partition has zero positives although earlier cutoffs of the "
-            "division had some (a broken join or a renamed division looks exactly like this)",
+            description="WARN when a trainable partition has zero positives although the division's cutoffs of the "
+            "year before had some (a broken join or a renamed division looks exactly like this)",
         )),
         description="Did the customer make a qualifying purchase of the division in (cutoff, cutoff + W]? Net of "
         "returns, denylisted SKUs excluded; censored partitions carry null labels.",
@@ -97,7 +107,7 @@ def _earlier_positives(warehouse: WarehouseResource, division: str, cutoff) -> d
         return {}
     df = warehouse.query(
         "select cutoff_date, sum(label)::bigint as positives from labels "
-        "where division = ? and cutoff_date < ? and not censored group by cutoff_date order by cutoff_date",
-        [division, cutoff],
+        "where division = ? and cutoff_date between ? and ? and not censored group by cutoff_date order by cutoff_date",
+        [division, add_months(cutoff, -PREVALENCE_LOOKBACK_MONTHS), add_months(cutoff, -1)],
     )
     return {str(c): int(p) for c, p in df.iter_rows()}

@@ -12,6 +12,7 @@ from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
     AssetCheckSpec,
+    AssetDep,
     AssetExecutionContext,
     AssetsDefinition,
     MetadataValue,
@@ -19,13 +20,21 @@ from dagster import (
     asset,
 )
 
-from gosales_assets.assets.common import image_markdown, markdown_table, partition_checks, record_skip
+from gosales_assets.assets.common import image_markdown, markdown_table, partition_checks
 from gosales_assets.assets.labels import DIVISION_CUTOFF_EXPR
 from gosales_assets.core.charts import calibration_chart, gains_chart
 from gosales_assets.core.gates import evaluate_gate
 from gosales_assets.core.leakage import feature_code_paths, scan_wall_clock, time_order_violations
 from gosales_assets.core.modeling import DegenerateModel, InsufficientData, fold_overlap, train_division_model
-from gosales_assets.partitions import division_cutoff_partitions, split_key, training_cutoffs
+from gosales_assets.core.registry import METRIC_COLUMNS, SKIPPED, registry_row, verdict
+from gosales_assets.partitions import (
+    add_months,
+    division_cutoff_partitions,
+    same_division_earlier_cutoffs,
+    split_key,
+    training_cutoffs,
+    training_lookback,
+)
 from gosales_assets.resources import WAREHOUSE_POOL, ArtifactStore, GosalesSettings, WarehouseResource
 from gosales_assets.settings import Settings, division_slug
 
@@ -43,28 +52,36 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def candidate_training_cutoffs(warehouse: WarehouseResource, division: str, cutoff: dt.date) -> list[tuple[dt.date, int]]:
-    """(C', W') of every labelled, uncensored cutoff of the division before C, from the `labels` table."""
+def candidate_training_cutoffs(warehouse: WarehouseResource, division: str, cutoff: dt.date,
+                               lookback: tuple[int, int]) -> list[tuple[dt.date, int]]:
+    """(C', W') of every labelled, uncensored cutoff of the division in the declared look-back of C (the
+    partitions of `labels` this asset depends on), from the `labels` table."""
     if not warehouse.table_exists("labels"):
         return []
     df = warehouse.query(
-        "select cutoff_date, max(window_months) as w from labels where division = ? and cutoff_date < ? "
-        "and not censored group by cutoff_date order by cutoff_date", [division, cutoff])
+        "select cutoff_date, max(window_months) as w from labels where division = ? and cutoff_date between ? and ? "
+        "and not censored group by cutoff_date order by cutoff_date",
+        [division, add_months(cutoff, -lookback[0]), add_months(cutoff, -lookback[1])])
     return [(c, int(w)) for c, w in df.iter_rows()]
 
 
-def feature_shift_report(artifacts: ArtifactStore, cutoffs: list[dt.date]) -> dict[str, str]:
-    """PASS/FAIL per cutoff from the shift and perturbation checks the feature assets recorded."""
+def feature_shift_report(artifacts: ArtifactStore, division: str, cutoffs: list[dt.date]) -> dict[str, str]:
+    """PASS/FAIL per training cutoff from the leakage record its `division_features` partition wrote (the shift and
+    perturbation checks of the cutoff's customer features, and its own source-date audit)."""
     out = {}
     for c in cutoffs:
-        path = artifacts.path("features", c.isoformat(), "leakage_customer_features.json")
+        path = artifacts.path("features", c.isoformat(), division_slug(division), "leakage_division_features.json")
         if not path.is_file():
-            out[c.isoformat()] = "FAIL: no leakage record for customer_features (materialize it first)"
+            out[c.isoformat()] = "FAIL: no leakage record for division_features (materialize it first)"
             continue
-        record = json.loads(path.read_text())
-        failed = [k for k, v in record.items() if v["status"] != "PASS"]
+        failed = [k for k, status in json.loads(path.read_text()).items() if status != "PASS"]
         out[c.isoformat()] = "PASS" if not failed else f"FAIL: {', '.join(failed)}"
     return out
+
+
+def _rounded(value: float | None, digits: int = 4) -> float | None:
+    """Metric values as a person reads them in the UI (the registry row and metrics.json keep full precision)."""
+    return None if value is None else round(float(value), digits)
 
 
 def _sample(df: pl.DataFrame, n: int, seed: int) -> pl.DataFrame:
@@ -73,18 +90,21 @@ def _sample(df: pl.DataFrame, n: int, seed: int) -> pl.DataFrame:
 
 def build_model_assets(settings: Settings) -> list[AssetsDefinition]:
     parts = division_cutoff_partitions(settings)
+    lookback = training_lookback(settings)
+    # Not blocking: a held model is a verdict recorded in its registry row (status `held`), which scoring reads and
+    # refuses; the partition, the cutoff's whitespace and the reports go on with the divisions that published.
     specs = partition_checks(parts,
-        AssetCheckSpec("promotion_gate", asset="division_model", blocking=True,
+        AssetCheckSpec("promotion_gate", asset="division_model",
                        description="AUC ≥, lift@10% ≥ and calibration MAE ≤ the configured thresholds (per-division "
-                       "overrides); a model that misses never feeds scoring"),
-        AssetCheckSpec("fold_overlap", asset="division_model", blocking=True,
+                       "overrides); a model that misses is held and never feeds scoring"),
+        AssetCheckSpec("fold_overlap", asset="division_model",
                        description="No customer appears on both sides of any cross-validation fold"),
-        AssetCheckSpec("time_order", asset="division_model", blocking=True,
+        AssetCheckSpec("time_order", asset="division_model",
                        description="Every training cutoff C' satisfies C' + W' ≤ C"),
-        AssetCheckSpec("static_scan", asset="division_model", blocking=True,
+        AssetCheckSpec("static_scan", asset="division_model",
                        description="No wall-clock call (datetime.now, utcnow, date.today, time.time, …) in feature or "
                        "label code"),
-        AssetCheckSpec("feature_shift", asset="division_model", blocking=True,
+        AssetCheckSpec("feature_shift", asset="division_model",
                        description="The features of every training cutoff passed the shift and perturbation tests"),
     )
 
@@ -93,30 +113,36 @@ def build_model_assets(settings: Settings) -> list[AssetsDefinition]:
         group_name="models",
         partitions_def=parts,
         pool=WAREHOUSE_POOL,
-        output_required=False,
-        deps=["division_features", "labels"],
+        deps=[AssetDep("division_features", partition_mapping=same_division_earlier_cutoffs(*lookback)),
+              AssetDep("labels", partition_mapping=same_division_earlier_cutoffs(lookback[0], 0))],
         metadata={"partition_expr": DIVISION_CUTOFF_EXPR},
         check_specs=specs,
-        description="Calibrated per-division model (elastic-net logistic regression or LightGBM, chosen by "
-        "customer-grouped CV) trained on the most recent cutoffs whose label window closed by this cutoff. "
-        "Stored as a registry row; files under <artifacts>/models/<division>/<cutoff>/. Partitions without "
-        "enough history are skipped with the reason, and nothing downstream runs for them.",
+        description="Calibrated per-division model (logistic regression, LightGBM or their ensemble, chosen by "
+        "customer-grouped CV) trained on the most recent cutoffs whose label window closed by this cutoff "
+        f"(looked for {lookback[1]}-{lookback[0]} months back). One registry row per partition with its verdict: "
+        "`promoted`, `held` (gate or leakage check missed) or `skipped` (too little history), and the reason; "
+        "files under <artifacts>/models/<division>/<cutoff>/. Only a promoted model feeds scoring.",
     )
     def division_model(context: AssetExecutionContext, settings: GosalesSettings, warehouse: WarehouseResource,
                        artifacts: ArtifactStore):
         cfg = settings.get()
         division, cutoff = split_key(context.partition_key)
         params = cfg.models
-        candidates = candidate_training_cutoffs(warehouse, division, cutoff)
+        candidates = candidate_training_cutoffs(warehouse, division, cutoff, lookback)
         usable = training_cutoffs(cutoff, candidates)[-params.training_cutoffs:]
         windows = dict(candidates)
         training = [(c, windows[c]) for c in usable]
         out_dir = ["models", division_slug(division), cutoff.isoformat()]
 
         def skip(reason: str):
-            record_skip(context, "division_model", reason, level="warning")
+            context.log.warning(f"division_model {context.partition_key}: no model trained — {reason}")
             artifacts.write_json([*out_dir, "skipped.json"], {"division": division, "cutoff": cutoff.isoformat(),
                                                               "reason": reason, "run_id": context.run.run_id})
+            row = registry_row(division=division, cutoff_date=cutoff, status=SKIPPED, reason=reason,
+                               training_cutoffs=",".join(str(c) for c, _ in training), gate_passed=False,
+                               gate_detail=f"no model to promote: {reason}", run_id=context.run.run_id)
+            yield Output(row, metadata={"status": SKIPPED, "reason": reason, "dagster/row_count": 1,
+                                        "training_cutoffs": [str(c) for c, _ in training]})
             yield AssetCheckResult(check_name="promotion_gate", asset_key="division_model", passed=False,
                                    severity=AssetCheckSeverity.WARN, description=f"no model to promote: {reason}")
             for name in GAUNTLET:
@@ -151,7 +177,7 @@ def build_model_assets(settings: Settings) -> list[AssetsDefinition]:
         violations = time_order_violations(cutoff, training)
         scan = scan_wall_clock(feature_code_paths())
         overlap = fold_overlap(model.oof.get_column("customer_id").to_list(), model.oof.get_column("fold").to_numpy())
-        shift = feature_shift_report(artifacts, [c for c, _ in training])
+        shift = feature_shift_report(artifacts, division, [c for c, _ in training])
         leakage = {
             "fold_overlap": {"status": "PASS" if overlap == 0 else "FAIL", "customers_in_several_folds": overlap},
             "time_order": {"status": "PASS" if not violations else "FAIL", "violations": violations,
@@ -192,26 +218,25 @@ def build_model_assets(settings: Settings) -> list[AssetsDefinition]:
         artifacts.path(*out_dir, "calibration.png").write_bytes(cal_png)
 
         m = model.metrics
-        registry = pl.DataFrame([{
-            "division": division, "cutoff_date": cutoff, "model_version": model_version,
-            "model_type": model.model_type, "calibration_method": model.calibration_method,
-            "prediction_window_months": card["prediction_window_months"],
-            "training_cutoffs": ",".join(str(c) for c, _ in training),
-            "train_rows": int(model.class_balance.get("rows", frame.height)),
-            "train_positives": int(model.class_balance.get("positives", 0)),
-            "auc": m.get("auc"), "pr_auc": m.get("pr_auc"), "brier": m.get("brier"),
-            "lift_at_5": m.get("lift_at_5"), "lift_at_10": m.get("lift_at_10"), "lift_at_20": m.get("lift_at_20"),
-            "rev_lift_at_10": m.get("rev_lift_at_10"), "cal_mae": m.get("cal_mae"), "base_rate": m.get("base_rate"),
-            "gate_passed": gate.passed, "gate_detail": gate.detail, "model_path": str(model_path),
-            "run_id": context.run.run_id,
-        }], schema_overrides={"auc": pl.Float64, "pr_auc": pl.Float64, "cal_mae": pl.Float64})
+        status, reason = verdict(gate.passed, gate.detail, leakage)
+        registry = registry_row(
+            division=division, cutoff_date=cutoff, status=status, reason=reason, model_version=model_version,
+            model_type=model.model_type, calibration_method=model.calibration_method,
+            prediction_window_months=card["prediction_window_months"],
+            training_cutoffs=",".join(str(c) for c, _ in training),
+            train_rows=int(model.class_balance.get("rows", frame.height)),
+            train_positives=int(model.class_balance.get("positives", 0)),
+            **{k: m.get(k) for k in METRIC_COLUMNS},
+            gate_passed=gate.passed, gate_detail=gate.detail, model_path=str(model_path), run_id=context.run.run_id)
         top = model.feature_importance().head(10).with_columns(pl.col("importance").round(5))
         meta = {
+            "status": status,
+            "reason": reason,
             "dagster/row_count": 1,
             "model_type": model.model_type,
             "calibration_method": model.calibration_method,
-            "auc": m.get("auc"), "lift_at_10": m.get("lift_at_10"), "brier": m.get("brier"),
-            "cal_mae": m.get("cal_mae"), "positives": int(model.class_balance.get("positives", 0)),
+            **{k: _rounded(m.get(k)) for k in ("auc", "lift_at_10", "brier", "cal_mae")},
+            "positives": int(model.class_balance.get("positives", 0)),
             "training_cutoffs": [str(c) for c, _ in training],
             "model_version": model_version,
             "gate": gate.detail,
@@ -226,7 +251,8 @@ def build_model_assets(settings: Settings) -> list[AssetsDefinition]:
 
         yield AssetCheckResult(check_name="promotion_gate", asset_key="division_model", passed=gate.passed,
                                severity=AssetCheckSeverity.ERROR, description=gate.detail,
-                               metadata={k: (MetadataValue.null() if v is None else v) for k, v in gate.values.items()})
+                               metadata={k: (MetadataValue.null() if v is None else _rounded(v))
+                                         for k, v in gate.values.items()})
         for name in GAUNTLET:
             entry = leakage[name]
             detail = {k: v for k, v in entry.items() if k != "status"}

@@ -45,9 +45,8 @@ def build_top_accounts_assets(settings: Settings) -> list[AssetsDefinition]:
     @asset(
         name="top_accounts_report",
         group_name="reports",
-        partitions_def=cutoff_partitions,
+        partitions_def=cutoff_partitions(settings),
         pool=WAREHOUSE_POOL,
-        output_required=False,
         deps=["whitespace"],
         metadata={"partition_expr": "cutoff_date"},
         description="The top 100 cross-sell accounts of the cutoff with their ICP context and whitespace gaps; "
@@ -60,7 +59,10 @@ def build_top_accounts_assets(settings: Settings) -> list[AssetsDefinition]:
         ws = warehouse.query("select * from whitespace where cutoff_date = ?", [cutoff]) \
             if warehouse.table_exists("whitespace") else pl.DataFrame()
         if ws.height == 0:
-            context.log.info(f"no whitespace list for {cutoff}: nothing to report")
+            reason = f"the whitespace list of {cutoff} is empty (no division published scores): nothing to report"
+            context.log.info(reason)
+            yield Output(top_accounts(ws, ws, cfg.divisions).with_columns(pl.lit(cutoff).alias("cutoff_date")),
+                         metadata={"dagster/row_count": 0, "reason": reason})
             return
         owned = whitespace_inputs(fact_until(warehouse, cutoff), warehouse.query("select * from dim_customer"),
                                   cutoff, cfg.whitespace.ownership_lookback_months).owned

@@ -8,17 +8,17 @@ from dagster import (
     AssetExecutionContext,
     AssetIn,
     AssetsDefinition,
-    Failure,
     MetadataValue,
     Output,
     asset,
 )
 
-from gosales_assets.assets.common import contract_check_result, partition_checks, record_skip, table_metadata
+from gosales_assets.assets.common import contract_check_result, partition_checks, table_metadata
 from gosales_assets.assets.labels import DIVISION_CUTOFF_EXPR
 from gosales_assets.core.contracts import check_contract, icp_scores_schema
 from gosales_assets.core.modeling import load_model
-from gosales_assets.core.scoring import ICP_COLUMNS, score_population, zero_prevalence_alert
+from gosales_assets.core.registry import unpublished_reason
+from gosales_assets.core.scoring import ICP_COLUMNS, ICP_SCHEMA, score_population, zero_prevalence_alert
 from gosales_assets.partitions import division_cutoff_partitions, split_key
 from gosales_assets.resources import WAREHOUSE_POOL, ArtifactStore, GosalesSettings, WarehouseResource
 from gosales_assets.settings import Settings, division_slug
@@ -41,7 +41,6 @@ def build_scoring_assets(settings: Settings) -> list[AssetsDefinition]:
         group_name="scoring",
         partitions_def=parts,
         pool=WAREHOUSE_POOL,
-        output_required=False,
         ins={"division_model": AssetIn(), "division_features": AssetIn()},
         deps=["dim_customer"],
         metadata={"partition_expr": DIVISION_CUTOFF_EXPR},
@@ -49,25 +48,37 @@ def build_scoring_assets(settings: Settings) -> list[AssetsDefinition]:
             parts,
             AssetCheckSpec("contract", asset="icp_scores", blocking=True,
                            description="Columns and types, icp_score in [0, 1], one row per customer"),
-            AssetCheckSpec("zero_prevalence_guard", asset="icp_scores", blocking=True,
+            AssetCheckSpec("zero_prevalence_guard", asset="icp_scores",
                            description="Labels known, zero positives, but the model trained on positives: the "
                            "partition is not published (a broken join looks exactly like this)"),
         ),
         description="Calibrated probability that each eligible customer buys the division in the window after "
-        "the cutoff, from the promoted division_model of the partition; `bought_in_division` when known. Also "
-        "exported, all divisions of a cutoff, to <artifacts>/scores/<cutoff>/icp_scores.csv.",
+        "the cutoff, from the promoted division_model of the partition; `bought_in_division` when known. A "
+        "partition whose model is not promoted (held, skipped) or whose scores fail the zero-prevalence guard "
+        "is materialized as an empty slice with `published: false` and the reason. Also exported, all "
+        "published divisions of a cutoff, to <artifacts>/scores/<cutoff>/icp_scores.csv.",
     )
     def icp_scores(context: AssetExecutionContext, settings: GosalesSettings, warehouse: WarehouseResource,
                    artifacts: ArtifactStore, division_model: pl.DataFrame, division_features: pl.DataFrame):
         cfg = settings.get()
         division, cutoff = split_key(context.partition_key)
-        if division_model.height == 0:
-            raise Failure(f"no model for {division} @ {cutoff}: division_model was skipped or not materialized "
-                          f"(see {artifacts.path('models', division_slug(division), cutoff.isoformat())})")
-        model_row = division_model.row(0, named=True)
-        if not model_row["gate_passed"]:
-            raise Failure(f"model {model_row['model_version']} for {division} @ {cutoff} failed its promotion gate "
-                          f"({model_row['gate_detail']}); it does not feed scoring")
+
+        def unpublished(reason: str, **metadata):
+            """An empty slice: whatever an earlier model published for this partition is withdrawn with it."""
+            context.log.warning(f"icp_scores {context.partition_key}: not published — {reason}")
+            yield Output(pl.DataFrame(schema=ICP_SCHEMA),
+                         metadata={"published": False, "reason": reason, "dagster/row_count": 0, **metadata})
+            export_icp_scores(warehouse, artifacts, cutoff)
+
+        model_row = division_model.row(0, named=True) if division_model.height else {}
+        refused = unpublished_reason(model_row)
+        if refused is not None:  # nothing from a model that is not promoted is ever published
+            yield from unpublished(refused)
+            for check in ("zero_prevalence_guard", "contract"):
+                yield AssetCheckResult(check_name=check, asset_key="icp_scores", passed=True,
+                                       description="not evaluated: no promoted model, nothing was scored",
+                                       metadata={"applicable": False})
+            return
         names = warehouse.query("select customer_id, customer_name from dim_customer")
         scores = score_population(
             division_features, load_model(model_row["model_path"]), model_row, names, run_id=context.run.run_id)
@@ -76,8 +87,8 @@ def build_scoring_assets(settings: Settings) -> list[AssetsDefinition]:
         if alert is not None:
             path = artifacts.write_json(["alerts", cutoff.isoformat(), f"icp_scores_{division_slug(division)}.json"],
                                         alert | {"run_id": context.run.run_id})
-            record_skip(context, "icp_scores", f"scores not published: {alert['reason']}", level="error",
-                        alert_path=MetadataValue.path(str(path)))
+            yield from unpublished(f"zero-prevalence guard: {alert['reason']}",
+                                   alert_path=MetadataValue.path(str(path)))
             yield AssetCheckResult(check_name="zero_prevalence_guard", asset_key="icp_scores", passed=False,
                                    severity=AssetCheckSeverity.ERROR, description=alert["reason"])
             yield AssetCheckResult(check_name="contract", asset_key="icp_scores", passed=True,
@@ -87,6 +98,7 @@ def build_scoring_assets(settings: Settings) -> list[AssetsDefinition]:
 
         known = scores.get_column("bought_in_division").null_count() < scores.height
         meta = table_metadata(scores, cfg) | {
+            "published": True,
             "model_version": model_row["model_version"],
             "calibration_method": model_row["calibration_method"],
             "mean_icp_score": round(float(scores.get_column("icp_score").mean() or 0.0), 6),

@@ -19,7 +19,7 @@ from dagster import (
     asset,
 )
 
-from gosales_assets.assets.common import image_markdown, markdown_table, partition_checks, record_skip
+from gosales_assets.assets.common import image_markdown, markdown_table, partition_checks
 from gosales_assets.assets.labels import DIVISION_CUTOFF_EXPR
 from gosales_assets.core.calendar import window_end
 from gosales_assets.core.charts import calibration_chart, gains_chart
@@ -32,6 +32,23 @@ from gosales_assets.resources import WAREHOUSE_POOL, ArtifactStore, GosalesSetti
 from gosales_assets.settings import Settings, division_slug
 
 SEGMENTS = ["industry", "region", "employee_band"]
+FORWARD_METRICS = ("auc", "pr_auc", "brier", "lift_at_5", "lift_at_10", "lift_at_20", "rev_lift_at_10", "cal_mae",
+                   "base_rate")
+# One row per partition, validated or not: `status` says which (validated | window_open | not_published).
+FORWARD_SCHEMA = {
+    "division": pl.String, "cutoff_date": pl.Date, "status": pl.String, "reason": pl.String,
+    "window_months": pl.Int64, "window_end": pl.Date, "model_version": pl.String, "rows": pl.Int64,
+    "positives": pl.Int64, **dict.fromkeys(FORWARD_METRICS, pl.Float64), "flagged_segments": pl.Int64,
+}
+
+
+DRIFT_SCHEMA = {"kind": pl.String, "subject": pl.String, "value": pl.Float64, "severity": pl.String,
+                "baseline": pl.Float64, "current": pl.Float64, "action": pl.String, "division": pl.String,
+                "cutoff_date": pl.Date}
+
+
+def _forward_row(**values) -> pl.DataFrame:
+    return pl.DataFrame([{k: values.get(k) for k in FORWARD_SCHEMA}], schema=FORWARD_SCHEMA)
 
 
 def build_validation_assets(settings: Settings) -> list[AssetsDefinition]:
@@ -42,7 +59,6 @@ def build_validation_assets(settings: Settings) -> list[AssetsDefinition]:
         group_name="validation",
         partitions_def=parts,
         pool=WAREHOUSE_POOL,
-        output_required=False,
         ins={"icp_scores": AssetIn()},
         deps=["labels", "dim_customer"],
         metadata={"partition_expr": DIVISION_CUTOFF_EXPR},
@@ -53,8 +69,15 @@ def build_validation_assets(settings: Settings) -> list[AssetsDefinition]:
                            artifacts: ArtifactStore, icp_scores: pl.DataFrame):
         cfg = settings.get()
         division, cutoff = split_key(context.partition_key)
+
+        def not_validated(status: str, reason: str, **values):
+            context.log.info(f"forward_validation {context.partition_key}: not validated — {reason}")
+            return Output(_forward_row(division=division, cutoff_date=cutoff, status=status, reason=reason, **values),
+                          metadata={"status": status, "reason": reason})
+
         if icp_scores.height == 0:
-            record_skip(context, "forward_validation", "no published icp_scores for this partition")
+            yield not_validated("not_published", "no published icp_scores for this partition (see its division_model "
+                                                 "row for the reason)")
             return
         window = int(icp_scores.item(0, "prediction_window_months"))
         end = window_end(cutoff, window)
@@ -64,9 +87,11 @@ def build_validation_assets(settings: Settings) -> list[AssetsDefinition]:
         labels = warehouse.query("select customer_id, label, censored, net_revenue_window from labels "
                                  "where division = ? and cutoff_date = ?", [division, cutoff])
         if end > cfg.data.end_date or labels.height == 0 or labels.get_column("censored").all():
-            record_skip(context, "forward_validation", f"window ({cutoff}, {end}] has not closed (data ends "
-                                                 f"{cfg.data.end_date}) or its labels are still censored; "
-                                                 "validate again once it has closed and labels are rebuilt")
+            yield not_validated("window_open", f"window ({cutoff}, {end}] has not closed (data ends "
+                                               f"{cfg.data.end_date}) or its labels are still censored; validated "
+                                               "again once it has closed and labels are rebuilt",
+                                window_months=window, window_end=end,
+                                model_version=icp_scores.item(0, "model_version"))
             return
         attrs = warehouse.query(f"select customer_id, {', '.join(SEGMENTS)} from dim_customer")
         frame = (icp_scores.drop("bought_in_division")
@@ -97,18 +122,16 @@ def build_validation_assets(settings: Settings) -> list[AssetsDefinition]:
         artifacts.path(*rel, "gains.png").write_bytes(gains_png)
         artifacts.path(*rel, "calibration.png").write_bytes(cal_png)
         flagged = segments.filter(pl.col("flag"))
-        row = pl.DataFrame([{
-            "division": division, "cutoff_date": cutoff, "window_months": window, "window_end": end,
-            "model_version": icp_scores.item(0, "model_version"), "rows": len(y), "positives": int(y.sum()),
-            **{k: metrics.get(k) for k in ("auc", "pr_auc", "brier", "lift_at_5", "lift_at_10", "lift_at_20",
-                                           "rev_lift_at_10", "cal_mae", "base_rate")},
-            "flagged_segments": flagged.height,
-        }], schema_overrides={k: pl.Float64 for k in ("auc", "pr_auc", "brier", "lift_at_5", "lift_at_10",
-                                                        "lift_at_20", "rev_lift_at_10", "cal_mae", "base_rate")})
+        row = _forward_row(
+            division=division, cutoff_date=cutoff, status="validated",
+            reason=f"scores of model {icp_scores.item(0, 'model_version')} against outcomes in ({cutoff}, {end}]",
+            window_months=window, window_end=end, model_version=icp_scores.item(0, "model_version"), rows=len(y),
+            positives=int(y.sum()), **{k: metrics.get(k) for k in FORWARD_METRICS}, flagged_segments=flagged.height)
         yield Output(row, metadata={
-            "auc": metrics.get("auc") if metrics.get("auc") is not None else MetadataValue.null(),
-            "lift_at_10": metrics.get("lift_at_10") if metrics.get("lift_at_10") is not None else MetadataValue.null(),
-            "cal_mae": metrics.get("cal_mae"), "positives": int(y.sum()), "rows": len(y),
+            "status": "validated",
+            **{k: MetadataValue.null() if metrics.get(k) is None else round(float(metrics[k]), 4)
+               for k in ("auc", "lift_at_10", "cal_mae")},
+            "positives": int(y.sum()), "rows": len(y),
             "gains_chart": image_markdown(gains_png, "gains"),
             "calibration_chart": image_markdown(cal_png, "calibration"),
             "topk_scenarios": markdown_table(topk.with_columns(cs.float().round(3)).to_dicts()),
@@ -120,7 +143,6 @@ def build_validation_assets(settings: Settings) -> list[AssetsDefinition]:
         group_name="validation",
         partitions_def=parts,
         pool=WAREHOUSE_POOL,
-        output_required=False,
         ins={"division_model": AssetIn(), "icp_scores": AssetIn(), "division_features": AssetIn()},
         metadata={"partition_expr": DIVISION_CUTOFF_EXPR},
         check_specs=partition_checks(parts, AssetCheckSpec(
@@ -134,7 +156,9 @@ def build_validation_assets(settings: Settings) -> list[AssetsDefinition]:
         cfg = settings.get()
         division, cutoff = split_key(context.partition_key)
         if division_model.height == 0 or icp_scores.height == 0:
-            record_skip(context, "drift", "no model or no published scores for this partition")
+            reason = "no published scores for this partition: nothing to compare (see its division_model row)"
+            context.log.info(f"drift {context.partition_key}: {reason}")
+            yield Output(pl.DataFrame(schema=DRIFT_SCHEMA), metadata={"max_severity": "none", "reason": reason})
             yield AssetCheckResult(check_name="no_hard_drift", asset_key="drift", passed=True,
                                    description="not applicable: nothing was scored", metadata={"applicable": False})
             return
@@ -163,9 +187,8 @@ def build_validation_assets(settings: Settings) -> list[AssetsDefinition]:
         )
         report = alerts_json(findings, division, cutoff)
         artifacts.write_json(["validation", division_slug(division), cutoff.isoformat(), "alerts.json"], report)
-        table = pl.DataFrame([f.to_dict() for f in findings], infer_schema_length=None).with_columns(
-            pl.lit(division).alias("division"), pl.lit(cutoff).alias("cutoff_date"),
-            pl.col("value").cast(pl.Float64), pl.col("baseline").cast(pl.Float64), pl.col("current").cast(pl.Float64))
+        table = pl.DataFrame([f.to_dict() | {"division": division, "cutoff_date": cutoff} for f in findings],
+                             schema=DRIFT_SCHEMA)
         yield Output(table, metadata={
             "max_severity": report["max_severity"],
             "findings": markdown_table(table.select("kind", "subject", pl.col("value").round(4), "severity",

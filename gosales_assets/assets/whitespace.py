@@ -18,14 +18,15 @@ from dagster import (
     multi_asset,
 )
 
-from gosales_assets.assets.common import contract_check_result, markdown_table, partition_checks, record_skip
+from gosales_assets.assets.common import contract_check_result, markdown_table, partition_checks
 from gosales_assets.assets.features import fact_until
-from gosales_assets.core.calendar import window_end
+from gosales_assets.core.calendar import add_months, window_end
 from gosales_assets.core.checksum import frame_checksum
 from gosales_assets.core.contracts import (
     capacity_grid_schema,
     capacity_summary_schema,
     check_contract,
+    empty_frame,
     whitespace_metrics_schema,
     whitespace_schema,
 )
@@ -46,7 +47,13 @@ from gosales_assets.core.ranking import (
     stability,
     whitespace_inputs,
 )
-from gosales_assets.partitions import cutoff_partitions, parse_cutoff, same_cutoff
+from gosales_assets.partitions import (
+    cutoff_partitions,
+    earlier_cutoffs,
+    parse_cutoff,
+    same_cutoff,
+    whitespace_lookback,
+)
 from gosales_assets.resources import WAREHOUSE_POOL, ArtifactStore, GosalesSettings, WarehouseResource
 from gosales_assets.settings import Settings
 
@@ -58,20 +65,24 @@ CAPTURE_KS = (5.0, 10.0, 20.0)
 CAPTURE_SUFFIXES = ("", "_p_icp_only", "_p_icp_pct_only", "_legacy")
 
 
-def _previous(warehouse: WarehouseResource, table: str, before: dt.date) -> tuple[dt.date | None, pl.DataFrame]:
-    if not warehouse.table_exists(table):
+def _previous(warehouse: WarehouseResource, before: dt.date, months: int) -> tuple[dt.date | None, pl.DataFrame]:
+    """The newest non-empty whitespace list in the `months` before C (part of the declared look-back)."""
+    if not warehouse.table_exists("whitespace"):
         return None, pl.DataFrame()
-    prev = warehouse.query(f"select max(cutoff_date) from {table} where cutoff_date < ?", [before]).item()
+    prev = warehouse.query("select max(cutoff_date) from whitespace where cutoff_date between ? and ?",
+                           [add_months(before, -months), add_months(before, -1)]).item()
     if prev is None:
         return None, pl.DataFrame()
-    return prev, warehouse.query(f"select * from {table} where cutoff_date = ?", [prev])
+    return prev, warehouse.query("select * from whitespace where cutoff_date = ?", [prev])
 
 
-def _challenger_training(warehouse: WarehouseResource, cutoff: dt.date, max_window: int):
-    """The latest earlier whitespace list whose outcomes were realized by C (C' + W_max ≤ C), with outcomes."""
+def _challenger_training(warehouse: WarehouseResource, cutoff: dt.date, max_window: int, lookback: int):
+    """The latest earlier whitespace list whose outcomes were realized by C (C' + W_max ≤ C), with outcomes, within
+    the declared look-back."""
     if not warehouse.table_exists("whitespace"):
         return None, None
-    df = warehouse.query("select distinct cutoff_date from whitespace where cutoff_date < ? order by 1 desc", [cutoff])
+    df = warehouse.query("select distinct cutoff_date from whitespace where cutoff_date between ? and ? "
+                         "order by 1 desc", [add_months(cutoff, -lookback), add_months(cutoff, -1)])
     for (c,) in df.iter_rows():
         if window_end(c, max_window) <= cutoff:
             rows = warehouse.query("select * from whitespace where cutoff_date = ? and bought_in_division is not null",
@@ -80,19 +91,38 @@ def _challenger_training(warehouse: WarehouseResource, cutoff: dt.date, max_wind
     return None, None
 
 
+def _empty_outputs(cutoff: dt.date, run_id: str, divisions: list[str], reason: str) -> dict[str, pl.DataFrame]:
+    """What a cutoff with no published division stores: empty slices and a metrics row that says why."""
+    outputs = {name: empty_frame(schema) for name, schema in (
+        ("whitespace", whitespace_schema(divisions)), ("whitespace_thresholds", capacity_grid_schema()),
+        ("capacity_summary", capacity_summary_schema(divisions)))}
+    metrics = empty_frame(whitespace_metrics_schema())
+    row = {name: None for name in metrics.columns} | {
+        "cutoff_date": cutoff, "run_id": run_id, "rows": 0, "selected": 0,
+        "checksum": frame_checksum(outputs["whitespace"]),
+        "metrics_json": json.dumps({"cutoff": str(cutoff), "rows": 0, "reason": reason}, sort_keys=True)}
+    outputs["whitespace_metrics"] = pl.DataFrame([row], schema=metrics.schema)
+    return outputs
+
+
 def build_whitespace_assets(settings: Settings) -> list[AssetsDefinition]:
     all_divisions = same_cutoff()
+    cutoffs_def = cutoff_partitions(settings)
+    lookback = whitespace_lookback(settings)
     per_cutoff = {"partition_expr": "cutoff_date"}
 
     @multi_asset(
         name="whitespace_ranking",
         group_name="whitespace",
-        partitions_def=cutoff_partitions,
+        partitions_def=cutoffs_def,
         pool=WAREHOUSE_POOL,
+        # Earlier lists of this asset are read too (stability against the previous list, the challenger's realized
+        # outcomes): a declared self-dependency, so a backfill builds the lists in date order.
         deps=[AssetDep("icp_scores", partition_mapping=all_divisions), "market_basket_rules", "als_embeddings",
-              "fact_transactions", "dim_customer"],
-        # Outputs are optional: a cutoff with no published scores yet is skipped, not failed.
-        outs={name: AssetOut(is_required=False, metadata=per_cutoff, description=text) for name, text in {
+              "fact_transactions", "dim_customer",
+              AssetDep("whitespace", partition_mapping=earlier_cutoffs(lookback, 1))],
+        # A cutoff with no published division still materializes: empty slices and a metrics row with the reason.
+        outs={name: AssetOut(metadata=per_cutoff, description=text) for name, text in {
             "whitespace": "Ranked, eligible, explained (customer, division) cross-sell opportunities; `selected` "
                           "marks the capacity plan",
             "whitespace_thresholds": "Capacity grid: rows, score threshold, expected and realized buyers per "
@@ -103,7 +133,7 @@ def build_whitespace_assets(settings: Settings) -> list[AssetsDefinition]:
                                   "checksum",
         }.items()},
         check_specs=partition_checks(
-            cutoff_partitions,
+            cutoffs_def,
             AssetCheckSpec("contract", asset="whitespace", blocking=True,
                            description="Required columns and types, scores and signals in [0, 1], unique pairs, "
                            "canonical divisions"),
@@ -132,8 +162,11 @@ def build_whitespace_assets(settings: Settings) -> list[AssetsDefinition]:
         if scores.height == 0:
             # Early cutoffs have no model yet (no closed training window); nothing to rank is not an error.
             reason = (f"no published icp_scores for cutoff {cutoff}: no division has a promoted model here "
-                      "(too little history, a failed gate, or icp_scores not materialized yet)")
-            record_skip(context, "whitespace", reason, level="warning")
+                      "(too little history or held by the gate; see the division_model rows)")
+            context.log.warning(f"whitespace {context.partition_key}: empty list — {reason}")
+            for name, frame in _empty_outputs(cutoff, run_id, cfg.divisions, reason).items():
+                yield Output(frame, output_name=name, metadata={"dagster/row_count": frame.height, "reason": reason,
+                                                                "published_divisions": 0})
             for asset_key, check in [("whitespace", "explanations"), ("whitespace", "percentile_uniformity"),
                                      *((a, "contract") for a in OUTPUTS)]:
                 yield AssetCheckResult(check_name=check, asset_key=asset_key, passed=True,
@@ -166,9 +199,8 @@ def build_whitespace_assets(settings: Settings) -> list[AssetsDefinition]:
 
         # Challenger (behind a flag): learned on an earlier cutoff's realized outcomes, never on its own scores.
         if ws.challenger_enabled:
-            max_w = max([cfg.window_months(d) for d in cfg.divisions]
-                        + ([cfg.labels.auto_widen.max_window_months] if cfg.labels.auto_widen.enabled else []))
-            train_cutoff, train_rows = _challenger_training(warehouse, cutoff, max_w)
+            max_w = cfg.window_range()[1]
+            train_cutoff, train_rows = _challenger_training(warehouse, cutoff, max_w, lookback)
             if train_rows is not None and train_rows.get_column("bought_in_division").n_unique() == 2:
                 model = fit_challenger(train_rows, cfg.seeds.modeling, training_cutoff=train_cutoff)
                 ranked = ranked.with_columns(score_challenger(model, ranked, cutoff=cutoff))
@@ -201,7 +233,7 @@ def build_whitespace_assets(settings: Settings) -> list[AssetsDefinition]:
             if known:
                 for k in CAPTURE_KS:
                     capture[f"capture_at_{k:g}_legacy"] = capture_at_k(legacy, k_pct=k, score_col="legacy_score")
-        prev_cutoff, previous = _previous(warehouse, "whitespace", cutoff)
+        prev_cutoff, previous = _previous(warehouse, cutoff, ws.history_months)
         top_n = max(1, selected.height)
         shares = (selected.group_by("division").len().with_columns((pl.col("len") / max(1, selected.height))
                                                                   .round(4).alias("share")).sort("division"))
@@ -236,6 +268,8 @@ def build_whitespace_assets(settings: Settings) -> list[AssetsDefinition]:
         weights_note = result.weights.filter(pl.col("adjusted")).select("division", "note")
         yield Output(ranked, output_name="whitespace", metadata={
             "dagster/row_count": ranked.height, "selected": selected.height, "checksum": checksum,
+            "published_divisions": len(scored_divisions),
+            "missing_divisions": ", ".join(sorted(set(cfg.divisions) - set(scored_divisions))) or "none",
             "weight_adjustments": markdown_table(weights_note.to_dicts()),
             "eligibility": markdown_table(gate_counts.select("rule", "active", "removed", "kept").to_dicts()),
             "top_10": markdown_table(ranked.head(10).select("rank", "division", "customer_id",

@@ -34,7 +34,7 @@ from dagster import (
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
 from gosales_assets.jobs import ALERT_FILE_TAG, ALERT_TAG, DIVISION_CUTOFF_JOB, RUN_KEY_TAG, STAGE_TAG
-from gosales_assets.partitions import multi_key
+from gosales_assets.partitions import multi_key, parse_cutoff
 from gosales_assets.resources import ArtifactStore, GosalesSettings
 from gosales_assets.settings import Settings, division_slug
 
@@ -105,7 +105,8 @@ def _new_drift_items(instance: DagsterInstance, cfg: Settings, artifacts: Artifa
             if SEVERITY_RANK.get(severity, 0) < SEVERITY_RANK[cfg.automation.alert_min_severity]:
                 continue
             cutoff, division = (mat.partition or "|").split("|", 1)
-            path = Path(artifacts.root, "validation", division_slug(division) if division else "", cutoff, "alerts.json")
+            path = Path(artifacts.root, "validation", division_slug(division) if division else "",
+                        parse_cutoff(cutoff).isoformat() if cutoff else "", "alerts.json")
             report = json.loads(path.read_text()) if path.is_file() else None
             items.append(drift_item(mat.partition, rec.run_id, severity, report))
         if len(result.records) < PAGE:

@@ -1,36 +1,93 @@
-"""Keep the `cutoff` dynamic partitions in step with the configured cutoffs."""
+"""The `new_cutoff` sensor: a new month-end in the data becomes one native backfill.
+
+The `cutoff` partitions end at the last month-end the data reaches (`data.end_date`), so refreshing the landing
+data and `data.end_date` (and reloading the code location) adds a partition. On its next tick the sensor launches
+one asset backfill of every new cutoff: the star schema (the new data), the cutoff's features, its division ×
+cutoff partitions, its whitespace and reports, and the labels and forward validation of the cutoffs whose window
+has just closed (C − W for each division's window W). Dagster's backfill daemon orders all of it by the asset
+graph. Its cursor holds the newest cutoff launched: each cutoff is launched once.
+"""
 
 from __future__ import annotations
 
-from dagster import DagsterInstance, DefaultSensorStatus, SensorEvaluationContext, SensorResult, SkipReason, sensor
+import datetime as dt
 
-from gosales_assets.partitions import CUTOFF_PARTITIONS_NAME, cutoff_partitions
+from dagster import (
+    AssetKey,
+    AssetSelection,
+    DefaultSensorStatus,
+    RunRequest,
+    SensorDefinition,
+    SensorEvaluationContext,
+    SensorResult,
+    SkipReason,
+    sensor,
+)
+from dagster._core.definitions.assets.graph.base_asset_graph import BaseAssetGraph
+from dagster._core.definitions.events import AssetKeyPartitionKey
+
+from gosales_assets.core.calendar import add_months
+from gosales_assets.jobs import CUTOFF_TAG, SOURCE_TAG
+from gosales_assets.partitions import cutoff_key, multi_key, parse_cutoff
 from gosales_assets.resources import GosalesSettings
+from gosales_assets.runner import backfill_subset, target_partitions
 from gosales_assets.settings import Settings
 
-
-def missing_cutoffs(instance: DagsterInstance, settings: Settings) -> list[str]:
-    have = set(instance.get_dynamic_partitions(CUTOFF_PARTITIONS_NAME))
-    return [c.isoformat() for c in settings.cutoffs if c.isoformat() not in have]
+REFRESHED_ON_CLOSE = ("labels", "forward_validation")
 
 
-def register_cutoffs(instance: DagsterInstance, settings: Settings) -> list[str]:
-    """Add the configured cutoffs the instance does not know yet; returns the ones added (idempotent)."""
-    missing = missing_cutoffs(instance, settings)
-    if missing:
-        instance.add_dynamic_partitions(CUTOFF_PARTITIONS_NAME, missing)
-    return missing
+def new_cutoffs(settings: Settings, cursor: str | None) -> list[dt.date]:
+    """Month-ends after the cursor up to the last one the data reaches (the newest alone when there is no cursor)."""
+    last = settings.last_cutoff
+    if cursor is None:
+        return [last]
+    out, c = [], add_months(parse_cutoff(cursor), 1)
+    while c <= last:
+        out.append(c)
+        c = add_months(c, 1)
+    return out
 
 
-@sensor(
-    name="register_config_cutoffs",
-    minimum_interval_seconds=60,
-    default_status=DefaultSensorStatus.RUNNING,
-    description="Adds every cutoff listed in the config to the `cutoff` partitions (never removes any).",
-)
-def register_config_cutoffs_sensor(context: SensorEvaluationContext, settings: GosalesSettings):
-    missing = missing_cutoffs(context.instance, settings.get())
-    if not missing:
-        return SkipReason("all configured cutoffs are registered")
-    context.log.info(f"registering cutoffs {missing}")
-    return SensorResult(dynamic_partitions_requests=[cutoff_partitions.build_add_request(missing)])
+def new_cutoff_targets(graph: BaseAssetGraph, settings: Settings, cutoffs: list[dt.date]) -> set[AssetKeyPartitionKey]:
+    """Everything a new cutoff needs, and the refresh of the windows it closes."""
+    targets = target_partitions(graph, settings, cutoffs=cutoffs)
+    first = settings.cutoffs[0]
+    for c in cutoffs:
+        for d in settings.divisions:
+            closed = add_months(c, -settings.window_months(d))
+            if closed >= first:
+                targets |= {AssetKeyPartitionKey(AssetKey(a), multi_key(d, closed)) for a in REFRESHED_ON_CLOSE}
+    return targets
+
+
+def build_new_cutoff_sensor(settings: Settings) -> SensorDefinition:
+    auto = settings.automation
+
+    @sensor(
+        name="new_cutoff",
+        minimum_interval_seconds=auto.new_cutoff_sensor_interval_seconds,
+        asset_selection=AssetSelection.all(),
+        default_status=DefaultSensorStatus.RUNNING if auto.new_cutoff_sensor_running else DefaultSensorStatus.STOPPED,
+        description="A new month-end in the data (data.end_date) becomes one native backfill: star, the cutoff's "
+        "features, models, scores, whitespace and reports, plus the labels and forward validation of the windows it "
+        "closes. Each cutoff is launched once (cursor).",
+    )
+    def new_cutoff(context: SensorEvaluationContext, settings: GosalesSettings):
+        cfg = settings.get()
+        cutoffs = new_cutoffs(cfg, context.cursor)
+        newest = cutoff_key(cfg.last_cutoff)
+        if not cutoffs:
+            return SkipReason(f"no new month-end: the newest cutoff {newest} was launched already (data ends "
+                              f"{cfg.data.end_date})")
+        graph = context.repository_def.asset_graph
+        if context.cursor is None and context.instance.get_latest_materialization_event(AssetKey("whitespace")) \
+                and newest in context.instance.get_materialized_partitions(AssetKey("whitespace")):
+            return SensorResult(skip_reason=f"the newest cutoff {newest} is built already", cursor=newest)
+        keys = [cutoff_key(c) for c in cutoffs]
+        context.log.info(f"launching one backfill for cutoff(s) {keys}")
+        request = RunRequest.for_asset_graph_subset(
+            backfill_subset(graph, new_cutoff_targets(graph, cfg, cutoffs)),
+            tags={SOURCE_TAG: "new-cutoff", CUTOFF_TAG: ",".join(keys)})
+        return SensorResult(run_requests=[request], cursor=newest)
+
+    return new_cutoff

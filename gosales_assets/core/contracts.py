@@ -233,3 +233,9 @@ def whitespace_metrics_schema() -> pa.DataFrameSchema:
     capture = {f"capture_at_{k}{suffix}": _col(pl.Float64, nullable=True, checks=_unit())
                for k in (5, 10, 20) for suffix in ("", "_p_icp_only", "_p_icp_pct_only", "_legacy")}
     return pa.DataFrameSchema(cols | capture, strict=True, name="whitespace_metrics")
+
+
+def empty_frame(schema: pa.DataFrameSchema) -> pl.DataFrame:
+    """A zero-row frame with the schema's columns and dtypes: what a partition with nothing to publish stores, so
+    the table keeps its columns and the slice of that partition is emptied rather than left as it was."""
+    return pl.DataFrame(schema={name: col.dtype.type for name, col in schema.columns.items()})

@@ -10,12 +10,14 @@ FORWARD_METRICS = ("auc", "pr_auc", "brier", "lift_at_10", "rev_lift_at_10", "ca
 
 
 def metrics_summary(models: pl.DataFrame, forward: pl.DataFrame | None) -> pl.DataFrame:
-    """One row per (division, cutoff) model: training (out-of-fold) metrics as `train_*`, forward metrics as
+    """One row per division × cutoff of the model registry, with its verdict (`status`, `reason`): training
+    (out-of-fold) metrics as `train_*`, forward metrics as
     `fwd_*` (null until the window has closed and forward_validation ran), the gate result and the gap."""
     if models.height == 0:
         return pl.DataFrame(schema={"division": pl.String, "cutoff_date": pl.Date})
     base = models.select(
-        "division", "cutoff_date", "model_version", "model_type", "calibration_method", "training_cutoffs",
+        "division", "cutoff_date", "status", "reason", "model_version", "model_type", "calibration_method",
+        "training_cutoffs",
         "train_rows", "train_positives", "gate_passed", "gate_detail",
         *[pl.col(m).alias(f"train_{m}") for m in TRAINING_METRICS],
     )

@@ -161,6 +161,9 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as err:  # a bad cutoff, division or range: say which, no traceback
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except TimeoutError as err:  # `backfill --wait --timeout`: the backfill goes on; this command stops waiting
+        print(f"error: {err}; it goes on in the daemon (follow it in the UI)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

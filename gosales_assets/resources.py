@@ -21,9 +21,7 @@ from dagster import (
     OutputContext,
     TableColumn,
     TableSchema,
-    partition_loading_context,
 )
-from dagster._core.instance.types import CachingDynamicPartitionsLoader
 from dagster._core.storage.db_io_manager import DbIOManager, DbTypeHandler, TableSlice
 from dagster_duckdb import DuckDBIOManager
 from dagster_duckdb.io_manager import DuckDbClient, _get_cleanup_statement
@@ -192,7 +190,7 @@ class WarehouseIOManager(DuckDBIOManager):
         return pl.DataFrame
 
     def create_io_manager(self, context):
-        return _DynamicAwareDbIOManager(
+        return DbIOManager(
             db_client=_TransactionalDuckDbClient(),
             database=self.database,
             schema=self.schema_,
@@ -200,25 +198,6 @@ class WarehouseIOManager(DuckDBIOManager):
             default_load_type=self.default_load_type(),
             io_manager_name="WarehouseIOManager",
         )
-
-
-class _DynamicAwareDbIOManager(DbIOManager):
-    """DbIOManager that can resolve dynamic partition keys inside multi-partitions.
-
-    Dagster's DbIOManager looks up the keys of each dimension without an instance at hand, which fails for the
-    dynamic `cutoff` dimension; the instance is supplied here as the partition-loading context.
-    """
-
-    # The caching loader answers the repeated "is this cutoff registered?" lookups of one call from memory
-    # (each is otherwise a query of the instance's event log database).
-    def handle_output(self, context: OutputContext, obj) -> None:
-        store = CachingDynamicPartitionsLoader(context.step_context.instance)
-        with partition_loading_context(dynamic_partitions_store=store):
-            super().handle_output(context, obj)
-
-    def load_input(self, context: InputContext):
-        with partition_loading_context(dynamic_partitions_store=CachingDynamicPartitionsLoader(context.instance)):
-            return super().load_input(context)
 
 
 class ArtifactStore(ConfigurableResource):

@@ -77,10 +77,15 @@ def target_partitions(graph: BaseAssetGraph, settings: Settings, *, cutoffs: Seq
     if unknown:
         raise ValueError(f"unknown division(s) {unknown}; configured: {settings.divisions}")
     chosen = sorted({parse_cutoff(str(c)) for c in cutoffs}) if cutoffs is not None else list(settings.cutoffs)
-    outside = [str(c) for c in chosen if not settings.cutoffs[0] <= c <= settings.last_cutoff]
-    if outside:
-        raise ValueError(f"cutoff(s) {outside} are outside the cutoff partitions {settings.cutoffs[0]} .. "
-                         f"{settings.last_cutoff} (from the first configured cutoff to the last month-end of the "
+    first, last = settings.cutoffs[0], settings.last_cutoff
+    span = f"the cutoff partitions run from {first} (the first configured cutoff) to {last}"
+    early = [str(c) for c in chosen if c < first]
+    if early:
+        raise ValueError(f"cutoff(s) {early} are outside the cutoff partitions: {span}; to build earlier cutoffs, "
+                         "add the earliest one to `cutoffs` in the config")
+    late = [str(c) for c in chosen if c > last]
+    if late:
+        raise ValueError(f"cutoff(s) {late} are outside the cutoff partitions: {span} (the last month-end of the "
                          f"data, data.end_date {settings.data.end_date}); refresh the data and data.end_date first")
     out: set[AssetKeyPartitionKey] = set()
     for key in graph.materializable_asset_keys:

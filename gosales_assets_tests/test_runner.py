@@ -146,6 +146,12 @@ def test_materialize_in_process_and_a_native_backfill_submission(tmp_path):
         assert ws.height > 0 and set(ws.get_column("division").unique()) == {"Simulation"}
         first = project.table("whitespace_metrics").filter(pl.col("cutoff_date") == dt.date(2025, 9, 30))
         assert first.item(0, "rows") == 0 and "no published icp_scores" in first.item(0, "metrics_json")
+        files = project.settings.artifacts_dir / "whitespace" / "2025-09-30"
+        assert pl.read_csv(files / "whitespace_2025-09-30.csv").height == 0
+        assert sorted(p.name for p in files.iterdir()) == ["whitespace_2025-09-30.csv",
+                                                          "whitespace_metrics_2025-09-30.json"]
+        report = project.settings.artifacts_dir / "reports" / "2025-09-30" / "top_accounts.md"
+        assert "no division published scores" in report.read_text()
 
         graph = defs.resolve_asset_graph()
         targets = target_partitions(graph, project.settings, cutoffs=["2026-06-30"], divisions=["PDM"], star=False)

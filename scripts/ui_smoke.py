@@ -17,7 +17,7 @@ exits non-zero with the reason otherwise. It marks the Dagster "join the communi
 instance (the GraphQL mutation `setNuxSeen`, what its Skip button does), because it would cover the page. The
 webserver and Chromium run in their own process groups and are stopped (SIGTERM, then SIGKILL) on exit.
 
-    .venv/bin/python scripts/ui_smoke.py [--shot PATH] [--partition "2026-03-31|Simulation"] [--port N]
+    .venv/bin/python scripts/ui_smoke.py [--shot PATH] [--partition "2026-03|Simulation"] [--port N]
 """
 
 from __future__ import annotations
@@ -257,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--shot", type=Path, default=Path(os.environ.get("SHOT") or home / "ui_smoke_division_model.png"),
                         help="where to save the screenshot (default: $SHOT or $GOSALES_HOME/ui_smoke_division_model.png)")
-    parser.add_argument("--partition", help='division_model partition, e.g. "2026-03-31|Simulation" '
+    parser.add_argument("--partition", help='division_model partition, e.g. "2026-03|Simulation" '
                         "(default: the latest materialized one)")
     parser.add_argument("--port", type=int, default=0, help="webserver port (default: a free one)")
     parser.add_argument("--chromium", help="Chromium executable (default: chromium on PATH)")

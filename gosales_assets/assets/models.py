@@ -54,13 +54,16 @@ def _versions() -> dict[str, str]:
 
 def candidate_training_cutoffs(warehouse: WarehouseResource, division: str, cutoff: dt.date,
                                lookback: tuple[int, int]) -> list[tuple[dt.date, int]]:
-    """(C', W') of every labelled, uncensored cutoff of the division in the declared look-back of C (the
-    partitions of `labels` this asset depends on), from the `labels` table."""
-    if not warehouse.table_exists("labels"):
+    """(C', W') of every labelled, uncensored cutoff of the division with a model frame, in the declared look-back
+    of C (the partitions of `labels` and `division_features` this asset depends on)."""
+    if not (warehouse.table_exists("labels") and warehouse.table_exists("division_features")):
         return []
+    # Only cutoffs whose model frame exists too: labels alone (e.g. rebuilt when a window closed, for a month whose
+    # features were never built) are no training cutoff.
     df = warehouse.query(
-        "select cutoff_date, max(window_months) as w from labels where division = ? and cutoff_date between ? and ? "
-        "and not censored group by cutoff_date order by cutoff_date",
+        "select l.cutoff_date, max(l.window_months) as w from labels l where l.division = ? "
+        "and l.cutoff_date between ? and ? and not l.censored and exists (select 1 from division_features f "
+        "where f.division = l.division and f.cutoff_date = l.cutoff_date) group by l.cutoff_date order by 1",
         [division, add_months(cutoff, -lookback[0]), add_months(cutoff, -lookback[1])])
     return [(c, int(w)) for c, w in df.iter_rows()]
 

@@ -61,8 +61,11 @@ def build_top_accounts_assets(settings: Settings) -> list[AssetsDefinition]:
         if ws.height == 0:
             reason = f"the whitespace list of {cutoff} is empty (no division published scores): nothing to report"
             context.log.info(reason)
-            yield Output(top_accounts(ws, ws, cfg.divisions).with_columns(pl.lit(cutoff).alias("cutoff_date")),
-                         metadata={"dagster/row_count": 0, "reason": reason})
+            empty = top_accounts(ws, ws, cfg.divisions).with_columns(pl.lit(cutoff).alias("cutoff_date"))
+            rel = ["reports", cutoff.isoformat()]
+            artifacts.write_csv([*rel, "top_accounts.csv"], empty)
+            artifacts.write_text([*rel, "top_accounts.md"], f"# Top cross-sell accounts — cutoff {cutoff}\n\n{reason}\n")
+            yield Output(empty, metadata={"dagster/row_count": 0, "reason": reason})
             return
         owned = whitespace_inputs(fact_until(warehouse, cutoff), warehouse.query("select * from dim_customer"),
                                   cutoff, cfg.whitespace.ownership_lookback_months).owned

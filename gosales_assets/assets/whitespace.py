@@ -3,6 +3,7 @@ per rep × division, and the run's metrics. Files: <artifacts>/whitespace/<cutof
 
 import datetime as dt
 import json
+import shutil
 
 import polars as pl
 from dagster import (
@@ -164,7 +165,14 @@ def build_whitespace_assets(settings: Settings) -> list[AssetsDefinition]:
             reason = (f"no published icp_scores for cutoff {cutoff}: no division has a promoted model here "
                       "(too little history or held by the gate; see the division_model rows)")
             context.log.warning(f"whitespace {context.partition_key}: empty list — {reason}")
-            for name, frame in _empty_outputs(cutoff, run_id, cfg.divisions, reason).items():
+            # The partition's files say the same as its tables: an earlier list's exports are not left behind.
+            c = cutoff.isoformat()
+            shutil.rmtree(artifacts.path("whitespace", c), ignore_errors=True)
+            outputs = _empty_outputs(cutoff, run_id, cfg.divisions, reason)
+            artifacts.write_csv(["whitespace", c, f"whitespace_{c}.csv"], outputs["whitespace"].select(EXPORT_COLUMNS))
+            artifacts.write_json(["whitespace", c, f"whitespace_metrics_{c}.json"],
+                                 {"cutoff": c, "run_id": run_id, "rows": 0, "reason": reason})
+            for name, frame in outputs.items():
                 yield Output(frame, output_name=name, metadata={"dagster/row_count": frame.height, "reason": reason,
                                                                 "published_divisions": 0})
             for asset_key, check in [("whitespace", "explanations"), ("whitespace", "percentile_uniformity"),

@@ -25,7 +25,6 @@ from gosales_assets.assets.labels import DIVISION_CUTOFF_EXPR
 from gosales_assets.core.charts import calibration_chart, gains_chart
 from gosales_assets.core.gates import evaluate_gate
 from gosales_assets.core.leakage import feature_code_paths, scan_wall_clock, time_order_violations
-from gosales_assets.core.modeling import DegenerateModel, InsufficientData, fold_overlap, train_division_model
 from gosales_assets.core.registry import METRIC_COLUMNS, SKIPPED, registry_row, verdict
 from gosales_assets.partitions import (
     add_months,
@@ -128,6 +127,9 @@ def build_model_assets(settings: Settings) -> list[AssetsDefinition]:
     )
     def division_model(context: AssetExecutionContext, settings: GosalesSettings, warehouse: WarehouseResource,
                        artifacts: ArtifactStore):
+        # Imported here: lightgbm and scikit-learn cost ~0.7 s, and every run process loads the code location.
+        from gosales_assets.core.modeling import DegenerateModel, InsufficientData, fold_overlap, train_division_model
+
         cfg = settings.get()
         division, cutoff = split_key(context.partition_key)
         params = cfg.models

@@ -16,7 +16,6 @@ from dagster import (
 from gosales_assets.assets.common import contract_check_result, partition_checks, table_metadata
 from gosales_assets.assets.labels import DIVISION_CUTOFF_EXPR
 from gosales_assets.core.contracts import check_contract, icp_scores_schema
-from gosales_assets.core.modeling import load_model
 from gosales_assets.core.registry import unpublished_reason
 from gosales_assets.core.scoring import ICP_COLUMNS, ICP_SCHEMA, score_population, zero_prevalence_alert
 from gosales_assets.partitions import division_cutoff_partitions, split_key
@@ -60,6 +59,8 @@ def build_scoring_assets(settings: Settings) -> list[AssetsDefinition]:
     )
     def icp_scores(context: AssetExecutionContext, settings: GosalesSettings, warehouse: WarehouseResource,
                    artifacts: ArtifactStore, division_model: pl.DataFrame, division_features: pl.DataFrame):
+        from gosales_assets.core.modeling import load_model  # heavy: only where a model is loaded
+
         cfg = settings.get()
         division, cutoff = split_key(context.partition_key)
 

@@ -25,7 +25,6 @@ from gosales_assets.core.calendar import window_end
 from gosales_assets.core.charts import calibration_chart, gains_chart
 from gosales_assets.core.drift import DriftThresholds, alerts_json, drift_findings
 from gosales_assets.core.metrics import calibration_bins, calibration_mae, gains_table
-from gosales_assets.core.modeling import load_model
 from gosales_assets.core.validation import segment_performance, topk_scenarios, validation_metrics
 from gosales_assets.partitions import division_cutoff_partitions, split_key
 from gosales_assets.resources import WAREHOUSE_POOL, ArtifactStore, GosalesSettings, WarehouseResource
@@ -153,6 +152,8 @@ def build_validation_assets(settings: Settings) -> list[AssetsDefinition]:
     )
     def drift(context: AssetExecutionContext, settings: GosalesSettings, artifacts: ArtifactStore,
               division_model: pl.DataFrame, icp_scores: pl.DataFrame, division_features: pl.DataFrame):
+        from gosales_assets.core.modeling import load_model  # heavy: only where a model is loaded
+
         cfg = settings.get()
         division, cutoff = split_key(context.partition_key)
         if division_model.height == 0 or icp_scores.height == 0:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import polars as pl
 
-from gosales_assets.core.modeling import TrainedModel
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # scoring itself needs no training libraries
+    from gosales_assets.core.modeling import TrainedModel
 
 ICP_COLUMNS = (
     "run_id", "model_version", "division", "cutoff_date", "prediction_window_months", "customer_id",

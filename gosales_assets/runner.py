@@ -139,12 +139,14 @@ def plan_runs(graph: BaseAssetGraph, targets: Iterable[AssetKeyPartitionKey]) ->
         members.setdefault((group(t), stage[t]), []).append(t)
     for g in sorted({g for g, _ in members}):
         stages = sorted(s for gg, s in members if gg == g)
-        for s, later in reversed(list(zip(stages, stages[1:]))):
-            run = members.get((g, s), [])
+        later = stages[-1]
+        for s in reversed(stages[:-1]):
+            run = set(members[(g, s)])
             if all(stage[c] - (group(c) != g) >= later for t in run for c in children[t] if c not in run):
                 for t in run:
                     stage[t] = later
-                members.setdefault((g, later), []).extend(members.pop((g, s)))
+            else:
+                later = s
     runs: dict[tuple[int, str, str], list[AssetKey]] = {}
     for t, s in stage.items():
         runs.setdefault((s, *group(t)), []).append(t.asset_key)

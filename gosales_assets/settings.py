@@ -342,10 +342,12 @@ class Settings(_Model):
         return self.home / "dagster_home"
 
     def gate_thresholds(self, division: str) -> GateThresholds:
-        """Promotion-gate thresholds for a division: its override, else the global ones."""
+        """Promotion-gate thresholds for a division: the global ones, with the keys its override sets replaced (an
+        override of one threshold leaves the other two at the project's values, not at the class defaults)."""
         g = self.models.gates
-        return g.per_division.get(division, GateThresholds(auc_min=g.auc_min, lift10_min=g.lift10_min,
-                                                            cal_mae_max=g.cal_mae_max))
+        override = g.per_division.get(division)
+        values = {"auc_min": g.auc_min, "lift10_min": g.lift10_min, "cal_mae_max": g.cal_mae_max}
+        return GateThresholds(**values | (override.model_dump(exclude_unset=True) if override else {}))
 
     def window_months(self, division: str) -> int:
         return self.labels.per_division_window_months.get(division, self.labels.window_months)

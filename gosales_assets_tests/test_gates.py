@@ -36,3 +36,19 @@ def test_per_division_override(tmp_path):
     metrics = {"auc": 0.65, "lift_at_10": 1.8, "cal_mae": 0.1}
     assert evaluate_gate(metrics, s.gate_thresholds("CPE")).passed
     assert not evaluate_gate(metrics, s.gate_thresholds("PDM")).passed
+
+
+def test_partial_override_keeps_the_projects_other_thresholds(tmp_path):
+    import yaml
+
+    from gosales_assets.settings import DEFAULT_CONFIG_PATH
+
+    doc = yaml.safe_load(DEFAULT_CONFIG_PATH.read_text())
+    doc["models"]["gates"] |= {"auc_min": 0.55, "lift10_min": 1.2, "cal_mae_max": 0.3,
+                               "per_division": {"CPE": {"auc_min": 0.6}}}
+    cfg = tmp_path / "g.yaml"
+    cfg.write_text(yaml.safe_dump(doc))
+    s = load_settings(cfg, home=tmp_path)
+    # only auc_min is overridden; the others stay the project's (not the class defaults 2.0 / 0.10)
+    assert s.gate_thresholds("CPE").model_dump() == {"auc_min": 0.6, "lift10_min": 1.2, "cal_mae_max": 0.3}
+    assert s.gate_thresholds("PDM").model_dump() == {"auc_min": 0.55, "lift10_min": 1.2, "cal_mae_max": 0.3}

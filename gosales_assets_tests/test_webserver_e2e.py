@@ -1,18 +1,23 @@
 """End to end against a real `dagster-webserver` and `dagster-daemon` on 127.0.0.1 (marker `webserver`; runs in
 `make test`, select it alone with `pytest -m webserver`).
 
-A temporary DAGSTER_HOME (the repository's dagster.yaml: queued runs, one warehouse slot) and warehouse hold a
-small demo: the star schema, the cutoff features and the Simulation labels/features of four cutoffs,
-materialized in process. Then, only through the GraphQL API: the asset graph (groups, partitions, edges,
-checks) is listed; the daemon's `register_config_cutoffs` sensor registers a configured cutoff the preparation
-left out; one division × cutoff run of the scoring path (`division_model` → `icp_scores`) is launched, dequeued
-by the daemon and waited for; its materialization metadata and asset check evaluations are read back. Last, both
-process groups are shut down and the test checks that no process is left and the port can be bound again.
+A temporary DAGSTER_HOME (the repository's dagster.yaml: queued runs, one warehouse slot per run) and a project of
+two divisions (Simulation, PDM) with demo landing files and an EMPTY warehouse. Nothing is materialized in process:
+- one native asset backfill of the two configured cutoffs (2025-09, 2026-03; star schema and reports included) is
+  launched through GraphQL `launchPartitionBackfill`, as the UI does, and the daemon's backfill loop runs it;
+- while it runs (as soon as one of its whitespace/report runs waits for the warehouse), one division × cutoff run
+  (job `gosales_division_cutoff`, `labels` of 2025-12|Simulation, a partition outside the backfill) is launched
+  through GraphQL `launchRun`: it waits in the queue for the warehouse slot instead of failing on DuckDB's lock,
+  then succeeds; no two warehouse runs overlap;
+- PDM misses a forced promotion gate (AUC ≥ 1.0): its model is held, its scores publish nothing, and the cutoff's
+  whitespace still materializes with Simulation's rows.
+The order of the backfill (earlier cutoff's labels/features before the model trained on them), the training
+cutoffs of the later model, the backfill's status and the warehouse rows are asserted on values. Last, both process
+groups are shut down and the test checks that no process is left and the port can be bound again.
 """
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import shutil
@@ -28,13 +33,15 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from dagster import DagsterInstance
 
-from gosales_assets.core.checksum import frame_checksum
-from gosales_assets.definitions import DIVISION_CUTOFF_JOB, build_definitions
+from gosales_assets.definitions import build_definitions
 from gosales_assets.demo_data import generate_demo_data
-from gosales_assets.partitions import CUTOFF_PARTITIONS_NAME, multi_key
-from gosales_assets_tests.conftest import CUTOFF_ASSETS, Project, new_project
+from gosales_assets.jobs import DIVISION_CUTOFF_JOB
+from gosales_assets.partitions import cutoff_key, multi_key
+from gosales_assets.resources import WAREHOUSE_POOL
+from gosales_assets.runner import target_partitions
+from gosales_assets.settings import division_slug
+from gosales_assets_tests.conftest import Project, new_project
 
 pytestmark = pytest.mark.webserver
 
@@ -42,19 +49,37 @@ REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent  # the venv's console scripts: dagster-webserver, dagster-daemon
 LOCATION, REPOSITORY = "gosales_assets", "__repository__"
 
-# Three training cutoffs whose 6-month windows close by 2026-03-31, and 2026-03-31 itself: the smallest demo on
-# which the Simulation model passes the default promotion gate (see test_models_asset).
-CUTOFFS = ["2025-03-31", "2025-06-30", "2025-09-30", "2026-03-31"]
-SENSOR_CUTOFF = "2026-06-30"  # configured, but left for the daemon's sensor to register
-DIV, C = "Simulation", "2026-03-31"
-PARTITION = str(multi_key(DIV, C))  # "2026-03-31|Simulation": dimensions in name order
-SCORING_PATH = ["division_model", "icp_scores"]
-EXPECTED_GROUPS = {"raw", "star", "labels", "features", "models", "scoring", "validation", "whitespace", "reports"}
+CUTOFFS = ["2025-09-30", "2026-03-31"]
+EARLY, LATE = cutoff_key(CUTOFFS[0]), cutoff_key(CUTOFFS[1])   # "2025-09", "2026-03"
+DIVISIONS = ["Simulation", "PDM"]
+PROMOTED_DIV, HELD_DIV = "Simulation", "PDM"
+# The run launched while the backfill runs: a partition the backfill does not target (2025-12 is no training
+# cutoff of the 2026-03 model either: its window closes 2026-06, after 2026-03).
+SIDE_CUTOFF, SIDE_ASSETS = "2025-12-31", ["labels"]
+SIDE_PARTITION = str(multi_key(PROMOTED_DIV, SIDE_CUTOFF))  # "2025-12|Simulation": dimensions in name order
+STAR = "fact_transactions"  # an asset of the backfill's first (unpartitioned) run
+# The side run is launched as soon as a backfill run of these assets waits in the queue: the run queue is first in,
+# first out, so that run takes the warehouse slot first and the side run has to wait for it. (This stage of the
+# backfill has two short runs and the most room before the next daemon tick: the side run does not delay it.)
+SIDE_LAUNCH_AFTER = {"whitespace", "metrics_summary"}
+
+OVERRIDES = {
+    "cutoffs": CUTOFFS,
+    # The demo sales log holds the lines of all twelve divisions; the other ten are quarantined as unknown SKUs.
+    "contracts": {"max_violation_rate": 1.0},
+    "models": {"training_cutoffs": 1, "min_positives": 3,
+               "gates": {"auc_min": 0.0, "lift10_min": 0.0, "cal_mae_max": 1.0,
+                         "per_division": {HELD_DIV: {"auc_min": 1.0}}}},  # an AUC nobody reaches: PDM is held
+}
 
 STARTUP_TIMEOUT_S = 120
-RUN_TIMEOUT_S = 300
-SENSOR_TIMEOUT_S = 90
+BACKFILL_TIMEOUT_S = 420   # the daemon's backfill loop ticks every ~30 s; this backfill needs ~8 ticks (~4 min)
+RUN_TIMEOUT_S = 180
 STOP_TIMEOUT_S = 30
+POLL_S = 0.3
+ACTIVE_RUN = ("STARTING", "STARTED", "CANCELING")
+FINISHED_RUN = ("SUCCESS", "FAILURE", "CANCELED")
+FINISHED_BACKFILL = ("COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED")
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -181,11 +206,27 @@ def metadata(entries: list[dict]) -> dict:
     return out
 
 
+RUN_FIELDS = "runId status jobName creationTime startTime endTime tags { key value } assetSelection { path } allPools"
+RUN_QUERY = f"""query($id: ID!) {{ runOrError(runId: $id) {{ __typename ... on Run {{ {RUN_FIELDS} }}
+  ... on Error {{ message }} }} }}"""
+BACKFILL_RUNS_QUERY = f"""query($tag: String!) {{
+  runsOrError(filter: {{tags: [{{key: "dagster/backfill", value: $tag}}]}}) {{ __typename
+    ... on Runs {{ results {{ {RUN_FIELDS} }} }} ... on Error {{ message }} }} }}"""
+BACKFILL_QUERY = """query($id: String!) { partitionBackfillOrError(backfillId: $id) { __typename
+  ... on PartitionBackfill { id status isAssetBackfill title tags { key value } error { message }
+    assetBackfillData { assetBackfillStatuses { __typename
+      ... on AssetPartitionsStatusCounts { assetKey { path } numPartitionsTargeted numPartitionsInProgress
+                                           numPartitionsMaterialized numPartitionsFailed }
+      ... on UnpartitionedAssetStatus { assetKey { path } inProgress materialized failed } } } }
+  ... on Error { message } } }"""
+
+
 @dataclass
 class Stack:
     project: Project
     root: Path
     port: int
+    env: dict[str, str]
     services: list[Service] = field(default_factory=list)
     members: dict[int, int] = field(default_factory=dict)  # every process seen while running: {pid: start}
 
@@ -200,6 +241,22 @@ class Stack:
             doc = json.loads(resp.read())
         assert not doc.get("errors"), f"GraphQL errors: {doc['errors']}\nquery: {query}"
         return doc["data"]
+
+    def run(self, run_id: str) -> dict:
+        run = self.gql(RUN_QUERY, {"id": run_id})["runOrError"]
+        assert run["__typename"] == "Run", run
+        return run
+
+    def backfill_runs(self, backfill_id: str) -> list[dict]:
+        runs = self.gql(BACKFILL_RUNS_QUERY, {"tag": backfill_id})["runsOrError"]
+        assert runs["__typename"] == "Runs", runs
+        return runs["results"]
+
+    def start_daemon(self) -> None:
+        """`dagster-daemon run` (run queue, backfills, sensors), once; its code server loads the same workspace."""
+        if not any(s.name == "daemon" for s in self.services):
+            self.services.append(start_service("daemon", [str(BIN / "dagster-daemon"), "run", "-w", "workspace.yaml"],
+                                               self.root, self.env))
 
     def logs(self) -> str:
         return "\n".join(s.tail() for s in self.services)
@@ -223,29 +280,38 @@ class Stack:
         return left
 
 
+def run_failure_report(st: Stack, run_id: str) -> str:
+    """The run's error events and the daemon's health, for a failure message."""
+    events = st.gql("""query($id: ID!) { logsForRun(runId: $id) { __typename ... on EventConnection { events {
+        __typename ... on MessageEvent { message level stepKey }
+        ... on ExecutionStepFailureEvent { error { message stack } }
+        ... on RunFailureEvent { error { message } } } } ... on Error { message } } }""", {"id": run_id})["logsForRun"]
+    bad = [e for e in events.get("events", []) if e.get("level") in ("ERROR", "CRITICAL") or "error" in e]
+    health = st.gql("{ instance { daemonHealth { allDaemonStatuses { daemonType healthy required } } } }")
+    return f"run {run_id} error events: {json.dumps(bad, indent=1)[:6000]}\ndaemons: {health}\n{st.logs()}"
+
+
+def tags_of(run: dict) -> dict[str, str]:
+    return {t["key"]: t["value"] for t in run["tags"]}
+
+
+def assets_of(run: dict) -> set[str]:
+    return {"/".join(a["path"]) for a in run["assetSelection"] or []}
+
+
 # --------------------------------------------------------------------------------------------------------------
 # fixtures
 # --------------------------------------------------------------------------------------------------------------
 def prepare(root: Path) -> Project:
-    """Demo data, star schema, cutoff features of CUTOFFS and the Simulation labels/features of each cutoff,
-    materialized in process into the temporary DAGSTER_HOME and warehouse the servers will use."""
-    project = new_project(root, {"cutoffs": [*CUTOFFS, SENSOR_CUTOFF],
-                                 "labels": {"auto_widen": {"enabled": False}}})
+    """The project config, the demo landing files and an instance folder; the warehouse does not exist yet."""
+    project = new_project(root, OVERRIDES, only_divisions=DIVISIONS)
     dagster_home = project.settings.dagster_home
     dagster_home.mkdir(parents=True)
     shutil.copy(REPO / "dagster.yaml", dagster_home / "dagster.yaml")
-    generate_demo_data(project.settings.landing_dir, customers=2000, seed=7, settings=project.settings,
-                       ground_truth=False)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("DAGSTER_HOME", str(dagster_home))  # dagster.yaml reads the storage folder from it
-        with DagsterInstance.get() as instance:
-            assert project.materialize(instance=instance).success
-            # Not SENSOR_CUTOFF: the daemon's sensor has to add it.
-            instance.add_dynamic_partitions(CUTOFF_PARTITIONS_NAME, CUTOFFS)
-            for c in CUTOFFS:
-                assert project.materialize(CUTOFF_ASSETS, instance=instance, partition_key=c).success, c
-                assert project.materialize(["labels", "division_features"], instance=instance,
-                                           partition_key=multi_key(DIV, c)).success, c
+    # The demo generator simulates all twelve configured divisions (as test_runner does).
+    generate_demo_data(project.settings.landing_dir, customers=2000, seed=3,
+                       settings=new_project(root / "full").settings, ground_truth=False)
+    assert not project.settings.warehouse_path.exists()
     return project
 
 
@@ -258,14 +324,12 @@ def stack(tmp_path_factory):
         f"      location_name: {LOCATION}\n")
     env = {**os.environ, "DAGSTER_HOME": str(project.settings.dagster_home), "GOSALES_CONFIG": str(project.config_path),
            "GOSALES_HOME": str(project.settings.home), "OMP_WAIT_POLICY": "PASSIVE", "PYTHONUNBUFFERED": "1"}
-    st = Stack(project, root, free_port())
+    st = Stack(project, root, free_port(), env)
     try:
         st.services.append(start_service("webserver", [str(BIN / "dagster-webserver"), "-w", "workspace.yaml",
                                                        "-h", "127.0.0.1", "-p", str(st.port)], root, env))
-        st.services.append(start_service("daemon", [str(BIN / "dagster-daemon"), "run", "-w", "workspace.yaml"],
-                                         root, env))
         wait_until_ready(st)
-        yield st
+        yield st  # the daemon is started by the `backfill` fixture, right after it submitted the backfill
     finally:
         st.stop()
 
@@ -294,199 +358,294 @@ def wait_until_ready(st: Stack) -> None:
     pytest.fail(f"dagster-webserver not ready after {STARTUP_TIMEOUT_S}s ({last})\n{st.logs()}")
 
 
-RUN_QUERY = """query($id: ID!) { runOrError(runId: $id) { __typename ... on Run { runId status jobName
-  tags { key value } assetSelection { path } } ... on Error { message } } }"""
+def backfill_targets(project: Project) -> dict[str, list[str] | None]:
+    """{asset: sorted partition keys (None: unpartitioned)} of everything a backfill of the configured cutoffs
+    covers (the runner's definition: star, every cutoff and division × cutoff partition, reports)."""
+    graph = build_definitions(project.settings, project.config_path).resolve_asset_graph()
+    out: dict[str, list[str] | None] = {}
+    for t in target_partitions(graph, project.settings):
+        name = t.asset_key.to_user_string()
+        if t.partition_key is None:
+            out[name] = None
+        else:
+            out.setdefault(name, []).append(str(t.partition_key))
+    return {k: (sorted(v) if v is not None else None) for k, v in out.items()}
 
 
-def run_failure_report(st: Stack, run_id: str) -> str:
-    """The run's error events and the daemon's health, for a failure message."""
-    events = st.gql("""query($id: ID!) { logsForRun(runId: $id) { __typename ... on EventConnection { events {
-        __typename ... on MessageEvent { message level stepKey }
-        ... on ExecutionStepFailureEvent { error { message stack } }
-        ... on RunFailureEvent { error { message } } } } ... on Error { message } } }""", {"id": run_id})["logsForRun"]
-    bad = [e for e in events.get("events", []) if e.get("level") in ("ERROR", "CRITICAL") or "error" in e]
-    health = st.gql("{ instance { daemonHealth { allDaemonStatuses { daemonType healthy required } } } }")
-    return (f"error events: {json.dumps(bad, indent=1)[:6000]}\ndaemons: {health}\n{st.logs()}")
+def launch_backfill_via_graphql(st: Stack, targets: dict[str, list[str] | None]) -> str:
+    """`launchPartitionBackfill` with one partitions selection per asset (what the UI submits for assets of several
+    partitionings): each chosen key as a one-key range; unpartitioned assets without partitions."""
+    params = {
+        "title": "e2e: two cutoffs from an empty warehouse",
+        "tags": [{"key": "gosales/source", "value": "e2e"}],
+        "partitionsByAssets": [
+            {"assetKey": {"path": [asset]},
+             **({"partitions": {"ranges": [{"start": k, "end": k} for k in keys]}} if keys is not None else {})}
+            for asset, keys in sorted(targets.items())],
+    }
+    launched = st.gql("""mutation($p: LaunchBackfillParams!) { launchPartitionBackfill(backfillParams: $p) {
+        __typename ... on LaunchBackfillSuccess { backfillId } ... on PythonError { message stack }
+        ... on Error { message } } }""", {"p": params})["launchPartitionBackfill"]
+    assert launched["__typename"] == "LaunchBackfillSuccess", launched
+    return launched["backfillId"]
+
+
+def launch_side_run(st: Stack) -> dict:
+    """`launchRun` of job gosales_division_cutoff for one partition and an asset selection, as the Launchpad does."""
+    cutoff = cutoff_key(SIDE_CUTOFF)
+    params = {
+        "selector": {"repositoryLocationName": LOCATION, "repositoryName": REPOSITORY, "jobName": DIVISION_CUTOFF_JOB,
+                     "assetSelection": [{"path": [a]} for a in SIDE_ASSETS]},
+        "executionMetadata": {"tags": [{"key": "dagster/partition", "value": SIDE_PARTITION},
+                                       {"key": "dagster/partition/cutoff", "value": cutoff},
+                                       {"key": "dagster/partition/division", "value": PROMOTED_DIV}]},
+    }
+    launched = st.gql("""mutation($p: ExecutionParams!) { launchRun(executionParams: $p) { __typename
+        ... on LaunchRunSuccess { run { runId status } } ... on PythonError { message stack }
+        ... on Error { message } ... on RunConfigValidationInvalid { errors { message } } } }""",
+                      {"p": params})["launchRun"]
+    assert launched["__typename"] == "LaunchRunSuccess", launched
+    return launched["run"]
 
 
 @pytest.fixture(scope="module")
-def scored_run(stack) -> dict:
-    """Launch `division_model` + `icp_scores` for Simulation × 2026-03-31 as the UI does (the job, an asset and
-    check selection, the partition tags), let the daemon dequeue it, and wait for a terminal status."""
+def backfill(stack) -> dict:
+    """Launch the backfill, then the daemon; as soon as one of the backfill's whitespace/report runs waits in the
+    queue, launch the side run; wait for both to finish. Returns what happened, read back through GraphQL."""
     st = stack
-    nodes = st.gql("""query($keys: [AssetKeyInput!]) { assetNodes(assetKeys: $keys) { assetKey { path }
-        assetChecksOrError { __typename ... on AssetChecks { checks { name } } } } }""",
-                   {"keys": [{"path": [a]} for a in SCORING_PATH]})["assetNodes"]
-    checks = [{"assetKey": {"path": n["assetKey"]["path"]}, "name": c["name"]}
-              for n in nodes for c in n["assetChecksOrError"]["checks"]]
-    params = {
-        "selector": {"repositoryLocationName": LOCATION, "repositoryName": REPOSITORY, "jobName": DIVISION_CUTOFF_JOB,
-                     "assetSelection": [{"path": [a]} for a in SCORING_PATH], "assetCheckSelection": checks},
-        "executionMetadata": {"tags": [{"key": "dagster/partition", "value": PARTITION},
-                                       {"key": "dagster/partition/cutoff", "value": C},
-                                       {"key": "dagster/partition/division", "value": DIV}]},
-    }
-    launched = st.gql("""mutation($p: ExecutionParams!) { launchRun(executionParams: $p) { __typename
-        ... on LaunchRunSuccess { run { runId status } } ... on Error { message }
-        ... on RunConfigValidationInvalid { errors { message } } } }""", {"p": params})["launchRun"]
-    assert launched["__typename"] == "LaunchRunSuccess", launched
-    run_id = launched["run"]["runId"]
-    first_status = launched["run"]["status"]
-    seen = [first_status]
-    deadline = time.monotonic() + RUN_TIMEOUT_S
+    targets = backfill_targets(st.project)
+    t0 = time.monotonic()
+    backfill_id = launch_backfill_via_graphql(st, targets)
+    # The daemon's backfill loop sleeps ~30 s between iterations and runs its first one at start: starting the
+    # daemon now saves up to one iteration of waiting (the webserver alone only records the backfill).
+    assert st.gql(BACKFILL_QUERY, {"id": backfill_id})["partitionBackfillOrError"]["status"] == "REQUESTED"
+    st.start_daemon()
+    side: dict = {}
+    deadline = time.monotonic() + BACKFILL_TIMEOUT_S
     while True:
-        run = st.gql(RUN_QUERY, {"id": run_id})["runOrError"]
-        if run["status"] != seen[-1]:
-            seen.append(run["status"])
-        if run["status"] in ("SUCCESS", "FAILURE", "CANCELED"):
+        for s in st.services:
+            assert s.proc.poll() is None, f"{s.name} exited with {s.proc.returncode}\n{st.logs()}"
+        bf = st.gql(BACKFILL_QUERY, {"id": backfill_id})["partitionBackfillOrError"]
+        assert bf["__typename"] == "PartitionBackfill", bf
+        runs = st.backfill_runs(backfill_id)
+        st.record_members()  # run workers are children of the daemon: track them too
+        if not side:
+            ahead = [r for r in runs if r["status"] == "QUEUED" and assets_of(r) & SIDE_LAUNCH_AFTER]
+            if ahead:
+                launched = launch_side_run(st)
+                side = {"run_id": launched["runId"], "statuses": [launched["status"]], "ahead": ahead[0]["runId"],
+                        "queued_behind": set()}
+        elif side["statuses"][-1] not in FINISHED_RUN:  # `runs` was read after the side run was created
+            run = st.run(side["run_id"])
+            if run["status"] != side["statuses"][-1]:
+                side["statuses"].append(run["status"])
+            if run["status"] == "QUEUED":  # who holds the warehouse while the side run waits
+                side["queued_behind"] |= {r["runId"] for r in runs if r["status"] in ACTIVE_RUN}
+        failed = [r for r in runs if r["status"] in ("FAILURE", "CANCELED")]
+        if failed:
+            pytest.fail(f"backfill {backfill_id} run {failed[0]['runId']} ended {failed[0]['status']}\n"
+                        f"{run_failure_report(st, failed[0]['runId'])}")
+        if bf["status"] in FINISHED_BACKFILL and not side:
+            pytest.fail(f"backfill {backfill_id} ended {bf['status']} before a run of {sorted(SIDE_LAUNCH_AFTER)} "
+                        f"was seen waiting in the queue: the side run was never launched")
+        if bf["status"] in FINISHED_BACKFILL and side["statuses"][-1] in FINISHED_RUN:
             break
         if time.monotonic() > deadline:
-            pytest.fail(f"run {run_id} still {run['status']} after {RUN_TIMEOUT_S}s (statuses {seen})\n"
-                        f"{run_failure_report(st, run_id)}")
-        st.record_members()  # the run worker is a child of the daemon's code server: track it too
-        time.sleep(1)
-    if run["status"] != "SUCCESS":
-        pytest.fail(f"run {run_id} ended {run['status']} (statuses {seen})\n{run_failure_report(st, run_id)}")
-    return {"run_id": run_id, "run": run, "statuses": seen, "checks": checks}
+            pytest.fail(f"backfill {backfill_id} still {bf['status']} after {BACKFILL_TIMEOUT_S}s; side run {side}; "
+                        f"runs {[(r['runId'][:8], sorted(assets_of(r))[:3], r['status']) for r in runs]}\n{st.logs()}")
+        time.sleep(POLL_S)
+    elapsed = time.monotonic() - t0
+    if side["statuses"][-1] != "SUCCESS":
+        pytest.fail(f"side run ended {side['statuses']}\n{run_failure_report(st, side['run_id'])}")
+    side["run"] = st.run(side["run_id"])
+    return {"id": backfill_id, "backfill": bf, "runs": st.backfill_runs(backfill_id), "targets": targets,
+            "side": side, "elapsed_s": elapsed}
+
+
+MATERIALIZATIONS_QUERY = METADATA_FIELDS + """query($k: AssetKeyInput!) { assetOrError(assetKey: $k) { __typename
+    ... on Asset { assetMaterializations(limit: 200) { runId partition timestamp metadataEntries { ...ME } } } } }"""
+
+
+@pytest.fixture(scope="module")
+def materializations(stack, backfill) -> dict[tuple[str, str | None], list[dict]]:
+    """{(asset, partition): [materialization events, newest first]} of every asset of the backfill or side run."""
+    out: dict[tuple[str, str | None], list[dict]] = {}
+    for asset in sorted(set(backfill["targets"]) | set(SIDE_ASSETS)):
+        found = stack.gql(MATERIALIZATIONS_QUERY, {"k": {"path": [asset]}})["assetOrError"]
+        assert found["__typename"] == "Asset", (asset, found)
+        for m in found["assetMaterializations"]:
+            out.setdefault((asset, m["partition"]), []).append(
+                {"run_id": m["runId"], "ts": int(m["timestamp"]) / 1000, "meta": metadata(m["metadataEntries"])})
+    return out
+
+
+CHECKS_QUERY = """query($k: AssetKeyInput!, $c: String!) {
+  assetCheckExecutions(assetKey: $k, checkName: $c, limit: 50) {
+    runId status partition evaluation { success severity description } } }"""
+
+
+def warehouse(project: Project, sql: str, params: list | None = None):
+    with duckdb.connect(str(project.settings.warehouse_path), read_only=True) as conn:
+        return conn.execute(sql, params or []).pl()
 
 
 # --------------------------------------------------------------------------------------------------------------
 # tests (in file order; the last one shuts the servers down)
 # --------------------------------------------------------------------------------------------------------------
-def test_sensor_on_the_daemon_registers_the_configured_cutoff(stack):
-    sensor = {"repositoryLocationName": LOCATION, "repositoryName": REPOSITORY, "sensorName": "register_config_cutoffs"}
-    query = """query($s: SensorSelector!) { sensorOrError(sensorSelector: $s) { __typename ... on Sensor {
-        sensorState { status ticks(limit: 5) { status error { message } dynamicPartitionsRequestResults { partitionKeys } } } } } }"""
-    deadline = time.monotonic() + SENSOR_TIMEOUT_S
-    while True:
-        state = stack.gql(query, {"s": sensor})["sensorOrError"]["sensorState"]
-        added = {k for t in state["ticks"] for r in t["dynamicPartitionsRequestResults"] for k in r["partitionKeys"] or []}
-        if SENSOR_CUTOFF in added:
-            break
-        assert time.monotonic() < deadline, f"sensor did not register {SENSOR_CUTOFF}: {state}\n{stack.logs()}"
-        time.sleep(1)
-    assert state["status"] == "RUNNING"
-    assert added == {SENSOR_CUTOFF}  # the four prepared cutoffs were already there
-    # A tick that only adds partitions (no run request) is recorded as SKIPPED; FAILURE would carry the error.
-    assert all(t["status"] in ("SUCCESS", "SKIPPED") and t["error"] is None for t in state["ticks"]), state
+def test_backfill_of_two_cutoffs_completes_with_every_target_materialized_once(stack, backfill, materializations):
+    bf, runs, targets = backfill["backfill"], backfill["runs"], backfill["targets"]
+    assert bf["status"] == "COMPLETED_SUCCESS" and bf["isAssetBackfill"] and bf["error"] is None, bf
+    assert tags_of(bf)["gosales/source"] == "e2e"
+    assert runs and all(r["status"] == "SUCCESS" for r in runs), [(r["runId"], r["status"]) for r in runs]
+    # the backfill targeted exactly the runner's partitions, and reports each as materialized, none failed
+    statuses = {"/".join(s["assetKey"]["path"]): s for s in bf["assetBackfillData"]["assetBackfillStatuses"]}
+    assert set(statuses) == set(targets)
+    for asset, keys in targets.items():
+        s = statuses[asset]
+        if keys is None:
+            assert (s["materialized"], s["inProgress"], s["failed"]) == (True, False, False), s
+        else:
+            assert keys in ([EARLY, LATE], [f"{c}|{d}" for c in (EARLY, LATE) for d in sorted(DIVISIONS)]), asset
+            assert (s["numPartitionsTargeted"], s["numPartitionsMaterialized"], s["numPartitionsInProgress"],
+                    s["numPartitionsFailed"]) == (len(keys), len(keys), 0, 0), s
+    assert targets["division_model"] == [f"{c}|{d}" for c in (EARLY, LATE) for d in sorted(DIVISIONS)]
+    assert targets["whitespace"] == [EARLY, LATE] and targets["metrics_summary"] is None
+    # every target was materialized exactly once, by a run of this backfill (an empty warehouse before it)
+    run_ids = {r["runId"] for r in runs}
+    expected = {(a, k) for a, keys in targets.items() for k in (keys if keys is not None else [None])}
+    done = {key: [m for m in events if m["run_id"] in run_ids] for key, events in materializations.items()}
+    assert {key for key, events in done.items() if events} == expected
+    assert all(len(done[key]) == 1 for key in expected), {k: len(done[k]) for k in expected if len(done[k]) != 1}
+    # every run of the backfill opened the warehouse through its pool, and the pool let one run at a time in
+    assert all(r["allPools"] == [WAREHOUSE_POOL] for r in runs), [(r["runId"], r["allPools"]) for r in runs]
+    print(f"\nbackfill {backfill['id']}: {len(runs)} runs, {backfill['elapsed_s']:.0f} s")
 
 
-def test_asset_graph_lists_every_group_partition_edge_and_check(stack):
-    nodes = stack.gql("""{ assetNodes { assetKey { path } groupName isPartitioned dependencyKeys { path }
-        partitionKeysByDimension { name partitionKeys }
-        assetChecksOrError { __typename ... on AssetChecks { checks { name } } } } }""")["assetNodes"]
-    by_key = {"/".join(n["assetKey"]["path"]): n for n in nodes}
-    graph = build_definitions(stack.project.settings, stack.project.config_path).resolve_asset_graph()
-    expected = {k.to_user_string(): graph.get(k) for k in graph.get_all_asset_keys()}
-    assert set(by_key) == set(expected)
-    assert EXPECTED_GROUPS <= {n["groupName"] for n in nodes}
-    cutoffs = sorted([*CUTOFFS, SENSOR_CUTOFF])
-    divisions = list(stack.project.settings.divisions)
-    for key, node in expected.items():
-        got = by_key[key]
-        assert got["groupName"] == node.group_name, key
-        assert {"/".join(d["path"]) for d in got["dependencyKeys"]} == {p.to_user_string() for p in node.parent_keys}
-        assert {c["name"] for c in got["assetChecksOrError"]["checks"]} == {c.name for c in node.check_keys}, key
-        dims = {d["name"]: d["partitionKeys"] for d in got["partitionKeysByDimension"]}
-        if node.partitions_def is None:
-            assert not got["isPartitioned"] and dims == {}, key
-        elif set(dims) == {"cutoff", "division"}:
-            assert sorted(dims["cutoff"]) == cutoffs and dims["division"] == divisions, key
-        else:  # the cutoff partitions (a single dimension)
-            assert list(dims) == ["default"] and sorted(dims["default"]) == cutoffs, key
-    # the scoring path's own partitioning and wiring
-    assert {"division_model", "division_features"} <= {"/".join(d["path"]) for d in by_key["icp_scores"]["dependencyKeys"]}
-    assert by_key["division_model"]["isPartitioned"] and by_key["icp_scores"]["isPartitioned"]
+def test_backfill_orders_the_earlier_cutoff_before_the_model_that_trains_on_it(backfill, materializations):
+    runs = {r["runId"]: r for r in backfill["runs"]}
+
+    def producer(asset: str, partition: str) -> dict:
+        [event] = [m for m in materializations[(asset, partition)] if m["run_id"] in runs]
+        return {**event, "run": runs[event["run_id"]]}
+
+    for div in DIVISIONS:
+        model = producer("division_model", f"{LATE}|{div}")
+        for upstream in ("labels", "division_features"):
+            up = producer(upstream, f"{EARLY}|{div}")
+            assert up["run_id"] != model["run_id"], (upstream, div)
+            assert up["run"]["endTime"] <= model["run"]["startTime"], (upstream, div, up["run"], model["run"])
+            assert up["ts"] < model["ts"]
+        # and the star schema, before anything partitioned
+        star = producer(STAR, None)
+        assert star["run"]["endTime"] <= producer("labels", f"{EARLY}|{div}")["run"]["startTime"]
+    # whitespace of the later cutoff after the earlier whitespace (its self-dependency) and after its scores
+    ws_late = producer("whitespace", LATE)
+    assert producer("whitespace", EARLY)["run"]["endTime"] <= ws_late["run"]["startTime"]
+    for div in DIVISIONS:
+        assert producer("icp_scores", f"{LATE}|{div}")["run"]["endTime"] <= ws_late["run"]["startTime"]
+    # metrics_summary (unpartitioned) after every model and forward validation it summarizes
+    summary = producer("metrics_summary", None)
+    for asset in ("division_model", "forward_validation"):
+        for key in (f"{c}|{d}" for c in (EARLY, LATE) for d in DIVISIONS):
+            assert producer(asset, key)["run"]["endTime"] <= summary["run"]["startTime"], (asset, key)
 
 
-def test_scoring_run_is_queued_then_dequeued_by_the_daemon_and_succeeds(stack, scored_run):
-    run = scored_run["run"]
-    assert run["status"] == "SUCCESS" and run["jobName"] == DIVISION_CUTOFF_JOB
-    assert scored_run["statuses"][0] == "QUEUED"  # QueuedRunCoordinator: only the daemon starts it
-    tags = {t["key"]: t["value"] for t in run["tags"]}
-    assert tags["dagster/partition"] == PARTITION
-    assert tags["gosales/config_checksum"] == stack.project.settings.checksum
-    assert sorted("/".join(a["path"]) for a in run["assetSelection"]) == sorted(SCORING_PATH)
-    # the run's resolved config was written by the settings resource of the run worker
-    assert (stack.project.settings.artifacts_dir / "runs" / scored_run["run_id"] / "config_resolved.yaml").is_file()
-
-
-def test_materialization_metadata_reads_back_with_real_values(stack, scored_run):
-    query = METADATA_FIELDS + """query($k: AssetKeyInput!, $p: String!) { assetOrError(assetKey: $k) { __typename
-        ... on Asset { assetMaterializations(partitions: [$p], limit: 1) { runId partition metadataEntries { ...ME } } } } }"""
-
-    def latest(asset: str) -> dict:
-        mats = stack.gql(query, {"k": {"path": [asset]}, "p": PARTITION})["assetOrError"]["assetMaterializations"]
-        assert len(mats) == 1, (asset, mats)
-        assert mats[0]["runId"] == scored_run["run_id"] and mats[0]["partition"] == PARTITION
-        return metadata(mats[0]["metadataEntries"])
-
+def test_later_cutoffs_model_lists_the_earlier_cutoff_as_its_training_cutoff(stack, backfill, materializations):
     project = stack.project
-    with duckdb.connect(str(project.settings.warehouse_path), read_only=True) as conn:
-        registry = conn.execute("select * from division_model where division = ? and cutoff_date = ?",
-                                [DIV, C]).pl().row(0, named=True)
-        scores = conn.execute("select * from icp_scores where division = ? and cutoff_date = ? order by customer_id",
-                              [DIV, C]).pl()
-
-    model = latest("division_model")
-    assert 0.0 <= model["auc"] <= 1.0 and model["auc"] == pytest.approx(registry["auc"])
-    assert model["lift_at_10"] > 0 and 0.0 <= model["brier"] <= 1.0 and 0.0 <= model["cal_mae"] <= 1.0
-    assert model["positives"] >= project.settings.models.min_positives
-    assert model["training_cutoffs"] == CUTOFFS[:3]  # C' + 6 months <= C
-    assert model["model_version"] == registry["model_version"] and len(model["model_version"]) == 12
-    assert model["gate"] == "all gates passed" == registry["gate_detail"]
-    assert model["model_type"] in ("logistic", "lightgbm", "ensemble") and model["dagster/row_count"] == 1
-    for chart in ("gains_chart", "calibration_chart"):
-        prefix = f"![{chart.split('_')[0]}](data:image/png;base64,"
-        assert model[chart].startswith(prefix), chart
-        assert base64.b64decode(model[chart][len(prefix):-1])[:8] == b"\x89PNG\r\n\x1a\n", chart
-    assert Path(model["artifacts"], "model.joblib").is_file()
-
-    icp = latest("icp_scores")
-    assert icp["dagster/row_count"] == scores.height > 0
-    assert icp["checksum"] == frame_checksum(scores)  # the warehouse slice is exactly what the run checksummed
-    assert icp["config_checksum"] == project.settings.checksum
-    assert icp["model_version"] == registry["model_version"]
-    assert icp["labels_known"] is True and icp["realized_positives"] == scores.get_column("bought_in_division").sum() > 0
-    assert 0.0 < icp["mean_icp_score"] < 1.0
-    assert icp["mean_icp_score"] == pytest.approx(scores.get_column("icp_score").mean(), abs=1e-6)
-
-
-def test_asset_check_evaluations_read_back(stack, scored_run):
-    query = METADATA_FIELDS + """query($k: AssetKeyInput!, $c: String!) {
-        assetCheckExecutions(assetKey: $k, checkName: $c, limit: 10) { runId status
-          evaluation { success severity description targetMaterialization { runId } metadataEntries { ...ME } } } }"""
-    results = {}
-    for check in scored_run["checks"]:
-        asset, name = check["assetKey"]["path"][0], check["name"]
-        execs = [e for e in stack.gql(query, {"k": check["assetKey"], "c": name})["assetCheckExecutions"]
-                 if e["runId"] == scored_run["run_id"]]
-        assert len(execs) == 1, (asset, name, execs)
-        results[(asset, name)] = execs[0]
-    assert set(results) == {("division_model", n) for n in ("promotion_gate", "fold_overlap", "time_order",
-                                                          "static_scan", "feature_shift")} | {
-        ("icp_scores", "contract"), ("icp_scores", "zero_prevalence_guard")}
-    for key, ex in results.items():
-        ev = ex["evaluation"]
-        assert ex["status"] == "SUCCEEDED" and ev["success"] is True, (key, ev["description"])
-        assert ev["severity"] == "ERROR", key  # blocking checks that would have stopped the run
-        assert ev["targetMaterialization"]["runId"] == scored_run["run_id"], key
-
-    gate = results[("division_model", "promotion_gate")]["evaluation"]
-    values = metadata(gate["metadataEntries"])
-    thresholds = stack.project.settings.gate_thresholds(DIV)
-    assert gate["description"] == "all gates passed"
-    assert (values["auc_min"], values["lift10_min"], values["cal_mae_max"]) == (
-        thresholds.auc_min, thresholds.lift10_min, thresholds.cal_mae_max)
-    assert values["auc"] >= values["auc_min"] and values["lift_at_10"] >= values["lift10_min"]
-    assert values["cal_mae"] <= values["cal_mae_max"]
-    time_order = metadata(results[("division_model", "time_order")]["evaluation"]["metadataEntries"])["detail"]
-    assert time_order["violations"] == [] and [c for c, _ in time_order["training_cutoffs"]] == CUTOFFS[:3]
-    contract = metadata(results[("icp_scores", "contract")]["evaluation"]["metadataEntries"])
-    assert contract["rows"] > 0 and contract["failed_rows"] == 0
+    registry = {(r["division"], r["cutoff_date"].isoformat()): r
+                for r in warehouse(project, "select * from division_model").to_dicts()}
+    assert set(registry) == {(d, c) for d in DIVISIONS for c in CUTOFFS}
+    run_ids = {r["runId"] for r in backfill["runs"]}
+    assert {r["run_id"] for r in registry.values()} <= run_ids
+    # the first cutoff has no earlier labelled cutoff: no model, the reason recorded
+    for div in DIVISIONS:
+        first = registry[(div, CUTOFFS[0])]
+        assert first["status"] == "skipped" and not first["training_cutoffs"], first
+        assert "no trainable cutoff" in first["reason"]
+    # the later cutoff trains on the earlier one (C' + 6 months ≤ C), and Simulation passes its relaxed gate
+    late = registry[(PROMOTED_DIV, CUTOFFS[1])]
+    assert late["status"] == "promoted" and late["gate_passed"] is True, late
+    assert late["training_cutoffs"] == CUTOFFS[0]
+    assert late["train_positives"] >= project.settings.models.min_positives and late["train_rows"] > 0
+    card = json.loads((project.settings.artifacts_dir / "models" / division_slug(PROMOTED_DIV) / CUTOFFS[1]
+                       / "model_card.json").read_text())
+    assert card["training_cutoffs"] == [CUTOFFS[0]] and card["training_windows_months"] == [6]
+    assert card["cutoff"] == CUTOFFS[1] and card["model_version"] == late["model_version"]
+    assert card["dagster_run_id"] == late["run_id"] and card["gate"]["passed"] is True
+    [event] = [m for m in materializations[("division_model", f"{LATE}|{PROMOTED_DIV}")] if m["run_id"] in run_ids]
+    assert event["meta"]["training_cutoffs"] == [CUTOFFS[0]] and event["meta"]["status"] == "promoted"
+    assert event["meta"]["model_version"] == late["model_version"]
+    # the promoted model published scores: probabilities for customers of the warehouse
+    scores = warehouse(project, "select count(*) as n, avg(icp_score) as mean from icp_scores "
+                                "where division = ? and cutoff_date = ?", [PROMOTED_DIV, CUTOFFS[1]])
+    n_customers = warehouse(project, "select count(*) as n from dim_customer").item(0, "n")
+    assert 0 < scores.item(0, "n") <= n_customers and 0.0 < scores.item(0, "mean") < 1.0
 
 
-def test_shutdown_is_clean_no_orphans_and_port_released(stack):
+def test_run_launched_during_the_backfill_waits_for_the_warehouse_then_succeeds(stack, backfill, materializations):
+    side, runs = backfill["side"], backfill["runs"]
+    run = side["run"]
+    # launched through the Launchpad's mutation: queued (QueuedRunCoordinator), then run by the daemon
+    assert side["statuses"][0] == "QUEUED" and side["statuses"][-1] == "SUCCESS", side["statuses"]
+    assert run["jobName"] == DIVISION_CUTOFF_JOB and assets_of(run) == set(SIDE_ASSETS)
+    assert tags_of(run)["dagster/partition"] == SIDE_PARTITION and "dagster/backfill" not in tags_of(run)
+    assert run["allPools"] == [WAREHOUSE_POOL]
+    # it was launched while a backfill run queued for the warehouse, and waited in the queue while backfill runs
+    # held it: it started only after every run seen holding it had finished (and after the one queued before it)
+    by_id = {r["runId"]: r for r in runs}
+    assert side["queued_behind"] and side["queued_behind"] <= set(by_id), side
+    assert side["ahead"] in by_id and by_id[side["ahead"]]["creationTime"] < run["creationTime"]
+    ahead = [by_id[i] for i in side["queued_behind"] | {side["ahead"]}]
+    assert all(run["creationTime"] < r["endTime"] <= run["startTime"] for r in ahead), (run, ahead)
+    # no two warehouse runs overlapped, the side run included (one slot, claimed per run)
+    spans = sorted((r["startTime"], r["endTime"], r["runId"]) for r in [*runs, run])
+    overlaps = [(a[2], b[2]) for a, b in zip(spans, spans[1:]) if b[0] < a[1]]
+    assert not overlaps, overlaps
+    # and it did its work: one materialization of Simulation's labels at 2025-12, rows in the warehouse
+    [event] = materializations[("labels", SIDE_PARTITION)]
+    assert event["run_id"] == run["runId"]
+    labels = warehouse(stack.project, "select count(*) as n from labels where division = ? and cutoff_date = ?",
+                       [PROMOTED_DIV, SIDE_CUTOFF])
+    n = labels.item(0, "n")
+    assert n > 0 and event["meta"]["dagster/row_count"] == n, event["meta"]
+
+
+def test_held_division_does_not_fail_its_cutoffs_whitespace(stack, backfill, materializations):
+    project = stack.project
+    run_ids = {r["runId"] for r in backfill["runs"]}
+    held = warehouse(project, "select * from division_model where division = ? and cutoff_date = ?",
+                     [HELD_DIV, CUTOFFS[1]]).row(0, named=True)
+    assert held["status"] == "held" and held["gate_passed"] is False, held
+    assert held["reason"].startswith("promotion gate: auc"), held["reason"]
+    [model] = [m for m in materializations[("division_model", f"{LATE}|{HELD_DIV}")] if m["run_id"] in run_ids]
+    assert model["meta"]["status"] == "held"
+    # its promotion gate failed with ERROR severity, recorded per partition, yet stopped nothing (not blocking)
+    gates = {e["partition"]: e for e in stack.gql(CHECKS_QUERY, {"k": {"path": ["division_model"]},
+                                                              "c": "promotion_gate"})["assetCheckExecutions"]
+             if e["runId"] in run_ids}
+    assert set(gates) == {f"{c}|{d}" for c in (EARLY, LATE) for d in DIVISIONS}
+    gate = gates[f"{LATE}|{HELD_DIV}"]
+    assert gate["status"] == "FAILED" and gate["evaluation"]["success"] is False, gate
+    assert gate["evaluation"]["severity"] == "ERROR" and gate["evaluation"]["description"].startswith("auc"), gate
+    assert gates[f"{LATE}|{PROMOTED_DIV}"]["status"] == "SUCCEEDED"
+    assert next(r for r in backfill["runs"] if r["runId"] == gate["runId"])["status"] == "SUCCESS"
+    # the held model publishes nothing: an empty scores slice, said so in its metadata
+    [scores] = [m for m in materializations[("icp_scores", f"{LATE}|{HELD_DIV}")] if m["run_id"] in run_ids]
+    assert scores["meta"]["published"] is False and scores["meta"]["dagster/row_count"] == 0, scores["meta"]
+    assert warehouse(project, "select count(*) as n from icp_scores where division = ? and cutoff_date = ?",
+                     [HELD_DIV, CUTOFFS[1]]).item(0, "n") == 0
+    # the cutoff's whitespace materialized in a successful run, with the published division's rows only
+    [ws] = [m for m in materializations[("whitespace", LATE)] if m["run_id"] in run_ids]
+    assert next(r for r in backfill["runs"] if r["runId"] == ws["run_id"])["status"] == "SUCCESS"
+    rows = warehouse(project, "select division, count(*) as n from whitespace where cutoff_date = ? group by 1",
+                     [CUTOFFS[1]])
+    assert set(rows.get_column("division")) == {PROMOTED_DIV} and rows.item(0, "n") > 0, rows
+    assert ws["meta"]["dagster/row_count"] == rows.item(0, "n"), ws["meta"]
+    # and the backfill as a whole: no failed run (asserted run by run in the first test), COMPLETED_SUCCESS
+    assert backfill["backfill"]["status"] == "COMPLETED_SUCCESS"
+
+
+def test_shutdown_is_clean_no_orphans_and_port_released(stack, backfill):
     stack.record_members()
     assert len(stack.members) >= 4, stack.members  # webserver, daemon and at least one code server each
     left = stack.stop()

@@ -15,8 +15,12 @@ What runs, each part in its own subprocess (so every part's memory is its own):
    engine never reads it); both paths read this landing folder.
 2. direct path: one subprocess per stage (star, cutoff features, labels + division features, models,
    scoring, whitespace, validation + drift, metrics summary) calling the `gosales_assets.core` functions with
-   the arguments the asset functions use, checks and artifact files included; intermediate tables are
-   Parquet files under `<work>/direct/tables` (the direct path's warehouse). No Dagster import (checked).
+   the arguments the asset functions use, checks and artifact files included; where an asset body is one core
+   call, the direct path makes the same call (`core.whitespace.build_whitespace` / `empty_whitespace`,
+   `core.model_card.model_record` / `skipped_model`, the `core.leakage_records` records) and writes the files it
+   returns; intermediate tables are Parquet files under `<work>/direct/tables` (the direct path's warehouse), read
+   where the asset queries the warehouse. No Dagster import (checked). With `whitespace.challenger_enabled` the
+   whitespace stage stops (the direct path does not read the challenger's earlier lists).
 3. Dagster path: `gosales_assets.runner.materialize` (what `gosales materialize` runs) against a fresh
    `DAGSTER_HOME` with the repository's dagster.yaml; per-step wall times from the run event logs.
 
@@ -45,7 +49,6 @@ import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from importlib.metadata import version
 from pathlib import Path
 
 # LightGBM's OpenMP threads otherwise spin while waiting (see the Makefile); set before lightgbm loads.
@@ -57,12 +60,10 @@ import yaml  # noqa: E402
 
 from gosales_assets.core.als import fit_als  # noqa: E402
 from gosales_assets.core.basket import customer_portfolios, market_basket_rules  # noqa: E402
-from gosales_assets.core.calendar import window_end  # noqa: E402
+from gosales_assets.core.calendar import add_months, month_end, window_end  # noqa: E402
 from gosales_assets.core.charts import calibration_chart, gains_chart  # noqa: E402
 from gosales_assets.core.checksum import frame_checksum  # noqa: E402
 from gosales_assets.core.contracts import (  # noqa: E402
-    capacity_grid_schema,
-    capacity_summary_schema,
     check_contract,
     contract_violations_schema,
     dim_customer_schema,
@@ -71,46 +72,29 @@ from gosales_assets.core.contracts import (  # noqa: E402
     icp_scores_schema,
     missing_references,
     raw_table_schema,
-    whitespace_metrics_schema,
-    whitespace_schema,
 )
 from gosales_assets.core.division_features import build_division_features  # noqa: E402
 from gosales_assets.core.drift import DriftThresholds, alerts_json, drift_findings  # noqa: E402
-from gosales_assets.core.explain import check_reasons, explanation_frame  # noqa: E402
 from gosales_assets.core.features import build_customer_features, feature_catalog, feature_stats  # noqa: E402
-from gosales_assets.core.gates import evaluate_gate  # noqa: E402
 from gosales_assets.core.ingest import read_eligibility, read_raw_table  # noqa: E402
 from gosales_assets.core.labels import build_labels  # noqa: E402
-from gosales_assets.core.leakage import (  # noqa: E402
-    feature_code_paths,
-    invariance_report,
-    scan_wall_clock,
-    source_date_audit,
-    time_order_violations,
+from gosales_assets.core.leakage import feature_code_paths, invariance_report, scan_wall_clock, source_date_audit  # noqa: E402
+from gosales_assets.core.leakage_records import (  # noqa: E402
+    audit_record,
+    cutoff_record_path,
+    division_features_record,
+    feature_shift_report,
 )
 from gosales_assets.core.metrics import calibration_bins, calibration_mae, gains_table  # noqa: E402
-from gosales_assets.core.modeling import (  # noqa: E402
-    DegenerateModel,
-    InsufficientData,
-    fold_overlap,
-    load_model,
-    train_division_model,
-)
-from gosales_assets.core.ranking import (  # noqa: E402
-    apply_eligibility,
-    capacity_grid,
-    capacity_summary,
-    capture_at_k,
-    percentile_uniformity,
-    rank_whitespace,
-    select_capacity,
-    stability,
-    whitespace_inputs,
-)
+from gosales_assets.core.model_card import model_record, package_versions, skipped_model  # noqa: E402
+from gosales_assets.core.modeling import DegenerateModel, InsufficientData, load_model, train_division_model  # noqa: E402
+from gosales_assets.core.registry import unpublished_reason  # noqa: E402
 from gosales_assets.core.reports import metrics_summary, top_accounts, top_accounts_markdown  # noqa: E402
 from gosales_assets.core.scoring import ICP_COLUMNS, score_population, zero_prevalence_alert  # noqa: E402
 from gosales_assets.core.star import build_fact_events, build_star, violation_summary  # noqa: E402
 from gosales_assets.core.validation import segment_performance, topk_scenarios, validation_metrics  # noqa: E402
+from gosales_assets.core.whitespace import build_whitespace, empty_whitespace, whitespace_contracts  # noqa: E402
+from gosales_assets.core.whitespace_inputs import whitespace_inputs  # noqa: E402
 from gosales_assets.settings import DEFAULT_CONFIG_PATH, Settings, division_slug, load_settings, merge_config  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -149,17 +133,12 @@ STEP_STAGE = {
     "top_accounts_report": "whitespace", "forward_validation": "validation", "drift": "validation",
     "metrics_summary": "reports",
 }
-PACKAGES = ("dagster", "polars", "duckdb", "numpy", "scikit-learn", "lightgbm", "implicit", "pandera")
-
 # Mirrors of constants that live in the (Dagster-importing) asset modules.
 FACT_COLUMNS = ["invoice_id", "line_no", "invoice_date", "customer_id", "sku", "division", "quantity", "revenue",
                 "gross_profit", "rep_id", "is_return"]
 FACT_ORDER = ["invoice_date", "invoice_id", "line_no"]
 LABEL_COLUMNS = ["division", "cutoff_date", "window_months", "cohort", "net_revenue_window", "label", "censored"]
 SEGMENTS = ["industry", "region", "employee_band"]
-CAPTURE_KS = (5.0, 10.0, 20.0)
-EXPORT_COLUMNS = ["run_id", "division", "customer_id", "score", "p_icp", "p_icp_pct", "lift_norm", "als_norm",
-                  "EV_norm", "nba_reason"]
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -355,9 +334,7 @@ def d_cutoff_features(d: Direct) -> None:
                 results = dict(zip(("shift_test", "post_cutoff_invariance"),
                                    invariance_report(builders[name], fact, cutoff, checksum, seed=cfg.seeds.modeling)))
                 results["source_date_audit"] = source_date_audit(history, cutoff)
-                d.json(["features", c, f"leakage_{name}.json"],
-                       {k: {"status": "PASS" if r.passed else "FAIL", "detail": r.detail, **r.values}
-                        for k, r in results.items()})
+                d.json(["features", c, f"leakage_{name}.json"], audit_record(results))
                 d.save(out.with_columns(pl.lit(cutoff).alias("cutoff_date")), name, c)
 
 
@@ -400,18 +377,32 @@ def d_division_features(d: Direct) -> None:
             frame_checksum(frame)
             d.catalog(["features", c, key[0]], features_only)
             frame_checksum(features_only)
-            source_date_audit(history, cutoff)
+            audit = source_date_audit(history, cutoff)
+            upstream = cutoff_record_path(cfg.artifacts_dir, cutoff, "customer_features")
+            d.json(["features", c, key[0], "leakage_division_features.json"], division_features_record(
+                json.loads(upstream.read_text()) if upstream.is_file() else None, audit))
             d.save(frame, "division_features", *key)
     d.save(pl.DataFrame(index, schema_overrides={"window_all": pl.Int64, "window_uncensored": pl.Int64}),
            "label_index")
 
 
-def _sample(df: pl.DataFrame, n: int, seed: int) -> pl.DataFrame:
-    return df if df.height <= n else df.sample(n=n, seed=seed).sort(df.columns[:2])
+def _write_file(d: Direct, rel: list[str], content) -> None:
+    """One artifact file by its suffix, as the asset writes it: JSON, CSV, Parquet, JSON lines / text, or bytes."""
+    if rel[-1].endswith(".json"):
+        d.json(rel, content)
+    elif rel[-1].endswith(".csv"):
+        d.csv(rel, content)
+    elif rel[-1].endswith(".parquet"):
+        content.write_parquet(d.art(*rel))
+    elif isinstance(content, str):
+        d.art(*rel).write_text(content)
+    else:
+        d.art(*rel).write_bytes(content)
 
 
 def d_models(d: Direct) -> None:
     cfg, params = d.cfg, d.cfg.models
+    shortest, longest = cfg.window_range()
     index = d.load("label_index")
     scan = scan_wall_clock(feature_code_paths())
     registry = []
@@ -419,13 +410,18 @@ def d_models(d: Direct) -> None:
         out_dir = ["models", *key]
         with d.rec.item(f"{division} @ {key[1]}", cutoff=key[1], division=division) as rec:
             mine = index.filter(pl.col("division") == division)
-            earlier = mine.filter((pl.col("cutoff_date") < cutoff) & pl.col("window_uncensored").is_not_null())
+            # The model's declared look-back (partitions.training_lookback): C' in [C - W_max - L, C - W_min].
+            first = add_months(cutoff, -(longest + params.training_lookback_months))
+            last = add_months(cutoff, -shortest)
+            earlier = mine.filter(pl.col("cutoff_date").is_between(first, last)
+                                  & pl.col("window_uncensored").is_not_null())
             windows = dict(earlier.select("cutoff_date", "window_uncensored").iter_rows())
             usable = sorted(c for c, w in windows.items() if window_end(c, w) <= cutoff)[-params.training_cutoffs:]
             training = [(c, windows[c]) for c in usable]
             reason = None
             if not training:
-                reason = f"no trainable cutoff C' with C' + W' ≤ {cutoff} has labels"
+                reason = (f"no trainable cutoff C' with C' + W' ≤ {cutoff} has labels "
+                          f"(labelled earlier cutoffs: {[str(c) for c in sorted(windows)] or 'none'})")
             else:
                 frame = pl.concat([d.load("division_features", key[0], c.isoformat()) for c in usable],
                                   how="diagonal_relaxed").sort("cutoff_date", "customer_id")
@@ -434,55 +430,30 @@ def d_models(d: Direct) -> None:
                 except (InsufficientData, DegenerateModel) as err:
                     reason = f"{type(err).__name__}: {err.reason}"
             if reason is not None:
-                d.json([*out_dir, "skipped.json"], {"division": division, "cutoff": key[1], "reason": reason})
+                skipped = skipped_model(division=division, cutoff=cutoff, training=training, reason=reason,
+                                        run_id="direct")
+                d.json([*out_dir, "skipped.json"], skipped.skipped)
+                registry.append(skipped.registry)
                 rec["status"] = "skipped"
                 continue
             rec["train_rows"] = frame.height
             model_path = d.art(*out_dir, "model.joblib")
             model.save(model_path)
             model_version = hashlib.sha256(model_path.read_bytes()).hexdigest()[:12]
-            gate = evaluate_gate(model.metrics, cfg.gate_thresholds(division))
-            ids = model.oof.get_column("customer_id").to_list()
-            shift = {}
-            for c in usable:
-                record = json.loads(d.art("features", c.isoformat(), "leakage_customer_features.json").read_text())
-                shift[c.isoformat()] = "PASS" if all(v["status"] == "PASS" for v in record.values()) else "FAIL"
-            leakage = {"fold_overlap": fold_overlap(ids, model.oof.get_column("fold").to_numpy()),
-                       "time_order": time_order_violations(cutoff, training), "static_scan": [str(h) for h in scan],
-                       "feature_shift": shift}
             window_at_c = mine.filter(pl.col("cutoff_date") == cutoff).get_column("window_all").max()
-            card = model.card() | {"division": division, "cutoff": key[1], "model_version": model_version,
-                                   "training_cutoffs": [str(c) for c in usable],
-                                   "prediction_window_months": window_at_c or cfg.window_months(division),
-                                   "gate": {"passed": gate.passed, "detail": gate.detail, **gate.values},
-                                   "package_versions": package_versions()}
-            d.json([*out_dir, "metrics.json"], model.metrics)
-            for name, table in (("gains", model.gains), ("calibration", model.calibration),
-                                ("thresholds", model.thresholds), ("feature_importance", model.feature_importance()),
-                                ("cv_results", model.cv_summary())):
-                d.csv([*out_dir, f"{name}.csv"], table)
-            d.json([*out_dir, "model_card.json"], card)
-            d.json([*out_dir, "leakage_report.json"], leakage)
-            _sample(model.oof, params.drift_sample_rows, cfg.seeds.modeling).write_parquet(
-                d.art(*out_dir, "train_scores.parquet"))
-            _sample(frame.select("customer_id", "cutoff_date", *model.features), params.drift_sample_rows,
-                    cfg.seeds.modeling).write_parquet(d.art(*out_dir, "train_feature_sample.parquet"))
-            d.charts(out_dir, model.gains, model.calibration, f"{division} @ {cutoff} ({model.model_type})")
-            m = model.metrics
-            registry.append({
-                "division": division, "cutoff_date": cutoff, "model_version": model_version,
-                "model_type": model.model_type, "calibration_method": model.calibration_method,
-                "prediction_window_months": card["prediction_window_months"],
-                "training_cutoffs": ",".join(str(c) for c in usable),
-                "train_rows": int(model.class_balance.get("rows", frame.height)),
-                "train_positives": int(model.class_balance.get("positives", 0)),
-                **{k: m.get(k) for k in ("auc", "pr_auc", "brier", "lift_at_5", "lift_at_10", "lift_at_20",
-                                         "rev_lift_at_10", "cal_mae", "base_rate")},
-                "gate_passed": gate.passed, "gate_detail": gate.detail, "model_path": str(model_path), "run_id": "direct",
-            })
-            rec["gate_passed"] = gate.passed
-    d.save(pl.DataFrame(registry, schema_overrides={"auc": pl.Float64, "pr_auc": pl.Float64, "cal_mae": pl.Float64},
-                        infer_schema_length=None), "division_model")
+            record = model_record(
+                model, division=division, cutoff=cutoff, training=training, model_version=model_version,
+                model_path=model_path, gate_thresholds=cfg.gate_thresholds(division),
+                feature_shift=feature_shift_report(cfg.artifacts_dir, division, usable),
+                prediction_window_months=int(window_at_c) if window_at_c is not None else cfg.window_months(division),
+                frame=frame, drift_sample_rows=params.drift_sample_rows, seed=cfg.seeds.modeling, run_id="direct",
+                config_checksum=cfg.checksum, wall_clock_hits=scan)
+            for name, content in record.files.items():
+                _write_file(d, [*out_dir, name], content)
+            registry.append(record.registry)
+            rec["gate_passed"] = record.gate.passed
+            rec["verdict"] = record.status
+    d.save(pl.concat(registry), "division_model")
 
 
 def _model_rows(d: Direct) -> dict[tuple[str, dt.date], dict]:
@@ -497,10 +468,10 @@ def d_scoring(d: Direct) -> None:
     published: dict[dt.date, list[pl.DataFrame]] = {}
     for division, cutoff, key in d.partitions():
         with d.rec.item(f"{division} @ {key[1]}", cutoff=key[1], division=division) as rec:
-            row = models.get((division, cutoff))
-            if row is None or not row["gate_passed"]:
+            if unpublished_reason(models.get((division, cutoff))) is not None:
                 rec["status"] = "skipped"
                 continue
+            row = models[(division, cutoff)]
             scores = score_population(d.load("division_features", *key), load_model(row["model_path"]), row, names,
                                       run_id="direct")
             alert = zero_prevalence_alert(scores, row)
@@ -516,75 +487,49 @@ def d_scoring(d: Direct) -> None:
             check_contract(scores, icp_scores_schema(cfg.divisions))
 
 
+def _previous(lists: dict[dt.date, pl.DataFrame], cutoff: dt.date, months: int):
+    """The newest non-empty list in the `months` before the cutoff (what the asset reads from the warehouse)."""
+    earlier = [c for c in lists if add_months(cutoff, -months) <= c <= add_months(cutoff, -1)]
+    return (max(earlier), lists[max(earlier)]) if earlier else (None, None)
+
+
 def d_whitespace(d: Direct) -> None:
     cfg, ws = d.cfg, d.cfg.whitespace
-    if ws.challenger_enabled or ws.shadow_enabled:
-        raise NotImplementedError("the direct path mirrors the default whitespace settings (no challenger/shadow)")
+    if ws.challenger_enabled:
+        raise NotImplementedError("the direct path does not read the challenger's earlier lists (challenger off)")
     dim = d.load("dim_customer")
     fact = d.fact()
     eligibility = read_eligibility(cfg.landing_dir)
-    previous = None
+    lists: dict[dt.date, pl.DataFrame] = {}  # the non-empty lists built so far (the asset's `whitespace` table)
     for cutoff in cfg.cutoffs:
         c = cutoff.isoformat()
         with d.rec.item(c, cutoff=c) as rec:
             parts = [d.load("icp_scores", division_slug(div), c) for div in d.divisions or cfg.divisions]
-            parts = [p.select("customer_id", "division", "icp_score", "bought_in_division") for p in parts if p is not None]
-            if not parts:
+            parts = [p.select("customer_id", "division", "icp_score", "bought_in_division")
+                     for p in parts if p is not None]
+            if not parts:  # empty slices and a metrics file with the reason, as the asset stores them
+                build = empty_whitespace(cutoff, "direct", cfg.divisions)
+                shutil.rmtree(cfg.artifacts_dir / "whitespace" / c, ignore_errors=True)
+                for name, content in build.files.items():
+                    _write_file(d, ["whitespace", c, name], content)
                 rec["status"] = "skipped"
                 continue
             scores = pl.concat(parts).sort("division", "customer_id")
             history = fact.filter(pl.col("invoice_date") <= cutoff)
-            inputs = whitespace_inputs(history, dim, cutoff, ws.ownership_lookback_months)
-            rules = d.load("market_basket_rules", c).drop("cutoff_date")
-            als = d.load("als_embeddings", c).drop("cutoff_date")
-            result = rank_whitespace(scores, inputs.owned, settings=ws, rules=rules if rules.height else None,
-                                     portfolios=inputs.owned, als=als if als.height else None,
-                                     ev_history=inputs.ev_history, customers=inputs.customers, divisions=cfg.divisions)
-            log = list(result.decision_log)
-            kept, gate_counts = apply_eligibility(result.ranked, eligibility["region_allow"],
-                                                  eligibility["territory_allow"], eligibility["do_not_contact"],
-                                                  eligibility["open_deals"], log=log)
-            selected = select_capacity(kept, ws.capacity_mode, ws.top_percent, ws.per_rep_quota, ws.max_division_share,
-                                       log=log)
-            ranked = kept.join(selected.select("customer_id", "division", "selection_order"),
-                               on=["customer_id", "division"], how="left", maintain_order="left").with_columns(
-                pl.col("selection_order").is_not_null().alias("selected"), pl.lit("direct").alias("run_id"),
-                pl.lit(cutoff).alias("cutoff_date"))
-            grid = capacity_grid(ranked, ws.capacity_grid_pcts).with_columns(pl.lit(cutoff).alias("cutoff_date"))
-            summary = capacity_summary(selected).with_columns(pl.lit(cutoff).alias("cutoff_date"))
-            explanations = explanation_frame(ranked)
-            capture: dict[str, float | None] = {f"capture_at_{k:g}{suffix}": None for k in CAPTURE_KS
-                                                for suffix in ("", "_p_icp_only", "_p_icp_pct_only", "_legacy")}
-            if "bought_in_division" in ranked.columns and ranked.get_column("bought_in_division").drop_nulls().len():
-                for k in CAPTURE_KS:
-                    for suffix, col in (("", "score"), ("_p_icp_only", "p_icp"), ("_p_icp_pct_only", "p_icp_pct")):
-                        capture[f"capture_at_{k:g}{suffix}"] = capture_at_k(ranked, k_pct=k, score_col=col)
-            jaccard = stability(ranked, previous, max(1, selected.height))
-            rec["checksum_whitespace"] = checksum = frame_checksum(ranked.drop("run_id"))
-            metrics = {"cutoff": c, "rows": ranked.height, "selected": selected.height, "capture": capture,
-                       "stability": jaccard, "eligibility": gate_counts.to_dicts(),
-                       "coverage": result.coverage.to_dicts(), "weights": result.weights.to_dicts()}
-            for name, table in (("whitespace", ranked.select(EXPORT_COLUMNS)), ("whitespace_explanations", explanations),
-                                ("thresholds_whitespace", grid.drop("cutoff_date")),
-                                ("capacity_summary", summary.drop("cutoff_date"))):
-                d.csv(["whitespace", c, f"{name}_{c}.csv"], table)
-            d.json(["whitespace", c, f"whitespace_metrics_{c}.json"], metrics)
-            d.art("whitespace", c, f"whitespace_log_{c}.jsonl").write_text(
-                "".join(json.dumps(e, sort_keys=True, default=str) + "\n" for e in log))
-            metrics_row = pl.DataFrame([{"cutoff_date": cutoff, "run_id": "direct", "rows": ranked.height,
-                                         "selected": selected.height, **capture, "stability_jaccard": jaccard,
-                                         "checksum": checksum, "metrics_json": json.dumps(metrics, default=str)}],
-                                       schema_overrides={"stability_jaccard": pl.Float64,
-                                                         **dict.fromkeys(capture, pl.Float64)})
-            for frame, schema in ((ranked, whitespace_schema(cfg.divisions)), (grid, capacity_grid_schema()),
-                                  (summary, capacity_summary_schema(cfg.divisions)),
-                                  (metrics_row, whitespace_metrics_schema())):
-                rec.setdefault("contract_failures", 0)
-                rec["contract_failures"] += not check_contract(frame, schema).passed
-            check_reasons(ranked.get_column("nba_reason"), ws.forbidden_tokens, ws.reason_max_chars)
-            percentile_uniformity(result.ranked)
+            prev_cutoff, previous = _previous(lists, cutoff, ws.history_months)
+            build = build_whitespace(
+                scores, history, dim, cutoff=cutoff, run_id="direct", settings=ws, divisions=cfg.divisions,
+                rules=d.load("market_basket_rules", c).drop("cutoff_date"),
+                als=d.load("als_embeddings", c).drop("cutoff_date"), eligibility=eligibility, previous=previous,
+                previous_cutoff=prev_cutoff, challenger_seed=cfg.seeds.modeling,
+                max_window_months=cfg.window_range()[1])
+            rec["checksum_whitespace"] = build.checksum
+            for name, content in build.files.items():
+                _write_file(d, ["whitespace", c, name], content)
+            rec["contract_failures"] = sum(not r.passed for r in whitespace_contracts(build, cfg.divisions).values())
+            ranked = build.ranked
             d.save(ranked, "whitespace", c)
-            previous = ranked
+            lists[cutoff] = ranked
             # top_accounts_report (the next step of the same Dagster run)
             owned = whitespace_inputs(history, dim, cutoff, ws.ownership_lookback_months).owned
             accounts = top_accounts(ranked, owned, cfg.divisions).with_columns(pl.lit(cutoff).alias("cutoff_date"))
@@ -683,6 +628,11 @@ def child_direct(settings: Settings, stage: str, root: Path, sampler: PeakSample
     return {"items": d.rec.items, "dagster_imported": "dagster" in sys.modules}
 
 
+def _iso_cutoff(key: str) -> str:
+    """A Dagster cutoff partition key `YYYY-MM` as the month-end date the direct path names its items by."""
+    return month_end(dt.date.fromisoformat(f"{key}-01")).isoformat() if len(key) == 7 else key
+
+
 def _step_events(instance, outcome, sampler: PeakSampler) -> tuple[dict, list[dict], dict]:
     """(run record, step records, {asset: {partition: checksum}}) from the run's event log."""
     logs = instance.all_logs(outcome.run_id)
@@ -710,7 +660,9 @@ def _step_events(instance, outcome, sampler: PeakSampler) -> tuple[dict, list[di
             asset = mat.asset_key.to_user_string()
             run[f"materialized_{asset}"] = run.get(f"materialized_{asset}", 0) + 1
             if "checksum" in mat.metadata and asset in ("customer_features", "whitespace"):
-                checksums.setdefault(asset, {})[mat.partition] = mat.metadata["checksum"].value
+                checksums.setdefault(asset, {})[_iso_cutoff(mat.partition)] = mat.metadata["checksum"].value
+            if "status" in mat.metadata and asset == "division_model":  # the verdict: promoted | held | skipped
+                checksums.setdefault("division_model_status", {})[mat.partition] = mat.metadata["status"].value
     return run, steps, checksums
 
 
@@ -775,10 +727,6 @@ def child_main(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------------------------------------
 # the parent: config, subprocesses, summary, JSON and the doc section
 # ---------------------------------------------------------------------------------------------------------
-def package_versions() -> dict[str, str]:
-    return {name: version(name) for name in PACKAGES}
-
-
 def machine() -> dict:
     mem_kb = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
                   if line.startswith("MemTotal:"))
@@ -927,7 +875,13 @@ def compare_outputs(direct: dict, dagster: dict) -> dict:
         out[f"{asset}_checksums_equal"] = f"{sum(mine.get(k) == v for k, v in theirs.items())}/{len(theirs)}"
         out[f"{asset}_partitions"] = {"direct": len(mine), "dagster": len(theirs)}
     trained = [i for i in direct["items"]["models"] if i["status"] == "ok"]
-    out["models_trained"] = {"direct": len(trained), "dagster": dagster["materialized"].get("division_model", 0)}
+    # Every division × cutoff partition of `division_model` materializes (a skipped one as its registry row): the
+    # trained models are those whose verdict is not `skipped` (older results have no verdicts: all materialized).
+    verdicts = dagster["checksums"].get("division_model_status")
+    out["models_trained"] = {"direct": len(trained), "dagster": sum(v != "skipped" for v in verdicts.values())
+                             if verdicts else dagster["materialized"].get("division_model", 0)}
+    out["models_promoted"] = {"direct": sum(i.get("verdict") == "promoted" for i in trained),
+                              "dagster": sum(v == "promoted" for v in verdicts.values()) if verdicts else None}
     out["models_gate_passed_direct"] = sum(bool(i.get("gate_passed")) for i in trained)
     out["dagster_runs_held"] = dagster["runs_held"]
     return out
@@ -956,7 +910,7 @@ def _units(res: dict, path: str) -> list[dict]:
     out = []
     for step in res["steps"]:
         cutoff, _, division = (step["partition"] or "").partition("|")
-        out.append({"stage": step["stage"], "cutoff": cutoff or None, "division": division or None,
+        out.append({"stage": step["stage"], "cutoff": _iso_cutoff(cutoff) or None, "division": division or None,
                     "wall_s": step["wall_s"], "cpu_s": step["cpu_s"]})
     return out
 
@@ -1148,8 +1102,9 @@ def render_section(res: dict) -> str:
             f"Orchestration overhead (Dagster whole backfill / direct − 1): **{res['overhead_ratio']:+.0%}** wall, "
             f"**{res['overhead_ratio_cpu']:+.0%}** CPU. Dagster runs: {dag['runs']} "
             f"({', '.join(f'{k} {v}' for k, v in dag['runs_by_job'].items())}): {dag['runs_ok']} succeeded, "
-            f"{dag['runs_held']} held by a blocking check, {dag['runs_failed']} failed. The Dagster process peaked in "
-            f"step `{dag['peak_step']['step']}` ({dag['peak_step']['partition']}). Same results on both paths: "
+            f"{dag['runs_held']} of them with a held or skipped model, {dag['runs_failed']} failed. The Dagster "
+            f"process peaked in step `{dag['peak_step']['step']}` ({dag['peak_step']['partition']}). Same results on "
+            f"both paths: "
             f"customer_features checksums equal on {c['customer_features_checksums_equal']} cutoffs, whitespace "
             f"checksums on {c['whitespace_checksums_equal']}, models trained {c['models_trained']['direct']} (direct) "
             f"vs {c['models_trained']['dagster']} (Dagster).")

@@ -43,10 +43,13 @@ import yaml
 from dagster import DagsterInstance
 
 from gosales_assets.core.calendar import window_end
+from gosales_assets.core.capacity import capacity_count
 from gosales_assets.core.metrics import calibration_mae, lift_at_k, roc_auc
 from gosales_assets.core.modeling import load_model
-from gosales_assets.assets.whitespace import UNIFORMITY_TOLERANCE
-from gosales_assets.core.ranking import capacity_count, legacy_heuristic, percentile_uniformity, whitespace_inputs
+from gosales_assets.core.ranking_evaluation import legacy_heuristic
+from gosales_assets.core.whitespace import UNIFORMITY_TOLERANCE
+from gosales_assets.core.whitespace_inputs import whitespace_inputs
+from gosales_assets.core.whitespace_signals import percentile_uniformity
 from gosales_assets.definitions import build_definitions
 from gosales_assets.demo_data import generate_demo_data
 from gosales_assets.runner import materialize_all

@@ -1,4 +1,5 @@
-"""Unit tests for core/ranking.py on hand-made frames (values are hand-computed)."""
+"""Unit tests for the whitespace ranking modules (core/whitespace_signals.py, ranking.py, eligibility.py,
+capacity.py, ranking_evaluation.py) on hand-made frames (values are hand-computed)."""
 
 from __future__ import annotations
 
@@ -9,33 +10,34 @@ import numpy as np
 import polars as pl
 import pytest
 
-from gosales_assets.core.checksum import frame_checksum
-from gosales_assets.core.explain import FALLBACK_REASON, check_reasons
-from gosales_assets.core.ranking import (
-    ELIGIBILITY_RULES,
-    affinity_signals,
-    apply_eligibility,
-    candidates,
+from gosales_assets.core.capacity import (
     capacity_count,
     capacity_grid,
     capacity_summary,
-    capture_at_k,
     division_cap,
-    effective_weights,
-    expected_value,
+    select_capacity,
+)
+from gosales_assets.core.checksum import frame_checksum
+from gosales_assets.core.eligibility import ELIGIBILITY_RULES, apply_eligibility
+from gosales_assets.core.explain import FALLBACK_REASON, check_reasons
+from gosales_assets.core.ranking import effective_weights, rank_whitespace, sort_ranked
+from gosales_assets.core.ranking_evaluation import (
+    capture_at_k,
     fit_challenger,
     jaccard_top_n,
     legacy_heuristic,
+    score_challenger,
+    shadow_report,
+    stability,
+)
+from gosales_assets.core.whitespace_signals import (
+    affinity_signals,
+    candidates,
+    expected_value,
     normalize_als,
     normalize_lift,
     percentile_uniformity,
     percentile_within_division,
-    rank_whitespace,
-    score_challenger,
-    select_capacity,
-    shadow_report,
-    sort_ranked,
-    stability,
 )
 from gosales_assets.settings import WhitespaceSettings
 

@@ -6,7 +6,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from gosales_assets.core.ranking import PCT_TIE_BREAK, percentile_uniformity, percentile_within_division
+from gosales_assets.core.whitespace_signals import PCT_TIE_BREAK, percentile_uniformity, percentile_within_division
 from gosales_assets_tests.test_ranking import ICP, icp_frame, run
 
 

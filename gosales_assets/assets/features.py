@@ -26,6 +26,12 @@ from gosales_assets.core.checksum import frame_checksum
 from gosales_assets.core.division_features import TARGET_SIGNAL_COLUMNS, build_division_features
 from gosales_assets.core.features import build_customer_features, feature_catalog, feature_stats
 from gosales_assets.core.leakage import invariance_report, source_date_audit
+from gosales_assets.core.leakage_records import (
+    audit_record,
+    cutoff_record_path,
+    division_features_record,
+    division_record_rel,
+)
 from gosales_assets.partitions import (
     cutoff_partitions,
     division_cutoff_partitions,
@@ -71,9 +77,7 @@ def _leakage_results(asset_name: str, used: pl.DataFrame, cutoff: dt.date, build
     shift, perturb = invariance_report(build, fact_all(warehouse), cutoff, stored_checksum, seed=seed)
     results = {"source_date_audit": source_date_audit(used, cutoff), "shift_test": shift,
                "post_cutoff_invariance": perturb}
-    artifacts.write_json(["features", cutoff.isoformat(), f"leakage_{asset_name}.json"],
-                         {name: {"status": "PASS" if r.passed else "FAIL", "detail": r.detail, **r.values}
-                          for name, r in results.items()})
+    artifacts.write_json(["features", cutoff.isoformat(), f"leakage_{asset_name}.json"], audit_record(results))
     for name, r in results.items():
         yield AssetCheckResult(check_name=name, asset_key=asset_name, passed=r.passed,
                                severity=AssetCheckSeverity.ERROR, description=r.detail, metadata=r.values)
@@ -259,13 +263,9 @@ def build_feature_assets(settings: Settings) -> list[AssetsDefinition]:
         # Upstream partitions carry their own invariance checks; here only the ownership history is read.
         audit = source_date_audit(history, cutoff)
         # The model trained on this frame reads this record (its declared input), not the cutoff assets' own files.
-        upstream = artifacts.path("features", cutoff.isoformat(), "leakage_customer_features.json")
-        checks = json.loads(upstream.read_text()) if upstream.is_file() else {
-            "record": {"status": "FAIL", "detail": "no leakage record (materialize customer_features first)"}}
-        record = {f"customer_features:{name}": r["status"] for name, r in checks.items()}
-        record["division_features:source_date_audit"] = "PASS" if audit.passed else "FAIL"
-        artifacts.write_json(["features", cutoff.isoformat(), division_slug(division), "leakage_division_features.json"],
-                             record)
+        upstream = cutoff_record_path(artifacts.root, cutoff, "customer_features")
+        record = division_features_record(json.loads(upstream.read_text()) if upstream.is_file() else None, audit)
+        artifacts.write_json(division_record_rel(cutoff, division), record)
         yield AssetCheckResult(check_name="source_date_audit", asset_key="division_features", passed=audit.passed,
                                severity=AssetCheckSeverity.ERROR, description=audit.detail, metadata=audit.values)
 

@@ -1,10 +1,13 @@
 """Group `models`: one calibrated model per division × cutoff, trained only on earlier cutoffs whose label
-window closed by the cutoff (C' + W' ≤ C), behind a blocking promotion gate and the leakage gauntlet."""
+window closed by the cutoff (C' + W' ≤ C), behind a blocking promotion gate and the leakage gauntlet.
+
+Training is `core.modeling`; the gate, the gauntlet, the model card, the verdict, the registry row and the contents
+of the partition's files are `core.model_card` (`model_record`, `skipped_model`). The asset queries the training
+frame, saves the model file, writes the files and yields the row, its metadata and the checks."""
 
 import datetime as dt
 import hashlib
 import json
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import polars as pl
@@ -22,10 +25,9 @@ from dagster import (
 
 from gosales_assets.assets.common import image_markdown, markdown_table, partition_checks
 from gosales_assets.assets.labels import DIVISION_CUTOFF_EXPR
-from gosales_assets.core.charts import calibration_chart, gains_chart
-from gosales_assets.core.gates import evaluate_gate
-from gosales_assets.core.leakage import feature_code_paths, scan_wall_clock, time_order_violations
-from gosales_assets.core.registry import METRIC_COLUMNS, SKIPPED, registry_row, verdict
+from gosales_assets.core.leakage_records import feature_shift_report
+from gosales_assets.core.model_card import GAUNTLET, model_record, skipped_model
+from gosales_assets.core.registry import SKIPPED
 from gosales_assets.partitions import (
     add_months,
     division_cutoff_partitions,
@@ -36,19 +38,6 @@ from gosales_assets.partitions import (
 )
 from gosales_assets.resources import WAREHOUSE_POOL, ArtifactStore, GosalesSettings, WarehouseResource
 from gosales_assets.settings import Settings, division_slug
-
-GAUNTLET = ("fold_overlap", "time_order", "static_scan", "feature_shift")
-PACKAGES = ("dagster", "polars", "duckdb", "numpy", "scikit-learn", "lightgbm", "implicit", "pandera")
-
-
-def _versions() -> dict[str, str]:
-    out = {}
-    for name in PACKAGES:
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            out[name] = "not installed"
-    return out
 
 
 def candidate_training_cutoffs(warehouse: WarehouseResource, division: str, cutoff: dt.date,
@@ -67,27 +56,21 @@ def candidate_training_cutoffs(warehouse: WarehouseResource, division: str, cuto
     return [(c, int(w)) for c, w in df.iter_rows()]
 
 
-def feature_shift_report(artifacts: ArtifactStore, division: str, cutoffs: list[dt.date]) -> dict[str, str]:
-    """PASS/FAIL per training cutoff from the leakage record its `division_features` partition wrote (the shift and
-    perturbation checks of the cutoff's customer features, and its own source-date audit)."""
-    out = {}
-    for c in cutoffs:
-        path = artifacts.path("features", c.isoformat(), division_slug(division), "leakage_division_features.json")
-        if not path.is_file():
-            out[c.isoformat()] = "FAIL: no leakage record for division_features (materialize it first)"
-            continue
-        failed = [k for k, status in json.loads(path.read_text()).items() if status != "PASS"]
-        out[c.isoformat()] = "PASS" if not failed else f"FAIL: {', '.join(failed)}"
-    return out
-
-
 def _rounded(value: float | None, digits: int = 4) -> float | None:
     """Metric values as a person reads them in the UI (the registry row and metrics.json keep full precision)."""
     return None if value is None else round(float(value), digits)
 
 
-def _sample(df: pl.DataFrame, n: int, seed: int) -> pl.DataFrame:
-    return df if df.height <= n else df.sample(n=n, seed=seed).sort(df.columns[:2])
+def _write(artifacts: ArtifactStore, rel: list[str], content) -> None:
+    """One file of the partition, by its suffix: JSON, CSV, Parquet or bytes (the charts)."""
+    if rel[-1].endswith(".json"):
+        artifacts.write_json(rel, content)
+    elif rel[-1].endswith(".csv"):
+        artifacts.write_csv(rel, content)
+    elif rel[-1].endswith(".parquet"):
+        content.write_parquet(artifacts.path(*rel))
+    else:
+        artifacts.path(*rel).write_bytes(content)
 
 
 def build_model_assets(settings: Settings) -> list[AssetsDefinition]:
@@ -128,7 +111,7 @@ def build_model_assets(settings: Settings) -> list[AssetsDefinition]:
     def division_model(context: AssetExecutionContext, settings: GosalesSettings, warehouse: WarehouseResource,
                        artifacts: ArtifactStore):
         # Imported here: lightgbm and scikit-learn cost ~0.7 s, and every run process loads the code location.
-        from gosales_assets.core.modeling import DegenerateModel, InsufficientData, fold_overlap, train_division_model
+        from gosales_assets.core.modeling import DegenerateModel, InsufficientData, train_division_model
 
         cfg = settings.get()
         division, cutoff = split_key(context.partition_key)
@@ -141,13 +124,11 @@ def build_model_assets(settings: Settings) -> list[AssetsDefinition]:
 
         def skip(reason: str):
             context.log.warning(f"division_model {context.partition_key}: no model trained — {reason}")
-            artifacts.write_json([*out_dir, "skipped.json"], {"division": division, "cutoff": cutoff.isoformat(),
-                                                              "reason": reason, "run_id": context.run.run_id})
-            row = registry_row(division=division, cutoff_date=cutoff, status=SKIPPED, reason=reason,
-                               training_cutoffs=",".join(str(c) for c, _ in training), gate_passed=False,
-                               gate_detail=f"no model to promote: {reason}", run_id=context.run.run_id)
-            yield Output(row, metadata={"status": SKIPPED, "reason": reason, "dagster/row_count": 1,
-                                        "training_cutoffs": [str(c) for c, _ in training]})
+            skipped = skipped_model(division=division, cutoff=cutoff, training=training, reason=reason,
+                                    run_id=context.run.run_id)
+            artifacts.write_json([*out_dir, "skipped.json"], skipped.skipped)
+            yield Output(skipped.registry, metadata={"status": SKIPPED, "reason": reason, "dagster/row_count": 1,
+                                                     "training_cutoffs": [str(c) for c, _ in training]})
             yield AssetCheckResult(check_name="promotion_gate", asset_key="division_model", passed=False,
                                    severity=AssetCheckSeverity.WARN, description=f"no model to promote: {reason}")
             for name in GAUNTLET:
@@ -174,69 +155,28 @@ def build_model_assets(settings: Settings) -> list[AssetsDefinition]:
             yield from skip(f"{type(err).__name__}: {err.reason}")
             return
 
-        # ---- artifacts ------------------------------------------------------------------------------------
+        # ---- the model file, the record, the artifacts ----------------------------------------------------------
         model_path = artifacts.path(*out_dir, "model.joblib")
         model.save(model_path)
         model_version = hashlib.sha256(model_path.read_bytes()).hexdigest()[:12]
-        gate = evaluate_gate(model.metrics, cfg.gate_thresholds(division))
-        violations = time_order_violations(cutoff, training)
-        scan = scan_wall_clock(feature_code_paths())
-        overlap = fold_overlap(model.oof.get_column("customer_id").to_list(), model.oof.get_column("fold").to_numpy())
-        shift = feature_shift_report(artifacts, division, [c for c, _ in training])
-        leakage = {
-            "fold_overlap": {"status": "PASS" if overlap == 0 else "FAIL", "customers_in_several_folds": overlap},
-            "time_order": {"status": "PASS" if not violations else "FAIL", "violations": violations,
-                           "training_cutoffs": [[str(c), w] for c, w in training]},
-            "static_scan": {"status": "PASS" if not scan else "FAIL", "hits": [str(h) for h in scan],
-                            "files": [p.name for p in feature_code_paths()]},
-            "feature_shift": {"status": "PASS" if all(v == "PASS" for v in shift.values()) else "FAIL",
-                              "by_cutoff": shift},
-        }
         window_at_c = warehouse.query(
             "select max(window_months) from labels where division = ? and cutoff_date = ?", [division, cutoff]).item()
-        card = model.card() | {
-            "division": division, "cutoff": cutoff.isoformat(), "model_version": model_version,
-            "training_cutoffs": [str(c) for c, _ in training], "training_windows_months": [w for _, w in training],
-            "prediction_window_months": int(window_at_c) if window_at_c is not None else cfg.window_months(division),
-            "gate": {"passed": gate.passed, "detail": gate.detail, **gate.values},
-            "leakage": {k: v["status"] for k, v in leakage.items()},
-            "package_versions": _versions(), "dagster_run_id": context.run.run_id,
-            "config_checksum": cfg.checksum,
-        }
-        artifacts.write_json([*out_dir, "metrics.json"], model.metrics)
-        artifacts.write_csv([*out_dir, "gains.csv"], model.gains)
-        artifacts.write_csv([*out_dir, "calibration.csv"], model.calibration)
-        artifacts.write_csv([*out_dir, "thresholds.csv"], model.thresholds)
-        artifacts.write_csv([*out_dir, "feature_importance.csv"], model.feature_importance())
-        artifacts.write_csv([*out_dir, "cv_results.csv"], model.cv_summary())
-        artifacts.write_json([*out_dir, "model_card.json"], card)
-        artifacts.write_json([*out_dir, "leakage_report.json"], leakage)
-        # Drift baselines: a seeded sample of training scores and of the features the model used.
-        n_sample, seed = params.drift_sample_rows, cfg.seeds.modeling
-        train_scores = _sample(model.oof, n_sample, seed)
-        train_scores.write_parquet(artifacts.path(*out_dir, "train_scores.parquet"))
-        _sample(frame.select("customer_id", "cutoff_date", *model.features), n_sample, seed).write_parquet(
-            artifacts.path(*out_dir, "train_feature_sample.parquet"))
-        title = f"{division} @ {cutoff} ({model.model_type})"
-        gains_png, cal_png = gains_chart(model.gains, title), calibration_chart(model.calibration, title)
-        artifacts.path(*out_dir, "gains.png").write_bytes(gains_png)
-        artifacts.path(*out_dir, "calibration.png").write_bytes(cal_png)
+        record = model_record(
+            model, division=division, cutoff=cutoff, training=training, model_version=model_version,
+            model_path=model_path, gate_thresholds=cfg.gate_thresholds(division),
+            feature_shift=feature_shift_report(artifacts.path(), division, [c for c, _ in training]),
+            prediction_window_months=int(window_at_c) if window_at_c is not None else cfg.window_months(division),
+            frame=frame, drift_sample_rows=params.drift_sample_rows, seed=cfg.seeds.modeling,
+            run_id=context.run.run_id, config_checksum=cfg.checksum)
+        for name, content in record.files.items():
+            _write(artifacts, [*out_dir, name], content)
 
-        m = model.metrics
-        status, reason = verdict(gate.passed, gate.detail, leakage)
-        registry = registry_row(
-            division=division, cutoff_date=cutoff, status=status, reason=reason, model_version=model_version,
-            model_type=model.model_type, calibration_method=model.calibration_method,
-            prediction_window_months=card["prediction_window_months"],
-            training_cutoffs=",".join(str(c) for c, _ in training),
-            train_rows=int(model.class_balance.get("rows", frame.height)),
-            train_positives=int(model.class_balance.get("positives", 0)),
-            **{k: m.get(k) for k in METRIC_COLUMNS},
-            gate_passed=gate.passed, gate_detail=gate.detail, model_path=str(model_path), run_id=context.run.run_id)
+        # ---- the registry row, metadata, checks ----------------------------------------------------------------
+        gate, leakage, m = record.gate, record.leakage, model.metrics
         top = model.feature_importance().head(10).with_columns(pl.col("importance").round(5))
         meta = {
-            "status": status,
-            "reason": reason,
+            "status": record.status,
+            "reason": record.reason,
             "dagster/row_count": 1,
             "model_type": model.model_type,
             "calibration_method": model.calibration_method,
@@ -245,14 +185,14 @@ def build_model_assets(settings: Settings) -> list[AssetsDefinition]:
             "training_cutoffs": [str(c) for c, _ in training],
             "model_version": model_version,
             "gate": gate.detail,
-            "gains_chart": image_markdown(gains_png, "gains"),
-            "calibration_chart": image_markdown(cal_png, "calibration"),
+            "gains_chart": image_markdown(record.files["gains.png"], "gains"),
+            "calibration_chart": image_markdown(record.files["calibration.png"], "calibration"),
             "top_features": markdown_table(top.to_dicts()),
-            "leakage_report": MetadataValue.json({k: v["status"] for k, v in leakage.items()}),
+            "leakage_report": MetadataValue.json(record.leakage_status),
             "artifacts": MetadataValue.path(str(Path(model_path).parent)),
         }
         meta = {k: (MetadataValue.null() if v is None else v) for k, v in meta.items()}
-        yield Output(registry, metadata=meta)
+        yield Output(record.registry, metadata=meta)
 
         yield AssetCheckResult(check_name="promotion_gate", asset_key="division_model", passed=gate.passed,
                                severity=AssetCheckSeverity.ERROR, description=gate.detail,

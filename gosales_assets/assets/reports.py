@@ -5,7 +5,7 @@ from dagster import AssetExecutionContext, AssetsDefinition, MetadataValue, Outp
 
 from gosales_assets.assets.common import markdown_table, table_metadata
 from gosales_assets.assets.features import fact_until
-from gosales_assets.core.ranking import whitespace_inputs
+from gosales_assets.core.whitespace_inputs import whitespace_inputs
 from gosales_assets.core.reports import metrics_summary as build_metrics_summary
 from gosales_assets.core.reports import top_accounts, top_accounts_markdown
 from gosales_assets.partitions import cutoff_partitions, parse_cutoff

@@ -1,0 +1,49 @@
+"""What the whitespace ranking needs from the star schema at a cutoff: owned divisions, EV history, customer
+attributes, and the legacy heuristic's revenue and recency, from fact lines dated <= C only."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import polars as pl
+
+from gosales_assets.core.calendar import add_months
+from gosales_assets.core.checksum import from_cents, to_cents
+from gosales_assets.core.ranking import CUSTOMER_ATTRS
+
+__all__ = ["WhitespaceInputs", "whitespace_inputs"]
+
+
+@dataclass(frozen=True)
+class WhitespaceInputs:
+    owned: pl.DataFrame  # customer_id, division owned at C (net revenue > 0 within the look-back)
+    ev_history: pl.DataFrame  # customer_id, division, revenue: purchase lines dated <= C
+    customers: pl.DataFrame  # customer_id + CUSTOMER_ATTRS (rep = most recent rep by C, last activity by C)
+    customer_revenue: pl.DataFrame  # customer_id, revenue: total net revenue by C (legacy heuristic)
+    recency: pl.DataFrame  # customer_id, recency_days at C (legacy heuristic)
+
+
+def whitespace_inputs(fact: pl.DataFrame, dim_customer: pl.DataFrame, cutoff: dt.date,
+                      ownership_lookback_months: int | None = None) -> WhitespaceInputs:
+    """Everything the ranker needs from the facts, using only lines dated <= C."""
+    hist = fact.filter(pl.col("invoice_date") <= cutoff)
+    own_hist = hist if ownership_lookback_months is None else hist.filter(
+        pl.col("invoice_date") > add_months(cutoff, -ownership_lookback_months))
+    owned = (
+        own_hist.group_by("customer_id", "division").agg(from_cents(to_cents(pl.col("revenue")).sum()).alias("net"))
+        .filter(pl.col("net") > 0).select("customer_id", "division").sort("customer_id", "division")
+    )
+    purchases = hist.filter(~pl.col("is_return"))
+    last = (
+        purchases.sort("invoice_date", "invoice_id", "line_no")
+        .group_by("customer_id").agg(pl.col("rep_id").drop_nulls().last().alias("rep_id"),
+                                     pl.col("invoice_date").max().alias("last_activity_date"))
+    )
+    customers = dim_customer.join(last, on="customer_id", how="left").select("customer_id", *CUSTOMER_ATTRS)
+    revenue = hist.group_by("customer_id").agg(from_cents(to_cents(pl.col("revenue")).sum()).alias("revenue"))
+    recency = last.select("customer_id", (pl.lit(cutoff) - pl.col("last_activity_date")).dt.total_days()
+                          .alias("recency_days"))
+    return WhitespaceInputs(owned=owned, ev_history=purchases.select("customer_id", "division", "revenue"),
+                            customers=customers.sort("customer_id"), customer_revenue=revenue.sort("customer_id"),
+                            recency=recency.sort("customer_id"))

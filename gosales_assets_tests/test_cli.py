@@ -85,3 +85,29 @@ def test_backfill_command_rejects_bad_selections(tmp_path, args, message):
     proc = run(args, env)
     assert proc.returncode == 2 and message in proc.stderr, proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_backfill_command_submits_a_native_backfill(tmp_path, monkeypatch):
+    """`gosales backfill` hands the work to Dagster: one asset backfill of exactly the chosen partitions, which the
+    daemon runs (none runs here, so the command says so and nothing is executed)."""
+    project = new_project(tmp_path / "p", {"cutoffs": ["2026-03-31"]})
+    dagster_home = project.settings.home / "dagster_home"
+    dagster_home.mkdir(parents=True)
+    (dagster_home / "dagster.yaml").write_text((ROOT / "dagster.yaml").read_text())
+    env = {**os.environ, "GOSALES_CONFIG": str(project.config_path), "GOSALES_HOME": str(project.settings.home),
+           "DAGSTER_HOME": str(dagster_home)}
+    proc = run(["backfill", "--from", "2026-05-31", "--to", "2026-06", "--division", "PDM", "--skip-star"], env)
+    assert proc.returncode == 0, proc.stderr
+    backfill_id = proc.stdout.split("backfill ", 1)[1].split(" ", 1)[0]
+    assert f"/runs/b/{backfill_id}" in proc.stdout and "no Dagster daemon" in proc.stdout
+    monkeypatch.setenv("DAGSTER_HOME", str(dagster_home))
+    with DagsterInstance.get() as instance:
+        backfill = instance.get_backfill(backfill_id)
+        assert backfill.status.value == "REQUESTED" and backfill.tags["gosales/source"] == "cli"
+        targets = {(k.asset_key.to_user_string(), str(k.partition_key))
+                   for k in backfill.asset_backfill_data.target_subset.iterate_asset_partitions()}
+        assert ("division_model", "2026-05|PDM") in targets and ("whitespace", "2026-06") in targets
+        assert ("metrics_summary", "None") in targets  # the reports, not the star (--skip-star)
+        assert not {a for a, _ in targets} & {"fact_transactions", "sales_log"}
+        assert not any(p.endswith("|Simulation") for _, p in targets)
+        assert instance.get_runs() == []  # nothing ran: the daemon does that

@@ -1,6 +1,7 @@
 """icp_scores and the whitespace assets, materialized for real on demo data."""
 
 import json
+from pathlib import Path
 
 import duckdb
 import polars as pl
@@ -207,3 +208,25 @@ def test_zero_prevalence_alert_rule():
     assert zero_prevalence_alert(scores, {**row, "train_positives": 0}) is None
     assert zero_prevalence_alert(scores.with_columns(pl.lit(None, pl.Int8).alias("bought_in_division")), row) is None
     assert zero_prevalence_alert(scores.with_columns(pl.Series("bought_in_division", [0, 1, 0], pl.Int8)), row) is None
+
+
+def test_scores_refuse_a_model_file_that_is_not_the_registered_one(scored):
+    """A model file rewritten after its gate decided (a retrain killed half way, a hand edit) is never scored
+    under the registry row's version: the partition is withdrawn with the reason."""
+    project, instance = scored  # 2026-06-30: a partition the other tests leave alone
+    row = project.table("division_model").filter((pl.col("division") == "Simulation")
+                                                  & (pl.col("cutoff_date") == pl.date(2026, 6, 30))).row(0, named=True)
+    path = Path(row["model_path"])
+    original = path.read_bytes()
+    try:
+        path.write_bytes(original + b"\0")  # a different file under the same name
+        result = project.materialize(["icp_scores"], instance=instance, partition_key=multi_key("Simulation", "2026-06-30"))
+        assert result.success
+        meta = latest_metadata(instance, "icp_scores")
+        assert meta["published"] is False and f"not the registry's {row['model_version']}" in meta["reason"]
+        assert project.table("icp_scores").filter((pl.col("division") == "Simulation")
+                                                  & (pl.col("cutoff_date") == pl.date(2026, 6, 30))).height == 0
+    finally:
+        path.write_bytes(original)
+    again = project.materialize(["icp_scores"], instance=instance, partition_key=multi_key("Simulation", "2026-06-30"))
+    assert again.success and latest_metadata(instance, "icp_scores")["published"] is True

@@ -6,7 +6,6 @@ of the partition's files are `core.model_card` (`model_record`, `skipped_model`)
 frame, saves the model file, writes the files and yields the row, its metadata and the checks."""
 
 import datetime as dt
-import hashlib
 import json
 from pathlib import Path
 
@@ -27,7 +26,7 @@ from gosales_assets.assets.common import image_markdown, markdown_table, partiti
 from gosales_assets.assets.labels import DIVISION_CUTOFF_EXPR
 from gosales_assets.core.leakage_records import feature_shift_report
 from gosales_assets.core.model_card import GAUNTLET, model_record, skipped_model
-from gosales_assets.core.registry import SKIPPED
+from gosales_assets.core.registry import SKIPPED, model_file_version
 from gosales_assets.partitions import (
     add_months,
     division_cutoff_partitions,
@@ -158,7 +157,7 @@ def build_model_assets(settings: Settings) -> list[AssetsDefinition]:
         # ---- the model file, the record, the artifacts ----------------------------------------------------------
         model_path = artifacts.path(*out_dir, "model.joblib")
         model.save(model_path)
-        model_version = hashlib.sha256(model_path.read_bytes()).hexdigest()[:12]
+        model_version = model_file_version(model_path)
         window_at_c = warehouse.query(
             "select max(window_months) from labels where division = ? and cutoff_date = ?", [division, cutoff]).item()
         record = model_record(

@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -712,7 +713,14 @@ class TrainedModel:
         """Write preprocessing + estimator + calibrator (+ evaluation tables) to one joblib file."""
         p = Path(path)
         p.parent.mkdir(parents=True, exist_ok=True)
-        joblib.dump(self, p, compress=3)
+        # Temp file + rename: a reader (or a run killed mid-write) sees the old file or the whole new one, never a
+        # truncated one.
+        tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
+        try:
+            joblib.dump(self, tmp, compress=3)
+            os.replace(tmp, p)
+        finally:
+            tmp.unlink(missing_ok=True)
         return p
 
     @staticmethod

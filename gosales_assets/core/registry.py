@@ -7,6 +7,8 @@ history) still gets its row, with the verdict (`status`) and the reason in words
 
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
 from typing import Any
 
 import polars as pl
@@ -45,8 +47,16 @@ def verdict(gate_passed: bool, gate_detail: str, leakage: dict[str, dict]) -> tu
     return PROMOTED, "promotion gate and leakage checks passed"
 
 
+def model_file_version(path: str | Path) -> str | None:
+    """The version of a saved model file: the first 12 hex digits of its SHA-256 (None when there is no file)."""
+    p = Path(path)
+    return hashlib.sha256(p.read_bytes()).hexdigest()[:12] if p.is_file() else None
+
+
 def unpublished_reason(row: dict) -> str | None:
-    """Why a registry row's model may not feed scoring, or None when it may: promoted, gate passed, a model file."""
+    """Why a registry row's model may not feed scoring, or None when it may: promoted, gate passed, and the model
+    file on disk is the very file the gate judged (same version), so a file rewritten after the verdict (a retrain
+    killed half way, a hand edit) is never scored under the old row's name."""
     if not row:
         return "division_model has no registry row for this partition"
     status = row.get("status")
@@ -56,4 +66,9 @@ def unpublished_reason(row: dict) -> str | None:
         return f"model {row.get('model_version')} did not pass its promotion gate: {row.get('gate_detail')}"
     if not row.get("model_path"):
         return f"model {row.get('model_version')} has no model file recorded"
+    on_disk = model_file_version(row["model_path"])
+    if on_disk != row.get("model_version"):
+        found = "is missing" if on_disk is None else f"has version {on_disk}"
+        return (f"model file {row['model_path']} {found}, not the registry's {row.get('model_version')} (rewritten "
+                "after its gate decided, e.g. a retrain stopped half way): re-materialize division_model")
     return None

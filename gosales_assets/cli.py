@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -156,8 +157,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     handlers = {"demo-data": _cmd_demo_data, "materialize": _cmd_materialize, "backfill": _cmd_backfill,
                 "info": _cmd_info}
+    # SIGTERM stops a command the way Ctrl-C does: the current run is marked failed, nothing after it starts.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         return handlers[args.command](args, settings)
+    except KeyboardInterrupt as err:
+        print(f"stopped: {err or 'interrupted'}; run the same command again to finish the work", file=sys.stderr)
+        return 130
     except ValueError as err:  # a bad cutoff, division or range: say which, no traceback
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -10,6 +10,8 @@ DIVISION_CUTOFF_JOB = "gosales_division_cutoff"  # partitioned by division × cu
 # Run tags (searchable in the UI's run list).
 MATERIALIZE_TAG = "gosales/materialize"  # every run of one in-process `gosales materialize` (native backfills
                                          # carry Dagster's own `dagster/backfill` tag instead)
+HOST_TAG = "gosales/host"              # host and process holding a run's warehouse: a killed run is detected and
+PID_TAG = "gosales/pid"                # marked failed (`runner.release_dead_runs`), freeing the pool
 SOURCE_TAG = "gosales/source"          # cli | new-cutoff: what launched a native backfill
 CUTOFF_TAG = "gosales/cutoff"          # the new cutoff a `new_cutoff` backfill was launched for
 STAGE_TAG = "gosales/stage"            # retrain: a run requested by the drift sensor

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -27,6 +28,7 @@ from dagster_duckdb import DuckDBIOManager
 from dagster_duckdb.io_manager import DuckDbClient, _get_cleanup_statement
 from dagster_duckdb_polars import DuckDBPolarsTypeHandler
 
+from gosales_assets.jobs import HOST_TAG, PID_TAG
 from gosales_assets.settings import Settings, load_settings
 
 # Every step that opens the DuckDB file runs in this pool; dagster.yaml limits pools to one slot, so two
@@ -90,6 +92,10 @@ class WarehouseResource(ConfigurableResource):
     @contextmanager
     def yield_for_execution(self, context: InitResourceContext) -> Iterator["WarehouseResource"]:
         # Set up once per run (in-process executor): one open database serves every step, input and output.
+        if context.run_id and context.instance is not None:
+            # Which process holds the warehouse: if it is killed, `release_dead_runs` can tell the run is dead and
+            # free the pool (Dagster's default run launcher cannot check a run worker's health).
+            context.instance.add_run_tags(context.run_id, {HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid())})
         with hold_warehouse(self.database):
             yield self
 

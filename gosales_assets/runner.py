@@ -14,7 +14,8 @@ from __future__ import annotations
 import ctypes
 import datetime as dt
 import gc
-import logging
+import os
+import socket
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
@@ -29,7 +30,15 @@ from dagster._core.utils import make_new_backfill_id
 from dagster._time import get_current_timestamp
 
 from gosales_assets.core.registry import HELD, SKIPPED
-from gosales_assets.jobs import CUTOFF_JOB, DIVISION_CUTOFF_JOB, GLOBAL_JOB, MATERIALIZE_TAG, SOURCE_TAG
+from gosales_assets.jobs import (
+    CUTOFF_JOB,
+    DIVISION_CUTOFF_JOB,
+    GLOBAL_JOB,
+    HOST_TAG,
+    MATERIALIZE_TAG,
+    PID_TAG,
+    SOURCE_TAG,
+)
 from gosales_assets.partitions import cutoff_key, multi_key, parse_cutoff
 from gosales_assets.resources import WAREHOUSE_POOL
 from gosales_assets.settings import Settings
@@ -52,6 +61,14 @@ class RunOutcome:
     failed_checks: list[str] = field(default_factory=list)
     held: list[str] = field(default_factory=list)   # "<partition>: <status> — <reason>" of held/skipped models
     error: str | None = None
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM stopped a run of `materialize`; the runs after it were not started."""
+
+    def __init__(self, outcome: RunOutcome):
+        super().__init__(f"interrupted during run {outcome.run_id} ({outcome.job} {outcome.partition or ''})")
+        self.outcome = outcome
 
 
 @dataclass(frozen=True)
@@ -193,7 +210,13 @@ def materialize_targets(defs: Definitions, instance: DagsterInstance, targets: I
                                  error=f"upstream failed: {', '.join(blocked[:5])}")
         else:
             _wait_for_warehouse(instance, log)
-            outcome = _execute(defs, run, instance, tags)
+            try:
+                outcome = _execute(defs, run, instance, tags)
+            except Interrupted as stop:
+                _log_outcome(stop.outcome, log)
+                log(f"interrupted: {len(plan) - len(outcomes) - 1} run(s) not started; the same command again "
+                    "finishes the work")
+                raise
             failed |= {n for n in nodes if n.asset_key.to_user_string() not in outcome.assets}
         outcomes.append(outcome)
         _log_outcome(outcome, log)
@@ -213,11 +236,42 @@ def _names(keys: Iterable[AssetKey]) -> list[str]:
     return [k.to_user_string() for k in keys]
 
 
+def _process_gone(run) -> bool:
+    """Whether the process that held a run's warehouse (tagged by the `warehouse` resource) is gone: killed, so the
+    run would stay "started" forever and hold the warehouse pool."""
+    host, pid = run.tags.get(HOST_TAG), run.tags.get(PID_TAG)
+    if host != socket.gethostname() or not (pid or "").isdigit():
+        return False  # another machine's, or not started far enough to hold anything
+    try:
+        os.kill(int(pid), 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # exists, owned by someone else
+        return False
+    return False
+
+
+def release_dead_runs(instance: DagsterInstance, log: Callable[[str], None] = print) -> list[str]:
+    """Mark failed every active run whose process is gone (kill -9, out of memory), with a log line: that frees the
+    warehouse pool for the queue and for `gosales materialize`. Returns the run ids."""
+    released = []
+    for record in instance.get_run_records(RunsFilter(statuses=ACTIVE)):
+        run = record.dagster_run
+        if _process_gone(run):
+            instance.report_run_failed(run, f"its process (pid {run.tags[PID_TAG]}) is gone: killed before the run "
+                                            "ended; marked failed so the warehouse pool is free again")
+            log(f"run {run.run_id[:8]} marked failed: its process (pid {run.tags[PID_TAG]}) was killed")
+            released.append(run.run_id)
+    return released
+
+
 def _wait_for_warehouse(instance: DagsterInstance, log: Callable[[str], None]) -> None:
     """Wait while a run started elsewhere (the UI, a sensor, a native backfill) holds the warehouse pool: DuckDB
-    has one writer, and the run queue does not see in-process runs coming."""
+    has one writer, and the run queue does not see in-process runs coming. Runs whose process was killed are
+    released first."""
     said = False
     while True:
+        release_dead_runs(instance, log)
         holders = [r.dagster_run.run_id for r in instance.get_run_records(RunsFilter(statuses=ACTIVE))
                    if r.dagster_run.run_op_concurrency
                    and WAREHOUSE_POOL in (r.dagster_run.run_op_concurrency.all_pools or [])]
@@ -252,7 +306,12 @@ def _execute(defs: Definitions, run: PlannedRun, instance: DagsterInstance, tags
             cause = errors[0].cause or errors[0]
             error = (cause.message or errors[0].message).strip().splitlines()[0]
     status = "failed" if not result.success else ("held" if held else "ok")
-    return RunOutcome(run.job, run.partition, result.run_id, status, materialized, failed_checks, held, error)
+    outcome = RunOutcome(run.job, run.partition, result.run_id, status, materialized, failed_checks, held, error)
+    if error and "DagsterExecutionInterruptedError" in error:
+        # Dagster turns Ctrl-C / SIGTERM into a failed step and returns; the whole materialize stops here instead
+        # of going on with the next run.
+        raise Interrupted(outcome)
+    return outcome
 
 
 def _log_outcome(o: RunOutcome, log: Callable[[str], None]) -> None:

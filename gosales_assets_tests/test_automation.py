@@ -120,3 +120,41 @@ def test_new_cutoff_backfill_and_drift_alerts_against_a_real_instance(tmp_path):
         assert after_retrain.run_requests == []  # ... but a retraining run's drift does not request another
         index = [json.loads(line) for line in (alert_dir / "alerts.jsonl").read_text().splitlines()]
         assert [e["max_severity"] for e in index] == ["hard", "hard"]
+
+
+def test_release_dead_runs_sensor_frees_the_pool_of_a_killed_run(project):
+    """A started run whose process is gone is marked failed (so the one-slot warehouse pool is free); a run whose
+    process lives, or that ran on another host, is left alone."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    from dagster import DagsterRunStatus, EventLogEntry
+    from dagster._core.events import DagsterEvent
+
+    from gosales_assets.definitions import build_definitions
+    from gosales_assets.jobs import HOST_TAG, PID_TAG
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # a pid that no longer exists
+    defs = build_definitions(project.settings, project.config_path)
+    job = defs.resolve_job_def("gosales_global")
+    sensor = defs.get_repository_def().get_sensor_def("release_dead_runs")
+    with instance_for_test() as instance:
+        runs = {}
+        for name, host, pid in [("dead", socket.gethostname(), gone.pid), ("alive", socket.gethostname(), os.getpid()),
+                                ("elsewhere", "another-host", gone.pid)]:
+            run = instance.create_run_for_job(job, tags={HOST_TAG: host, PID_TAG: str(pid)})
+            instance.handle_new_event(EventLogEntry(  # the run started (its process then got killed, or not)
+                error_info=None, level="debug", user_message="", run_id=run.run_id, timestamp=0.0,
+                dagster_event=DagsterEvent("PIPELINE_START", job_name=job.name)))
+            runs[name] = run.run_id
+        assert {n: instance.get_run_by_id(r).status for n, r in runs.items()} == dict.fromkeys(
+            runs, DagsterRunStatus.STARTED)
+        with build_sensor_context(instance=instance, repository_def=defs.get_repository_def()) as context:
+            result = sensor.evaluate_tick(context)
+        assert f"marked 1 dead run(s) failed: {runs['dead']}" == result.skip_message
+        assert instance.get_run_by_id(runs["dead"]).status == DagsterRunStatus.FAILURE
+        assert instance.get_run_by_id(runs["alive"]).status == DagsterRunStatus.STARTED
+        assert instance.get_run_by_id(runs["elsewhere"]).status == DagsterRunStatus.STARTED

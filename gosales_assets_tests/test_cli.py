@@ -111,3 +111,60 @@ def test_backfill_command_submits_a_native_backfill(tmp_path, monkeypatch):
         assert not {a for a, _ in targets} & {"fact_transactions", "sales_log"}
         assert not any(p.endswith("|Simulation") for _, p in targets)
         assert instance.get_runs() == []  # nothing ran: the daemon does that
+
+
+@pytest.mark.slow
+def test_a_killed_materialize_is_finished_by_the_same_command(tmp_path, monkeypatch):
+    """kill -9 in the middle of a division × cutoff run, then the same command: it marks the dead run failed (its
+    process is gone), frees the warehouse pool and completes without any manual step; no partition has duplicate
+    rows and every model file matches its registry row."""
+    import signal
+    import time
+
+    import duckdb
+
+    from gosales_assets.core.registry import model_file_version
+    from gosales_assets.demo_data import generate_demo_data
+
+    project = new_project(tmp_path / "p", {"cutoffs": ["2025-09-30", "2026-03-31"],
+                                           "contracts": {"max_violation_rate": 1.0},
+                                           "models": {"training_cutoffs": 1, "min_positives": 3}},
+                          only_divisions=["Simulation", "PDM"])
+    generate_demo_data(project.settings.landing_dir, customers=2000, seed=3,
+                       settings=new_project(tmp_path / "full").settings, ground_truth=False)
+    dagster_home = project.settings.home / "dagster_home"
+    dagster_home.mkdir(parents=True)
+    (dagster_home / "dagster.yaml").write_text((ROOT / "dagster.yaml").read_text())
+    env = {**os.environ, "GOSALES_CONFIG": str(project.config_path), "GOSALES_HOME": str(project.settings.home),
+           "DAGSTER_HOME": str(dagster_home)}
+    monkeypatch.setenv("DAGSTER_HOME", str(dagster_home))
+    first = subprocess.Popen([GOSALES, "materialize"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    killed = None
+    with DagsterInstance.get() as instance:
+        deadline = time.monotonic() + 300
+        while killed is None and time.monotonic() < deadline and first.poll() is None:
+            for started in instance.get_runs():  # a model-training run of the second cutoff
+                if started.status == DagsterRunStatus.STARTED and started.tags.get(
+                        "dagster/partition", "").startswith("2026-03|"):
+                    first.send_signal(signal.SIGKILL)
+                    killed = started.run_id
+                    break
+            time.sleep(0.05)
+    first.wait(timeout=60)
+    assert killed is not None, "the first materialize finished before it could be killed"
+
+    again = run(["materialize"], env)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert f"run {killed[:8]} marked failed: its process" in again.stdout
+    with DagsterInstance.get() as instance:
+        assert instance.get_run_by_id(killed).status == DagsterRunStatus.FAILURE
+    with duckdb.connect(str(project.settings.warehouse_path), read_only=True) as conn:
+        for table in ("labels", "division_features", "icp_scores"):
+            dup = conn.execute(f"select count(*) from (select division, cutoff_date, customer_id, count(*) n "
+                               f"from {table} group by all having n > 1)").fetchone()[0]
+            assert dup == 0, table
+        models = conn.execute("select division, cutoff_date, status, model_version, model_path from division_model"
+                              ).fetchall()
+    assert len(models) == len({(d, c) for d, c, *_ in models}) == 4
+    for _, _, status, version, path in models:
+        assert status == "skipped" or model_file_version(path) == version

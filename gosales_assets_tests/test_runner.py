@@ -2,6 +2,7 @@
 stops only what depends on it; a native backfill is submitted with exactly the chosen partitions."""
 
 import datetime as dt
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -163,3 +164,47 @@ def test_materialize_in_process_and_a_native_backfill_submission(tmp_path):
                                                                         .iterate_asset_partitions())
         assert AssetKeyPartitionKey(AssetKey("division_model"), multi_key("PDM", "2026-06-30")) in targets
         assert AssetKeyPartitionKey(AssetKey("metrics_summary")) in targets
+
+
+def test_ctrl_c_stops_the_whole_materialize_not_one_run(tmp_path):
+    """Dagster turns Ctrl-C into a failed step and returns; `materialize` then stops instead of going on."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = tmp_path / "slow.py"
+    script.write_text(f'''
+import sys, time
+sys.path.insert(0, {str(Path(__file__).resolve().parents[1])!r})
+from dagster import AssetKey, DagsterInstance, Definitions, asset, define_asset_job
+from dagster._core.definitions.events import AssetKeyPartitionKey
+from gosales_assets.jobs import GLOBAL_JOB
+from gosales_assets.runner import Interrupted, materialize_targets
+
+@asset
+def slow():
+    print("slow started", flush=True)
+    time.sleep(30)
+
+@asset(deps=[slow], partitions_def=None)
+def after():
+    print("after ran", flush=True)
+
+defs = Definitions(assets=[slow, after], jobs=[define_asset_job(GLOBAL_JOB, selection=[slow, after])])
+with DagsterInstance.ephemeral() as instance:
+    try:
+        materialize_targets(defs, instance, {{AssetKeyPartitionKey(AssetKey("slow"))}})
+        materialize_targets(defs, instance, {{AssetKeyPartitionKey(AssetKey("after"))}})
+    except Interrupted as stop:
+        print("stopped:", stop.outcome.status, flush=True)
+''')
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            text=True)
+    while (line := proc.stdout.readline()) and line.strip() != "slow started":
+        pass
+    assert line.strip() == "slow started"
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    out = proc.communicate(timeout=60)[0]
+    assert "stopped: failed" in out and "interrupted: 0 run(s) not started" in out and "after ran" not in out

@@ -77,7 +77,25 @@ def test_violation_rate_above_limit_blocks_downstream(project):
     ev = check_results(result)[("fact_transactions", "violation_rate")]
     assert not ev.passed and "4 of 9 sales_log rows quarantined (44.44%; limit 5.00%)" in ev.description
     assert "fact_events" not in materialized(result)
-    assert "fact_events" not in project.table_names()
+    # write, audit, publish: a held batch stores nothing at all
+    assert not {"fact_transactions", "dim_customer", "contract_violations", "fact_events"} & project.table_names()
+
+
+def test_a_rejected_batch_never_replaces_the_published_star(project):
+    from gosales_assets.core.checksum import frame_checksum
+
+    star = ["fact_transactions", "dim_customer", "contract_violations", "fact_events"]
+    write_landing(project, CLEAN)
+    assert project.materialize().success
+    before = {t: frame_checksum(project.table(t)) for t in star}
+    write_landing(project, CLEAN + DIRTY)  # a new batch with 44 % of its rows quarantined: held (limit 5 %)
+    result = project.materialize()
+    assert not result.success
+    checks = check_results(result)
+    assert not checks[("fact_transactions", "violation_rate")].passed
+    assert checks[("fact_transactions", "reconciles_with_sales_log")].passed  # every check was still evaluated
+    assert not {"fact_transactions", "dim_customer", "contract_violations", "fact_events"} & materialized(result)
+    assert {t: frame_checksum(project.table(t)) for t in star} == before
 
 
 def test_bad_input_fails_clearly_and_leaves_warehouse_untouched(make_project):

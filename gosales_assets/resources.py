@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import tempfile
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
@@ -63,8 +65,43 @@ class GosalesSettings(ConfigurableResource):
         atomic_write_text(settings.artifacts_dir / "runs" / run_id / "config_resolved.yaml", settings.resolved_yaml())
 
 
+# How long a run waits for another process (an analyst's session, a notebook) to release the warehouse file before
+# it stops with a one-line message: a short query never breaks a run, a session left open does not hang it forever.
+LOCK_WAIT_S = float(os.environ.get("GOSALES_WAREHOUSE_LOCK_WAIT_S", "120"))
+_LOCK_HOLDER = re.compile(r"Conflicting lock is held in (?P<exe>\S+) \(PID (?P<pid>\d+)\)")
+
+
+class WarehouseLocked(Exception):
+    """Another process holds the DuckDB warehouse file (DuckDB allows one writing process)."""
+
+
+def connect_warehouse(database: str | Path, *, read_only: bool = False, config: dict | None = None,
+                      wait_s: float | None = None, log=None) -> duckdb.DuckDBPyConnection:
+    """Open the warehouse, waiting while another process holds its lock (polled); after `wait_s` (default
+    GOSALES_WAREHOUSE_LOCK_WAIT_S, 120 s) raise `WarehouseLocked` with one line naming the holder and what to do."""
+    wait_s = LOCK_WAIT_S if wait_s is None else wait_s
+    start, said = time.monotonic(), False
+    while True:
+        try:
+            return duckdb.connect(str(database), read_only=read_only, config=config or {})
+        except duckdb.IOException as err:
+            holder = _LOCK_HOLDER.search(str(err))
+            if holder is None:
+                raise
+            who = f"process {holder['pid']} ({Path(holder['exe']).name})"
+            if time.monotonic() - start >= wait_s:
+                raise WarehouseLocked(
+                    f"the warehouse {database} is held by {who} for more than {wait_s:.0f} s: close that session "
+                    "(query the CSV exports under the artifacts folder instead, see docs/OPERATIONS.md) and "
+                    "re-execute") from None
+            if not said and log is not None:
+                log(f"waiting for {who} to release the warehouse {database}")
+                said = True
+            time.sleep(0.5)
+
+
 @contextmanager
-def hold_warehouse(database: str | Path) -> Iterator[None]:
+def hold_warehouse(database: str | Path, log=None) -> Iterator[None]:
     """Keep the warehouse file open in this process while a run executes in it (the `warehouse` resource holds it
     for the whole run).
 
@@ -77,7 +114,7 @@ def hold_warehouse(database: str | Path) -> Iterator[None]:
     """
     path = str(database)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    conn = duckdb.connect(path)
+    conn = connect_warehouse(path, log=log)
     try:
         yield
     finally:
@@ -96,13 +133,13 @@ class WarehouseResource(ConfigurableResource):
             # Which process holds the warehouse: if it is killed, `release_dead_runs` can tell the run is dead and
             # free the pool (Dagster's default run launcher cannot check a run worker's health).
             context.instance.add_run_tags(context.run_id, {HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid())})
-        with hold_warehouse(self.database):
+        with hold_warehouse(self.database, log=context.log.warning if context.log else None):
             yield self
 
     @contextmanager
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
         Path(self.database).parent.mkdir(parents=True, exist_ok=True)
-        conn = duckdb.connect(self.database, read_only=read_only)
+        conn = connect_warehouse(self.database, read_only=read_only)
         try:
             yield conn
         finally:
@@ -129,7 +166,7 @@ class _TransactionalDuckDbClient(DuckDbClient):
     def connect(context, _):
         database = context.resource_config["database"]
         Path(database).parent.mkdir(parents=True, exist_ok=True)
-        conn = duckdb.connect(database, read_only=False, config=dict(context.resource_config["connection_config"]))
+        conn = connect_warehouse(database, config=dict(context.resource_config["connection_config"]))
         conn.execute("begin transaction")
         try:
             yield conn

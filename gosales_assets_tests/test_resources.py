@@ -1,7 +1,8 @@
-"""The warehouse IO manager: partition slices, schema growth, atomic writes; the artifact store."""
+"""The warehouse IO manager: partition slices, schema growth, atomic writes; the artifact store; lock waits."""
 
 import duckdb
 import polars as pl
+import pytest
 from dagster import AssetExecutionContext, StaticPartitionsDefinition, asset, materialize
 
 from gosales_assets.resources import WarehouseIOManager, atomic_write_text
@@ -79,3 +80,29 @@ def test_hold_warehouse_shares_one_database_and_releases_it(tmp_path):
     # Released and checkpointed: another process reads every partition written during the hold.
     assert _other_process_can_open(db)
     assert _table(db).to_dicts() == [frames[k].to_dicts()[0] for k in sorted(frames)]
+
+
+def test_a_reader_holding_the_warehouse_delays_a_run_and_never_breaks_it_with_a_traceback(tmp_path):
+    """Another process holding the DuckDB file (an analyst's session): the engine waits for it; if it is not
+    released in time, one line says who holds it and what to do."""
+    import subprocess
+    import sys
+    import time
+
+    from gosales_assets.resources import WarehouseLocked, connect_warehouse
+
+    path = tmp_path / "warehouse.duckdb"
+    holder = subprocess.Popen([sys.executable, "-c", f"import duckdb, time\nc = duckdb.connect({str(path)!r})\n"
+                               "print('held', flush=True)\ntime.sleep(3)"], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    waits = []
+    with pytest.raises(WarehouseLocked) as err:
+        connect_warehouse(path, wait_s=0.5, log=waits.append)
+    message = str(err.value)
+    assert f"held by process {holder.pid}" in message and "close that session" in message and "\n" not in message
+    assert len(waits) == 1 and waits[0].startswith(f"waiting for process {holder.pid} (")
+    start = time.monotonic()
+    conn = connect_warehouse(path, wait_s=30)  # the session ends: the engine goes on
+    assert time.monotonic() - start < 10
+    conn.close()
+    holder.wait(timeout=10)

@@ -37,6 +37,29 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+# A division name is a Dagster partition key (alone and inside the division × cutoff multi-partition key), a
+# metadata label and a markdown table cell, so it may not hold what those cannot: '|' separates the dimensions of
+# a multi-partition key, ',' and '[' ']' are refused in multi-partition keys, and line breaks, tabs, other
+# control characters and '...' are refused in every partition key.
+_DIVISION_NAME_FORBIDDEN = {"|": "'|'", ",": "','", "[": "'['", "]": "']'"}
+
+
+def _division_name_problem(name: str) -> str | None:
+    """Why `name` cannot be a division name, or None. Spaces, '&', "'", '-', '/' and letters of any script are
+    fine (DESIGN.md §2)."""
+    control = sorted({repr(ch) for ch in name if not ch.isprintable()})
+    if control:
+        return (f"contains non-printable character(s) {', '.join(control)} (a line break, tab or invisible "
+                "character); division names are one line of printable text")
+    found = [shown for ch, shown in _DIVISION_NAME_FORBIDDEN.items() if ch in name]
+    if found:
+        return (f"contains {', '.join(found)}, which a Dagster partition key cannot hold (the division is a "
+                "partition key); not allowed: '|', ',', '[', ']', line breaks and '...'")
+    if "..." in name:
+        return "contains '...', which a Dagster partition key cannot hold (the division is a partition key)"
+    return None
+
+
 def division_slug(name: str) -> str:
     """File-name / column-name safe slug of a canonical division name.
 
@@ -125,9 +148,15 @@ class GateThresholds(_Model):
     auc_min: float = Field(0.70, ge=0.0, le=1.0)
     lift10_min: float = Field(2.0, ge=0.0)
     cal_mae_max: float = Field(0.10, ge=0.0, le=1.0)
+    peer_margin: float = Field(0.0, ge=0.0, le=1.0, description="The candidate may trail the best simple peer "
+                               "(recency, frequency, monetary, RFM logistic regression) by at most this much AUC")
 
 
 class GateSettings(GateThresholds):
+    peer_gate: bool = Field(False, description="Hold a model that trails the best simple peer by more than "
+                            "peer_margin on the same out-of-fold rows. The comparison is always computed and shown "
+                            "(check metadata, model card); it gates once a held division gets the peer's list instead")
+    peer_bootstrap: int = Field(500, ge=50, description="Resamples of the paired interval shown with the comparison")
     per_division: dict[str, GateThresholds] = Field(default_factory=dict)
 
 
@@ -278,6 +307,9 @@ class Settings(_Model):
         for name in v:
             if name != name.strip() or not name:
                 raise ValueError(f"division name {name!r} is empty or has leading/trailing spaces")
+            bad = _division_name_problem(name)
+            if bad:
+                raise ValueError(f"division name {name!r} {bad}")
             slug = division_slug(name)
             if slug in seen:
                 raise ValueError(f"divisions {seen[slug]!r} and {name!r} collide on slug {slug!r}")
@@ -346,7 +378,8 @@ class Settings(_Model):
         override of one threshold leaves the other two at the project's values, not at the class defaults)."""
         g = self.models.gates
         override = g.per_division.get(division)
-        values = {"auc_min": g.auc_min, "lift10_min": g.lift10_min, "cal_mae_max": g.cal_mae_max}
+        values = {"auc_min": g.auc_min, "lift10_min": g.lift10_min, "cal_mae_max": g.cal_mae_max,
+                  "peer_margin": g.peer_margin}
         return GateThresholds(**values | (override.model_dump(exclude_unset=True) if override else {}))
 
     def window_months(self, division: str) -> int:

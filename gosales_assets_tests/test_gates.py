@@ -50,5 +50,7 @@ def test_partial_override_keeps_the_projects_other_thresholds(tmp_path):
     cfg.write_text(yaml.safe_dump(doc))
     s = load_settings(cfg, home=tmp_path)
     # only auc_min is overridden; the others stay the project's (not the class defaults 2.0 / 0.10)
-    assert s.gate_thresholds("CPE").model_dump() == {"auc_min": 0.6, "lift10_min": 1.2, "cal_mae_max": 0.3}
-    assert s.gate_thresholds("PDM").model_dump() == {"auc_min": 0.55, "lift10_min": 1.2, "cal_mae_max": 0.3}
+    assert s.gate_thresholds("CPE").model_dump() == {"auc_min": 0.6, "lift10_min": 1.2, "cal_mae_max": 0.3,
+                                                     "peer_margin": 0.0}
+    assert s.gate_thresholds("PDM").model_dump() == {"auc_min": 0.55, "lift10_min": 1.2, "cal_mae_max": 0.3,
+                                                     "peer_margin": 0.0}

@@ -73,6 +73,12 @@ def test_model_is_trained_on_closed_windows_with_all_artifacts(trained):
         ["fold_overlap", "time_order", "static_scan", "feature_shift"], "PASS")
     meta = instance.get_latest_materialization_event(AssetKey("division_model")).asset_materialization.metadata
     assert meta["gains_chart"].value.startswith("![gains](data:image/png;base64,")
+    # The comparison with the simple peers on the same out-of-fold rows is shown with the gate (not gating here).
+    gate = check_results(result)[("division_model", "promotion_gate")]
+    peer = {k: v.value for k, v in gate.metadata.items()}
+    assert peer["best_peer"] in ("recency", "frequency", "monetary", "rfm_logistic")
+    assert peer["candidate_auc"] == round(reg["auc"], 4)
+    assert peer["interval_low"] <= peer["auc_vs_best_peer"] <= peer["interval_high"]
     # Metadata is rounded for people; the registry row keeps full precision.
     assert meta["auc"].value == round(reg["auc"], 4) and meta["status"].value == "promoted"
     assert reg["status"] == "promoted" and reg["reason"] == "promotion gate and leakage checks passed"

@@ -55,9 +55,12 @@ def candidate_training_cutoffs(warehouse: WarehouseResource, division: str, cuto
     return [(c, int(w)) for c, w in df.iter_rows()]
 
 
-def _rounded(value: float | None, digits: int = 4) -> float | None:
-    """Metric values as a person reads them in the UI (the registry row and metrics.json keep full precision)."""
-    return None if value is None else round(float(value), digits)
+def _rounded(value, digits: int = 4):
+    """Metric values as a person reads them in the UI (the registry row and metrics.json keep full precision);
+    anything that is not a number (a peer's name, a diagnosis) as it is."""
+    if value is None or isinstance(value, (str, bool)):
+        return value
+    return round(float(value), digits)
 
 
 def _write(artifacts: ArtifactStore, rel: list[str], content) -> None:
@@ -79,8 +82,10 @@ def build_model_assets(settings: Settings) -> list[AssetsDefinition]:
     # refuses; the partition, the cutoff's whitespace and the reports go on with the divisions that published.
     specs = partition_checks(parts,
         AssetCheckSpec("promotion_gate", asset="division_model",
-                       description="AUC ≥, lift@10% ≥ and calibration MAE ≤ the configured thresholds (per-division "
-                       "overrides); a model that misses is held and never feeds scoring"),
+                       description="Not worse than the best simple peer (recency, frequency, monetary, RFM logistic "
+                       "regression) beyond the margin on the same out-of-fold rows, with the interval; calibration "
+                       "MAE ≤ its limit; AUC and lift@10% above their (low) floors. A model that misses is held and "
+                       "never feeds scoring; a below-chance model gets a diagnosis in the metadata"),
         AssetCheckSpec("fold_overlap", asset="division_model",
                        description="No customer appears on both sides of any cross-validation fold"),
         AssetCheckSpec("time_order", asset="division_model",
@@ -163,6 +168,7 @@ def build_model_assets(settings: Settings) -> list[AssetsDefinition]:
         record = model_record(
             model, division=division, cutoff=cutoff, training=training, model_version=model_version,
             model_path=model_path, gate_thresholds=cfg.gate_thresholds(division),
+            peer_bootstrap=cfg.models.gates.peer_bootstrap, peer_gate=cfg.models.gates.peer_gate,
             feature_shift=feature_shift_report(artifacts.path(), division, [c for c, _ in training]),
             prediction_window_months=int(window_at_c) if window_at_c is not None else cfg.window_months(division),
             frame=frame, drift_sample_rows=params.drift_sample_rows, seed=cfg.seeds.modeling,

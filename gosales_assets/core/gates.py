@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from gosales_assets.core.peers import PeerComparison
 from gosales_assets.settings import GateThresholds
 
 
@@ -18,8 +19,11 @@ class GateResult:
         return "all gates passed" if self.passed else "; ".join(self.misses)
 
 
-def evaluate_gate(metrics: dict, thresholds: GateThresholds) -> GateResult:
-    """AUC ≥ auc_min, lift@10% ≥ lift10_min, calibration MAE ≤ cal_mae_max. A missing metric is a miss."""
+def evaluate_gate(metrics: dict, thresholds: GateThresholds, peers: PeerComparison | None = None, *,
+                  peer_gate: bool = True) -> GateResult:
+    """AUC ≥ auc_min, lift@10% ≥ lift10_min, calibration MAE ≤ cal_mae_max (a missing metric is a miss) and, with a
+    peer comparison and `peer_gate`, not worse than the best simple peer beyond `peer_margin` on the same
+    out-of-fold rows. The comparison (and a below-chance diagnosis) is recorded in the values either way."""
     rules = [
         ("auc", metrics.get("auc"), thresholds.auc_min, ">="),
         ("lift_at_10", metrics.get("lift_at_10"), thresholds.lift10_min, ">="),
@@ -35,4 +39,10 @@ def evaluate_gate(metrics: dict, thresholds: GateThresholds) -> GateResult:
             misses.append(f"{name} {value:.4f} > {limit:g} (over by {value - limit:.4f})")
     values = {name: value for name, value, _, _ in rules} | {
         "auc_min": thresholds.auc_min, "lift10_min": thresholds.lift10_min, "cal_mae_max": thresholds.cal_mae_max}
+    if peers is not None:
+        values |= peers.values
+        if peer_gate and not peers.passed:
+            misses.append(f"trails the best simple peer beyond the margin: {peers.detail}")
+        if peers.diagnosis:
+            values["below_chance"] = peers.diagnosis
     return GateResult(passed=not misses, misses=misses, values=values)

@@ -27,6 +27,7 @@ import polars as pl
 
 from gosales_assets.core.charts import calibration_chart, gains_chart
 from gosales_assets.core.gates import GateResult, evaluate_gate
+from gosales_assets.core.peers import PeerComparison, compare_with_peers, peer_scores
 from gosales_assets.core.leakage import feature_code_paths, scan_wall_clock, time_order_violations
 from gosales_assets.core.registry import METRIC_COLUMNS, SKIPPED, registry_row, verdict
 from gosales_assets.settings import GateThresholds
@@ -96,6 +97,18 @@ class ModelRecord:
         return {k: v["status"] for k, v in self.leakage.items()}
 
 
+def _peer_comparison(model: TrainedModel, frame: pl.DataFrame, margin: float, n_boot: int,
+                     seed: int) -> PeerComparison:
+    """The candidate against the simple peers on its own out-of-fold rows and folds."""
+    oof = model.oof
+    rows = oof.select("customer_id", "cutoff_date").join(frame, on=["customer_id", "cutoff_date"], how="left",
+                                                         maintain_order="left")
+    y, folds = oof.get_column("label").to_numpy().astype(int), oof.get_column("fold").to_numpy()
+    candidate = oof.get_column("score_calibrated").to_numpy()
+    return compare_with_peers(y, candidate, peer_scores(rows, y, folds), margin=margin, n_boot=n_boot, seed=seed,
+                              folds=folds)
+
+
 def model_record(
     model: TrainedModel,
     *,
@@ -114,6 +127,8 @@ def model_record(
     config_checksum: str,
     versions: dict[str, str] | None = None,
     wall_clock_hits: Sequence[Any] | None = None,
+    peer_bootstrap: int | None = 500,
+    peer_gate: bool = False,
 ) -> ModelRecord:
     """Gate, gauntlet, card, verdict and registry row of a trained `model` at (`division`, `cutoff`).
 
@@ -124,11 +139,15 @@ def model_record(
       feature sample); `drift_sample_rows`, `seed`: the size and seed of the drift baselines.
     - `versions`: package versions for the card (default: `package_versions()`); `wall_clock_hits`: the static
       scan's hits when already computed (default: scan the feature and label code now).
+    - `peer_bootstrap`: resamples of the comparison with the simple peers on the out-of-fold rows (None: no
+      comparison); `peer_gate`: whether trailing the best peer beyond the margin holds the model.
     """
     from gosales_assets.core.modeling import fold_overlap  # the caller trained the model: already imported
 
     training = list(training)
-    gate = evaluate_gate(model.metrics, gate_thresholds)
+    peers = _peer_comparison(model, frame, gate_thresholds.peer_margin, peer_bootstrap, seed) \
+        if peer_bootstrap else None
+    gate = evaluate_gate(model.metrics, gate_thresholds, peers, peer_gate=peer_gate)
     scanned = feature_code_paths()
     hits = scan_wall_clock(scanned) if wall_clock_hits is None else list(wall_clock_hits)
     overlap = fold_overlap(model.oof.get_column("customer_id").to_list(), model.oof.get_column("fold").to_numpy())

@@ -55,6 +55,7 @@ def star(rows, cust=None):
         ({"customer_id": "C404"}, "unknown_customer"),
         ({"customer_id": None}, "missing_value"),
         ({"revenue": float("nan")}, "missing_value"),
+        ({"customer_id": "C404", "revenue": 1e15}, "implausible_amount"),  # reported before the customer
     ],
 )
 def test_each_rule_quarantines_its_row_with_original_values(row, rule):

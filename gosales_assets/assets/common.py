@@ -21,6 +21,7 @@ from dagster._utils.warnings import PreviewWarning
 
 from gosales_assets.core.checksum import frame_checksum
 from gosales_assets.core.contracts import ContractReport
+from gosales_assets.core.reports import md_cell
 from gosales_assets.settings import Settings
 
 
@@ -84,6 +85,7 @@ def markdown_table(rows: list[dict[str, Any]]) -> MetadataValue:
     if not rows:
         return MetadataValue.md("_none_")
     cols = list(rows[0])
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    lines += ["| " + " | ".join(str(r[c]) for c in cols) + " |" for r in rows]
+    # cells are escaped: a customer name with '|', a line break or HTML must not break the table or inject markup
+    lines = ["| " + " | ".join(md_cell(c) for c in cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(md_cell(r[c]) for c in cols) + " |" for r in rows]
     return MetadataValue.md("\n".join(lines))

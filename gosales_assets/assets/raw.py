@@ -3,21 +3,25 @@
 
 from collections.abc import Iterator
 
-from dagster import AssetCheckResult, AssetCheckSpec, AssetExecutionContext, Output, asset
+from dagster import AssetCheckResult, AssetCheckSpec, AssetExecutionContext, MetadataValue, Output, asset
 
 from gosales_assets.assets.common import contract_check_result, table_metadata
 from gosales_assets.core.contracts import check_contract, raw_table_schema
-from gosales_assets.core.ingest import find_raw_files, read_raw_table
+from gosales_assets.core.ingest import read_raw_table_report
 from gosales_assets.resources import WAREHOUSE_POOL, GosalesSettings
 
 
 def _ingest(context: AssetExecutionContext, settings: GosalesSettings, table: str) -> Iterator:
     cfg = settings.get()
-    files = find_raw_files(cfg.landing_dir, table)
-    df = read_raw_table(cfg.landing_dir, table)
+    df, report = read_raw_table_report(cfg.landing_dir, table)
+    files = [cfg.landing_dir / f for f in report.rows_by_file]
     context.log.info(f"{table}: read {df.height} rows from {[str(f) for f in files]}")
+    for note in report.notes:
+        context.log.warning(f"{table}: {note}")
     meta = table_metadata(df, cfg)
     meta["source_files"] = [str(f) for f in files]
+    meta["rows_by_file"] = MetadataValue.json(report.rows_by_file)
+    meta["ingest_notes"] = MetadataValue.json(list(report.notes))
     # Write, audit, publish: a batch that breaks the raw contract is not stored over the published one.
     contract = contract_check_result(check_contract(df, raw_table_schema(table)), asset_key=table)
     if contract.passed:

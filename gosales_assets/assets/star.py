@@ -22,6 +22,7 @@ from gosales_assets.core.contracts import (
     check_contract,
     contract_violations_schema,
     dim_customer_schema,
+    events_reconciliation,
     fact_events_schema,
     fact_transactions_schema,
     missing_references,
@@ -146,7 +147,8 @@ def star_schema(
     output_required=False,
     check_specs=[
         _spec("fact_events", "contract", "Types, one row per invoice, dates in range, per-division columns"),
-        _spec("fact_events", "reconciles_with_facts", "Line counts and revenue totals equal fact_transactions"),
+        _spec("fact_events", "reconciles_with_facts", "Line counts and revenue totals equal fact_transactions, and "
+              "every fact line's event carries the line's own customer and date"),
     ],
     description="Invoice-level roll-up with per-division revenue and purchase flags.",
 )
@@ -160,18 +162,10 @@ def fact_events(
                                                   divisions=cfg.divisions)),
         asset_key="fact_events",
     )
-    lines_ok = int(events.get_column("n_lines").sum() or 0) == fact_transactions.height
-    rev_fact = float(fact_transactions.get_column("revenue").sum() or 0.0)
-    rev_events = float(events.get_column("revenue").sum() or 0.0)
-    rev_ok = abs(rev_fact - rev_events) <= 1e-6 * max(1.0, abs(rev_fact))
-    reconciles = AssetCheckResult(
-        asset_key="fact_events",
-        check_name="reconciles_with_facts",
-        passed=lines_ok and rev_ok,
-        severity=AssetCheckSeverity.ERROR,
-        description=f"lines {'match' if lines_ok else 'differ'}; revenue facts {rev_fact:,.2f} vs events {rev_events:,.2f}",
-        metadata={"fact_lines": fact_transactions.height, "revenue_fact": rev_fact, "revenue_events": rev_events},
-    )
+    rec = events_reconciliation(fact_transactions, events)
+    reconciles = AssetCheckResult(asset_key="fact_events", check_name="reconciles_with_facts", passed=rec["passed"],
+                                  severity=AssetCheckSeverity.ERROR, description=rec["description"],
+                                  metadata=rec["metadata"])
     # Write, audit, publish: events that fail a check are not stored (the published ones stay).
     if contract.passed and reconciles.passed:
         yield Output(events, metadata=table_metadata(events, cfg, date_col="invoice_date"))

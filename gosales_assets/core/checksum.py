@@ -45,17 +45,24 @@ def frame_checksum(df: pl.DataFrame) -> str:
 # ---------------------------------------------------------------------------------------------------
 # Parallel float sums (polars / DuckDB group-bys) add partial sums in an order that depends on thread
 # scheduling, so the last bits of a revenue total can differ between two runs on identical input, and a
-# net of +x and -x can land on either side of zero. Money is therefore aggregated as exact Int64 cents
+# net of +x and -x can land on either side of zero. Money is therefore aggregated as exact integer cents
 # and converted back to currency units (Float64) after aggregation: sums are then associative, results
 # are bit-reproducible and `frame_checksum` of a feature table is stable across runs.
+#
+# The cents are Int128, not Int64: the star contract bounds a line at 10^12 units (10^14 cents,
+# `core.star.MAX_LINE_AMOUNT`), and Int128 holds more than 10^24 such lines, so no sum, difference or small
+# multiple of sums can wrap (Int64 wrapped negative after three lines of 4e16). An amount beyond Int128 (only
+# possible when the star contract was bypassed) fails the cast loudly instead of wrapping. Polars has no Int128
+# negation: write `0 - x`, not `-x`.
 CENTS_PER_UNIT = 100
+CENTS_DTYPE = pl.Int128
 
 
 def to_cents(expr: pl.Expr) -> pl.Expr:
-    """Currency amount (float, null -> 0) as exact Int64 cents, rounded to the nearest cent."""
-    return (expr.cast(pl.Float64).fill_null(0.0) * CENTS_PER_UNIT).round(0).cast(pl.Int64)
+    """Currency amount (float, null -> 0) as exact Int128 cents, rounded to the nearest cent."""
+    return (expr.cast(pl.Float64).fill_null(0.0) * CENTS_PER_UNIT).round(0).cast(CENTS_DTYPE)
 
 
 def from_cents(expr: pl.Expr) -> pl.Expr:
-    """Int64 cents back to Float64 currency units."""
+    """Integer cents back to Float64 currency units."""
     return expr.cast(pl.Float64) / CENTS_PER_UNIT

@@ -53,6 +53,16 @@ def raw_table_schema(table: str) -> pa.DataFrameSchema:
     return pa.DataFrameSchema(cols, strict=True, name=table)
 
 
+def _one_customer_and_date_per_invoice(data) -> pl.LazyFrame:
+    """Row-wise: the line's invoice has exactly one customer_id and one invoice_date (core.star quarantines the
+    lines of any other invoice as `invoice_conflict`, so fact_events never re-attributes or back-dates a sale)."""
+    lf = data.lazyframe
+    if not {"invoice_id", "customer_id", "invoice_date"} <= set(lf.collect_schema().names()):
+        return lf.select(pl.lit(True).alias("ok"))  # the missing column is reported by its own check
+    per_invoice = [pl.col(c).n_unique().over("invoice_id") == 1 for c in ("customer_id", "invoice_date")]
+    return lf.select((per_invoice[0] & per_invoice[1]).alias("ok"))
+
+
 def fact_transactions_schema(*, start_date: dt.date, end_date: dt.date, sku_map: dict[str, str],
                              divisions: list[str]) -> pa.DataFrameSchema:
     return pa.DataFrameSchema(
@@ -73,6 +83,8 @@ def fact_transactions_schema(*, start_date: dt.date, end_date: dt.date, sku_map:
         },
         strict=True,
         unique=["invoice_id", "line_no"],
+        checks=[pa.Check(_one_customer_and_date_per_invoice, name="one_customer_and_date_per_invoice",
+                         error="one_customer_and_date_per_invoice")],
         name="fact_transactions",
     )
 
@@ -155,6 +167,33 @@ def reconciliation(raw_rows: int, kept_rows: int, rejected_rows: int) -> dict[st
         "unaccounted_rows": raw_rows - kept_rows - rejected_rows,
         "reconciles": raw_rows == kept_rows + rejected_rows,
     }
+
+
+def events_reconciliation(fact: pl.DataFrame, events: pl.DataFrame) -> dict:
+    """Does `fact_events` account for every fact line, under the line's own customer and date?
+
+    Compares line counts and revenue totals (as before) and, line by line, that the event of the line's invoice
+    carries the line's customer_id and invoice_date: an event published under another customer or an earlier
+    date (a re-attributed or back-dated sale) counts its lines as `misattributed_lines`. Events without any fact
+    line are `orphan_events`. Returns {passed, description, metadata} for the asset check.
+    """
+    keys = ["invoice_id", "customer_id", "invoice_date"]
+    misattributed = fact.select(keys).join(events.select(keys), on=keys, how="anti").height
+    orphans = events.select("invoice_id").join(fact.select("invoice_id").unique(), on="invoice_id", how="anti").height
+    event_lines = int(events.get_column("n_lines").sum() or 0)
+    lines_ok = event_lines == fact.height
+    rev_fact = float(fact.get_column("revenue").sum() or 0.0)
+    rev_events = float(events.get_column("revenue").sum() or 0.0)
+    rev_ok = abs(rev_fact - rev_events) <= 1e-6 * max(1.0, abs(rev_fact))
+    passed = lines_ok and rev_ok and misattributed == 0 and orphans == 0
+    description = (
+        f"lines {'match' if lines_ok else 'differ'} ({fact.height} facts, {event_lines} in events); revenue facts "
+        f"{rev_fact:,.2f} vs events {rev_events:,.2f}; {misattributed} fact line(s) not under their own customer "
+        f"and date; {orphans} event(s) without fact lines"
+    )
+    metadata = {"fact_lines": fact.height, "event_lines": event_lines, "revenue_fact": rev_fact,
+                "revenue_events": rev_events, "misattributed_lines": misattributed, "orphan_events": orphans}
+    return {"passed": passed, "description": description, "metadata": metadata}
 
 
 def icp_scores_schema(divisions: list[str]) -> pa.DataFrameSchema:

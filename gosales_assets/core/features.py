@@ -45,7 +45,7 @@ Conventions (also in the catalog docs):
 - The roster: customers of dim_customer except those first seen after C without a line <= C, plus (for
   robustness; the star contract forbids them) customers with lines but no dim row (null attributes).
 - Money features are raw (no winsorisation or scaling; that is learned inside the model pipeline).
-- Money is aggregated as exact Int64 cents and row-wise sums are fixed-order folds, so the result is
+- Money is aggregated as exact Int128 cents and row-wise sums are fixed-order folds, so the result is
   bit-reproducible across runs and processes (parallel float sums are not); `frame_checksum` of two
   builds on the same pre-cutoff data is identical.
 - Division names must be the configured canonical names; an unknown name in the fact raises.
@@ -231,7 +231,7 @@ def build_customer_features(
     key = roster.select("customer_id", "cidx").lazy()
 
     c_month = cutoff.year * 12 + cutoff.month
-    # Money is aggregated as exact Int64 cents (see checksum.to_cents): parallel float sums are not
+    # Money is aggregated as exact Int128 cents (see checksum.to_cents): parallel float sums are not
     # bit-reproducible, integer sums are. Converted back to Float64 currency units after aggregation.
     base = (
         fact_c.join(key, on="customer_id", how="inner")
@@ -410,7 +410,8 @@ def build_customer_features(
 
     # ---- returns rate -----------------------------------------------------------------------------
     def _return_rate(frame: pl.LazyFrame, name: str) -> pl.DataFrame:
-        returned = pl.when(pl.col("ret")).then((-pl.col("rev")).clip(lower_bound=0)).otherwise(0).sum()
+        # `0 - rev`, not `-rev`: polars has no unary minus for the Int128 cents
+        returned = pl.when(pl.col("ret")).then((0 - pl.col("rev")).clip(lower_bound=0)).otherwise(0).sum()
         gross = pl.when(~pl.col("ret")).then(pl.col("rev").clip(lower_bound=0)).otherwise(0).sum()
         return (
             frame.group_by("cidx")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import polars as pl
 
 TRAINING_METRICS = ("auc", "pr_auc", "brier", "lift_at_10", "rev_lift_at_10", "cal_mae", "base_rate")
@@ -67,13 +69,35 @@ def top_accounts(whitespace: pl.DataFrame, owned: pl.DataFrame, divisions: list[
     return out.with_row_index("account_rank", offset=1).with_columns(pl.col("account_rank").cast(pl.Int64))
 
 
+# Markdown syntax a table cell must not start or break. `_` only at a word edge: inside a word (`Post_Processing`,
+# `sales_log`) it cannot open or close emphasis, so it is left readable.
+_MD_SPECIAL = re.compile(r"([\\`*\[\]|#~!]|(?<![0-9A-Za-z])_|_(?![0-9A-Za-z]))")
+_HTML = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"}
+
+
+def md_cell(value: object) -> str:
+    """`value` as the text of one markdown table cell that renders as the literal text, whatever it holds.
+
+    Line breaks (and other control characters) become spaces, so the row cannot end early or start a heading;
+    `|` and the other markdown syntax characters are backslash-escaped, so the cell cannot split or turn into a
+    link, image or emphasis; `&`, `<`, `>` and `"` become HTML entities, so no HTML (`<img onerror=…>`) passes
+    through. The rendered text is the original text with its line breaks as spaces.
+    """
+    text = "".join(" " if (ch.isspace() or not ch.isprintable()) else ch for ch in str(value)).strip()
+    text = "".join(_HTML.get(ch, ch) for ch in text)
+    return _MD_SPECIAL.sub(r"\\\1", text)
+
+
 def top_accounts_markdown(accounts: pl.DataFrame, cutoff, shown: int = 20) -> str:
-    """A short readable summary of the top accounts (no personal data: company names and signals only)."""
-    lines = [f"# Top cross-sell accounts — cutoff {cutoff}", "",
+    """A short readable summary of the top accounts (no personal data: company names and signals only).
+    Every cell from the data goes through `md_cell`, so a customer name cannot break the table or inject
+    markdown or HTML."""
+    lines = [f"# Top cross-sell accounts — cutoff {md_cell(cutoff)}", "",
              f"{accounts.height} accounts ranked by their best opportunity's blended score "
              "(ICP likelihood, affinity, ALS similarity, expected value).", "",
              "| # | account | best opportunities | best P(buy) | gaps | reason |", "|---|---|---|---|---|---|"]
     for r in accounts.head(shown).iter_rows(named=True):
-        lines.append(f"| {r['account_rank']} | {r['customer_name'] or r['customer_id']} | {r['top_divisions']} | "
-                     f"{r['best_p_icp']:.1%} | {r['whitespace_gaps']} | {r['best_reason']} |")
+        cells = [r["account_rank"], r["customer_name"] or r["customer_id"], r["top_divisions"],
+                 f"{r['best_p_icp']:.1%}", r["whitespace_gaps"], r["best_reason"]]
+        lines.append("| " + " | ".join(md_cell(c) for c in cells) + " |")
     return "\n".join(lines) + "\n"

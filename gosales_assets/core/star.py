@@ -9,6 +9,14 @@ Duplicates are *exact-line* duplicates only (every contract column equal): the f
 copies are rejected as `duplicate_line`. Two different lines that share (invoice_id, line_no) are a key
 conflict (`duplicate_key`); the first one in source order is kept. Same-day lines of one customer are never
 merged (the earlier system lost sales that way).
+
+An invoice is one event of one customer on one day: when the lines that passed every other rule carry more
+than one customer_id or invoice_date, every line of that invoice is quarantined as `invoice_conflict` (there
+is no way to tell which customer or date is right, and `fact_events` must not re-attribute or back-date a sale).
+
+Money: a line whose |revenue| or |gross_profit| exceeds `MAX_LINE_AMOUNT` (10^12 currency units) is quarantined
+as `implausible_amount`. With that bound a line is at most 10^14 cents, and money is summed as Int128 cents
+(`core.checksum.to_cents`), so no sum can wrap.
 """
 
 from __future__ import annotations
@@ -21,10 +29,16 @@ import polars as pl
 from gosales_assets.core.ingest import RAW_TABLES, parse_iso_date
 from gosales_assets.settings import division_slug
 
+# The largest |revenue| or |gross_profit| of one invoice line, in currency units (a thousand billion): far above
+# any real line, far below what breaks exact cents arithmetic. Not configurable on purpose: it guards arithmetic,
+# not business plausibility.
+MAX_LINE_AMOUNT = 1e12
+
 # (rule, what it rejects) in precedence order; docs/DATA_CONTRACT.md is generated from the same words.
 SALES_RULES: tuple[tuple[str, str], ...] = (
     ("missing_value", "a required value (invoice_id, line_no, invoice_date, customer_id, sku, quantity, "
                       "revenue) is empty, or a number is NaN/infinite"),
+    ("implausible_amount", "|revenue| or |gross_profit| is above 10^12 currency units on one line"),
     ("unparseable_date", "invoice_date is not a valid ISO date YYYY-MM-DD"),
     ("date_out_of_range", "invoice_date is before data.start_date or after data.end_date"),
     ("unknown_sku", "sku is not in the configured sku_map (exact match)"),
@@ -34,6 +48,8 @@ SALES_RULES: tuple[tuple[str, str], ...] = (
     ("unknown_customer", "customer_id does not exist in customers"),
     ("duplicate_line", "an exact copy of an earlier line (every column equal); the first copy is kept"),
     ("duplicate_key", "(invoice_id, line_no) repeats an earlier, different line; the first is kept"),
+    ("invoice_conflict", "the invoice's lines carry more than one customer_id or invoice_date; all its lines are "
+                         "quarantined"),
 )
 CUSTOMER_RULES: tuple[tuple[str, str], ...] = (
     ("missing_value", "customer_id or customer_name is empty"),
@@ -122,6 +138,38 @@ def _mark_duplicates(df: pl.DataFrame, content_cols: list[str], key_cols: list[s
     return pl.concat([df.filter(pl.col("rule").is_not_null()), copies, distinct], how="vertical").sort(order)
 
 
+def _mark_conflicting_invoices(df: pl.DataFrame) -> pl.DataFrame:
+    """Quarantine every passing line of an invoice whose passing lines disagree on customer_id or date."""
+    ok = pl.col("rule").is_null()
+    customers = pl.col("customer_id").filter(ok).unique().sort()
+    dates = pl.col("_date").filter(ok).unique().sort()
+    per_invoice = (
+        df.filter(ok)
+        .group_by("invoice_id")
+        .agg(customers.alias("_customers"), dates.alias("_dates"))
+        .filter((pl.col("_customers").list.len() > 1) | (pl.col("_dates").list.len() > 1))
+    )
+    if per_invoice.height == 0:
+        return df
+    why = pl.format(
+        "invoice {} has lines of {} customer(s) [{}] and {} date(s) [{}]; one invoice must be one customer on one "
+        "day, so all its lines are quarantined",
+        _q("invoice_id"), pl.col("_customers").list.len(), pl.col("_customers").list.join(", "),
+        pl.col("_dates").list.len(), pl.col("_dates").list.eval(pl.element().cast(pl.String)).list.join(", "),
+    )
+    conflicts = per_invoice.select("invoice_id", why.alias("_why"))
+    return (
+        df.join(conflicts, on="invoice_id", how="left", maintain_order="left")
+        .with_columns(
+            pl.when(ok & pl.col("_why").is_not_null()).then(pl.lit("invoice_conflict")).otherwise(pl.col("rule"))
+            .alias("rule"),
+            pl.when(ok & pl.col("_why").is_not_null()).then(pl.col("_why")).otherwise(pl.col("detail"))
+            .alias("detail"),
+        )
+        .drop("_why")
+    )
+
+
 def build_customers(customers_raw: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(dim_customer, violations) from the typed raw customers table."""
     df = customers_raw.with_columns(
@@ -173,11 +221,15 @@ def build_star(
     missing = pl.any_horizontal([pl.col(c).is_null() for c in required]) | ~pl.all_horizontal(
         [pl.col(c).is_finite() for c in ("quantity", "revenue")]
     ) | (pl.col("gross_profit").is_not_null() & ~pl.col("gross_profit").is_finite())
+    too_big = [(pl.col(c).abs() > MAX_LINE_AMOUNT).fill_null(False) for c in ("revenue", "gross_profit")]
     rule, detail = _first_rule([
         ("missing_value", missing,
          pl.concat_str([pl.lit("empty or non-finite required value in "),
                         pl.concat_str([pl.when(pl.col(c).is_null()).then(pl.lit(c)) for c in required],
                                       separator=",", ignore_nulls=True).fill_null("a number")])),
+        ("implausible_amount", too_big[0] | too_big[1],
+         pl.format("revenue {} / gross_profit {}: above the per-line limit of 1e12 currency units",
+                   pl.col("revenue"), pl.col("gross_profit").cast(pl.String).fill_null("<null>"))),
         ("unparseable_date", pl.col("_date").is_null(),
          pl.format("invoice_date {} is not YYYY-MM-DD", _q("invoice_date"))),
         ("date_out_of_range", (pl.col("_date") < start_date) | (pl.col("_date") > end_date),
@@ -195,7 +247,7 @@ def build_star(
     ])
     df = df.with_columns(rule.alias("rule"), detail.alias("detail"))
     content = [c.name for c in RAW_TABLES["sales_log"]]
-    df = _mark_duplicates(df, content, ["invoice_id", "line_no"], "sales_log")
+    df = _mark_conflicting_invoices(_mark_duplicates(df, content, ["invoice_id", "line_no"], "sales_log"))
     fact = (
         df.filter(pl.col("rule").is_null())
         .with_columns(

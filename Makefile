@@ -42,10 +42,13 @@ clean:
 
 ## make bench: performance benchmarks (not part of make test): the suite's demo profile (whole backfill through
 ## Dagster vs the same calls without it; writes benchmarks/results/demo.json and its section of
-## docs/PERFORMANCE.md, ~10 min) and the production-scale features benchmark (printed; copied by hand).
+## docs/PERFORMANCE.md, ~10 min), the production-scale features benchmark (printed; copied by hand) and native
+## execution (webserver + daemon backfills vs the same runs in process; writes benchmarks/results/native_demo.json
+## and its section of docs/PERFORMANCE.md, ~20 min).
 bench: venv
 	$(PY) benchmarks/bench_suite.py --profile demo
 	$(PY) benchmarks/bench_features.py --with-als-basket
+	$(PY) benchmarks/bench_native.py
 
 ## make bench-large: the suite's 500,000-customer profile (many hours on 2 cores; see docs/PERFORMANCE.md).
 bench-large: venv

@@ -193,6 +193,7 @@ def materialize_targets(defs: Definitions, instance: DagsterInstance, targets: I
     """Materialize exactly these (asset, partition) pairs in this process (e.g. what a native backfill would)."""
     graph = defs.resolve_asset_graph()
     targets = set(targets)
+    ensure_warehouse_pool(instance)
     plan = plan_runs(graph, targets)
     tags = {MATERIALIZE_TAG: f"cli-{uuid.uuid4().hex[:8]}"}
     log(f"materialize {tags[MATERIALIZE_TAG]}: {len(plan)} runs over {len(targets)} asset partitions")
@@ -234,6 +235,15 @@ def _mk(partition: str | None):
 
 def _names(keys: Iterable[AssetKey]) -> list[str]:
     return [k.to_user_string() for k in keys]
+
+
+def ensure_warehouse_pool(instance: DagsterInstance) -> None:
+    """Create the `gosales_warehouse` pool's limit (dagster.yaml's default, one slot) if the instance has none yet.
+    Dagster's run queue creates it on the fly, but in that first iteration it counts the pool as unlimited, so two
+    warehouse runs could start together on a fresh instance (measured: docs/PERFORMANCE.md)."""
+    storage = instance.event_log_storage
+    if storage.supports_global_concurrency_limits and WAREHOUSE_POOL not in storage.get_concurrency_keys():
+        storage.initialize_concurrency_limit_to_default(WAREHOUSE_POOL)
 
 
 def _process_gone(run) -> bool:
@@ -352,6 +362,7 @@ def launch_backfill(graph: BaseAssetGraph, instance: DagsterInstance, targets: I
     """Submit a native asset backfill of `targets` (what the UI's "Materialize" of partitions does); the daemon's
     backfill loop runs it, ordering runs by the asset graph. Returns the backfill id."""
     backfill_id = make_new_backfill_id()
+    ensure_warehouse_pool(instance)
     instance.add_backfill(PartitionBackfill.from_asset_graph_subset(
         backfill_id=backfill_id, backfill_timestamp=get_current_timestamp(), tags={SOURCE_TAG: source, **(tags or {})},
         dynamic_partitions_store=instance, asset_graph_subset=backfill_subset(graph, targets), title=title,

@@ -31,3 +31,21 @@ def test_every_step_that_touches_the_warehouse_is_in_the_pool(project):
     graph = defs.resolve_asset_graph()
     for assets_def in graph.assets_defs:
         assert assets_def.op.pool == WAREHOUSE_POOL, assets_def.keys
+
+
+def test_the_warehouse_pool_limit_exists_before_the_first_run(tmp_path, monkeypatch):
+    """On a fresh instance Dagster's run queue counts an unknown pool as unlimited in its first iteration; the engine
+    creates the one-slot limit before it launches or materializes anything."""
+    from gosales_assets.resources import WAREHOUSE_POOL
+    from gosales_assets.runner import ensure_warehouse_pool
+
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    with DagsterInstance.get() as instance:
+        assert WAREHOUSE_POOL not in instance.event_log_storage.get_concurrency_keys()
+        ensure_warehouse_pool(instance)
+        ensure_warehouse_pool(instance)  # idempotent
+        limits = {p.name: p.limit for p in instance.event_log_storage.get_pool_limits()}
+        assert limits[WAREHOUSE_POOL] == 1

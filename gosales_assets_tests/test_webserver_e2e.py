@@ -19,16 +19,7 @@ groups are shut down and the test checks that no process is left and the port ca
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import signal
-import socket
-import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
@@ -42,12 +33,31 @@ from gosales_assets.resources import WAREHOUSE_POOL
 from gosales_assets.runner import target_partitions
 from gosales_assets.settings import division_slug
 from gosales_assets_tests.conftest import Project, new_project
+from gosales_assets_tests.dagster_stack import (  # the processes and GraphQL helpers, shared with the benchmarks
+    ACTIVE_RUN,
+    BACKFILL_QUERY,
+    FINISHED_BACKFILL,
+    FINISHED_RUN,
+    LOCATION,
+    METADATA_FIELDS,
+    REPOSITORY,
+    Stack,
+    _all_pids,
+    _proc_stat,
+    assets_of,
+    free_port,
+    install_instance_config,
+    launch_backfill_via_graphql,
+    metadata,
+    port_can_be_bound,
+    run_failure_report,
+    service_env,
+    tags_of,
+    targets_by_asset,
+    write_workspace,
+)
 
 pytestmark = pytest.mark.webserver
-
-REPO = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent  # the venv's console scripts: dagster-webserver, dagster-daemon
-LOCATION, REPOSITORY = "gosales_assets", "__repository__"
 
 CUTOFFS = ["2025-09-30", "2026-03-31"]
 EARLY, LATE = cutoff_key(CUTOFFS[0]), cutoff_key(CUTOFFS[1])   # "2025-09", "2026-03"
@@ -72,231 +82,8 @@ OVERRIDES = {
                          "per_division": {HELD_DIV: {"auc_min": 1.0}}}},  # an AUC nobody reaches: PDM is held
 }
 
-STARTUP_TIMEOUT_S = 120
 BACKFILL_TIMEOUT_S = 420   # the daemon's backfill loop ticks every ~30 s; this backfill needs ~8 ticks (~4 min)
-RUN_TIMEOUT_S = 180
-STOP_TIMEOUT_S = 30
 POLL_S = 0.3
-ACTIVE_RUN = ("STARTING", "STARTED", "CANCELING")
-FINISHED_RUN = ("SUCCESS", "FAILURE", "CANCELED")
-FINISHED_BACKFILL = ("COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED")
-
-
-# --------------------------------------------------------------------------------------------------------------
-# processes
-# --------------------------------------------------------------------------------------------------------------
-def _proc_stat(pid: int) -> tuple[str, int, int, int, int] | None:
-    """(state, ppid, pgid, sid, start time) of a live process from /proc, None when it is gone."""
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError, PermissionError):
-        return None
-    fields = raw[raw.rindex(")") + 2:].split()  # after "pid (comm) "; comm may contain spaces
-    return fields[0], int(fields[1]), int(fields[2]), int(fields[3]), int(fields[19])
-
-
-def _all_pids() -> list[int]:
-    return [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()]
-
-
-def _alive(pid: int, start: int | None = None) -> bool:
-    st = _proc_stat(pid)
-    return st is not None and st[0] != "Z" and (start is None or st[4] == start)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def port_can_be_bound(port: int) -> bool:
-    """True when a new server could listen on the port (SO_REUSEADDR, as every server sets, so that closed
-    connections in TIME_WAIT do not count; a socket still listening does)."""
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("127.0.0.1", port))
-            s.listen()
-        except OSError:
-            return False
-    return True
-
-
-@dataclass
-class Service:
-    name: str
-    proc: subprocess.Popen
-    log: Path
-    killed: bool = False  # needed SIGKILL after SIGTERM timed out
-
-    @property
-    def group(self) -> int:
-        return self.proc.pid  # start_new_session: the process leads its own session and process group
-
-    def members(self) -> dict[int, int]:
-        """{pid: start time} of every live process in the service's session, or descending from it."""
-        stats = {pid: st for pid in _all_pids() if (st := _proc_stat(pid)) is not None and st[0] != "Z"}
-        found = {pid for pid, st in stats.items() if st[3] == self.group or st[2] == self.group}
-        found.add(self.proc.pid)
-        grew = True
-        while grew:  # children that left the session (setsid) are still ours
-            new = {pid for pid, st in stats.items() if st[1] in found and pid not in found}
-            found |= new
-            grew = bool(new)
-        return {pid: stats[pid][4] for pid in found if pid in stats}
-
-    def tail(self, lines: int = 40) -> str:
-        text = self.log.read_text(errors="replace") if self.log.exists() else ""
-        return f"--- last lines of {self.name} log {self.log} ---\n" + "\n".join(text.splitlines()[-lines:])
-
-    def stop(self, timeout: float = STOP_TIMEOUT_S) -> None:
-        """SIGTERM to the whole process group, SIGKILL to whatever is left after `timeout`."""
-        if self.proc.poll() is not None and not self.members():
-            return
-        try:
-            os.killpg(self.group, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            self.proc.poll()
-            if self.proc.returncode is not None and not any(
-                    st is not None and st[2] == self.group and st[0] != "Z"
-                    for st in map(_proc_stat, _all_pids())):
-                return
-            time.sleep(0.2)
-        self.killed = True
-        try:
-            os.killpg(self.group, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        self.proc.wait(timeout=10)
-
-
-def start_service(name: str, argv: list[str], cwd: Path, env: dict[str, str]) -> Service:
-    log = cwd / f"{name}.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
-    return Service(name, proc, log)
-
-
-# --------------------------------------------------------------------------------------------------------------
-# GraphQL
-# --------------------------------------------------------------------------------------------------------------
-METADATA_FIELDS = """
-fragment ME on MetadataEntry { label __typename
-  ... on FloatMetadataEntry { floatValue } ... on IntMetadataEntry { intValue } ... on TextMetadataEntry { text }
-  ... on BoolMetadataEntry { boolValue } ... on MarkdownMetadataEntry { mdStr }
-  ... on JsonMetadataEntry { jsonString } ... on PathMetadataEntry { path } }
-"""
-
-
-def metadata(entries: list[dict]) -> dict:
-    """GraphQL metadata entries as {label: python value}."""
-    out = {}
-    for e in entries:
-        kind = e["__typename"]
-        value = {"FloatMetadataEntry": e.get("floatValue"), "IntMetadataEntry": e.get("intValue"),
-                 "TextMetadataEntry": e.get("text"), "BoolMetadataEntry": e.get("boolValue"),
-                 "MarkdownMetadataEntry": e.get("mdStr"), "PathMetadataEntry": e.get("path"),
-                 "JsonMetadataEntry": json.loads(e["jsonString"]) if "jsonString" in e else None}.get(kind, kind)
-        out[e["label"]] = value
-    return out
-
-
-RUN_FIELDS = "runId status jobName creationTime startTime endTime tags { key value } assetSelection { path } allPools"
-RUN_QUERY = f"""query($id: ID!) {{ runOrError(runId: $id) {{ __typename ... on Run {{ {RUN_FIELDS} }}
-  ... on Error {{ message }} }} }}"""
-BACKFILL_RUNS_QUERY = f"""query($tag: String!) {{
-  runsOrError(filter: {{tags: [{{key: "dagster/backfill", value: $tag}}]}}) {{ __typename
-    ... on Runs {{ results {{ {RUN_FIELDS} }} }} ... on Error {{ message }} }} }}"""
-BACKFILL_QUERY = """query($id: String!) { partitionBackfillOrError(backfillId: $id) { __typename
-  ... on PartitionBackfill { id status isAssetBackfill title tags { key value } error { message }
-    assetBackfillData { assetBackfillStatuses { __typename
-      ... on AssetPartitionsStatusCounts { assetKey { path } numPartitionsTargeted numPartitionsInProgress
-                                           numPartitionsMaterialized numPartitionsFailed }
-      ... on UnpartitionedAssetStatus { assetKey { path } inProgress materialized failed } } } }
-  ... on Error { message } } }"""
-
-
-@dataclass
-class Stack:
-    project: Project
-    root: Path
-    port: int
-    env: dict[str, str]
-    services: list[Service] = field(default_factory=list)
-    members: dict[int, int] = field(default_factory=dict)  # every process seen while running: {pid: start}
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def gql(self, query: str, variables: dict | None = None, timeout: float = 60) -> dict:
-        body = json.dumps({"query": query, "variables": variables or {}}).encode()
-        req = urllib.request.Request(f"{self.url}/graphql", data=body, headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
-            doc = json.loads(resp.read())
-        assert not doc.get("errors"), f"GraphQL errors: {doc['errors']}\nquery: {query}"
-        return doc["data"]
-
-    def run(self, run_id: str) -> dict:
-        run = self.gql(RUN_QUERY, {"id": run_id})["runOrError"]
-        assert run["__typename"] == "Run", run
-        return run
-
-    def backfill_runs(self, backfill_id: str) -> list[dict]:
-        runs = self.gql(BACKFILL_RUNS_QUERY, {"tag": backfill_id})["runsOrError"]
-        assert runs["__typename"] == "Runs", runs
-        return runs["results"]
-
-    def start_daemon(self) -> None:
-        """`dagster-daemon run` (run queue, backfills, sensors), once; its code server loads the same workspace."""
-        if not any(s.name == "daemon" for s in self.services):
-            self.services.append(start_service("daemon", [str(BIN / "dagster-daemon"), "run", "-w", "workspace.yaml"],
-                                               self.root, self.env))
-
-    def logs(self) -> str:
-        return "\n".join(s.tail() for s in self.services)
-
-    def record_members(self) -> None:
-        for s in self.services:
-            self.members.update(s.members())
-
-    def stop(self) -> dict[int, int]:
-        """Stop every service; returns the processes seen while running that outlived it ({pid: start time}),
-        after killing them, so that even a failing test leaves nothing behind."""
-        self.record_members()
-        for s in self.services:
-            s.stop()
-        left = {pid: start for pid, start in self.members.items() if _alive(pid, start)}
-        for pid in left:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        return left
-
-
-def run_failure_report(st: Stack, run_id: str) -> str:
-    """The run's error events and the daemon's health, for a failure message."""
-    events = st.gql("""query($id: ID!) { logsForRun(runId: $id) { __typename ... on EventConnection { events {
-        __typename ... on MessageEvent { message level stepKey }
-        ... on ExecutionStepFailureEvent { error { message stack } }
-        ... on RunFailureEvent { error { message } } } } ... on Error { message } } }""", {"id": run_id})["logsForRun"]
-    bad = [e for e in events.get("events", []) if e.get("level") in ("ERROR", "CRITICAL") or "error" in e]
-    health = st.gql("{ instance { daemonHealth { allDaemonStatuses { daemonType healthy required } } } }")
-    return f"run {run_id} error events: {json.dumps(bad, indent=1)[:6000]}\ndaemons: {health}\n{st.logs()}"
-
-
-def tags_of(run: dict) -> dict[str, str]:
-    return {t["key"]: t["value"] for t in run["tags"]}
-
-
-def assets_of(run: dict) -> set[str]:
-    return {"/".join(a["path"]) for a in run["assetSelection"] or []}
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -305,9 +92,7 @@ def assets_of(run: dict) -> set[str]:
 def prepare(root: Path) -> Project:
     """The project config, the demo landing files and an instance folder; the warehouse does not exist yet."""
     project = new_project(root, OVERRIDES, only_divisions=DIVISIONS)
-    dagster_home = project.settings.dagster_home
-    dagster_home.mkdir(parents=True)
-    shutil.copy(REPO / "dagster.yaml", dagster_home / "dagster.yaml")
+    install_instance_config(project.settings.dagster_home)
     # The demo generator simulates all twelve configured divisions (as test_runner does).
     generate_demo_data(project.settings.landing_dir, customers=2000, seed=3,
                        settings=new_project(root / "full").settings, ground_truth=False)
@@ -319,75 +104,23 @@ def prepare(root: Path) -> Project:
 def stack(tmp_path_factory):
     root = tmp_path_factory.mktemp("webserver_e2e")
     project = prepare(root)
-    (root / "workspace.yaml").write_text(
-        "load_from:\n  - python_module:\n      module_name: gosales_assets.definitions\n"
-        f"      location_name: {LOCATION}\n")
-    env = {**os.environ, "DAGSTER_HOME": str(project.settings.dagster_home), "GOSALES_CONFIG": str(project.config_path),
-           "GOSALES_HOME": str(project.settings.home), "OMP_WAIT_POLICY": "PASSIVE", "PYTHONUNBUFFERED": "1"}
-    st = Stack(project, root, free_port(), env)
+    write_workspace(root)
+    env = service_env(dagster_home=project.settings.dagster_home, config_path=project.config_path,
+                      gosales_home=project.settings.home)
+    st = Stack(root, free_port(), env, project=project)
     try:
-        st.services.append(start_service("webserver", [str(BIN / "dagster-webserver"), "-w", "workspace.yaml",
-                                                       "-h", "127.0.0.1", "-p", str(st.port)], root, env))
-        wait_until_ready(st)
+        st.start_webserver()
+        st.wait_until_ready()
         yield st  # the daemon is started by the `backfill` fixture, right after it submitted the backfill
     finally:
         st.stop()
-
-
-def wait_until_ready(st: Stack) -> None:
-    """/server_info answers, then the code location is LOADED (a load error fails with its message)."""
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    last = "no answer yet"
-    while time.monotonic() < deadline:
-        for s in st.services:
-            assert s.proc.poll() is None, f"{s.name} exited with {s.proc.returncode}\n{st.logs()}"
-        try:
-            with urllib.request.urlopen(f"{st.url}/server_info", timeout=5) as resp:
-                info = json.loads(resp.read())
-            entry = st.gql("""{ workspaceOrError { __typename ... on Workspace { locationEntries { name loadStatus
-                locationOrLoadError { __typename ... on PythonError { message } } } } } }""")
-            entries = entry["workspaceOrError"]["locationEntries"]
-            last = f"server {info}, locations {entries}"
-            if entries and entries[0]["loadStatus"] == "LOADED":
-                loaded = entries[0]["locationOrLoadError"]
-                assert loaded["__typename"] == "RepositoryLocation", f"code location failed to load: {loaded}"
-                return
-        except (urllib.error.URLError, ConnectionError, TimeoutError) as err:
-            last = repr(err)
-        time.sleep(0.5)
-    pytest.fail(f"dagster-webserver not ready after {STARTUP_TIMEOUT_S}s ({last})\n{st.logs()}")
 
 
 def backfill_targets(project: Project) -> dict[str, list[str] | None]:
     """{asset: sorted partition keys (None: unpartitioned)} of everything a backfill of the configured cutoffs
     covers (the runner's definition: star, every cutoff and division × cutoff partition, reports)."""
     graph = build_definitions(project.settings, project.config_path).resolve_asset_graph()
-    out: dict[str, list[str] | None] = {}
-    for t in target_partitions(graph, project.settings):
-        name = t.asset_key.to_user_string()
-        if t.partition_key is None:
-            out[name] = None
-        else:
-            out.setdefault(name, []).append(str(t.partition_key))
-    return {k: (sorted(v) if v is not None else None) for k, v in out.items()}
-
-
-def launch_backfill_via_graphql(st: Stack, targets: dict[str, list[str] | None]) -> str:
-    """`launchPartitionBackfill` with one partitions selection per asset (what the UI submits for assets of several
-    partitionings): each chosen key as a one-key range; unpartitioned assets without partitions."""
-    params = {
-        "title": "e2e: two cutoffs from an empty warehouse",
-        "tags": [{"key": "gosales/source", "value": "e2e"}],
-        "partitionsByAssets": [
-            {"assetKey": {"path": [asset]},
-             **({"partitions": {"ranges": [{"start": k, "end": k} for k in keys]}} if keys is not None else {})}
-            for asset, keys in sorted(targets.items())],
-    }
-    launched = st.gql("""mutation($p: LaunchBackfillParams!) { launchPartitionBackfill(backfillParams: $p) {
-        __typename ... on LaunchBackfillSuccess { backfillId } ... on PythonError { message stack }
-        ... on Error { message } } }""", {"p": params})["launchPartitionBackfill"]
-    assert launched["__typename"] == "LaunchBackfillSuccess", launched
-    return launched["backfillId"]
+    return targets_by_asset(target_partitions(graph, project.settings))
 
 
 def launch_side_run(st: Stack) -> dict:
@@ -415,7 +148,8 @@ def backfill(stack) -> dict:
     st = stack
     targets = backfill_targets(st.project)
     t0 = time.monotonic()
-    backfill_id = launch_backfill_via_graphql(st, targets)
+    backfill_id = launch_backfill_via_graphql(st, targets, title="e2e: two cutoffs from an empty warehouse",
+                                              tags={"gosales/source": "e2e"})
     # The daemon's backfill loop sleeps ~30 s between iterations and runs its first one at start: starting the
     # daemon now saves up to one iteration of waiting (the webserver alone only records the backfill).
     assert st.gql(BACKFILL_QUERY, {"id": backfill_id})["partitionBackfillOrError"]["status"] == "REQUESTED"

@@ -28,10 +28,8 @@ from gosales_assets.core.reports import md_cell, top_accounts_markdown
 from gosales_assets.core.star import MAX_LINE_AMOUNT, build_fact_events, build_star, violation_summary
 from gosales_assets.settings import DEFAULT_CONFIG_PATH, ConfigError, FeatureSettings, load_settings
 from gosales_assets_tests.conftest import check_results
+from gosales_assets_tests.test_star import DIVS, END, SKU_MAP, START  # the same small world as the star tests
 
-START, END = dt.date(2020, 1, 1), dt.date(2025, 12, 31)
-SKU_MAP = {"SWX-STD": "Solidworks", "PP-WASH": "Post_Processing", "SP-STD": "Success Plan"}
-DIVS = ["Solidworks", "Post_Processing", "Success Plan"]
 
 SALES_COLS = ["invoice_id", "line_no", "invoice_date", "customer_id", "sku", "quantity", "revenue", "gross_profit",
               "rep_id", "division"]

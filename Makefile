@@ -44,7 +44,7 @@ clean:
 ## Dagster vs the same calls without it; writes benchmarks/results/demo.json and its section of
 ## docs/PERFORMANCE.md, ~10 min), the production-scale features benchmark (printed; copied by hand) and native
 ## execution (webserver + daemon backfills vs the same runs in process; writes benchmarks/results/native_demo.json
-## and its section of docs/PERFORMANCE.md, ~20 min).
+## and its section of docs/PERFORMANCE.md, ~50 min).
 bench: venv
 	$(PY) benchmarks/bench_suite.py --profile demo
 	$(PY) benchmarks/bench_features.py --with-als-basket

@@ -1,8 +1,9 @@
 """Native execution benchmark (`make bench`): the graph run by Dagster's daemon, against the same runs in process.
 
-Run from the repository root: `.venv/bin/python benchmarks/bench_native.py` (15–25 min on 2 cores). It writes
-`benchmarks/results/native_demo.json` and the section "Native execution (make bench)" of docs/PERFORMANCE.md
-(between `<!-- bench:native:… -->` markers; regenerated on every run, not edited by hand).
+Run from the repository root: `.venv/bin/python benchmarks/bench_native.py` (~50 min on 2 cores, most of it part
+B). It writes `benchmarks/results/native_demo.json` and the section "Native execution (make bench)" of
+docs/PERFORMANCE.md (between `<!-- bench:native:… -->` markers; regenerated on every run, not edited by hand;
+`--render-only` rewrites it from the JSON).
 
 The default demo config (gosales_assets/gosales.yaml, frozen as a copy in the work folder: 12 divisions, cutoffs
 2025-03-31 … 2026-06-30 quarterly, data to 2026-10-31) and its demo data (`gosales demo-data`: 3,000 customers,
@@ -167,7 +168,8 @@ def warehouse_snapshot(warehouse: Path) -> dict:
             for row in conn.execute(f"select division, cutoff_date, {cols} from division_model "
                                     "order by cutoff_date, division").fetchall():
                 out["registry"][f"{row[1].isoformat()}|{row[0]}"] = {
-                    f: (None if isinstance(v, float) and math.isnan(v) else v) for f, v in zip(REGISTRY_FIELDS, row[2:])}
+                    f: (None if isinstance(v, float) and math.isnan(v) else v)
+                    for f, v in zip(REGISTRY_FIELDS, row[2:])}
         if "whitespace_metrics" in tables:
             for c, checksum, rows in conn.execute("select cutoff_date, checksum, rows from whitespace_metrics "
                                                   "order by cutoff_date").fetchall():
@@ -425,7 +427,8 @@ def child_materialize(args: argparse.Namespace) -> int:
         runs.append(r)
     import gosales_assets
 
-    out = {"code": gosales_assets.__file__, "targets": sorted(f"{t.asset_key.to_user_string()} {t.partition_key or ''}".strip() for t in targets),
+    out = {"code": gosales_assets.__file__,
+           "targets": sorted(f"{t.asset_key.to_user_string()} {t.partition_key or ''}".strip() for t in targets),
            "load_code_s": round(t_defs - t_import, 3), "plan_s": round(t_plan[0] - t0, 3), "wall_s": round(t1 - t0, 3),
            "counts": summarize(outcomes), "runs": runs,
            "snapshot": warehouse_snapshot(settings.warehouse_path)}
@@ -588,7 +591,8 @@ def machine() -> dict:
             versions[pkg] = importlib.metadata.version(pkg)
         except importlib.metadata.PackageNotFoundError:
             versions[pkg] = None
-    return {"cores": os.cpu_count(), "ram_gib": round(mem_kb / 2**20, 1), "cpu": cpu, "python": platform.python_version(),
+    return {"cores": os.cpu_count(), "ram_gib": round(mem_kb / 2**20, 1), "cpu": cpu,
+            "python": platform.python_version(),
             "packages": versions, "load_average_at_start": [round(x, 2) for x in os.getloadavg()]}
 
 
@@ -645,7 +649,8 @@ def _equality_line(cmp: dict) -> str:
     ws = ", ".join(f"{c} {'equal' if v['equal'] else '**differs**'} (`{str(v['native'])[:12]}`, {v['rows']} rows)"
                    for c, v in cmp["whitespace"].items())
     reg = (f"division_model registry ({', '.join(REGISTRY_FIELDS)}) equal on **{cmp['registry_equal']}/"
-           f"{cmp['registry_partitions']}** partitions (largest metric difference {cmp['registry_max_abs_metric_diff']:.3g}"
+           f"{cmp['registry_partitions']}** partitions (largest metric difference "
+           f"{cmp['registry_max_abs_metric_diff']:.3g}"
            f"; native statuses {cmp['registry_statuses_native']})")
     return f"Same results on both paths: {reg}; whitespace checksums: {ws or 'none'}."
 
@@ -725,7 +730,8 @@ def render_doc(res: dict) -> str:
         "## Native execution (make bench)",
         "",
         "```bash",
-        ".venv/bin/python benchmarks/bench_native.py   # part of make bench; writes benchmarks/results/native_demo.json",
+        ".venv/bin/python benchmarks/bench_native.py   # part of make bench; writes "
+        "benchmarks/results/native_demo.json",
         "```",
         "",
         f"Measured {res['started_at'][:10]} ({fmt_s(res['total_wall_s'])} in all) on "
@@ -740,7 +746,8 @@ def render_doc(res: dict) -> str:
         "",
         f"The default demo config ({len(res['settings']['divisions'])} divisions, {len(res['settings']['cutoffs'])} "
         f"cutoffs {res['settings']['cutoffs'][0]} … {res['settings']['cutoffs'][-1]}, data to "
-        f"{res['settings']['data_end']}, {res['demo']['customers']:,} customers, seed {res['demo']['seed']}: {res['demo']['sales_rows']:,} sales "
+        f"{res['settings']['data_end']}, {res['demo']['customers']:,} customers, seed {res['demo']['seed']}: "
+        f"{res['demo']['sales_rows']:,} sales "
         "lines), each path on its own temporary GOSALES_HOME with the repository's dagster.yaml (queued runs, at most "
         "2 at once, one `gosales_warehouse` slot per run). Native: `dagster-webserver` + `dagster-daemon`, started "
         "and healthy before the backfill is submitted through GraphQL `launchPartitionBackfill` (as the UI does). "
@@ -752,8 +759,9 @@ def render_doc(res: dict) -> str:
         "(steps). The wall time is split on one timeline: at each instant the most advanced run state counts "
         "(steps > start-up > queued); the rest is waiting for the daemon. (The daemon runs a backfill iteration "
         "when it starts; the backfill is submitted once it is healthy, so the first wait is close to a whole "
-        "30 s interval, where a daemon that has run for a while makes it 15 s on average.) The in-process time of a run runs from "
-        "the previous run's outcome to its own (execute_in_process and the runner's clean-up between runs).",
+        "30 s interval, where a daemon that has run for a while makes it 15 s on average.) The in-process time of "
+        "a run runs from the previous run's outcome to its own (execute_in_process and the runner's clean-up "
+        "between runs).",
         "",
         "Mean 1-minute load average (2 cores, shared with other work): "
         + ", ".join(f"{k} {v['mean']} (max {v['max']})" for k, v in loads.items()) + ".",
@@ -958,7 +966,8 @@ def main(argv: list[str] | None = None) -> int:
 
         if not Path(gosales_assets.__file__).is_relative_to(code):
             raise RuntimeError(f"gosales_assets imported from {gosales_assets.__file__}, not from the snapshot {code}")
-        log(f"code: {args.code} snapshot of {res['code']['commit'][:12]} in {code} (sha256 {res['code']['files_sha256']})")
+        log(f"code: {args.code} snapshot of {res['code']['commit'][:12]} in {code} "
+            f"(sha256 {res['code']['files_sha256']})")
         cfg = work / "gosales.yaml"
         # frozen: every path reads the same config (the default one: the snapshot's)
         shutil.copy(code / "gosales_assets" / "gosales.yaml" if args.config.resolve() == DEFAULT_CONFIG.resolve()
@@ -975,7 +984,8 @@ def main(argv: list[str] | None = None) -> int:
         res["demo"] = {"customers": settings.demo.customers, "seed": settings.seeds.demo,
                        "sales_rows": int(sales.group(1)) if sales else None}
         res["settings"] = {"divisions": list(settings.divisions), "cutoffs": [c.isoformat() for c in settings.cutoffs],
-                           "data_end": settings.data.end_date.isoformat(), "last_cutoff": settings.last_cutoff.isoformat()}
+                           "data_end": settings.data.end_date.isoformat(),
+                           "last_cutoff": settings.last_cutoff.isoformat()}
         graph = build_definitions(settings, cfg).resolve_asset_graph()
         targets_a = target_partitions(graph, settings, cutoffs=[NEW_CUTOFF], star=False, reports=False)
         targets_b = target_partitions(graph, settings)

@@ -3,9 +3,9 @@ backfill`, the `new_cutoff` sensor; needs the daemon), or in this process (`gosa
 no daemon). Neither path knows the pipeline's stages: the work is a set of (asset, partition) pairs and the
 order comes from the asset graph and its partition mappings alone.
 
-In process, the pairs are grouped into runs the way a native backfill groups them: the assets of one partition
-key (and one partitioning) run together, unless a path through another partition separates them (then they are
-two runs, in order). Each run is a Dagster run recorded in the instance, so it shows in the UI. A run whose
+In process, the assets of one partition key (and one partitioning) run together, unless a path through another
+partition separates them (then they are two runs, in order). A native backfill groups less: it currently splits
+each division × cutoff partition into several runs (measured in docs/PERFORMANCE.md). Each run is a Dagster run recorded in the instance, so it shows in the UI. A run whose
 upstream failed is not started (it is reported as skipped), as a native backfill does.
 """
 

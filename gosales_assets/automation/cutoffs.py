@@ -30,7 +30,7 @@ from gosales_assets.core.calendar import add_months
 from gosales_assets.jobs import CUTOFF_TAG, SOURCE_TAG
 from gosales_assets.partitions import cutoff_key, multi_key, parse_cutoff
 from gosales_assets.resources import GosalesSettings
-from gosales_assets.runner import backfill_subset, target_partitions
+from gosales_assets.runner import backfill_subset, ensure_warehouse_pool, target_partitions
 from gosales_assets.settings import Settings
 
 REFRESHED_ON_CLOSE = ("labels", "forward_validation")
@@ -83,6 +83,7 @@ def build_new_cutoff_sensor(settings: Settings) -> SensorDefinition:
         if context.cursor is None and context.instance.get_latest_materialization_event(AssetKey("whitespace")) \
                 and newest in context.instance.get_materialized_partitions(AssetKey("whitespace")):
             return SensorResult(skip_reason=f"the newest cutoff {newest} is built already", cursor=newest)
+        ensure_warehouse_pool(context.instance)  # before the first dequeue: a new pool would count as unlimited
         keys = [cutoff_key(c) for c in cutoffs]
         context.log.info(f"launching one backfill for cutoff(s) {keys}")
         request = RunRequest.for_asset_graph_subset(

@@ -59,6 +59,7 @@ import polars as pl  # noqa: E402
 import yaml  # noqa: E402
 
 from gosales_assets.core.als import fit_als  # noqa: E402
+from gosales_assets.core.artifact_files import write_artifact  # noqa: E402
 from gosales_assets.core.basket import customer_portfolios, market_basket_rules  # noqa: E402
 from gosales_assets.core.calendar import add_months, month_end, window_end  # noqa: E402
 from gosales_assets.core.charts import calibration_chart, gains_chart  # noqa: E402
@@ -386,20 +387,6 @@ def d_division_features(d: Direct) -> None:
            "label_index")
 
 
-def _write_file(d: Direct, rel: list[str], content) -> None:
-    """One artifact file by its suffix, as the asset writes it: JSON, CSV, Parquet, JSON lines / text, or bytes."""
-    if rel[-1].endswith(".json"):
-        d.json(rel, content)
-    elif rel[-1].endswith(".csv"):
-        d.csv(rel, content)
-    elif rel[-1].endswith(".parquet"):
-        content.write_parquet(d.art(*rel))
-    elif isinstance(content, str):
-        d.art(*rel).write_text(content)
-    else:
-        d.art(*rel).write_bytes(content)
-
-
 def d_models(d: Direct) -> None:
     cfg, params = d.cfg, d.cfg.models
     shortest, longest = cfg.window_range()
@@ -450,7 +437,7 @@ def d_models(d: Direct) -> None:
                 frame=frame, drift_sample_rows=params.drift_sample_rows, seed=cfg.seeds.modeling, run_id="direct",
                 config_checksum=cfg.checksum, wall_clock_hits=scan)
             for name, content in record.files.items():
-                _write_file(d, [*out_dir, name], content)
+                write_artifact(d.art(*out_dir, name), content)
             registry.append(record.registry)
             rec["gate_passed"] = record.gate.passed
             rec["verdict"] = record.status
@@ -512,7 +499,7 @@ def d_whitespace(d: Direct) -> None:
                 build = empty_whitespace(cutoff, "direct", cfg.divisions)
                 shutil.rmtree(cfg.artifacts_dir / "whitespace" / c, ignore_errors=True)
                 for name, content in build.files.items():
-                    _write_file(d, ["whitespace", c, name], content)
+                    write_artifact(d.art("whitespace", c, name), content)
                 rec["status"] = "skipped"
                 continue
             scores = pl.concat(parts).sort("division", "customer_id")
@@ -526,7 +513,7 @@ def d_whitespace(d: Direct) -> None:
                 max_window_months=cfg.window_range()[1])
             rec["checksum_whitespace"] = build.checksum
             for name, content in build.files.items():
-                _write_file(d, ["whitespace", c, name], content)
+                write_artifact(d.art("whitespace", c, name), content)
             rec["contract_failures"] = sum(not r.passed for r in whitespace_contracts(build, cfg.divisions).values())
             ranked = build.ranked
             d.save(ranked, "whitespace", c)

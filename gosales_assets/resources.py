@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import socket
-import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -30,6 +28,7 @@ from dagster_duckdb import DuckDBIOManager
 from dagster_duckdb.io_manager import DuckDbClient, _get_cleanup_statement
 from dagster_duckdb_polars import DuckDBPolarsTypeHandler
 
+from gosales_assets.core.artifact_files import atomic_write_text, json_text, write_artifact
 from gosales_assets.jobs import HOST_TAG, PID_TAG
 from gosales_assets.settings import Settings, load_settings
 
@@ -255,21 +254,11 @@ class ArtifactStore(ConfigurableResource):
         return atomic_write_text(self.path(*rel), text)
 
     def write_json(self, rel: Sequence[str], obj: Any) -> Path:
-        return atomic_write_text(self.path(*rel), json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+        return atomic_write_text(self.path(*rel), json_text(obj))
 
     def write_csv(self, rel: Sequence[str], df: pl.DataFrame) -> Path:
         return atomic_write_text(self.path(*rel), df.write_csv())
 
-
-def atomic_write_text(path: Path, text: str) -> Path:
-    """Write `text` to `path` so that a reader sees either the old file or the whole new one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    def write(self, rel: Sequence[str], content: Any) -> Path:
+        """One file of a step's artifacts, written by its suffix (`core.artifact_files.write_artifact`)."""
+        return write_artifact(self.path(*rel), content)

@@ -63,18 +63,6 @@ def _rounded(value, digits: int = 4):
     return round(float(value), digits)
 
 
-def _write(artifacts: ArtifactStore, rel: list[str], content) -> None:
-    """One file of the partition, by its suffix: JSON, CSV, Parquet or bytes (the charts)."""
-    if rel[-1].endswith(".json"):
-        artifacts.write_json(rel, content)
-    elif rel[-1].endswith(".csv"):
-        artifacts.write_csv(rel, content)
-    elif rel[-1].endswith(".parquet"):
-        content.write_parquet(artifacts.path(*rel))
-    else:
-        artifacts.path(*rel).write_bytes(content)
-
-
 def build_model_assets(settings: Settings) -> list[AssetsDefinition]:
     parts = division_cutoff_partitions(settings)
     lookback = training_lookback(settings)
@@ -174,7 +162,7 @@ def build_model_assets(settings: Settings) -> list[AssetsDefinition]:
             frame=frame, drift_sample_rows=params.drift_sample_rows, seed=cfg.seeds.modeling,
             run_id=context.run.run_id, config_checksum=cfg.checksum)
         for name, content in record.files.items():
-            _write(artifacts, [*out_dir, name], content)
+            artifacts.write([*out_dir, name], content)
 
         # ---- the registry row, metadata, checks ----------------------------------------------------------------
         gate, leakage, m = record.gate, record.leakage, model.metrics

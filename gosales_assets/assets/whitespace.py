@@ -75,12 +75,7 @@ def _write_files(artifacts: ArtifactStore, build: WhitespaceBuild) -> None:
     """The files of `<artifacts>/whitespace/<cutoff>/`, by suffix: a table as CSV, a dict as JSON, the log as text."""
     rel = ["whitespace", build.cutoff.isoformat()]
     for name, content in build.files.items():
-        if name.endswith(".csv"):
-            artifacts.write_csv([*rel, name], content)
-        elif name.endswith(".json"):
-            artifacts.write_json([*rel, name], content)
-        else:
-            artifacts.write_text([*rel, name], content)
+        artifacts.write([*rel, name], content)
 
 
 def build_whitespace_assets(settings: Settings) -> list[AssetsDefinition]:

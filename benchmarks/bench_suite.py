@@ -78,7 +78,7 @@ from gosales_assets.core.division_features import build_division_features  # noq
 from gosales_assets.core.drift import DriftThresholds, alerts_json, drift_findings  # noqa: E402
 from gosales_assets.core.features import build_customer_features, feature_catalog, feature_stats  # noqa: E402
 from gosales_assets.core.ingest import read_eligibility, read_raw_table  # noqa: E402
-from gosales_assets.core.labels import build_labels  # noqa: E402
+from gosales_assets.core.labels import build_labels, customers_known_at  # noqa: E402
 from gosales_assets.core.leakage import feature_code_paths, invariance_report, scan_wall_clock, source_date_audit  # noqa: E402
 from gosales_assets.core.leakage_records import (  # noqa: E402
     audit_record,
@@ -352,7 +352,8 @@ def d_division_features(d: Direct) -> None:
             requested = cfg.window_months(division)
             widen = lab.auto_widen
             horizon = window_end(cutoff, max(requested, widen.max_window_months) if widen.enabled else requested)
-            res = build_labels(label_fact.filter(pl.col("invoice_date") <= horizon), label_dim, division=division,
+            res = build_labels(label_fact.filter(pl.col("invoice_date") <= horizon),
+                               customers_known_at(label_fact, label_dim, cutoff), division=division,
                                cutoff=cutoff, window_months=requested, data_end=cfg.data.end_date, mode=lab.mode,
                                min_net_revenue=lab.min_net_revenue, sku_denylist=lab.sku_denylist,
                                auto_widen_min_positives=widen.min_positives if widen.enabled else None,

@@ -28,7 +28,7 @@ def test_new_cutoffs_are_the_month_ends_after_the_cursor(project):
 @pytest.mark.slow
 def test_new_cutoff_backfill_and_drift_alerts_against_a_real_instance(tmp_path):
     """One month of operation: the configured cutoffs are built; the sensor finds the newest month-end of the data
-    (2026-10) and requests one backfill of it, with the labels and forward validation of 2026-04 (whose 6-month
+    (2026-10) and requests one backfill of it, with the labels, model frames and forward validation of 2026-04 (whose 6-month
     window it closes); running exactly those partitions publishes the new cutoff; the sensor then stays quiet.
     The drift sensor alerts once and requests retraining (but not for drift that came from a retraining run)."""
     from gosales_assets.definitions import build_definitions
@@ -72,7 +72,7 @@ def test_new_cutoff_backfill_and_drift_alerts_against_a_real_instance(tmp_path):
         assert AssetKeyPartitionKey(AssetKey("fact_transactions")) in targets  # the new data first
         for d in ("Simulation", "PDM"):
             assert AssetKeyPartitionKey(AssetKey("division_model"), multi_key(d, "2026-10-31")) in targets
-            for a in ("labels", "forward_validation"):  # the 6-month windows of 2026-04 close at 2026-10
+            for a in ("labels", "division_features", "forward_validation"):  # 2026-04's 6-month windows close
                 assert AssetKeyPartitionKey(AssetKey(a), multi_key(d, "2026-04-30")) in targets
             assert AssetKeyPartitionKey(AssetKey("division_model"), multi_key(d, "2026-04-30")) not in targets
         results = materialize_targets(defs, instance, targets, log=lambda _: None)

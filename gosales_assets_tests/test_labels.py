@@ -46,7 +46,8 @@ def dim() -> pl.DataFrame:
 
 def labels(**kw):
     args = dict(division=DIV, cutoff=C, window_months=6, data_end=END, sku_denylist=["SP-FEE"])
-    return build_labels(fact_rows(), dim(), **(args | kw))
+    known = customers_known_at(fact_rows(), dim(), kw.get("cutoff", C))
+    return build_labels(fact_rows(), known, **(args | kw))
 
 
 def as_dict(res, col="label"):
@@ -111,8 +112,8 @@ def test_post_window_rows_do_not_change_labels():
     base = labels().frame
     extra = pl.DataFrame([("A", D(2025, 2, 1), DIV, "SP-STD", -500.0), ("C", D(2025, 3, 1), DIV, "SP-STD", 900.0)],
                          schema=fact_rows().schema, orient="row")
-    res = build_labels(pl.concat([fact_rows(), extra]), dim(), division=DIV, cutoff=C, window_months=6,
-                       data_end=END, sku_denylist=["SP-FEE"])
+    res = build_labels(pl.concat([fact_rows(), extra]), customers_known_at(fact_rows(), dim(), C), division=DIV,
+                       cutoff=C, window_months=6, data_end=END, sku_denylist=["SP-FEE"])
     assert res.frame.equals(base)
 
 

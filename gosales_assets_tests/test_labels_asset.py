@@ -29,6 +29,12 @@ def test_labels_partition_end_to_end(make_project):
     (landing / "customers.csv").write_text(CUSTOMERS)
     instance = DagsterInstance.ephemeral()
     assert project.materialize(instance=instance).success
+    # The labels' population is the customer features' roster of the cutoff: without it, labels refuse to run.
+    refused = project.materialize(["labels"], instance=instance, partition_key=multi_key("Success Plan", "2024-06-30"))
+    assert not refused.success
+    assert "customer_features has no rows for cutoff 2024-06-30" in str(refused.all_events)
+    for c in ("2024-06", "2025-06"):
+        assert project.materialize(["customer_features"], instance=instance, partition_key=c).success
 
     result = project.materialize(["labels"], instance=instance, partition_key=multi_key("Success Plan", "2024-06-30"))
     assert result.success
@@ -72,6 +78,8 @@ def test_zero_prevalence_after_positive_history_warns(make_project):
     (landing / "customers.csv").write_text(CUSTOMERS)
     instance = DagsterInstance.ephemeral()
     assert project.materialize(instance=instance).success
+    for c in ("2024-03", "2024-06"):
+        assert project.materialize(["customer_features"], instance=instance, partition_key=c).success
     first = project.materialize(["labels"], instance=instance, partition_key=multi_key("Success Plan", "2024-03-31"))
     assert check_results(first)[("labels", "prevalence_not_collapsed")].passed
     second = project.materialize(["labels"], instance=instance, partition_key=multi_key("Success Plan", "2024-06-30"))

@@ -120,16 +120,16 @@ def _with_labels_changed(project, sql: str):
 
 def test_gate_holds_a_model_trained_on_shuffled_labels_and_nothing_is_published(trained, tmp_path):
     project, instance, _ = trained
-    # Deliberately poor model: shuffle the training labels (same prevalence, no signal). Training reads the
-    # labels from the `labels` table (the single definition), so that is where they are shuffled.
+    # Deliberately poor model: shuffle the training labels (same prevalence, no signal). Training reads them from
+    # the model frames (`division_features`, labels joined), so that is where they are shuffled.
     _with_labels_changed(project, f"""
-        update labels set label = s.label from (
+        update division_features set label = s.label from (
             select customer_id, cutoff_date,
                    label[1] as label from (select customer_id, cutoff_date,
                    list(label) over (order by hash(customer_id, cutoff_date, 17) rows between 1 following and 1 following) as label
-                   from labels where division = '{DIV}')) s
-        where labels.customer_id = s.customer_id and labels.cutoff_date = s.cutoff_date
-          and labels.division = '{DIV}' and s.label is not null""")
+                   from division_features where division = '{DIV}')) s
+        where division_features.customer_id = s.customer_id and division_features.cutoff_date = s.cutoff_date
+          and division_features.division = '{DIV}' and s.label is not null""")
     defs = build_definitions(project.settings, project.config_path)
 
     result = materialize(list(defs.assets), resources=dict(defs.resources), instance=instance,
@@ -151,7 +151,7 @@ def test_gate_holds_a_model_trained_on_shuffled_labels_and_nothing_is_published(
 
 def test_zero_positive_partition_is_skipped_not_crashed(trained):
     project, instance, _ = trained
-    _with_labels_changed(project, f"update labels set label = 0 where division = '{DIV}' and not censored")
+    _with_labels_changed(project, f"update division_features set label = 0 where division = '{DIV}' and not censored")
     result = project.materialize(["division_model"], instance=instance, partition_key=multi_key(DIV, "2026-03-31"))
     assert result.success and "division_model" in materialized(result)
     assert project.table("division_model").filter(

@@ -5,13 +5,14 @@ A temporary DAGSTER_HOME (the repository's dagster.yaml: queued runs, one wareho
 two divisions (Simulation, PDM) with demo landing files and an EMPTY warehouse. Nothing is materialized in process:
 - one native asset backfill of the two configured cutoffs (2025-09, 2026-03; star schema and reports included) is
   launched through GraphQL `launchPartitionBackfill`, as the UI does, and the daemon's backfill loop runs it;
-- while it runs (as soon as one of its whitespace/report runs waits for the warehouse), one division × cutoff run
-  (job `gosales_division_cutoff`, `labels` of 2025-12|Simulation, a partition outside the backfill) is launched
+- while it runs (as soon as one of its whitespace/report runs waits for the warehouse), one cutoff run
+  (job `gosales_cutoff`, `customer_features` of 2025-12, a partition outside the backfill) is launched
   through GraphQL `launchRun`: it waits in the queue for the warehouse slot instead of failing on DuckDB's lock,
   then succeeds; no two warehouse runs overlap;
 - PDM misses a forced promotion gate (AUC ≥ 1.0): its model is held, its scores publish nothing, and the cutoff's
   whitespace still materializes with Simulation's rows.
-The order of the backfill (earlier cutoff's labels/features before the model trained on them), the training
+The order of the backfill (earlier cutoff's labels/features before the model trained on them, one run per
+division × cutoff partition), the training
 cutoffs of the later model, the backfill's status and the warehouse rows are asserted on values. Last, both process
 groups are shut down and the test checks that no process is left and the port can be bound again.
 """
@@ -27,8 +28,8 @@ import pytest
 
 from gosales_assets.definitions import build_definitions
 from gosales_assets.demo_data import generate_demo_data
-from gosales_assets.jobs import DIVISION_CUTOFF_JOB
-from gosales_assets.partitions import cutoff_key, multi_key
+from gosales_assets.jobs import CUTOFF_JOB
+from gosales_assets.partitions import cutoff_key
 from gosales_assets.resources import WAREHOUSE_POOL
 from gosales_assets.runner import target_partitions
 from gosales_assets.settings import division_slug
@@ -63,10 +64,10 @@ CUTOFFS = ["2025-09-30", "2026-03-31"]
 EARLY, LATE = cutoff_key(CUTOFFS[0]), cutoff_key(CUTOFFS[1])   # "2025-09", "2026-03"
 DIVISIONS = ["Simulation", "PDM"]
 PROMOTED_DIV, HELD_DIV = "Simulation", "PDM"
-# The run launched while the backfill runs: a partition the backfill does not target (2025-12 is no training
-# cutoff of the 2026-03 model either: its window closes 2026-06, after 2026-03).
-SIDE_CUTOFF, SIDE_ASSETS = "2025-12-31", ["labels"]
-SIDE_PARTITION = str(multi_key(PROMOTED_DIV, SIDE_CUTOFF))  # "2025-12|Simulation": dimensions in name order
+# The run launched while the backfill runs: a partition the backfill does not target (no training cutoff of the
+# 2026-03 model either: 2025-12's windows close 2026-06, after 2026-03).
+SIDE_CUTOFF, SIDE_ASSETS = "2025-12-31", ["customer_features"]
+SIDE_PARTITION = cutoff_key(SIDE_CUTOFF)  # "2025-12"
 STAR = "fact_transactions"  # an asset of the backfill's first (unpartitioned) run
 # The side run is launched as soon as a backfill run of these assets waits in the queue: the run queue is first in,
 # first out, so that run takes the warehouse slot first and the side run has to wait for it. (This stage of the
@@ -124,14 +125,11 @@ def backfill_targets(project: Project) -> dict[str, list[str] | None]:
 
 
 def launch_side_run(st: Stack) -> dict:
-    """`launchRun` of job gosales_division_cutoff for one partition and an asset selection, as the Launchpad does."""
-    cutoff = cutoff_key(SIDE_CUTOFF)
+    """`launchRun` of job gosales_cutoff for one partition and an asset selection, as the Launchpad does."""
     params = {
-        "selector": {"repositoryLocationName": LOCATION, "repositoryName": REPOSITORY, "jobName": DIVISION_CUTOFF_JOB,
+        "selector": {"repositoryLocationName": LOCATION, "repositoryName": REPOSITORY, "jobName": CUTOFF_JOB,
                      "assetSelection": [{"path": [a]} for a in SIDE_ASSETS]},
-        "executionMetadata": {"tags": [{"key": "dagster/partition", "value": SIDE_PARTITION},
-                                       {"key": "dagster/partition/cutoff", "value": cutoff},
-                                       {"key": "dagster/partition/division", "value": PROMOTED_DIV}]},
+        "executionMetadata": {"tags": [{"key": "dagster/partition", "value": SIDE_PARTITION}]},
     }
     launched = st.gql("""mutation($p: ExecutionParams!) { launchRun(executionParams: $p) { __typename
         ... on LaunchRunSuccess { run { runId status } } ... on PythonError { message stack }
@@ -272,6 +270,13 @@ def test_backfill_orders_the_earlier_cutoff_before_the_model_that_trains_on_it(b
         # and the star schema, before anything partitioned
         star = producer(STAR, None)
         assert star["run"]["endTime"] <= producer("labels", f"{EARLY}|{div}")["run"]["startTime"]
+    # each division × cutoff partition in ONE run: within a cutoff the graph has identity edges only, so Dagster's
+    # backfill puts labels, features, model, scores, validation and drift of a partition together
+    division_assets = sorted(a for a, keys in backfill["targets"].items() if keys and "|" in keys[0])
+    assert {"labels", "division_features", "division_model", "icp_scores"} <= set(division_assets)
+    for key in (f"{c}|{d}" for c in (EARLY, LATE) for d in DIVISIONS):
+        producing = {a: producer(a, key)["run_id"] for a in division_assets}
+        assert len(set(producing.values())) == 1, (key, producing)
     # whitespace of the later cutoff after the earlier whitespace (its self-dependency) and after its scores
     ws_late = producer("whitespace", LATE)
     assert producer("whitespace", EARLY)["run"]["endTime"] <= ws_late["run"]["startTime"]
@@ -321,7 +326,7 @@ def test_run_launched_during_the_backfill_waits_for_the_warehouse_then_succeeds(
     run = side["run"]
     # launched through the Launchpad's mutation: queued (QueuedRunCoordinator), then run by the daemon
     assert side["statuses"][0] == "QUEUED" and side["statuses"][-1] == "SUCCESS", side["statuses"]
-    assert run["jobName"] == DIVISION_CUTOFF_JOB and assets_of(run) == set(SIDE_ASSETS)
+    assert run["jobName"] == CUTOFF_JOB and assets_of(run) == set(SIDE_ASSETS)
     assert tags_of(run)["dagster/partition"] == SIDE_PARTITION and "dagster/backfill" not in tags_of(run)
     assert run["allPools"] == [WAREHOUSE_POOL]
     # it was launched while a backfill run queued for the warehouse, and waited in the queue while backfill runs
@@ -335,12 +340,11 @@ def test_run_launched_during_the_backfill_waits_for_the_warehouse_then_succeeds(
     spans = sorted((r["startTime"], r["endTime"], r["runId"]) for r in [*runs, run])
     overlaps = [(a[2], b[2]) for a, b in zip(spans, spans[1:]) if b[0] < a[1]]
     assert not overlaps, overlaps
-    # and it did its work: one materialization of Simulation's labels at 2025-12, rows in the warehouse
-    [event] = materializations[("labels", SIDE_PARTITION)]
+    # and it did its work: one materialization of the customer features of 2025-12, rows in the warehouse
+    [event] = materializations[("customer_features", SIDE_PARTITION)]
     assert event["run_id"] == run["runId"]
-    labels = warehouse(stack.project, "select count(*) as n from labels where division = ? and cutoff_date = ?",
-                       [PROMOTED_DIV, SIDE_CUTOFF])
-    n = labels.item(0, "n")
+    rows = warehouse(stack.project, "select count(*) as n from customer_features where cutoff_date = ?", [SIDE_CUTOFF])
+    n = rows.item(0, "n")
     assert n > 0 and event["meta"]["dagster/row_count"] == n, event["meta"]
 
 

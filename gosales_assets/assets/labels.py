@@ -17,7 +17,9 @@ from gosales_assets.assets.common import partition_checks, table_metadata
 from gosales_assets.core.labels import build_labels
 from gosales_assets.partitions import (
     add_months,
+    cutoff_key,
     division_cutoff_partitions,
+    same_cutoff,
     same_division_earlier_cutoffs,
     split_key,
     window_end,
@@ -39,7 +41,8 @@ def build_label_assets(settings: Settings) -> list[AssetsDefinition]:
         group_name="labels",
         partitions_def=parts,
         pool=WAREHOUSE_POOL,
-        deps=["fact_transactions", "dim_customer",
+        # The population is the customer features' roster of this cutoff (one definition of who is known at C).
+        deps=["fact_transactions", AssetDep("customer_features", partition_mapping=same_cutoff()),
               AssetDep("labels", partition_mapping=same_division_earlier_cutoffs(PREVALENCE_LOOKBACK_MONTHS, 1))],
         metadata={"partition_expr": DIVISION_CUTOFF_EXPR},
         check_specs=partition_checks(parts, AssetCheckSpec(
@@ -64,9 +67,9 @@ def build_label_assets(settings: Settings) -> list[AssetsDefinition]:
             "select customer_id, invoice_date, division, sku, revenue from fact_transactions where invoice_date <= ?",
             [horizon],
         )
-        dim = warehouse.query("select customer_id, first_seen_date from dim_customer")
+        known = _roster(warehouse, cutoff, fact)
         res = build_labels(
-            fact, dim, division=division, cutoff=cutoff, window_months=requested, data_end=cfg.data.end_date,
+            fact, known, division=division, cutoff=cutoff, window_months=requested, data_end=cfg.data.end_date,
             mode=cfg.labels.mode, min_net_revenue=cfg.labels.min_net_revenue, sku_denylist=cfg.labels.sku_denylist,
             auto_widen_min_positives=widen.min_positives if widen.enabled else None,
             auto_widen_max_months=widen.max_window_months if widen.enabled else None,
@@ -100,6 +103,17 @@ def build_label_assets(settings: Settings) -> list[AssetsDefinition]:
         )
 
     return [labels]
+
+
+def _roster(warehouse: WarehouseResource, cutoff, fact: pl.DataFrame) -> pl.DataFrame:
+    """customer_id of every customer known at C, from `customer_features` of C. An empty roster while the sales log
+    has lines by C means the features of C were never built: refuse, rather than label nobody."""
+    roster = (warehouse.query("select customer_id from customer_features where cutoff_date = ?", [cutoff])
+              if warehouse.table_exists("customer_features") else pl.DataFrame({"customer_id": []}, {"customer_id": pl.String}))
+    if roster.height == 0 and fact.filter(pl.col("invoice_date") <= cutoff).height:
+        raise ValueError(f"labels at {cutoff}: customer_features has no rows for cutoff {cutoff} (the labels' "
+                         f"population); materialize customer_features for {cutoff_key(cutoff)} first")
+    return roster
 
 
 def _earlier_positives(warehouse: WarehouseResource, division: str, cutoff) -> dict[str, int]:

@@ -41,16 +41,15 @@ from gosales_assets.settings import Settings, division_slug
 
 def candidate_training_cutoffs(warehouse: WarehouseResource, division: str, cutoff: dt.date,
                                lookback: tuple[int, int]) -> list[tuple[dt.date, int]]:
-    """(C', W') of every labelled, uncensored cutoff of the division with a model frame, in the declared look-back
-    of C (the partitions of `labels` and `division_features` this asset depends on)."""
-    if not (warehouse.table_exists("labels") and warehouse.table_exists("division_features")):
+    """(C', W') of every labelled, uncensored model frame of the division in the declared look-back of C (the
+    `division_features` partitions this asset depends on). A frame built while its window was open stays censored
+    until it is rebuilt with its refreshed labels (the refresh of a closed window rebuilds both), so it is no
+    training cutoff before then."""
+    if not warehouse.table_exists("division_features"):
         return []
-    # Only cutoffs whose model frame exists too: labels alone (e.g. rebuilt when a window closed, for a month whose
-    # features were never built) are no training cutoff.
     df = warehouse.query(
-        "select l.cutoff_date, max(l.window_months) as w from labels l where l.division = ? "
-        "and l.cutoff_date between ? and ? and not l.censored and exists (select 1 from division_features f "
-        "where f.division = l.division and f.cutoff_date = l.cutoff_date) group by l.cutoff_date order by 1",
+        "select cutoff_date, max(window_months) as w from division_features where division = ? "
+        "and cutoff_date between ? and ? and not censored group by cutoff_date order by 1",
         [division, add_months(cutoff, -lookback[0]), add_months(cutoff, -lookback[1])])
     return [(c, int(w)) for c, w in df.iter_rows()]
 
@@ -90,8 +89,12 @@ def build_model_assets(settings: Settings) -> list[AssetsDefinition]:
         group_name="models",
         partitions_def=parts,
         pool=WAREHOUSE_POOL,
+        # The training frames are earlier cutoffs' `division_features` (labels joined); `labels` of this very
+        # partition gives the prediction window. Only identity deps on this cutoff: Dagster's asset backfill then
+        # runs a division × cutoff partition's assets together in one run (a look-back that included this cutoff
+        # would split them into one run per asset).
         deps=[AssetDep("division_features", partition_mapping=same_division_earlier_cutoffs(*lookback)),
-              AssetDep("labels", partition_mapping=same_division_earlier_cutoffs(lookback[0], 0))],
+              AssetDep("labels")],
         metadata={"partition_expr": DIVISION_CUTOFF_EXPR},
         check_specs=specs,
         description="Calibrated per-division model (logistic regression, LightGBM or their ensemble, chosen by "
@@ -130,17 +133,12 @@ def build_model_assets(settings: Settings) -> list[AssetsDefinition]:
 
         if not training:
             yield from skip(f"no trainable cutoff C' with C' + W' ≤ {cutoff} has labels "
-                            f"(labelled earlier cutoffs: {[str(c) for c, _ in candidates] or 'none'})")
+                            f"(model frames with closed labels: {[str(c) for c, _ in candidates] or 'none'})")
             return
         cutoff_list = ", ".join(f"'{c.isoformat()}'" for c, _ in training)
-        # Label columns come from the `labels` table as it is now: a cutoff's labels are rebuilt once its window
-        # closes, while its division_features row may date from when the window was still open (censored).
         frame = warehouse.query(
-            "select f.* replace (l.window_months as window_months, l.cohort as cohort, "
-            "l.net_revenue_window as net_revenue_window, l.label as label, l.censored as censored) "
-            "from division_features f join labels l on l.division = f.division and l.cutoff_date = f.cutoff_date "
-            f"and l.customer_id = f.customer_id where f.division = ? and f.cutoff_date in ({cutoff_list}) "
-            "order by f.cutoff_date, f.customer_id", [division])
+            f"select * from division_features where division = ? and cutoff_date in ({cutoff_list}) "
+            "order by cutoff_date, customer_id", [division])
         try:
             model = train_division_model(frame, params, cfg.seeds.modeling)
         except (InsufficientData, DegenerateModel) as err:

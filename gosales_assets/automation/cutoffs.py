@@ -3,7 +3,7 @@
 The `cutoff` partitions end at the last month-end the data reaches (`data.end_date`), so refreshing the landing
 data and `data.end_date` (and reloading the code location) adds a partition. On its next tick the sensor launches
 one asset backfill of every new cutoff: the star schema (the new data), the cutoff's features, its division ×
-cutoff partitions, its whitespace and reports, and the labels and forward validation of the cutoffs whose window
+cutoff partitions, its whitespace and reports, and the labels, model frame and forward validation of the cutoffs whose window
 has just closed (C − W for each division's window W). Dagster's backfill daemon orders all of it by the asset
 graph. Its cursor holds the newest cutoff launched: each cutoff is launched once.
 """
@@ -33,7 +33,8 @@ from gosales_assets.resources import GosalesSettings
 from gosales_assets.runner import backfill_subset, ensure_warehouse_pool, target_partitions
 from gosales_assets.settings import Settings
 
-REFRESHED_ON_CLOSE = ("labels", "forward_validation")
+# The model frame is rebuilt with its labels: training reads the label columns from `division_features`.
+REFRESHED_ON_CLOSE = ("labels", "division_features", "forward_validation")
 
 
 def new_cutoffs(settings: Settings, cursor: str | None) -> list[dt.date]:
@@ -48,14 +49,17 @@ def new_cutoffs(settings: Settings, cursor: str | None) -> list[dt.date]:
     return out
 
 
-def new_cutoff_targets(graph: BaseAssetGraph, settings: Settings, cutoffs: list[dt.date]) -> set[AssetKeyPartitionKey]:
-    """Everything a new cutoff needs, and the refresh of the windows it closes."""
+def new_cutoff_targets(graph: BaseAssetGraph, settings: Settings, cutoffs: list[dt.date],
+                       built: set[str] | None = None) -> set[AssetKeyPartitionKey]:
+    """Everything a new cutoff needs, and the refresh of the windows it closes: of the cutoffs that were built
+    (`built`: the `customer_features` partitions materialized; None = all) or are new in this backfill. A month
+    that was never built has no roster to label, so there is nothing to refresh."""
     targets = target_partitions(graph, settings, cutoffs=cutoffs)
-    first = settings.cutoffs[0]
+    first, new = settings.cutoffs[0], {cutoff_key(c) for c in cutoffs}
     for c in cutoffs:
         for d in settings.divisions:
             closed = add_months(c, -settings.window_months(d))
-            if closed >= first:
+            if closed >= first and (built is None or cutoff_key(closed) in built | new):
                 targets |= {AssetKeyPartitionKey(AssetKey(a), multi_key(d, closed)) for a in REFRESHED_ON_CLOSE}
     return targets
 
@@ -69,7 +73,7 @@ def build_new_cutoff_sensor(settings: Settings) -> SensorDefinition:
         asset_selection=AssetSelection.all(),
         default_status=DefaultSensorStatus.RUNNING if auto.new_cutoff_sensor_running else DefaultSensorStatus.STOPPED,
         description="A new month-end in the data (data.end_date) becomes one native backfill: star, the cutoff's "
-        "features, models, scores, whitespace and reports, plus the labels and forward validation of the windows it "
+        "features, models, scores, whitespace and reports, plus the labels, model frames and forward validation of the windows it "
         "closes. Each cutoff is launched once (cursor).",
     )
     def new_cutoff(context: SensorEvaluationContext, settings: GosalesSettings):
@@ -87,7 +91,8 @@ def build_new_cutoff_sensor(settings: Settings) -> SensorDefinition:
         keys = [cutoff_key(c) for c in cutoffs]
         context.log.info(f"launching one backfill for cutoff(s) {keys}")
         request = RunRequest.for_asset_graph_subset(
-            backfill_subset(graph, new_cutoff_targets(graph, cfg, cutoffs)),
+            backfill_subset(graph, new_cutoff_targets(
+                graph, cfg, cutoffs, built=set(context.instance.get_materialized_partitions(AssetKey("customer_features"))))),
             tags={SOURCE_TAG: "new-cutoff", CUTOFF_TAG: ",".join(keys)})
         return SensorResult(run_requests=[request], cursor=newest)
 

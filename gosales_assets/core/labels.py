@@ -90,7 +90,7 @@ def _net_by_customer(rows: pl.DataFrame, name: str) -> pl.DataFrame:
 
 def build_labels(
     fact: pl.DataFrame,
-    dim_customer: pl.DataFrame,
+    known: pl.DataFrame,
     *,
     division: str,
     cutoff: dt.date,
@@ -102,14 +102,16 @@ def build_labels(
     auto_widen_min_positives: int | None = None,
     auto_widen_max_months: int | None = None,
 ) -> LabelResult:
-    """Labels for one (division, cutoff); see the module docstring for the definition."""
+    """Labels for one (division, cutoff); see the module docstring for the definition. `known` holds the
+    `customer_id` of every customer known at C (`customers_known_at`; the asset takes it from the customer
+    features' roster of C, so labels and features describe one population)."""
     if mode not in ("expansion", "all"):
         raise ValueError(f"labels mode must be 'expansion' or 'all', got {mode!r}")
     countable = fact.filter(~pl.col("sku").is_in(list(sku_denylist)))
     history = fact.filter(pl.col("invoice_date") <= cutoff)
     div_history = countable.filter((pl.col("invoice_date") <= cutoff) & (pl.col("division") == division))
 
-    known = customers_known_at(fact, dim_customer, cutoff)
+    known = known.select(pl.col("customer_id").cast(pl.String)).unique().sort("customer_id")
     active = history.filter(pl.col("revenue") > 0).select("customer_id").unique().with_columns(
         pl.lit(True).alias("_active"))
     owned = _net_by_customer(div_history, "_owned_rev").filter(pl.col("_owned_rev") > min_net_revenue)

@@ -10,7 +10,7 @@ import pytest
 from dagster import AssetKey, build_sensor_context, instance_for_test
 from dagster._core.definitions.events import AssetKeyPartitionKey
 
-from gosales_assets.automation.cutoffs import new_cutoffs
+from gosales_assets.automation.cutoffs import new_cutoff_targets, new_cutoffs
 from gosales_assets.jobs import CUTOFF_TAG, SOURCE_TAG, STAGE_TAG
 from gosales_assets.partitions import multi_key
 from gosales_assets_tests.conftest import new_project
@@ -23,6 +23,24 @@ def test_new_cutoffs_are_the_month_ends_after_the_cursor(project):
     assert new_cutoffs(project.settings, None) == [D(2026, 10, 31)]
     assert new_cutoffs(project.settings, "2026-10") == []
     assert new_cutoffs(project.settings, "2026-07") == [D(2026, 8, 31), D(2026, 9, 30), D(2026, 10, 31)]
+
+
+def test_closed_windows_are_refreshed_only_where_the_cutoff_was_built(project):
+    """2026-10 closes the 6-month windows of 2026-04: its labels, model frame and forward validation are refreshed
+    when 2026-04 was built; a month never built has no roster to label, so nothing of it is targeted."""
+    from gosales_assets.definitions import build_definitions
+
+    graph = build_definitions(project.settings, project.config_path).resolve_asset_graph()
+    settings, d = project.settings, project.settings.divisions[0]
+
+    def refreshed(built):
+        targets = new_cutoff_targets(graph, settings, [D(2026, 10, 31)], built=built)
+        return {t.asset_key.to_user_string() for t in targets if t.partition_key == multi_key(d, "2026-04-30")}
+
+    assert settings.window_months(d) == 6
+    assert refreshed({"2026-04"}) == {"labels", "division_features", "forward_validation"}
+    assert refreshed(set()) == set()
+    assert refreshed(None) == {"labels", "division_features", "forward_validation"}
 
 
 @pytest.mark.slow

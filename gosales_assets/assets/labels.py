@@ -108,8 +108,10 @@ def build_label_assets(settings: Settings) -> list[AssetsDefinition]:
 def _roster(warehouse: WarehouseResource, cutoff, fact: pl.DataFrame) -> pl.DataFrame:
     """customer_id of every customer known at C, from `customer_features` of C. An empty roster while the sales log
     has lines by C means the features of C were never built: refuse, rather than label nobody."""
-    roster = (warehouse.query("select customer_id from customer_features where cutoff_date = ?", [cutoff])
-              if warehouse.table_exists("customer_features") else pl.DataFrame({"customer_id": []}, {"customer_id": pl.String}))
+    if warehouse.table_exists("customer_features"):
+        roster = warehouse.query("select customer_id from customer_features where cutoff_date = ?", [cutoff])
+    else:
+        roster = pl.DataFrame({"customer_id": []}, schema={"customer_id": pl.String})
     if roster.height == 0 and fact.filter(pl.col("invoice_date") <= cutoff).height:
         raise ValueError(f"labels at {cutoff}: customer_features has no rows for cutoff {cutoff} (the labels' "
                          f"population); materialize customer_features for {cutoff_key(cutoff)} first")

@@ -3,9 +3,9 @@
 The `cutoff` partitions end at the last month-end the data reaches (`data.end_date`), so refreshing the landing
 data and `data.end_date` (and reloading the code location) adds a partition. On its next tick the sensor launches
 one asset backfill of every new cutoff: the star schema (the new data), the cutoff's features, its division ×
-cutoff partitions, its whitespace and reports, and the labels, model frame and forward validation of the cutoffs whose window
-has just closed (C − W for each division's window W). Dagster's backfill daemon orders all of it by the asset
-graph. Its cursor holds the newest cutoff launched: each cutoff is launched once.
+cutoff partitions, its whitespace and reports, and the labels, model frame and forward validation of the cutoffs
+whose window has just closed (C − W for each division's window W, when C − W was built). Dagster's backfill daemon
+orders all of it by the asset graph. Its cursor holds the newest cutoff launched: each cutoff is launched once.
 """
 
 from __future__ import annotations
@@ -73,8 +73,8 @@ def build_new_cutoff_sensor(settings: Settings) -> SensorDefinition:
         asset_selection=AssetSelection.all(),
         default_status=DefaultSensorStatus.RUNNING if auto.new_cutoff_sensor_running else DefaultSensorStatus.STOPPED,
         description="A new month-end in the data (data.end_date) becomes one native backfill: star, the cutoff's "
-        "features, models, scores, whitespace and reports, plus the labels, model frames and forward validation of the windows it "
-        "closes. Each cutoff is launched once (cursor).",
+        "features, models, scores, whitespace and reports, plus the labels, model frames and forward validation of the "
+        "windows it closes. Each cutoff is launched once (cursor).",
     )
     def new_cutoff(context: SensorEvaluationContext, settings: GosalesSettings):
         cfg = settings.get()
@@ -90,9 +90,9 @@ def build_new_cutoff_sensor(settings: Settings) -> SensorDefinition:
         ensure_warehouse_pool(context.instance)  # before the first dequeue: a new pool would count as unlimited
         keys = [cutoff_key(c) for c in cutoffs]
         context.log.info(f"launching one backfill for cutoff(s) {keys}")
+        built = set(context.instance.get_materialized_partitions(AssetKey("customer_features")))
         request = RunRequest.for_asset_graph_subset(
-            backfill_subset(graph, new_cutoff_targets(
-                graph, cfg, cutoffs, built=set(context.instance.get_materialized_partitions(AssetKey("customer_features"))))),
+            backfill_subset(graph, new_cutoff_targets(graph, cfg, cutoffs, built=built)),
             tags={SOURCE_TAG: "new-cutoff", CUTOFF_TAG: ",".join(keys)})
         return SensorResult(run_requests=[request], cursor=newest)
 

@@ -598,7 +598,7 @@ def machine() -> dict:
 
 def git_state() -> dict:
     def git(*a: str) -> str:
-        return subprocess.run(["git", *a], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+        return subprocess.run(["git", *a], cwd=ROOT, capture_output=True, text=True).stdout.rstrip("\n")
 
     try:
         changed = [line[3:] for line in git("status", "--porcelain", "--", "gosales_assets").splitlines()]
@@ -820,7 +820,8 @@ def render_doc(res: dict) -> str:
         f"{b['depth']['depth_runs']} runs in a chain ({b['depth']['planned_runs']} runs planned in process), so "
         f"≥ {fmt_s(b['floor']['daemon_s'])} of daemon iterations; the one-slot warehouse pool runs one run at a "
         f"time, so ≥ the sum of the runs themselves ({fmt_s(b['floor']['pool_s'])}); and the run queue dequeues "
-        f"once every {queue_floor(b['native'])['interval_s']} s (`dequeue_interval_seconds`, Dagster's default), one "
+        f"once every {queue_floor(b['native'])['interval_s']} s (`dequeue_interval_seconds` in dagster.yaml; "
+        "Dagster's default is 5 s), one "
         "warehouse run at a time, so each run occupies at least one dequeue interval: ≥ Σ ⌈run / interval⌉ × interval "
         f"= {fmt_s(queue_floor(b['native'])['floor_s'])}, plus the daemon waits above = "
         f"{fmt_s(queue_floor(b['native'])['floor_s'] + b['native']['timeline']['daemon'])}. Measured "

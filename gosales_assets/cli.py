@@ -1,4 +1,5 @@
-"""`gosales` command line: demo data, materializing the graph, and where things live."""
+"""`gosales` command line: demo data, materializing the graph, the warehouse snapshot people query, and where
+things live."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import sys
 from pathlib import Path
 
 from gosales_assets.settings import ConfigError, Settings, config_path, load_settings
+from gosales_assets.snapshot import SnapshotError
 
 
 def _cmd_demo_data(args: argparse.Namespace, settings: Settings) -> int:
@@ -62,7 +64,32 @@ def _cmd_materialize(args: argparse.Namespace, settings: Settings) -> int:
     with instance:
         outcomes = materialize(defs, instance, settings, cutoffs=_cutoffs(args) or None,
                                divisions=args.division or None, star=not args.skip_star, reports=not args.skip_reports)
-    return _report(outcomes)
+    code = _report(outcomes)
+    _publish_at_end(settings)
+    return code
+
+
+def _publish_at_end(settings: Settings) -> None:
+    """The end of `gosales materialize`: the snapshot shows what it built (failed runs left the warehouse consistent:
+    partition writes are transactions). A snapshot that cannot be taken is a note, not a failed command."""
+    import duckdb
+
+    from gosales_assets.resources import WarehouseLocked, publish_snapshot
+
+    try:
+        done = publish_snapshot(settings.warehouse_path, interval_minutes=settings.snapshot.interval_minutes,
+                                force=True, source="gosales materialize")
+    except WarehouseLocked as err:
+        print(f"note: the warehouse snapshot was not published: the warehouse is held by {err.holder}; "
+              "`gosales snapshot` publishes one once it is free", file=sys.stderr)
+        return
+    except (SnapshotError, OSError, duckdb.Error) as err:
+        print(f"note: the warehouse snapshot was not published: {_one_line(err)}", file=sys.stderr)
+        return
+    if done.copied:
+        print(f"snapshot published: {done.path} (query it while the engine works: gosales query \"select …\")")
+    elif done.meta is not None:
+        print(f"snapshot: {done.path} is current")
 
 
 def _month_ends(first: str, last: str) -> list[str]:
@@ -114,11 +141,140 @@ def _cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
                    0 if status.value in ("COMPLETED", "COMPLETED_SUCCESS") else 1)
 
 
+def _cmd_snapshot(args: argparse.Namespace, settings: Settings) -> int:
+    from gosales_assets.resources import LOCK_WAIT_S, WarehouseLocked, publish_snapshot
+
+    warehouse = settings.warehouse_path
+    if not warehouse.exists():
+        print(f"error: there is no warehouse yet at {warehouse}: run `gosales materialize` first", file=sys.stderr)
+        return 1
+    wait = LOCK_WAIT_S if args.wait is None else args.wait
+    try:
+        done = publish_snapshot(warehouse, force=True, source="gosales snapshot", wait_s=wait)
+    except WarehouseLocked as err:
+        print(f"error: the warehouse {warehouse} is held by {err.holder} (a run writing it, or a session left open) "
+              f"for more than {wait:.0f} s, so no snapshot was taken; try again when it is free (`--wait S` waits "
+              "longer); meanwhile `gosales query` reads the last snapshot", file=sys.stderr)
+        return 1
+    if done.copied:
+        meta = done.meta or {}
+        print(f"snapshot published: {done.path} ({meta.get('warehouse_bytes', 0) / 1e6:.1f} MB, copied in "
+              f"{meta.get('copy_seconds', 0):.1f} s)")
+    else:
+        print(f"snapshot not copied: {done.reason} ({done.path})")
+    print(f'query it: gosales query "select …"   or   duckdb -readonly {done.path}')
+    return 0
+
+
+def _one_line(err: BaseException) -> str:
+    """A DuckDB error as one line: its message and hint, without the caret drawing under the SQL."""
+    lines = [ln.strip() for ln in str(err).splitlines()]
+    return " ".join(ln for ln in lines if ln and not ln.startswith("LINE ") and set(ln) != {"^"})
+
+
+def _connect_read_only(snapshot: Path):
+    import duckdb
+
+    try:
+        return duckdb.connect(str(snapshot), read_only=True)
+    except duckdb.IOException as err:
+        if "lock" in str(err).lower():
+            raise ValueError(
+                f"the snapshot {snapshot} is held by a session that opened it for writing ({_one_line(err)}): close "
+                f"it, and open the snapshot read-only (`duckdb -readonly {snapshot}`, or duckdb.connect(..., "
+                "read_only=True))") from None
+        raise ValueError(f"cannot open the snapshot {snapshot}: {_one_line(err)}; `gosales snapshot` publishes a "
+                         "new one") from None
+
+
+def _open_snapshot(snapshot: Path):
+    """(read-only connection, record) of the snapshot. The record is the one of the file this connection opened:
+    a publish replaces the file and then its record, so a record of another file is read again (briefly); None
+    when it never matches."""
+    import time
+
+    from gosales_assets.snapshot import read_meta
+
+    for _ in range(20):
+        before = snapshot.stat().st_ino
+        conn = _connect_read_only(snapshot)
+        if snapshot.stat().st_ino != before:  # replaced while opening: which file this is is unknown; again
+            conn.close()
+            continue
+        meta = read_meta(snapshot)
+        if meta is not None and meta.get("snapshot_inode") == before:
+            return conn, meta
+        conn.close()
+        time.sleep(0.05)
+    return _connect_read_only(snapshot), None
+
+
+def _cmd_query(args: argparse.Namespace, settings: Settings) -> int:
+    import duckdb
+    import polars as pl
+
+    from gosales_assets.snapshot import describe, snapshot_path
+
+    snapshot = snapshot_path(settings.warehouse_path)
+    if not snapshot.exists():
+        print(f"error: no snapshot of the warehouse yet ({snapshot}): run `gosales snapshot` (or `gosales "
+              "materialize`, which publishes one when it ends)", file=sys.stderr)
+        return 1
+    conn, meta = _open_snapshot(snapshot)
+    # On stderr, so that `--csv > file` holds only the rows.
+    print(describe(meta, settings.warehouse_path), file=sys.stderr)
+    try:
+        rel = conn.sql(args.sql)
+        if rel is None:
+            print("ok (the statement returns no rows)")
+            return 0
+        if args.csv:
+            _write_csv(rel)
+            return 0
+        df = rel.limit(args.max_rows + 1).pl()
+    except duckdb.Error as err:
+        hint = " (the snapshot is read-only: it answers queries only)" if "read-only" in str(err) else ""
+        print(f"error: {_one_line(err)}{hint}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:  # `| head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    finally:
+        conn.close()
+    with pl.Config(tbl_rows=args.max_rows, tbl_cols=-1, fmt_str_lengths=60, tbl_width_chars=200):
+        print(df.head(args.max_rows))
+    if df.height > args.max_rows:
+        print(f"(more rows: the first {args.max_rows} are shown; --max-rows N shows more, --csv prints all)")
+    return 0
+
+
+def _write_csv(rel) -> None:
+    """Every row as CSV on stdout, a batch at a time (a result larger than memory streams)."""
+    import polars as pl
+
+    header = True
+    for batch in rel.fetch_arrow_reader(100_000):
+        sys.stdout.write(pl.from_arrow(batch).write_csv(include_header=header))
+        header = False
+    if header:  # no rows: the header alone
+        sys.stdout.write(",".join(_csv_cell(c) for c in rel.columns) + "\n")
+    sys.stdout.flush()
+
+
+def _csv_cell(text: str) -> str:
+    return f'"{text.replace(chr(34), chr(34) * 2)}"' if any(ch in text for ch in ',"\n\r') else text
+
+
 def _cmd_info(args: argparse.Namespace, settings: Settings) -> int:
+    from gosales_assets.snapshot import describe, read_meta, snapshot_path
+
+    snapshot = snapshot_path(settings.warehouse_path)
     print(f"config:     {config_path()}")
     print(f"home:       {settings.home}")
     print(f"landing:    {settings.landing_dir}")
     print(f"warehouse:  {settings.warehouse_path}")
+    print(f"snapshot:   {snapshot} (" + (describe(read_meta(snapshot), settings.warehouse_path)
+                                         if snapshot.exists() else "none yet: gosales snapshot") + ")")
     print(f"artifacts:  {settings.artifacts_dir}")
     print(f"dagster:    {os.environ.get('DAGSTER_HOME') or settings.dagster_home}")
     print("UI:         make ui  (then open http://127.0.0.1:3000)")
@@ -148,7 +304,16 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--skip-reports", action="store_true", help="do not rebuild the cross-run reports at the end")
     bf.add_argument("--wait", action="store_true", help="wait for the backfill and summarise ok / held / failed runs")
     bf.add_argument("--timeout", type=float, default=None, help="with --wait: give up after this many seconds")
-    sub.add_parser("info", help="print where the config, warehouse and outputs are")
+    snap = sub.add_parser("snapshot", help="publish a read-only copy of the warehouse now (what `gosales query` and "
+                          "analysts read while runs write the warehouse)")
+    snap.add_argument("--wait", type=float, default=None, help="seconds to wait for a process that holds the "
+                      "warehouse (default: GOSALES_WAREHOUSE_LOCK_WAIT_S, 120)")
+    query = sub.add_parser("query", help="run a read-only SQL query against the published snapshot of the warehouse "
+                           "(works while runs write the warehouse)")
+    query.add_argument("sql", help='e.g. "select rule, count(*) from contract_violations group by 1"')
+    query.add_argument("--csv", action="store_true", help="print every row as CSV (default: a table)")
+    query.add_argument("--max-rows", type=int, default=50, help="rows shown as a table (default 50)")
+    sub.add_parser("info", help="print where the config, warehouse, snapshot and outputs are")
     args = parser.parse_args(argv)
     try:
         settings = load_settings()
@@ -156,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     handlers = {"demo-data": _cmd_demo_data, "materialize": _cmd_materialize, "backfill": _cmd_backfill,
-                "info": _cmd_info}
+                "snapshot": _cmd_snapshot, "query": _cmd_query, "info": _cmd_info}
     # SIGTERM stops a command the way Ctrl-C does: the current run is marked failed, nothing after it starts.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
@@ -167,6 +332,9 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as err:  # a bad cutoff, division or range: say which, no traceback
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except SnapshotError as err:  # a snapshot that cannot be written (disk full, a publish in progress)
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     except TimeoutError as err:  # `backfill --wait --timeout`: the backfill goes on; this command stops waiting
         print(f"error: {err}; it goes on in the daemon (follow it in the UI)", file=sys.stderr)
         return 1

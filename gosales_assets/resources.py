@@ -6,7 +6,8 @@ import os
 import re
 import socket
 import time
-from collections.abc import Iterator, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
@@ -30,7 +31,8 @@ from dagster_duckdb_polars import DuckDBPolarsTypeHandler
 
 from gosales_assets.core.artifact_files import atomic_write_text, json_text, write_artifact
 from gosales_assets.jobs import HOST_TAG, PID_TAG
-from gosales_assets.settings import Settings, load_settings
+from gosales_assets.settings import DEFAULT_SNAPSHOT_INTERVAL_MINUTES, Settings, load_settings
+from gosales_assets.snapshot import Published, SnapshotError, publish
 
 # Every step that opens the DuckDB file runs in this pool; dagster.yaml limits pools to one slot, so two
 # writers never hold the file at once (DuckDB allows a single writing process).
@@ -71,7 +73,11 @@ _LOCK_HOLDER = re.compile(r"Conflicting lock is held in (?P<exe>\S+) \(PID (?P<p
 
 
 class WarehouseLocked(Exception):
-    """Another process holds the DuckDB warehouse file (DuckDB allows one writing process)."""
+    """Another process holds the DuckDB warehouse file (DuckDB allows one writing process). `holder` names it."""
+
+    def __init__(self, message: str, holder: str = "another process"):
+        super().__init__(message)
+        self.holder = holder
 
 
 def connect_warehouse(database: str | Path, *, read_only: bool = False, config: dict | None = None,
@@ -91,12 +97,21 @@ def connect_warehouse(database: str | Path, *, read_only: bool = False, config: 
             if time.monotonic() - start >= wait_s:
                 raise WarehouseLocked(
                     f"the warehouse {database} is held by {who} for more than {wait_s:.0f} s: close that session "
-                    "(query the CSV exports under the artifacts folder instead, see docs/OPERATIONS.md) and "
-                    "re-execute") from None
+                    "(query the published snapshot instead: `gosales query`, see docs/OPERATIONS.md) and "
+                    "re-execute", holder=who) from None
             if not said and log is not None:
                 log(f"waiting for {who} to release the warehouse {database}")
                 said = True
             time.sleep(0.5)
+
+
+# Databases this process holds open for a run (`hold_warehouse`), by absolute path: the end-of-run snapshot is
+# published once the hold ends (a copy needs the file released, see gosales_assets/snapshot.py).
+_HELD: Counter[str] = Counter()
+
+
+def _key(database: str | Path) -> str:
+    return os.path.abspath(str(database))
 
 
 @contextmanager
@@ -114,16 +129,61 @@ def hold_warehouse(database: str | Path, log=None) -> Iterator[None]:
     path = str(database)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     conn = connect_warehouse(path, log=log)
+    _HELD[_key(path)] += 1
     try:
         yield
     finally:
+        _HELD[_key(path)] -= 1
         conn.close()
 
 
+def _checkpoint(database: str | Path, wait_s: float | None) -> Callable[[], None]:
+    def run() -> None:
+        conn = connect_warehouse(database, wait_s=wait_s)
+        try:
+            conn.execute("checkpoint")
+        finally:
+            conn.close()
+    return run
+
+
+def publish_snapshot(database: str | Path, *, interval_minutes: float | None = DEFAULT_SNAPSHOT_INTERVAL_MINUTES,
+                     force: bool = False, run_id: str | None = None, source: str, wait_s: float | None = None,
+                     now: float | None = None) -> Published:
+    """Publish the read-only snapshot of the warehouse `database` (`gosales_assets/snapshot.py`) when it is due: no
+    snapshot yet, or the warehouse changed since the last one and either `force` or the last one is at least
+    `interval_minutes` old (None: only when forced). Waits up to `wait_s` (default GOSALES_WAREHOUSE_LOCK_WAIT_S)
+    for a process that holds the warehouse; raises `WarehouseLocked` or `SnapshotError` (one line) when no copy can
+    be made. `gosales materialize` and `gosales snapshot` call it with `force=True`; the end of every run without."""
+    interval_s = None if interval_minutes is None else interval_minutes * 60
+    wait = LOCK_WAIT_S if wait_s is None else wait_s
+    return publish(database, checkpoint=_checkpoint(database, wait), interval_s=interval_s, force=force,
+                   run_id=run_id, source=source, wait_s=wait, now=now)
+
+
+def publish_after_run(database: str | Path, interval_minutes: float | None, run_id: str | None, log=None) -> None:
+    """The end of a run: publish the snapshot if it is due (see `publish_snapshot`). Never raises and never waits: a
+    run never breaks or hangs on the snapshot; when the warehouse is busy, a later run publishes. `log`: the run's
+    Dagster log (or None)."""
+    if _HELD[_key(database)] or not Path(database).exists():
+        return  # still held by this process (the holder publishes when it lets go), or nothing written yet
+    try:
+        done = publish_snapshot(database, interval_minutes=interval_minutes, run_id=run_id, source="run", wait_s=0)
+    except (WarehouseLocked, SnapshotError, OSError, duckdb.Error) as err:
+        if log is not None:
+            log.warning(f"snapshot not published at the end of this run (a later run or `gosales snapshot` will): "
+                        f"{err}")
+        return
+    if done.copied and log is not None:
+        log.info(f"published the warehouse snapshot {done.path} ({done.reason}; {done.meta['copy_seconds']} s)")
+
+
 class WarehouseResource(ConfigurableResource):
-    """Direct SQL access to the warehouse for steps that query rather than load whole tables."""
+    """Direct SQL access to the warehouse for steps that query rather than load whole tables. At the end of the run
+    it publishes the read-only snapshot when due (`snapshot_interval_minutes`, see `publish_snapshot`)."""
 
     database: str
+    snapshot_interval_minutes: float | None = DEFAULT_SNAPSHOT_INTERVAL_MINUTES
 
     @contextmanager
     def yield_for_execution(self, context: InitResourceContext) -> Iterator["WarehouseResource"]:
@@ -132,8 +192,11 @@ class WarehouseResource(ConfigurableResource):
             # Which process holds the warehouse: if it is killed, `release_dead_runs` can tell the run is dead and
             # free the pool (Dagster's default run launcher cannot check a run worker's health).
             context.instance.add_run_tags(context.run_id, {HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid())})
-        with hold_warehouse(self.database, log=context.log.warning if context.log else None):
+        log = context.log.warning if context.log else None
+        with hold_warehouse(self.database, log=log):
             yield self
+        # Not reached when the run is interrupted (the exception leaves through the `with`).
+        publish_after_run(self.database, self.snapshot_interval_minutes, context.run_id, log=context.log)
 
     @contextmanager
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -221,7 +284,14 @@ class _PolarsTableHandler(DuckDBPolarsTypeHandler):
 
 
 class WarehouseIOManager(DuckDBIOManager):
-    """Stores polars DataFrames as DuckDB tables (one table per asset; partitions are row slices)."""
+    """Stores polars DataFrames as DuckDB tables (one table per asset; partitions are row slices). Every run that
+    writes the warehouse uses it, so it also publishes the snapshot at the end of the run when due (runs that hold
+    the warehouse through the `warehouse` resource publish once that hold ends)."""
+
+    snapshot_interval_minutes: float | None = DEFAULT_SNAPSHOT_INTERVAL_MINUTES
+
+    def teardown_after_execution(self, context: InitResourceContext) -> None:
+        publish_after_run(self.database, self.snapshot_interval_minutes, context.run_id, log=context.log)
 
     @staticmethod
     def type_handlers() -> Sequence[DbTypeHandler]:

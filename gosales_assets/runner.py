@@ -296,6 +296,9 @@ def _wait_for_warehouse(instance: DagsterInstance, log: Callable[[str], None]) -
 def _execute(defs: Definitions, run: PlannedRun, instance: DagsterInstance, tags: dict[str, str]) -> RunOutcome:
     job = defs.resolve_job_def(run.job)
     key = _mk(run.partition) if run.job == DIVISION_CUTOFF_JOB else run.partition
+    # The run executes in this process: tagged with it from creation, so a kill at any moment (even before the
+    # warehouse resource tags it) leaves a run that `release_dead_runs` recognises.
+    tags = {**tags, HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid())}
     result = job.execute_in_process(instance=instance, partition_key=key, asset_selection=list(run.assets),
                                     raise_on_error=False, run_config=QUIET_CONSOLE, tags=tags)
     events = result.all_events

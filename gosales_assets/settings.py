@@ -270,6 +270,18 @@ class AutomationSettings(_Model):
         False, description="Request a retraining run (model, scores, drift) for a partition with hard drift")
 
 
+# A run that wrote the warehouse republishes the read-only snapshot when the last one is at least this old.
+DEFAULT_SNAPSHOT_INTERVAL_MINUTES = 30.0
+
+
+class SnapshotSettings(_Model):
+    interval_minutes: float | None = Field(
+        DEFAULT_SNAPSHOT_INTERVAL_MINUTES, ge=0.0, description="The end of a run that wrote the warehouse publishes "
+        "a new read-only snapshot (<warehouse folder>/snapshot/) when the last one is at least this old (0: after "
+        "every such run; null: never at the end of a run). `gosales materialize` always publishes one when it ends, "
+        "`gosales snapshot` on demand. Each copy reads and writes the whole warehouse file")
+
+
 class SeedSettings(_Model):
     demo: int = 7
     modeling: int = 42
@@ -295,6 +307,7 @@ class Settings(_Model):
     whitespace: WhitespaceSettings = WhitespaceSettings()
     drift: DriftSettings = DriftSettings()
     automation: AutomationSettings = AutomationSettings()
+    snapshot: SnapshotSettings = SnapshotSettings()
     seeds: SeedSettings = SeedSettings()
     demo: DemoSettings = DemoSettings()
     # Where GOSALES_HOME resolved to; filled by `load_settings`, not read from the YAML.

@@ -68,7 +68,7 @@ def write_text(path: Path, text: str, encoding: str = "utf-8") -> Path:
 
 def star_of(landing: Path):
     sales, customers = read_raw_table(landing, "sales_log"), read_raw_table(landing, "customers")
-    return sales, build_star(sales, customers, sku_map=SKU_MAP, start_date=START, end_date=END)
+    return sales, build_star(sales, customers, sku_map=SKU_MAP, start_date=START, end_date=END, landing=landing)
 
 
 def rules(star, table="sales_log") -> list[tuple[int, str]]:
@@ -325,6 +325,58 @@ def test_a_blank_line_is_a_quarantined_row_not_a_cut_file(tmp_path):
     write_text(tmp_path / "customers.csv", CUSTOMERS_CSV)
     sales, star = star_of(tmp_path)
     assert sales.height == 2 and rules(star) == [(2, "missing_value")]
+
+
+# ---- a quarantined or refused CSV row is named by the line a person finds it on --------------------------------------
+def test_a_quarantined_csv_row_names_its_physical_line_after_blank_lines_and_multi_line_cells(tmp_path):
+    write_text(tmp_path / "sales_log.csv", "\n".join([
+        HEADER,                                                   # line 1
+        "I1,1,2024-05-10,C1,SWX-STD,1,100,40,R1,",                # line 2, row 1
+        "",                                                       # line 3, row 2: blank (missing_value)
+        'I2,1,2024-05-10,C1,SWX-STD,1,100,40,"R1',                # lines 4-6, row 3: a rep cell of three lines
+        "second line",
+        'third line",',
+        "",                                                       # line 7, row 4: blank
+        'I3,1,2024-05-10,C1,SWX-STD,1,100,40,"R\r\nCRLF",',        # lines 8-9, row 5: a CRLF inside a quoted cell
+        "I4,1,2024-05-10,C404,SWX-STD,1,100,40,R1,",              # line 10, row 6: the bad row (unknown_customer)
+    ]) + "\n")
+    write_text(tmp_path / "customers.csv", ",".join(CUSTOMER_COLS) + '\nC1,"Alpha\nTooling",,,West,W1,,\n'
+               "C2,Beta,,,East,E1,,\nC1,Other name,,,West,W1,,\n")  # lines 2-3, 4, 5 (duplicate_key)
+    sales, star = star_of(tmp_path)
+    assert sales.height == 6
+    v = star.contract_violations.select("source_table", "source_row", "source_line", "rule").rows()
+    assert v == [("customers", 3, 5, "duplicate_key"), ("sales_log", 2, 3, "missing_value"),
+                 ("sales_log", 4, 7, "missing_value"), ("sales_log", 6, 10, "unknown_customer")]
+    assert check_contract(star.contract_violations, contract_violations_schema()).passed
+    lines = (tmp_path / "sales_log.csv").read_text().split("\n")
+    assert lines[10 - 1].startswith("I4,1,") and "C404" in lines[10 - 1]  # line 10 is the bad row, as named
+
+
+def test_a_type_error_in_a_csv_names_the_physical_lines(tmp_path):
+    rows = [HEADER, "I1,1,2024-05-10,C1,SWX-STD,1,100,40,R1,", 'I2,1,2024-05-10,C1,SWX-STD,1,100,40,"two\nlines",',
+            "", "I3,1,2024-05-10,C1,SWX-STD,1,1 2 3,40,R1,", "I4,1,2024-05-10,C1,SWX-STD,1,x,40,R1,"]
+    f = write_text(tmp_path / "sales_log.csv", "\n".join(rows) + "\n")
+    with pytest.raises(RawDataError) as err:
+        read_raw_table(tmp_path, "sales_log")
+    assert str(err.value) == (f"sales_log: {f}: column 'revenue' must hold numbers; 2 value(s) are not "
+                              "(data rows 4, 5, on lines 6, 7 of the file; e.g. '1 2 3')")
+
+
+def test_a_row_is_given_no_line_when_its_file_changed_after_reading(tmp_path):
+    rows = [line("I1"), line("I2", customer="C404"), line("I3", customer="C405")]
+    write_sales(tmp_path / "sales_log" / "a.csv", rows)
+    write_sales(tmp_path / "sales_log" / "b.parquet", [line("I4", customer="C406")])
+    write_text(tmp_path / "customers.csv", CUSTOMERS_CSV)
+    sales, customers = read_raw_table(tmp_path, "sales_log"), read_raw_table(tmp_path, "customers")
+    write_sales(tmp_path / "sales_log" / "a.csv", [rows[0], rows[2], rows[1]])  # re-exported in another order
+    star = build_star(sales, customers, sku_map=SKU_MAP, start_date=START, end_date=END, landing=tmp_path)
+    # Row 2 (C404) is on line 4 now and line 3 holds another row: no line rather than a wrong one. Parquet rows
+    # have no lines.
+    assert star.contract_violations.select("source_file", "source_row", "source_line").rows() == [
+        ("sales_log/a.csv", 2, None), ("sales_log/a.csv", 3, None), ("sales_log/b.parquet", 1, None)]
+    (tmp_path / "sales_log" / "a.csv").unlink()  # gone: no lines, no error
+    star = build_star(sales, customers, sku_map=SKU_MAP, start_date=START, end_date=END, landing=tmp_path)
+    assert star.contract_violations.get_column("source_line").null_count() == 3
 
 
 def test_a_csv_without_a_final_line_break_is_noted(tmp_path):

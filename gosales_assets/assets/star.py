@@ -68,7 +68,7 @@ def star_schema(
 ) -> Iterator[Output | AssetCheckResult]:
     cfg = settings.get()
     star = build_star(sales_log, customers, sku_map=cfg.sku_map, start_date=cfg.data.start_date,
-                      end_date=cfg.data.end_date)
+                      end_date=cfg.data.end_date, landing=cfg.landing_dir)
     fact, dim, viol = star.fact_transactions, star.dim_customer, star.contract_violations
     by_rule = violation_summary(viol)
     rejected_sales = sum(by_rule["sales_log"].values())

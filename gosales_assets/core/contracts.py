@@ -125,8 +125,10 @@ def fact_events_schema(*, start_date: dt.date, end_date: dt.date, divisions: lis
 
 
 def contract_violations_schema() -> pa.DataFrameSchema:
-    checks = {"source_table": [pa.Check.isin(["sales_log", "customers"])], "rule": [pa.Check.isin(list(RULE_NAMES))]}
-    cols = {name: _col(dtype(), checks=checks.get(name)) for name, dtype in VIOLATION_SCHEMA.items()}
+    checks = {"source_table": [pa.Check.isin(["sales_log", "customers"])], "rule": [pa.Check.isin(list(RULE_NAMES))],
+              "source_row": [pa.Check.ge(1)], "source_line": [pa.Check.ge(2)]}  # line 1 is a CSV file's header
+    cols = {name: _col(dtype(), checks=checks.get(name), nullable=name == "source_line")
+            for name, dtype in VIOLATION_SCHEMA.items()}
     return pa.DataFrameSchema(cols, strict=True, unique=["source_table", "source_file", "source_row"],
                               name="contract_violations")
 

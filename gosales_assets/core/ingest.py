@@ -11,7 +11,9 @@ A table is either one file `<landing>/<name>.parquet|.csv` or a folder `<landing
 folder, hidden files (`.x`, `_SUCCESS`) are skipped and named in the ingest notes, and any other file or
 sub-folder the engine cannot read is an error, so no part of a table is ever silently left out. Every row gets
 `source_file` (file name relative to the landing folder) and `source_row` (1-based position among the file's
-data rows; for CSV the line number is `source_row + 1` when the file has no blank lines or multi-line cells).
+data rows, a blank line included: the stable row key). In a CSV file a row starts on line `source_row + 1` only
+until the first value that holds a line break; what a person is told about a CSV row (an error here, a
+quarantined row in `core.star`) names the physical line, found by `locate_csv_rows` for those rows only.
 
 CSV and Parquet follow one rule for values: text cells are trimmed and an empty (or all-blank) text is a null,
 so a blank key is quarantined as `missing_value` whatever the format. A CSV file is first scanned as CSV
@@ -28,7 +30,7 @@ from __future__ import annotations
 import csv
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -161,8 +163,10 @@ def _row_list(rows: pl.Series) -> str:
     return f"{listed}{more}"
 
 
-def _cast_text_column(df: pl.DataFrame, col: RawColumn, where: str) -> pl.Expr:
-    """Strictly cast a text column to its contract type; unparseable non-empty values are an error."""
+def _cast_text_column(df: pl.DataFrame, col: RawColumn, where: str,
+                      lines: Callable[[list[int]], dict[int, int]] | None = None) -> pl.Expr:
+    """Strictly cast a text column to its contract type; unparseable non-empty values are an error. `lines` maps
+    data rows to the lines of the file where they start (CSV), for the rows the error lists."""
     text = _blank_to_null(pl.col(col.name))
     if col.kind == "str":
         return text.alias(col.name)
@@ -174,9 +178,14 @@ def _cast_text_column(df: pl.DataFrame, col: RawColumn, where: str) -> pl.Expr:
     if bad.height:
         example = bad.get_column(col.name)[0]
         noun = "whole numbers" if col.kind == "int" else "numbers"
+        rows = bad.get_column("_r")
+        listed = rows.head(_MAX_ROWS_LISTED).to_list()
+        at = lines(listed) if lines is not None else {}
+        on = (f", on line{'s' if len(listed) > 1 else ''} {', '.join(str(at[r]) for r in listed)} of the file"
+              if len(at) == len(listed) else "")
         raise RawDataError(
             f"{where}: column '{col.name}' must hold {noun}; {bad.height} value(s) are not "
-            f"(data rows {_row_list(bad.get_column('_r'))}; e.g. {example!r})"
+            f"(data row{'s' if bad.height > 1 else ''} {_row_list(rows)}{on}; e.g. {example!r})"
         )
     return cast.alias(col.name)
 
@@ -294,6 +303,40 @@ def _scan_csv(path: Path, where: str) -> list[str]:
     return notes
 
 
+@dataclass(frozen=True)
+class CsvRows:
+    """Rows of a CSV file located by `locate_csv_rows`."""
+
+    header: list[str]
+    rows: dict[int, tuple[int, list[str]]]  # source_row -> (line where the row starts, its cells as written)
+
+
+def locate_csv_rows(path: Path, rows: Iterable[int]) -> CsvRows:
+    """The physical line (1-based; the header is line 1) where each of the data rows `rows` (`source_row`) starts,
+    with its cells. A value with line breaks makes its row span several lines, so the line is not `source_row + 1`
+    after one; blank lines are rows (of empty cells) for polars and for the csv module alike, so the counts agree.
+
+    One pass with the csv module up to the last row asked for: it runs only for rows that are reported (an error,
+    quarantined rows), so a million-row file is still read once by polars. Raises `RawDataError` or `csv.Error`
+    when the file no longer reads as it did."""
+    wanted = set(rows)
+    last = max(wanted, default=0)
+    found: dict[int, tuple[int, list[str]]] = {}
+    with Path(path).open("rb") as f:
+        reader = csv.reader(_utf8_lines(f, str(path)), strict=True)
+        header = next(reader, [])
+        if header:
+            header[0] = header[0].removeprefix("\ufeff")  # a UTF-8 byte-order mark is not part of the name
+        prev = reader.line_num
+        for number, cells in enumerate(reader, start=1):
+            if number > last:
+                break
+            start, prev = prev + 1, reader.line_num
+            if number in wanted:
+                found[number] = (start, cells)
+    return CsvRows(header=header, rows=found)
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Columns: near-misses of contract names are errors; the rest is named in the notes
 # ---------------------------------------------------------------------------------------------------------
@@ -364,7 +407,8 @@ def _read_one(path: Path, table: str, landing: Path) -> tuple[pl.DataFrame, list
             target = {"str": pl.String, "int": pl.Int64, "float": pl.Float64, "date": pl.String}[col.kind]
             exprs.append(pl.lit(None, dtype=target).alias(col.name))
         elif is_csv:
-            exprs.append(_cast_text_column(df, col, where))
+            exprs.append(_cast_text_column(df, col, where, lines=lambda rows: {
+                r: line for r, (line, _) in locate_csv_rows(path, rows).rows.items()}))
         else:
             exprs.append(_cast_typed_column(df.schema[col.name], col, where))
     out = df.select(

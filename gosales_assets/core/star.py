@@ -2,8 +2,9 @@
 
 Every input row of `sales_log` lands in exactly one of `fact_transactions` and `contract_violations`
 (and every `customers` row in exactly one of `dim_customer` and `contract_violations`). A rejected row keeps
-its source file, source row number, the rule it broke and its original values. Rules are applied in the
-order of `SALES_RULES`; a row is reported under the first rule it breaks.
+its source file, source row number, the rule it broke and its original values, and, when it came from a CSV file,
+the line of the file where it starts (`source_line`; see `with_source_lines`). Rules are applied in the order of
+`SALES_RULES`; a row is reported under the first rule it breaks.
 
 Duplicates are *exact-line* duplicates only (every contract column equal): the first copy is kept, later
 copies are rejected as `duplicate_line`. Two different lines that share (invoice_id, line_no) are a key
@@ -21,12 +22,15 @@ as `implausible_amount`. With that bound a line is at most 10^14 cents, and mone
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import polars as pl
 
-from gosales_assets.core.ingest import RAW_TABLES, parse_iso_date
+from gosales_assets.core.ingest import RAW_TABLES, RawDataError, locate_csv_rows, parse_iso_date
 from gosales_assets.settings import division_slug
 
 # The largest |revenue| or |gross_profit| of one invoice line, in currency units (a thousand billion): far above
@@ -63,6 +67,9 @@ VIOLATION_SCHEMA = {
     "source_table": pl.String,
     "source_file": pl.String,
     "source_row": pl.Int64,
+    # The line of a CSV file where the row starts (the header is line 1); null for Parquet rows, and for rows of a
+    # CSV file that changed after it was read (a line then would point at another row).
+    "source_line": pl.Int64,
     "rule": pl.String,
     "detail": pl.String,
     "original": pl.String,  # JSON object of the row's values as read
@@ -109,6 +116,7 @@ def _violations(df: pl.DataFrame, table: str) -> pl.DataFrame:
         pl.lit(table).alias("source_table"),
         "source_file",
         "source_row",
+        pl.lit(None, dtype=pl.Int64).alias("source_line"),  # filled by `with_source_lines`
         "rule",
         "detail",
         "original",
@@ -196,6 +204,52 @@ def build_customers(customers_raw: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataF
     return dim, _violations(df.filter(pl.col("rule").is_not_null()), "customers")
 
 
+def _text(cell: str | None) -> str | None:
+    cell = (cell or "").strip()
+    return cell or None
+
+
+def _same_row(table: str, header: list[str], cells: list[str], original: dict) -> bool:
+    """Whether a CSV row as written is the row that was read (its text values, trimmed, blank = null, as ingested):
+    the check that the file was not replaced between reading it and locating its rows."""
+    position = {name: i for i, name in enumerate(header)}
+    for col in RAW_TABLES[table]:
+        if col.kind not in ("str", "date"):
+            continue  # numbers were cast on reading; the text columns identify the row
+        i = position.get(col.name)
+        written = _text(cells[i]) if i is not None and i < len(cells) else None
+        if written != original.get(col.name):
+            return False
+    return True
+
+
+def with_source_lines(violations: pl.DataFrame, landing: Path) -> pl.DataFrame:
+    """`violations` with `source_line` set for the rows that came from CSV files under `landing`: the physical line
+    where each starts (`core.ingest.locate_csv_rows`, one pass per file and only over files with violations). A row
+    whose file is gone or no longer holds it at that position keeps a null line rather than a wrong one."""
+    is_csv = pl.col("source_file").str.to_lowercase().str.ends_with(".csv")
+    wanted = violations.filter(is_csv)
+    if wanted.height == 0:
+        return violations
+    found: list[tuple[str, str, int, int]] = []
+    for (table, file), group in wanted.group_by(["source_table", "source_file"], maintain_order=True):
+        try:
+            located = locate_csv_rows(Path(landing) / file, group.get_column("source_row").to_list())
+        except (OSError, RawDataError, csv.Error):
+            continue
+        for row, original in group.select("source_row", "original").iter_rows():
+            hit = located.rows.get(row)
+            if hit is not None and _same_row(table, located.header, hit[1], json.loads(original)):
+                found.append((table, file, row, hit[0]))
+    lines = pl.DataFrame(found, schema={"source_table": pl.String, "source_file": pl.String, "source_row": pl.Int64,
+                                        "_line": pl.Int64}, orient="row")
+    return (
+        violations.join(lines, on=["source_table", "source_file", "source_row"], how="left", maintain_order="left")
+        .with_columns(pl.col("_line").alias("source_line"))
+        .select(list(VIOLATION_SCHEMA))
+    )
+
+
 def build_star(
     sales_raw: pl.DataFrame,
     customers_raw: pl.DataFrame,
@@ -203,8 +257,10 @@ def build_star(
     sku_map: dict[str, str],
     start_date: dt.date,
     end_date: dt.date,
+    landing: Path | None = None,
 ) -> StarTables:
-    """Split the raw sales log into clean facts and quarantined violations (see module docstring)."""
+    """Split the raw sales log into clean facts and quarantined violations (see module docstring). With `landing`
+    (the folder the raw tables were read from), violations from CSV files name their line (`with_source_lines`)."""
     dim, cust_viol = build_customers(customers_raw)
     sku_frame = pl.DataFrame(
         {"sku": list(sku_map), "_canonical": list(sku_map.values())},
@@ -261,6 +317,8 @@ def build_star(
     violations = pl.concat(
         [_violations(df.filter(pl.col("rule").is_not_null()), "sales_log"), cust_viol], how="vertical"
     ).sort(["source_table", "source_file", "source_row"])
+    if landing is not None:
+        violations = with_source_lines(violations, landing)
     return StarTables(fact_transactions=fact, dim_customer=dim, contract_violations=violations)
 
 

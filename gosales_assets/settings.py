@@ -157,6 +157,10 @@ class GateSettings(GateThresholds):
                             "peer_margin on the same out-of-fold rows. The comparison is always computed and shown "
                             "(check metadata, model card); it gates once a held division gets the peer's list instead")
     peer_bootstrap: int = Field(500, ge=50, description="Resamples of the paired interval shown with the comparison")
+    default_peer: Literal["recency", "frequency", "monetary"] = Field(
+        "monetary", description="The peer that orders a division × cutoff where no model was trained (skipped: no "
+        "out-of-fold comparison to choose the best peer by); peer_scores, forward validation and the whitespace "
+        "fallback say when it was used. The RFM regression needs a fit, so it cannot be the default")
     per_division: dict[str, GateThresholds] = Field(default_factory=dict)
 
 
@@ -238,6 +242,13 @@ class WhitespaceSettings(_Model):
     history_months: int = Field(
         12, ge=1, description="Earlier lists are looked for this far back: the previous list (stability) in "
         "[C - this, C), the challenger's realized list in [C - W_max - this, C - W_max]")
+    peer_fallback: bool = Field(
+        True, description="A division whose model is held or skipped at C is still listed, ordered by its best "
+        "simple peer (peer_scores): `score_source` peer:<name>, `p_icp` null, a reason that says so; listed after "
+        "every row of a promoted division")
+    peer_fallback_in_capacity: bool = Field(
+        False, description="Let peer-ordered rows into the capacity plan (`selected`, capacity_summary). Off: the "
+        "plan holds only rows of promoted models, exactly as without the fallback")
 
 
 class DriftSettings(_Model):
@@ -267,7 +278,7 @@ class AutomationSettings(_Model):
     alert_min_severity: Literal["warn", "hard"] = Field(
         "warn", description="Lowest drift severity that raises an alert (failed ERROR checks always do)")
     retrain_on_hard_drift: bool = Field(
-        False, description="Request a retraining run (model, scores, drift) for a partition with hard drift")
+        False, description="Request a retraining run (model, scores, peer scores, drift) for a partition with hard drift")
 
 
 # A run that wrote the warehouse republishes the read-only snapshot when the last one is at least this old.

@@ -38,9 +38,9 @@ def test_closed_windows_are_refreshed_only_where_the_cutoff_was_built(project):
         return {t.asset_key.to_user_string() for t in targets if t.partition_key == multi_key(d, "2026-04-30")}
 
     assert settings.window_months(d) == 6
-    assert refreshed({"2026-04"}) == {"labels", "division_features", "forward_validation"}
+    assert refreshed({"2026-04"}) == {"labels", "division_features", "peer_scores", "forward_validation"}
     assert refreshed(set()) == set()
-    assert refreshed(None) == {"labels", "division_features", "forward_validation"}
+    assert refreshed(None) == {"labels", "division_features", "peer_scores", "forward_validation"}
 
 
 @pytest.mark.slow

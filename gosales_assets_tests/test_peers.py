@@ -1,6 +1,8 @@
 """The simple peers and the gate relative to them: scores, the paired interval, the verdict and the diagnosis of a
 below-chance model, on seeded data where the answer is known."""
 
+import json
+
 import numpy as np
 import polars as pl
 import pytest
@@ -8,6 +10,7 @@ import pytest
 from gosales_assets.core.gates import evaluate_gate
 from gosales_assets.core.metrics import roc_auc
 from gosales_assets.core.peers import (
+    PEERS,
     compare_with_peers,
     heuristic_score,
     paired_auc_difference,
@@ -92,3 +95,69 @@ def test_gate_holds_a_candidate_that_trails_the_best_peer_and_diagnoses_below_ch
     assert "below chance" in flagged.diagnosis and "4 of 4 folds below chance" in flagged.diagnosis
     assert "rank these buyers backwards" in flagged.diagnosis
     assert "below chance" in evaluate_gate(metrics, thresholds, flagged).values["below_chance"]
+
+
+# ---- the peers at a cutoff: the RFM regression refitted on all training rows, scores and ranks -------------------
+def test_rfm_fit_is_stored_as_numbers_and_reused_at_scoring():
+    from sklearn.linear_model import LogisticRegression
+
+    from gosales_assets.core.peers import RfmLogistic, _rfm_matrix, fit_rfm_logistic
+
+    frame, y, _ = _frame()
+    fit = fit_rfm_logistic(frame, y)
+    assert fit.rows == y.size and fit.positives == int(y.sum()) and len(fit.coef) == len(fit.features) + 1
+    x = _rfm_matrix(frame)
+    mu, sd = x.mean(axis=0), x.std(axis=0)
+    reference = LogisticRegression(C=1.0, max_iter=1000).fit((x - mu) / sd, y).predict_proba((x - mu) / sd)[:, 1]
+    assert np.allclose(fit.score(frame), reference)
+    again = RfmLogistic.from_dict(json.loads(json.dumps(fit.to_dict())))  # what peers.json holds
+    assert np.array_equal(again.score(frame), fit.score(frame))
+    # the fill of "never bought" was learned at fit time: scoring a population of never-buyers does not relearn it
+    never = frame.with_columns(pl.lit(None, dtype=pl.Float64).alias("rfm__all__recency_days__all")).head(5)
+    longest = frame.get_column("rfm__all__recency_days__all").max()
+    known = frame.head(5).with_columns(pl.lit(longest).alias("rfm__all__recency_days__all"))
+    x_never, x_known = (_rfm_matrix(f, list(fit.features), np.array(fit.fill)) for f in (never, known))
+    assert np.allclose(x_never[:, :-1], x_known[:, :-1]) and (x_never[:, -1] == 1).all()
+    assert fit_rfm_logistic(frame, np.zeros(y.size, int)) is None
+
+
+def test_score_peers_ranks_each_peer_and_the_best_one():
+    from gosales_assets.core.peers import CROSS_VALIDATION, PeerChoice, fit_rfm_logistic, score_peers
+
+    frame, y, _ = _frame(n=300)
+    scored = score_peers(frame, PeerChoice("rfm_logistic", CROSS_VALIDATION, fit_rfm_logistic(frame, y), "cv"))
+    assert scored.height == frame.height and scored.get_column("customer_id").equals(frame.get_column("customer_id"))
+    # the recency rank is the order by days since the last purchase (never bought: last), ties by customer_id
+    by_days = (frame.with_row_index("i").sort(["rfm__all__recency_days__all", "customer_id"], nulls_last=True)
+               .get_column("customer_id").to_list())
+    assert scored.sort("recency_rank").get_column("customer_id").to_list() == by_days
+    never = frame.get_column("rfm__all__recency_days__all").is_null()
+    assert scored.filter(never).get_column("recency_score").null_count() == never.sum()
+    assert scored.filter(never).get_column("recency_rank").min() == frame.height - never.sum() + 1
+    m = scored.sort("monetary_rank").get_column("monetary_score").to_list()
+    assert m == sorted(m, reverse=True)
+    for peer in PEERS:
+        assert sorted(scored.get_column(f"{peer}_rank").to_list()) == list(range(1, frame.height + 1))
+    assert scored.get_column("best_peer_rank").equals(scored.get_column("rfm_logistic_rank").alias("best_peer_rank"))
+    # no fit (a skipped model): the regression has no scores, the best peer is the default
+    plain = score_peers(frame, PeerChoice("monetary", "default", None, "skipped"))
+    assert plain.get_column("rfm_logistic_score").null_count() == frame.height
+    assert plain.get_column("rfm_logistic_rank").null_count() == frame.height
+    assert plain.get_column("best_peer_score").equals(plain.get_column("monetary_score").alias("best_peer_score"))
+
+
+def test_peer_choice_follows_the_model_that_the_registry_row_names():
+    from gosales_assets.core.peers import CROSS_VALIDATION, DEFAULT, fit_rfm_logistic, peer_choice
+
+    frame, y, _ = _frame(n=300)
+    record = {"model_version": "v1", "best_peer": "rfm_logistic", "rows": 300,
+              "peer_aucs": {"recency": 0.7, "rfm_logistic": 0.75}, "rfm_logistic": fit_rfm_logistic(frame, y).to_dict()}
+    held = peer_choice({"status": "held", "model_version": "v1", "reason": "gate"}, record)
+    assert held.best_peer == "rfm_logistic" and held.basis == CROSS_VALIDATION and held.rfm is not None
+    assert "out-of-fold AUC" in held.note
+    skipped = peer_choice({"status": "skipped", "reason": "InsufficientData: 3 positives"}, None, "frequency")
+    assert skipped.best_peer == "frequency" and skipped.basis == DEFAULT and skipped.rfm is None
+    assert "no model was trained" in skipped.note and "3 positives" in skipped.note
+    stale = peer_choice({"status": "held", "model_version": "v2", "reason": "gate"}, record)
+    assert stale.basis == DEFAULT and stale.rfm is None and "belongs to model v1" in stale.note
+    assert peer_choice({}, None).basis == DEFAULT

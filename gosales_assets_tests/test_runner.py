@@ -56,9 +56,9 @@ def test_plan_follows_the_declared_reads_of_earlier_partitions(project):
     # a later cutoff's division run never comes before an earlier cutoff's run of the same division
     pdm = [str(r.partition) for r in plan if r.job == DIVISION_CUTOFF_JOB and str(r.partition).endswith("|PDM")]
     assert pdm == sorted(pdm)
-    # each partition of a later cutoff is one run: labels → features → model → scores → validation, drift
+    # each partition of a later cutoff is one run: labels → features → model → scores, peers → validation, drift
     one = [r for r in plan if str(r.partition) == "2026-03|PDM"]
-    assert len(one) == 1 and len(one[0].assets) == 6
+    assert len(one) == 1 and len(one[0].assets) == 7
     assert plan == plan_runs(graph, target_partitions(graph, project.settings))  # deterministic
 
 
@@ -66,9 +66,9 @@ def test_one_new_cutoff_is_a_few_runs(project):
     graph = build_definitions(project.settings, project.config_path).resolve_asset_graph()
     plan = plan_runs(graph, target_partitions(graph, project.settings, cutoffs=["2026-09-30"], star=False,
                                               reports=False))
-    # features; one run per division (all six division assets); whitespace with its report
+    # features; one run per division (all seven division assets); whitespace with its report
     assert [r.job for r in plan] == [CUTOFF_JOB, *[DIVISION_CUTOFF_JOB] * 12, CUTOFF_JOB]
-    assert all(len(r.assets) == 6 for r in plan[1:-1]) and AssetKey("top_accounts_report") in plan[-1].assets
+    assert all(len(r.assets) == 7 for r in plan[1:-1]) and AssetKey("top_accounts_report") in plan[-1].assets
 
 
 @pytest.mark.parametrize("kwargs, message", [
@@ -142,17 +142,21 @@ def test_materialize_in_process_and_a_native_backfill_submission(tmp_path):
         assert registry[("Simulation", "2026-03-31")]["status"] == "promoted"
         assert registry[("Simulation", "2026-03-31")]["training_cutoffs"] == "2025-09-30"
         assert registry[("PDM", "2026-03-31")]["status"] == "held"
-        # the held division publishes nothing; the cutoff's whitespace goes on with the division that published
+        # the held division publishes no scores; the cutoff's whitespace lists it by its best simple peer (labelled,
+        # no probability, after the division that published)
         ws = project.table("whitespace").filter(pl.col("cutoff_date") == dt.date(2026, 3, 31))
-        assert ws.height > 0 and set(ws.get_column("division").unique()) == {"Simulation"}
-        first = project.table("whitespace_metrics").filter(pl.col("cutoff_date") == dt.date(2025, 9, 30))
-        assert first.item(0, "rows") == 0 and "no published icp_scores" in first.item(0, "metrics_json")
+        sim, pdm = ws.filter(pl.col("division") == "Simulation"), ws.filter(pl.col("division") == "PDM")
+        assert sim.height > 0 and set(sim.get_column("score_source")) == {"model"}
+        assert pdm.height > 0 and pdm.get_column("score_source").str.starts_with("peer:").all()
+        assert pdm.get_column("p_icp").null_count() == pdm.height and not pdm.get_column("selected").any()
+        # the first cutoff has no model at all: a list ordered by the default peer, and no capacity plan
+        first = project.table("whitespace").filter(pl.col("cutoff_date") == dt.date(2025, 9, 30))
+        assert first.height > 0 and set(first.get_column("score_source")) == {"peer:monetary"}
+        assert first.get_column("selected").sum() == 0
         files = project.settings.artifacts_dir / "whitespace" / "2025-09-30"
-        assert pl.read_csv(files / "whitespace_2025-09-30.csv").height == 0
-        assert sorted(p.name for p in files.iterdir()) == ["whitespace_2025-09-30.csv",
-                                                          "whitespace_metrics_2025-09-30.json"]
+        assert pl.read_csv(files / "whitespace_2025-09-30.csv").height == first.height
         report = project.settings.artifacts_dir / "reports" / "2025-09-30" / "top_accounts.md"
-        assert "no division published scores" in report.read_text()
+        assert "n/a: no promoted model, ordered by the monetary peer" in report.read_text()
 
         graph = defs.resolve_asset_graph()
         targets = target_partitions(graph, project.settings, cutoffs=["2026-06-30"], divisions=["PDM"], star=False)

@@ -25,7 +25,7 @@ def scored(tmp_path_factory):
                  "models": {"gates": {"auc_min": 0.55, "lift10_min": 1.2, "cal_mae_max": 0.2}}}
     return demo_pipeline(tmp_path_factory.mktemp("scoring"), overrides, customers=2000, cutoffs=CUTOFFS,
                          divisions=DIVS, division_assets=["labels", "division_features", "division_model",
-                                                          "icp_scores"], strict=False)
+                                                          "peer_scores", "icp_scores"], strict=False)
 
 
 def test_icp_scores_columns_values_and_export(scored):
@@ -117,8 +117,8 @@ def test_whitespace_ranking_files_checks_and_determinism(scored):
                  f"whitespace_metrics_{C}.json", f"whitespace_log_{C}.jsonl", f"capacity_summary_{C}.csv"]:
         assert (d / name).is_file(), name
     ws = pl.read_csv(d / f"whitespace_{C}.csv")
-    assert ws.columns == ["run_id", "division", "customer_id", "score", "p_icp", "p_icp_pct", "lift_norm",
-                          "als_norm", "EV_norm", "nba_reason"]
+    assert ws.columns == ["run_id", "division", "customer_id", "score", "score_source", "p_icp", "p_icp_pct",
+                          "lift_norm", "als_norm", "EV_norm", "nba_reason"]
     assert ws.get_column("nba_reason").str.len_chars().max() <= 150
     owned = project.table("fact_transactions").filter(pl.col("invoice_date") <= pl.date(2026, 3, 31))
     owned = owned.group_by("customer_id", "division").agg(pl.col("revenue").sum()).filter(pl.col("revenue") > 0)

@@ -116,3 +116,35 @@ def test_segment_performance_no_positives_and_missing_columns():
     assert b["positives"] == 0 and b["lift_at_10"] is None and "no positives" in b["reason"]
     with pytest.raises(ValueError, match="lacks columns"):
         segment_performance(f, ["industry"])
+
+
+def test_engine_and_every_peer_on_the_same_rows_with_the_paired_interval():
+    from gosales_assets.core.metrics import lift_at_k, roc_auc
+    from gosales_assets.core.peers import PEERS
+    from gosales_assets.core.validation import capture_at, engine_vs_peers
+
+    assert capture_at(Y10, P10, 20.0) == 0.25  # top 2 rows hold 1 of the 4 buyers
+    assert capture_at(np.zeros(10, int), P10) is None
+    rng = np.random.default_rng(4)
+    y = (rng.random(1500) < 0.1).astype(int)
+    engine = y * 0.6 + rng.random(1500)       # informative
+    peers = {"recency": y * 0.3 + rng.random(1500), "frequency": rng.random(1500),
+             "monetary": y * 0.1 + rng.random(1500), "rfm_logistic": None}  # no fit: no scores
+    out = engine_vs_peers(y, engine, peers, "monetary", n_boot=200, seed=1)
+    orderings = out["orderings"]
+    assert orderings.get_column("ordering").to_list() == ["engine", *PEERS]
+    assert orderings.get_column("best_peer").to_list() == [False, False, False, True, False]
+    assert orderings.item(0, "auc") == pytest.approx(roc_auc(y, engine))
+    assert out["recency_auc"] == pytest.approx(roc_auc(y, peers["recency"]))
+    assert out["recency_lift_at_10"] == pytest.approx(lift_at_k(y, peers["recency"], 10.0))
+    assert out["rfm_logistic_auc"] is None and out["rfm_logistic_capture_at_10"] is None
+    # the interval is against the peer chosen beforehand (monetary), not the best in hindsight (recency)
+    assert out["best_peer"] == "monetary" and out["best_peer_forward"] == "recency"
+    assert out["best_peer_auc"] == out["monetary_auc"]
+    assert out["auc_vs_best_peer"] == pytest.approx(roc_auc(y, engine) - roc_auc(y, peers["monetary"]))
+    assert out["auc_vs_best_peer_low"] < out["auc_vs_best_peer"] < out["auc_vs_best_peer_high"]
+    assert out["auc_vs_best_peer_low"] > 0
+    # nothing published: the peers are still measured, the difference is not
+    alone = engine_vs_peers(y, None, peers, "monetary", n_boot=50)
+    assert alone["auc_vs_best_peer"] is None and alone["monetary_auc"] == out["monetary_auc"]
+    assert alone["orderings"].item(0, "auc") is None

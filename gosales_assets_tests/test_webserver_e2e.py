@@ -73,6 +73,8 @@ STAR = "fact_transactions"  # an asset of the backfill's first (unpartitioned) r
 # first out, so that run takes the warehouse slot first and the side run has to wait for it. (This stage of the
 # backfill has two short runs and the most room before the next daemon tick: the side run does not delay it.)
 SIDE_LAUNCH_AFTER = {"whitespace", "metrics_summary"}
+# The monthly action, after that: a native backfill of one more cutoff (the side run built its customer features).
+MONTHLY_CUTOFF = SIDE_CUTOFF
 
 OVERRIDES = {
     "cutoffs": CUTOFFS,
@@ -194,6 +196,37 @@ def backfill(stack) -> dict:
             "side": side, "elapsed_s": elapsed}
 
 
+def wait_for_backfill(st: Stack, backfill_id: str) -> list[dict]:
+    """Poll until the backfill has finished; fail at the first failed run. Returns its runs."""
+    deadline = time.monotonic() + BACKFILL_TIMEOUT_S
+    while True:
+        bf = st.gql(BACKFILL_QUERY, {"id": backfill_id})["partitionBackfillOrError"]
+        runs = st.backfill_runs(backfill_id)
+        st.record_members()
+        failed = [r for r in runs if r["status"] in ("FAILURE", "CANCELED")]
+        if failed:
+            pytest.fail(f"backfill {backfill_id} run {failed[0]['runId']} ended {failed[0]['status']}\n"
+                        f"{run_failure_report(st, failed[0]['runId'])}")
+        if bf["status"] in FINISHED_BACKFILL and all(r["status"] in FINISHED_RUN for r in runs):
+            assert bf["status"] == "COMPLETED_SUCCESS", bf
+            return runs
+        if time.monotonic() > deadline:
+            pytest.fail(f"backfill {backfill_id} still {bf['status']} after {BACKFILL_TIMEOUT_S}s\n{st.logs()}")
+        time.sleep(POLL_S)
+
+
+@pytest.fixture(scope="module")
+def monthly(stack, backfill) -> dict:
+    """The monthly action on the built instance: one native backfill of one more cutoff (MONTHLY_CUTOFF: its
+    division × cutoff partitions, cutoff features and whitespace), launched as the UI does."""
+    graph = build_definitions(stack.project.settings, stack.project.config_path).resolve_asset_graph()
+    targets = targets_by_asset(target_partitions(graph, stack.project.settings, cutoffs=[MONTHLY_CUTOFF], star=False,
+                                                 reports=False))
+    backfill_id = launch_backfill_via_graphql(stack, targets, title="e2e: one more cutoff",
+                                              tags={"gosales/source": "e2e"})
+    return {"id": backfill_id, "runs": wait_for_backfill(stack, backfill_id), "targets": targets}
+
+
 MATERIALIZATIONS_QUERY = METADATA_FIELDS + """query($k: AssetKeyInput!) { assetOrError(assetKey: $k) { __typename
     ... on Asset { assetMaterializations(limit: 200) { runId partition timestamp metadataEntries { ...ME } } } } }"""
 
@@ -270,13 +303,6 @@ def test_backfill_orders_the_earlier_cutoff_before_the_model_that_trains_on_it(b
         # and the star schema, before anything partitioned
         star = producer(STAR, None)
         assert star["run"]["endTime"] <= producer("labels", f"{EARLY}|{div}")["run"]["startTime"]
-    # each division × cutoff partition in ONE run: within a cutoff the graph has identity edges only, so Dagster's
-    # backfill puts labels, features, model, scores, validation and drift of a partition together
-    division_assets = sorted(a for a, keys in backfill["targets"].items() if keys and "|" in keys[0])
-    assert {"labels", "division_features", "division_model", "icp_scores"} <= set(division_assets)
-    for key in (f"{c}|{d}" for c in (EARLY, LATE) for d in DIVISIONS):
-        producing = {a: producer(a, key)["run_id"] for a in division_assets}
-        assert len(set(producing.values())) == 1, (key, producing)
     # whitespace of the later cutoff after the earlier whitespace (its self-dependency) and after its scores
     ws_late = producer("whitespace", LATE)
     assert producer("whitespace", EARLY)["run"]["endTime"] <= ws_late["run"]["startTime"]
@@ -372,15 +398,42 @@ def test_held_division_does_not_fail_its_cutoffs_whitespace(stack, backfill, mat
     assert scores["meta"]["published"] is False and scores["meta"]["dagster/row_count"] == 0, scores["meta"]
     assert warehouse(project, "select count(*) as n from icp_scores where division = ? and cutoff_date = ?",
                      [HELD_DIV, CUTOFFS[1]]).item(0, "n") == 0
-    # the cutoff's whitespace materialized in a successful run, with the published division's rows only
+    # the cutoff's whitespace materialized in a successful run: the published division's model rows, and the held
+    # division listed by its best simple peer, labelled as such and without a probability
     [ws] = [m for m in materializations[("whitespace", LATE)] if m["run_id"] in run_ids]
     assert next(r for r in backfill["runs"] if r["runId"] == ws["run_id"])["status"] == "SUCCESS"
-    rows = warehouse(project, "select division, count(*) as n from whitespace where cutoff_date = ? group by 1",
-                     [CUTOFFS[1]])
-    assert set(rows.get_column("division")) == {PROMOTED_DIV} and rows.item(0, "n") > 0, rows
-    assert ws["meta"]["dagster/row_count"] == rows.item(0, "n"), ws["meta"]
+    rows = warehouse(project, "select division, score_source, count(*) as n, count(p_icp) as with_p from whitespace "
+                     "where cutoff_date = ? group by 1, 2", [CUTOFFS[1]])
+    by_div = {r["division"]: r for r in rows.to_dicts()}
+    assert set(by_div) == {PROMOTED_DIV, HELD_DIV} and rows.height == 2, rows
+    assert by_div[PROMOTED_DIV]["score_source"] == "model" and by_div[PROMOTED_DIV]["n"] > 0
+    assert by_div[HELD_DIV]["score_source"].startswith("peer:") and by_div[HELD_DIV]["with_p"] == 0
+    assert ws["meta"]["dagster/row_count"] == rows.get_column("n").sum(), ws["meta"]
     # and the backfill as a whole: no failed run (asserted run by run in the first test), COMPLETED_SUCCESS
     assert backfill["backfill"]["status"] == "COMPLETED_SUCCESS"
+
+
+def test_one_more_cutoff_runs_each_division_partition_as_one_run(stack, monthly):
+    """Within a cutoff the graph has identity edges only (the model's look-back stops before its own cutoff; labels
+    wait for the cutoff features), so Dagster's backfill puts all the division assets of a partition in one run.
+    (A backfill of several cutoffs at once splits them: its iterations hold back an asset's partitions together.)"""
+    runs = {r["runId"]: r for r in monthly["runs"]}
+    assert runs and all(r["status"] == "SUCCESS" for r in runs.values())
+    division_assets = sorted(a for a, keys in monthly["targets"].items() if keys and "|" in keys[0])
+    assert {"labels", "division_features", "division_model", "icp_scores", "forward_validation"} <= set(division_assets)
+    month = cutoff_key(MONTHLY_CUTOFF)
+    for div in DIVISIONS:
+        key = f"{month}|{div}"
+        producing = {}
+        for asset in division_assets:
+            found = stack.gql(MATERIALIZATIONS_QUERY, {"k": {"path": [asset]}})["assetOrError"]
+            [producing[asset]] = [m["runId"] for m in found["assetMaterializations"]
+                                  if m["partition"] == key and m["runId"] in runs]
+        assert len(set(producing.values())) == 1, (key, producing)
+        assert assets_of(runs[producing["labels"]]) == set(division_assets)
+    # and nothing else: one run per division partition, plus the cutoff's own runs (features, whitespace)
+    cutoff_runs = [r for r in runs.values() if "|" not in tags_of(r)["dagster/partition"]]
+    assert len(runs) == len(DIVISIONS) + len(cutoff_runs)
 
 
 def test_shutdown_is_clean_no_orphans_and_port_released(stack, backfill):

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 
@@ -117,10 +118,12 @@ def reference(icp: pl.DataFrame, ws: WhitespaceSettings, previous: pl.DataFrame 
         "division_shares": dict(shares.select("division", "share").iter_rows()), "capture": capture,
         "stability_vs_previous": {"previous_cutoff": str(prev_cutoff) if prev_cutoff else None,
                                   "jaccard_top_n": stability(ranked, previous, top_n), "n": top_n},
-        "shadow": shadow, "reason_violations_replaced": len(result.reason_violations), "checksum": checksum,
+        "shadow": shadow, "reason_violations_replaced": len(result.reason_violations),
+        "peer_fallback": {"in_capacity_plan": False, "rows": 0, "divisions": {}},  # no held/skipped division here
+        "checksum": checksum,
     }
     tables = {"grid": capacity_grid(ranked, ws.capacity_grid_pcts), "summary": capacity_summary(selected),
-              "explanations": explanation_frame(ranked)}
+              "explanations": explanation_frame(ranked).with_columns(ranked.get_column("score_source"))}
     return ranked, metrics, tables, log
 
 
@@ -260,3 +263,112 @@ def test_empty_whitespace_for_a_cutoff_without_published_scores():
                                                                 "reason": got.reason}}
     assert got.files["whitespace_2024-06-30.csv"].columns == EXPORT_COLUMNS
     assert empty_whitespace(C, "run-1", DIVS, "held").metrics["reason"] == "held"
+
+
+# ---- peer fallback: a division without a promoted model, ordered by its best simple peer ------------------------
+# T is held at C: no icp_scores; its peer (monetary) orders c4 > c2 > c1 > c5 (c3: never bought, no score), c6 owns T.
+T_PEER = {"c1": 300.0, "c2": 500.0, "c3": None, "c4": 900.0, "c5": 100.0, "c6": 50.0}
+HELD_REASON = "promotion gate: auc 0.6100 < 0.7 (short by 0.0900)"
+
+
+def fallback_frame(outcomes: dict | None = None) -> pl.DataFrame:
+    ids = sorted(T_PEER)
+    df = pl.DataFrame({"customer_id": ids, "division": ["T"] * len(ids), "peer": ["monetary"] * len(ids),
+                       "peer_basis": ["cross_validation"] * len(ids), "peer_score": [T_PEER[c] for c in ids],
+                       "model_status": ["held"] * len(ids), "model_reason": [HELD_REASON] * len(ids)},
+                      schema_overrides={"peer_score": pl.Float64})
+    return df.with_columns(pl.Series("bought_in_division", [(outcomes or OUTCOMES).get((c, "T"), 0) for c in ids],
+                                     dtype=pl.Int8))
+
+
+def test_a_held_division_is_listed_by_its_peer_after_the_model_rows_and_the_rest_is_unchanged():
+    ws = settings(shadow_enabled=True, shadow_top_n=3)
+    icp = icp_frame(OUTCOMES).filter(pl.col("division") != "T")
+    without = build(icp=icp, ws=ws)
+    got = build(icp=icp, ws=ws, fallback=fallback_frame())
+    model = got.ranked.filter(pl.col("score_source") == "model")
+    peer = got.ranked.filter(pl.col("score_source") != "model")
+    # The promoted divisions' rows are exactly the list without the fallback: ranks, scores, reasons, selection.
+    assert model.equals(without.ranked)
+    assert got.metrics["capture"] == without.metrics["capture"] and got.grid.equals(without.grid)
+    assert got.summary.equals(without.summary) and got.metrics["shadow"] == without.metrics["shadow"]
+    # T's candidates (c6 owns T) in the monetary peer's order, after every model row, labelled, with no probability.
+    assert peer.get_column("customer_id").to_list() == ["c4", "c2", "c1", "c5", "c3"]
+    assert peer.get_column("rank").to_list() == list(range(model.height + 1, model.height + 6))
+    assert peer.get_column("rank_in_division").to_list() == [1, 2, 3, 4, 5]
+    assert set(peer.get_column("score_source")) == {"peer:monetary"}
+    assert peer.get_column("p_icp").null_count() == 5 and peer.get_column("p_icp_pct").null_count() == 5
+    assert peer.get_column("score").to_list() == [1.0, 0.8, 0.6, 0.4, 0.2]  # percentile; never bought lowest
+    assert (peer.get_column("w_p_icp") == 0).all() and not peer.get_column("selected").any()  # not in the plan
+    reason = peer.item(0, "nba_reason")
+    assert reason == ("No promoted model (held: auc 0.6100 < 0.7); ordered by the best simple peer, monetary "
+                      "(top 12-month revenue), not a model score")
+    assert got.explanations.filter(pl.col("score_source") == "peer:monetary").height == 5
+    # Stored, checked, exported and logged as such.
+    reports = whitespace_contracts(got, DIVS)
+    assert all(r.passed for r in reports.values()), {k: r.summary() for k, r in reports.items()}
+    assert got.metrics["peer_fallback"] == {"in_capacity_plan": False, "rows": 5, "divisions": {
+        "T": {"score_source": "peer:monetary", "rows": 5, "selected": 0}}}
+    assert got.files[f"whitespace_{C.isoformat()}.csv"].filter(pl.col("division") == "T").height == 5
+    event = next(e for e in got.log if e["event"] == "peer_fallback")
+    assert event["division"] == "T" and event["model_status"] == "held" and event["candidates"] == 5
+    assert got.log[0]["peer_fallback_divisions"] == ["T"]
+    # A probability shown on a peer row breaks the contract.
+    forged = dataclasses.replace(got, ranked=got.ranked.with_columns(
+        pl.when(pl.col("score_source") != "model").then(0.5).otherwise(pl.col("p_icp")).alias("p_icp")))
+    assert not whitespace_contracts(forged, DIVS)["whitespace"].passed
+
+
+def test_fallback_rows_enter_the_capacity_plan_only_when_allowed_and_only_after_model_rows():
+    icp = icp_frame(OUTCOMES).filter(pl.col("division") != "T")
+    off = build(icp=icp, ws=settings(peer_fallback=False), fallback=fallback_frame())
+    assert set(off.ranked.get_column("score_source")) == {"model"} and off.metrics["peer_fallback"]["rows"] == 0
+    inside = build(icp=icp, ws=settings(peer_fallback_in_capacity=True, max_division_share=1.0),
+                   fallback=fallback_frame())
+    selected = inside.ranked.filter(pl.col("selected")).sort("selection_order")
+    # top 30 % of 13 rows (8 model rows, 5 peer rows) = 4: the model rows come first, so the plan holds no peer row
+    assert selected.height == 4 and set(selected.get_column("score_source")) == {"model"}
+    everything = build(icp=icp, ws=settings(peer_fallback_in_capacity=True, top_percent=100.0,
+                                            max_division_share=1.0), fallback=fallback_frame())
+    plan = everything.ranked.filter(pl.col("selected")).sort("selection_order")
+    sources = plan.get_column("score_source").to_list()
+    assert plan.height == 13 and sources == sorted(sources, key=lambda s: s != "model")
+    assert everything.metrics["peer_fallback"]["divisions"]["T"]["selected"] == 5
+
+
+def test_a_cutoff_with_only_held_or_skipped_divisions_still_gets_a_labelled_list():
+    empty = icp_frame(OUTCOMES).head(0)
+    fb = fallback_frame().with_columns(pl.lit("skipped").alias("model_status"), pl.lit("default").alias("peer_basis"),
+                                       pl.lit("InsufficientData: 4 positives < 20").alias("model_reason"))
+    got = build(icp=empty, fallback=fb)
+    assert got.ranked.height == 5 and got.scored_divisions == [] and got.selected.height == 0
+    assert got.ranked.item(0, "nba_reason") == ("No promoted model (skipped: 4 positives < 20); ordered by the "
+                                                "default simple peer, monetary (top 12-month revenue), not a model "
+                                                "score")
+    assert all(r.passed for r in whitespace_contracts(got, DIVS).values())
+    assert got.metrics["capture"] == dict.fromkeys(CAPTURE_COLUMNS)  # capture judges the model list: none here
+    # stability too: a peer-only list is no model list to compare, and neither is a peer-only previous list
+    assert got.metrics["stability_vs_previous"]["jaccard_top_n"] is None
+    later = build(icp=icp_frame(OUTCOMES).filter(pl.col("division") != "T"), fallback=fallback_frame(),
+                  previous=got.ranked, previous_cutoff=dt.date(2024, 3, 31))
+    assert later.metrics["stability_vs_previous"]["jaccard_top_n"] is None
+    with pytest.raises(ValueError, match="needs published scores or peer-fallback rows"):
+        build(icp=empty)
+
+
+def test_peer_reasons_name_the_ordering_within_the_limit_and_pass_the_guard():
+    from gosales_assets.core.ranking import peer_fallback_reason
+
+    long = "promotion gate: " + "auc 0.6 < 0.7 because " * 20
+    text = peer_fallback_reason("held", long, "rfm_logistic", "cross_validation", 150)
+    assert len(text) <= 150 and text.endswith("ordered by the best simple peer, rfm_logistic (an RFM regression), "
+                                              "not a model score") and "..." in text
+    # a reason with a forbidden word is replaced by a plain peer sentence (never the model rows' fallback)
+    fb = fallback_frame().with_columns(pl.lit("held for review by marital status").alias("model_reason"))
+    got = build(icp=icp_frame(OUTCOMES).filter(pl.col("division") != "T"), fallback=fb)
+    peer = got.ranked.filter(pl.col("score_source") != "model")
+    assert set(peer.get_column("nba_reason")) == {"No promoted model; ordered by the simple peer monetary"}
+    assert got.reason_rule_violations == [] and len(got.reason_violations) == 5
+    replaced = [e for e in got.log if e["event"] == "reason_replaced"]
+    assert len(replaced) == 5 and replaced[0]["fallback"] == "No promoted model; ordered by the simple peer monetary"
+

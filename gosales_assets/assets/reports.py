@@ -50,6 +50,8 @@ def build_top_accounts_assets(settings: Settings) -> list[AssetsDefinition]:
         deps=["whitespace"],
         metadata={"partition_expr": "cutoff_date"},
         description="The top 100 cross-sell accounts of the cutoff with their ICP context and whitespace gaps; "
+        "`best_score_source` labels an account whose best opportunity is ordered by a simple peer (a division "
+        "without a promoted model: no probability, listed after the model-ranked accounts); "
         "<artifacts>/reports/<cutoff>/top_accounts.csv and top_accounts.md.",
     )
     def top_accounts_report(context: AssetExecutionContext, settings: GosalesSettings,
@@ -74,7 +76,9 @@ def build_top_accounts_assets(settings: Settings) -> list[AssetsDefinition]:
         csv = artifacts.write_csv([*rel, "top_accounts.csv"], accounts)
         md = top_accounts_markdown(accounts, cutoff)
         artifacts.write_text([*rel, "top_accounts.md"], md)
+        peer_ordered = accounts.filter(pl.col("best_score_source") != "model").height
         yield Output(accounts, metadata=table_metadata(accounts, cfg) | {
+            "peer_ordered_accounts": peer_ordered,
             "summary": MetadataValue.md(md), "csv": MetadataValue.path(str(csv))})
 
     return [top_accounts_report]

@@ -1,5 +1,6 @@
-"""Group `validation`: forward validation of published scores once their window has closed, and drift of
-the scoring population against the model's training baseline. Files: <artifacts>/validation/<division>/<cutoff>/."""
+"""Group `validation`: forward validation of published scores once their window has closed — beside every simple
+peer on the same rows, and for the peers alone where nothing was published — and drift of the scoring population
+against the model's training baseline. Files: <artifacts>/validation/<division>/<cutoff>/."""
 
 import json
 from pathlib import Path
@@ -25,7 +26,15 @@ from gosales_assets.core.calendar import window_end
 from gosales_assets.core.charts import calibration_chart, gains_chart
 from gosales_assets.core.drift import DriftThresholds, alerts_json, drift_findings
 from gosales_assets.core.metrics import calibration_bins, calibration_mae, gains_table
-from gosales_assets.core.validation import segment_performance, topk_scenarios, validation_metrics
+from gosales_assets.core.peers import PEERS, peer_values
+from gosales_assets.core.validation import (
+    RANKING_METRICS,
+    capture_at,
+    engine_vs_peers,
+    segment_performance,
+    topk_scenarios,
+    validation_metrics,
+)
 from gosales_assets.partitions import division_cutoff_partitions, split_key
 from gosales_assets.resources import WAREHOUSE_POOL, ArtifactStore, GosalesSettings, WarehouseResource
 from gosales_assets.settings import Settings, division_slug
@@ -33,11 +42,24 @@ from gosales_assets.settings import Settings, division_slug
 SEGMENTS = ["industry", "region", "employee_band"]
 FORWARD_METRICS = ("auc", "pr_auc", "brier", "lift_at_5", "lift_at_10", "lift_at_20", "rev_lift_at_10", "cal_mae",
                    "base_rate")
-# One row per partition, validated or not: `status` says which (validated | window_open | not_published).
+# The engine beside the simple peers, on the same rows: each peer's AUC / lift@10 % / capture@10 %, the best peer
+# (chosen before the window: the model's cross-validation or the default) and AUC(engine) − AUC(best peer) with
+# its paired bootstrap interval.
+PEER_COLUMNS = {
+    "capture_at_10": pl.Float64, "best_peer": pl.String, "best_peer_basis": pl.String,
+    **{f"best_peer_{m}": pl.Float64 for m in RANKING_METRICS},
+    "auc_vs_best_peer": pl.Float64, "auc_vs_best_peer_low": pl.Float64, "auc_vs_best_peer_high": pl.Float64,
+    "best_peer_forward": pl.String,
+    **{f"{p}_{m}": pl.Float64 for p in PEERS for m in RANKING_METRICS},
+}
+# One row per partition, validated or not: `status` says which (validated | window_open | not_published). A
+# `not_published` partition whose window has closed still has its peers validated (rows, positives and the peer
+# columns filled; the engine's metrics null).
 FORWARD_SCHEMA = {
     "division": pl.String, "cutoff_date": pl.Date, "status": pl.String, "reason": pl.String,
     "window_months": pl.Int64, "window_end": pl.Date, "model_version": pl.String, "rows": pl.Int64,
     "positives": pl.Int64, **dict.fromkeys(FORWARD_METRICS, pl.Float64), "flagged_segments": pl.Int64,
+    **PEER_COLUMNS,
 }
 
 
@@ -50,6 +72,27 @@ def _forward_row(**values) -> pl.DataFrame:
     return pl.DataFrame([{k: values.get(k) for k in FORWARD_SCHEMA}], schema=FORWARD_SCHEMA)
 
 
+def _peer_frame(frame: pl.DataFrame, peer_scores: pl.DataFrame) -> pl.DataFrame:
+    """The peers' scores for the rows of `frame`, in its order (a customer without a peer row: missing scores)."""
+    cols = [f"{p}_score" for p in PEERS]
+    return frame.select("customer_id").join(peer_scores.select("customer_id", *cols), on="customer_id", how="left",
+                                            maintain_order="left")
+
+
+def _best_peer(peer_scores: pl.DataFrame) -> tuple[str | None, str | None]:
+    if peer_scores.height == 0:
+        return None, None
+    return peer_scores.item(0, "best_peer"), peer_scores.item(0, "best_peer_basis")
+
+
+def _comparison_values(comparison: dict, basis: str | None) -> dict:
+    return {k: comparison.get(k) for k in PEER_COLUMNS if k in comparison} | {"best_peer_basis": basis}
+
+
+def _orderings_markdown(orderings: pl.DataFrame) -> MetadataValue:
+    return markdown_table(orderings.with_columns(cs.float().round(4)).to_dicts())
+
+
 def build_validation_assets(settings: Settings) -> list[AssetsDefinition]:
     parts = division_cutoff_partitions(settings)
 
@@ -58,45 +101,79 @@ def build_validation_assets(settings: Settings) -> list[AssetsDefinition]:
         group_name="validation",
         partitions_def=parts,
         pool=WAREHOUSE_POOL,
-        ins={"icp_scores": AssetIn()},
+        ins={"icp_scores": AssetIn(), "peer_scores": AssetIn()},
         deps=["labels", "dim_customer"],
         metadata={"partition_expr": DIVISION_CUTOFF_EXPR},
         description="The scores published at the cutoff joined with what really happened in (C, C + W]: metrics, "
-        "gains, calibration, top-K scenarios and segment performance. Skipped while the window is open.",
+        "gains, calibration, top-K scenarios and segment performance, and beside them every simple peer "
+        "(peer_scores) on the same rows with the paired bootstrap interval of AUC(engine) − AUC(best peer). Where "
+        "nothing was published the peers are still validated (status not_published). Skipped while the window is "
+        "open.",
     )
     def forward_validation(context: AssetExecutionContext, settings: GosalesSettings, warehouse: WarehouseResource,
-                           artifacts: ArtifactStore, icp_scores: pl.DataFrame):
+                           artifacts: ArtifactStore, icp_scores: pl.DataFrame, peer_scores: pl.DataFrame):
         cfg = settings.get()
         division, cutoff = split_key(context.partition_key)
+        published = icp_scores.height > 0
+        best_peer, basis = _best_peer(peer_scores)
+        rel = ["validation", division_slug(division), cutoff.isoformat()]
 
         def not_validated(status: str, reason: str, **values):
             context.log.info(f"forward_validation {context.partition_key}: not validated — {reason}")
             return Output(_forward_row(division=division, cutoff_date=cutoff, status=status, reason=reason, **values),
                           metadata={"status": status, "reason": reason})
 
-        if icp_scores.height == 0:
-            yield not_validated("not_published", "no published icp_scores for this partition (see its division_model "
-                                                 "row for the reason)")
-            return
-        window = int(icp_scores.item(0, "prediction_window_months"))
-        end = window_end(cutoff, window)
+        not_published = "no published icp_scores for this partition (see its division_model row for the reason)"
         # Outcomes come from the labels table as it is now, not from `bought_in_division` as it was when the
         # scores were published: scores are published while the window is open, and the labels of C are
         # re-materialized once (C, C + W] has closed (the monthly schedule requests exactly that).
-        labels = warehouse.query("select customer_id, label, censored, net_revenue_window from labels "
+        labels = warehouse.query("select customer_id, label, censored, net_revenue_window, window_months from labels "
                                  "where division = ? and cutoff_date = ?", [division, cutoff])
-        if end > cfg.data.end_date or labels.height == 0 or labels.get_column("censored").all():
+        if published:
+            window = int(icp_scores.item(0, "prediction_window_months"))
+        elif labels.height:
+            window = int(labels.get_column("window_months").max())
+        else:
+            window = cfg.window_months(division)
+        end = window_end(cutoff, window)
+        closed = not (end > cfg.data.end_date or labels.height == 0 or labels.get_column("censored").all())
+        if not published and (not closed or peer_scores.height == 0):
+            yield not_validated("not_published", not_published + ("" if closed else
+                                f"; window ({cutoff}, {end}] has not closed, so neither are the simple peers "
+                                "validated yet"))
+            return
+        if not closed:
             yield not_validated("window_open", f"window ({cutoff}, {end}] has not closed (data ends "
                                                f"{cfg.data.end_date}) or its labels are still censored; validated "
                                                "again once it has closed and labels are rebuilt",
                                 window_months=window, window_end=end,
                                 model_version=icp_scores.item(0, "model_version"))
             return
+        outcomes = labels.filter(~pl.col("censored")).select(
+            "customer_id", pl.col("label").alias("bought_in_division"), "net_revenue_window")
+        n_boot, seed = cfg.models.gates.peer_bootstrap, cfg.seeds.modeling
+
+        if not published:  # the peers alone, on the peers' population (the same labels population icp_scores has)
+            frame = (peer_scores.select("customer_id").join(outcomes, on="customer_id", how="left")
+                     .filter(pl.col("bought_in_division").is_not_null()).sort("customer_id"))
+            y = frame.get_column("bought_in_division").to_numpy().astype(int)
+            peers = _peer_frame(frame, peer_scores)
+            comparison = engine_vs_peers(y, None, {p: peer_values(peers, p) for p in PEERS}, best_peer,
+                                         n_boot=n_boot, seed=seed)
+            artifacts.write_csv([*rel, "peers.csv"], comparison["orderings"])
+            reason = (f"{not_published}; the simple peers validated on {len(y)} rows against outcomes in ({cutoff}, "
+                      f"{end}]")
+            context.log.info(f"forward_validation {context.partition_key}: {reason}")
+            yield Output(_forward_row(division=division, cutoff_date=cutoff, status="not_published", reason=reason,
+                                      window_months=window, window_end=end, rows=len(y), positives=int(y.sum()),
+                                      **_comparison_values(comparison, basis)),
+                         metadata={"status": "not_published", "reason": reason, "best_peer": best_peer,
+                                   "best_peer_basis": basis, "rows": len(y), "positives": int(y.sum()),
+                                   "engine_and_peers": _orderings_markdown(comparison["orderings"])})
+            return
         attrs = warehouse.query(f"select customer_id, {', '.join(SEGMENTS)} from dim_customer")
         frame = (icp_scores.drop("bought_in_division")
-                 .join(labels.filter(~pl.col("censored")).select(
-                     "customer_id", pl.col("label").alias("bought_in_division"), "net_revenue_window"),
-                     on="customer_id", how="left")
+                 .join(outcomes, on="customer_id", how="left")
                  .join(attrs, on="customer_id", how="left")
                  .filter(pl.col("bought_in_division").is_not_null()).sort("customer_id"))
         y = frame.get_column("bought_in_division").to_numpy().astype(int)
@@ -108,8 +185,12 @@ def build_validation_assets(settings: Settings) -> list[AssetsDefinition]:
         calibration = calibration_bins(y, p, params.calibration_bins)
         topk = topk_scenarios(y, p, revenue, pcts=cfg.whitespace.capacity_grid_pcts)
         segments = segment_performance(frame.rename({"bought_in_division": "y", "icp_score": "p"}), SEGMENTS)
-        rel = ["validation", division_slug(division), cutoff.isoformat()]
+        peers = _peer_frame(frame, peer_scores)
+        comparison = engine_vs_peers(y, p, {name: peer_values(peers, name) for name in PEERS}, best_peer,
+                                     n_boot=n_boot, seed=seed) if best_peer else None
         artifacts.path(*rel).mkdir(parents=True, exist_ok=True)
+        if comparison is not None:
+            artifacts.write_csv([*rel, "peers.csv"], comparison["orderings"])
         frame.write_parquet(artifacts.path(*rel, "validation_frame.parquet"))
         artifacts.write_json([*rel, "metrics.json"], metrics)
         artifacts.write_csv([*rel, "gains.csv"], gains)
@@ -125,12 +206,22 @@ def build_validation_assets(settings: Settings) -> list[AssetsDefinition]:
             division=division, cutoff_date=cutoff, status="validated",
             reason=f"scores of model {icp_scores.item(0, 'model_version')} against outcomes in ({cutoff}, {end}]",
             window_months=window, window_end=end, model_version=icp_scores.item(0, "model_version"), rows=len(y),
-            positives=int(y.sum()), **{k: metrics.get(k) for k in FORWARD_METRICS}, flagged_segments=flagged.height)
+            positives=int(y.sum()), **{k: metrics.get(k) for k in FORWARD_METRICS}, flagged_segments=flagged.height,
+            **(_comparison_values(comparison, basis) if comparison is not None else {}),
+            capture_at_10=capture_at(y, p))
+        vs_peer = {}
+        if comparison is not None:
+            diff, lo, hi = (comparison[k] for k in ("auc_vs_best_peer", "auc_vs_best_peer_low",
+                                                    "auc_vs_best_peer_high"))
+            vs_peer = {"best_peer": best_peer, "best_peer_basis": basis,
+                       "auc_vs_best_peer": MetadataValue.null() if diff is None else
+                       f"{diff:+.4f} [{lo:+.4f}, {hi:+.4f}] (95 % paired bootstrap)",
+                       "engine_and_peers": _orderings_markdown(comparison["orderings"])}
         yield Output(row, metadata={
             "status": "validated",
             **{k: MetadataValue.null() if metrics.get(k) is None else round(float(metrics[k]), 4)
                for k in ("auc", "lift_at_10", "cal_mae")},
-            "positives": int(y.sum()), "rows": len(y),
+            "positives": int(y.sum()), "rows": len(y), **vs_peer,
             "gains_chart": image_markdown(gains_png, "gains"),
             "calibration_chart": image_markdown(cal_png, "calibration"),
             "topk_scenarios": markdown_table(topk.with_columns(cs.float().round(3)).to_dicts()),

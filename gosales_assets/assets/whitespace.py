@@ -2,7 +2,9 @@
 per rep × division, and the run's metrics. Files: <artifacts>/whitespace/<cutoff>/.
 
 The list, its metrics, log and files are assembled by `core.whitespace` (`build_whitespace`, `empty_whitespace`);
-the asset reads the declared inputs, writes the files and yields the tables, their metadata and the checks."""
+the asset reads the declared inputs, writes the files and yields the tables, their metadata and the checks. A
+division whose model is held or skipped at the cutoff is listed by its best simple peer (`peer_scores`, labelled
+`score_source` peer:<name>) when `whitespace.peer_fallback` is on."""
 
 import datetime as dt
 import shutil
@@ -32,6 +34,7 @@ from gosales_assets.core.whitespace import (
     empty_whitespace,
     whitespace_contracts,
 )
+from gosales_assets.core.registry import HELD, SKIPPED
 from gosales_assets.partitions import (
     cutoff_partitions,
     earlier_cutoffs,
@@ -71,6 +74,19 @@ def _challenger_training(warehouse: WarehouseResource, cutoff: dt.date, max_wind
     return None, None
 
 
+def _peer_fallback(warehouse: WarehouseResource, cutoff: dt.date) -> pl.DataFrame:
+    """The best peer's ordering of every division whose model is held or skipped at C (its registry row says so),
+    with the verdict and its reason: the rows `core.ranking` lists after the model rows."""
+    if not (warehouse.table_exists("peer_scores") and warehouse.table_exists("division_model")):
+        return pl.DataFrame()
+    return warehouse.query(
+        "select p.customer_id, p.division, p.best_peer as peer, p.best_peer_basis as peer_basis, "
+        "p.best_peer_score as peer_score, m.status as model_status, m.reason as model_reason, p.bought_in_division "
+        "from peer_scores p join division_model m on m.division = p.division and m.cutoff_date = p.cutoff_date "
+        f"where p.cutoff_date = ? and m.status in ('{HELD}', '{SKIPPED}') order by p.division, p.customer_id",
+        [cutoff])
+
+
 def _write_files(artifacts: ArtifactStore, build: WhitespaceBuild) -> None:
     """The files of `<artifacts>/whitespace/<cutoff>/`, by suffix: a table as CSV, a dict as JSON, the log as text."""
     rel = ["whitespace", build.cutoff.isoformat()]
@@ -91,13 +107,18 @@ def build_whitespace_assets(settings: Settings) -> list[AssetsDefinition]:
         pool=WAREHOUSE_POOL,
         # Earlier lists of this asset are read too (stability against the previous list, the challenger's realized
         # outcomes): a declared self-dependency, so a backfill builds the lists in date order.
+        # The verdicts and the peers' orderings of the cutoff's divisions feed the peer fallback of a division whose
+        # model is held or skipped.
         deps=[AssetDep("icp_scores", partition_mapping=all_divisions), "market_basket_rules", "als_embeddings",
               "fact_transactions", "dim_customer",
+              AssetDep("division_model", partition_mapping=all_divisions),
+              AssetDep("peer_scores", partition_mapping=all_divisions),
               AssetDep("whitespace", partition_mapping=earlier_cutoffs(lookback, 1))],
         # A cutoff with no published division still materializes: empty slices and a metrics row with the reason.
         outs={name: AssetOut(metadata=per_cutoff, description=text) for name, text in {
             "whitespace": "Ranked, eligible, explained (customer, division) cross-sell opportunities; `selected` "
-                          "marks the capacity plan",
+                          "marks the capacity plan; `score_source` says what ordered a row: `model`, or "
+                          "`peer:<name>` for a division without a promoted model (no p_icp, listed last)",
             "whitespace_thresholds": "Capacity grid: rows, score threshold, expected and realized buyers per "
                                      "capacity %",
             "capacity_summary": "Selected opportunities per rep × division: rows, mean score, expected buyers, "
@@ -133,7 +154,8 @@ def build_whitespace_assets(settings: Settings) -> list[AssetsDefinition]:
         scores = warehouse.query("select customer_id, division, icp_score, bought_in_division from icp_scores "
                                  "where cutoff_date = ? order by division, customer_id", [cutoff]) \
             if warehouse.table_exists("icp_scores") else pl.DataFrame()
-        if scores.height == 0:
+        fallback = _peer_fallback(warehouse, cutoff) if ws.peer_fallback else pl.DataFrame()
+        if scores.height == 0 and fallback.height == 0:
             # Early cutoffs have no model yet (no closed training window); nothing to rank is not an error.
             build = empty_whitespace(cutoff, run_id, cfg.divisions)
             reason = build.reason
@@ -163,7 +185,11 @@ def build_whitespace_assets(settings: Settings) -> list[AssetsDefinition]:
             run_id=run_id, settings=ws, divisions=cfg.divisions, rules=rules, als=als,
             eligibility=read_eligibility(cfg.landing_dir), previous=previous, previous_cutoff=prev_cutoff,
             challenger_rows=train_rows, challenger_cutoff=train_cutoff, challenger_seed=cfg.seeds.modeling,
-            max_window_months=max_w)
+            max_window_months=max_w, fallback=fallback)
+        peer_fallback = build.metrics["peer_fallback"]
+        for division, entry in peer_fallback["divisions"].items():
+            context.log.warning(f"whitespace {context.partition_key}: {division} has no promoted model; its "
+                                f"{entry['rows']} rows are ordered by {entry['score_source']} (labelled, no p_icp)")
 
         # ---- files, tables, metadata -----------------------------------------------------------------------
         _write_files(artifacts, build)
@@ -173,10 +199,12 @@ def build_whitespace_assets(settings: Settings) -> list[AssetsDefinition]:
             "dagster/row_count": ranked.height, "selected": selected.height, "checksum": build.checksum,
             "published_divisions": len(build.scored_divisions),
             "missing_divisions": ", ".join(build.missing_divisions) or "none",
+            "peer_fallback": markdown_table([{"division": d, **e} for d, e in peer_fallback["divisions"].items()]),
             "weight_adjustments": markdown_table(weights_note.to_dicts()),
             "eligibility": markdown_table(build.eligibility.select("rule", "active", "removed", "kept").to_dicts()),
             "top_10": markdown_table(ranked.head(10).select("rank", "division", "customer_id",
-                                                            pl.col("score").round(3), "nba_reason").to_dicts()),
+                                                            pl.col("score").round(3), "score_source",
+                                                            "nba_reason").to_dicts()),
             "export": MetadataValue.path(str(artifacts.path("whitespace", c, f"whitespace_{c}.csv"))),
         })
         yield Output(build.grid, output_name="whitespace_thresholds", metadata={"dagster/row_count": build.grid.height})

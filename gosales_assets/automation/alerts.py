@@ -39,7 +39,7 @@ from gosales_assets.resources import ArtifactStore, GosalesSettings
 from gosales_assets.settings import Settings, division_slug
 
 SEVERITY_RANK = {"info": 0, "warn": 1, "hard": 2}
-RETRAIN_ASSETS = ("division_model", "icp_scores", "drift")
+RETRAIN_ASSETS = ("division_model", "icp_scores", "peer_scores", "drift")
 PARTITION_TAG = "dagster/partition"
 PAGE = 200
 

@@ -33,8 +33,9 @@ from gosales_assets.resources import GosalesSettings
 from gosales_assets.runner import backfill_subset, ensure_warehouse_pool, target_partitions
 from gosales_assets.settings import Settings
 
-# The model frame is rebuilt with its labels: training reads the label columns from `division_features`.
-REFRESHED_ON_CLOSE = ("labels", "division_features", "forward_validation")
+# The model frame is rebuilt with its labels (training reads the label columns from `division_features`); the peer
+# scores follow it (their realized outcome column), and forward validation reads both.
+REFRESHED_ON_CLOSE = ("labels", "division_features", "peer_scores", "forward_validation")
 
 
 def new_cutoffs(settings: Settings, cursor: str | None) -> list[dt.date]:

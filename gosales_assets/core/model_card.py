@@ -23,11 +23,12 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import polars as pl
 
 from gosales_assets.core.charts import calibration_chart, gains_chart
 from gosales_assets.core.gates import GateResult, evaluate_gate
-from gosales_assets.core.peers import PeerComparison, compare_with_peers, peer_scores
+from gosales_assets.core.peers import PeerComparison, compare_with_peers, fit_rfm_logistic, peer_record, peer_scores
 from gosales_assets.core.leakage import feature_code_paths, scan_wall_clock, time_order_violations
 from gosales_assets.core.registry import METRIC_COLUMNS, SKIPPED, registry_row, verdict
 from gosales_assets.settings import GateThresholds
@@ -98,15 +99,17 @@ class ModelRecord:
 
 
 def _peer_comparison(model: TrainedModel, frame: pl.DataFrame, margin: float, n_boot: int,
-                     seed: int) -> PeerComparison:
-    """The candidate against the simple peers on its own out-of-fold rows and folds."""
+                     seed: int) -> tuple[PeerComparison, pl.DataFrame, np.ndarray]:
+    """The candidate against the simple peers on its own out-of-fold rows and folds; also those rows (the training
+    frame in out-of-fold order) and their labels, on which the RFM regression is refitted for `peers.json`."""
     oof = model.oof
     rows = oof.select("customer_id", "cutoff_date").join(frame, on=["customer_id", "cutoff_date"], how="left",
                                                          maintain_order="left")
     y, folds = oof.get_column("label").to_numpy().astype(int), oof.get_column("fold").to_numpy()
     candidate = oof.get_column("score_calibrated").to_numpy()
-    return compare_with_peers(y, candidate, peer_scores(rows, y, folds), margin=margin, n_boot=n_boot, seed=seed,
-                              folds=folds)
+    comparison = compare_with_peers(y, candidate, peer_scores(rows, y, folds), margin=margin, n_boot=n_boot,
+                                    seed=seed, folds=folds)
+    return comparison, rows, y
 
 
 def model_record(
@@ -140,13 +143,18 @@ def model_record(
     - `versions`: package versions for the card (default: `package_versions()`); `wall_clock_hits`: the static
       scan's hits when already computed (default: scan the feature and label code now).
     - `peer_bootstrap`: resamples of the comparison with the simple peers on the out-of-fold rows (None: no
-      comparison); `peer_gate`: whether trailing the best peer beyond the margin holds the model.
+      comparison, and no `peers.json`); `peer_gate`: whether trailing the best peer beyond the margin holds the
+      model. With the comparison, `files` has `peers.json` (`core.peers.peer_record`): the peers' out-of-fold AUCs,
+      the best of them and the RFM regression refitted on all training rows.
     """
     from gosales_assets.core.modeling import fold_overlap  # the caller trained the model: already imported
 
     training = list(training)
-    peers = _peer_comparison(model, frame, gate_thresholds.peer_margin, peer_bootstrap, seed) \
-        if peer_bootstrap else None
+    peers = peer_file = None
+    if peer_bootstrap:
+        peers, rows, y = _peer_comparison(model, frame, gate_thresholds.peer_margin, peer_bootstrap, seed)
+        peer_file = peer_record(peers, fit_rfm_logistic(rows, y), division=division, cutoff=cutoff,
+                                model_version=model_version, rows=int(y.size), positives=int(y.sum()))
     gate = evaluate_gate(model.metrics, gate_thresholds, peers, peer_gate=peer_gate)
     scanned = feature_code_paths()
     hits = scan_wall_clock(scanned) if wall_clock_hits is None else list(wall_clock_hits)
@@ -189,6 +197,8 @@ def model_record(
         "gains.png": gains_chart(model.gains, title),
         "calibration.png": calibration_chart(model.calibration, title),
     }
+    if peer_file is not None:  # the peers at this partition, whatever the verdict (the `peer_scores` asset reads it)
+        files["peers.json"] = peer_file
     return ModelRecord(gate=gate, leakage=leakage, card=card, status=status, reason=reason, registry=registry,
                        files=files)
 

@@ -11,6 +11,12 @@ Peers (higher score = more likely to buy):
 An absolute AUC floor set for one business says little about another; what a rep needs is a list better than the
 one they would build themselves. So the gate asks whether the candidate is not worse than the best peer beyond a
 margin, on the same rows, with a paired bootstrap interval of the difference.
+
+The same peers also order a division's customers at a cutoff whatever its model's verdict (`score_peers`, the
+`peer_scores` asset): the heuristics need nothing fitted, and the RFM logistic regression is refitted on all of the
+model's training rows (`fit_rfm_logistic`; its coefficients, its fill values and the peer that was best in the
+model's cross-validation are the model's `peers.json`, `peer_record`). So forward validation can report every peer
+beside the engine on the same rows, and whitespace can list a held or skipped division by its best peer.
 """
 
 from __future__ import annotations
@@ -48,17 +54,32 @@ def heuristic_score(frame: pl.DataFrame, peer: str) -> np.ndarray:
     return np.where(known, x, floor)
 
 
-def _rfm_matrix(frame: pl.DataFrame) -> np.ndarray:
+def _rfm_columns(frame: pl.DataFrame) -> list[str]:
     cols = [c for c in RFM_FEATURES if c in frame.columns]
     if not cols:
         raise ValueError(f"none of the RFM features {RFM_FEATURES} is in the frame")
+    return cols
+
+
+def _rfm_fill(raw: np.ndarray, cols: list[str]) -> np.ndarray:
+    """What a missing value stands for ("never bought"): the longest time seen for day counts, 0 for amounts and
+    counts."""
+    never = ~np.isfinite(raw)
+    return np.array([np.nanmax(np.where(never[:, j], np.nan, raw[:, j])) if "days" in c and (~never[:, j]).any()
+                     else 0.0 for j, c in enumerate(cols)])
+
+
+def _rfm_matrix(frame: pl.DataFrame, cols: list[str] | None = None, fill: np.ndarray | None = None) -> np.ndarray:
+    """The RFM regression's inputs: missing values filled (`fill`, default: learned from `frame` itself), signed
+    log, plus an indicator column for rows with any missing value (so the model can tell those customers apart)."""
+    cols = _rfm_columns(frame) if cols is None else cols
+    missing = [c for c in cols if c not in frame.columns]
+    if missing:
+        raise ValueError(f"the RFM regression needs the feature(s) {missing}, which the frame does not have")
     raw = frame.select(cols).cast(pl.Float64).to_numpy()
     never = ~np.isfinite(raw)
-    # a missing value means "never bought": the longest time ago for day counts, nothing for amounts and counts;
-    # an indicator column lets the model tell those customers apart
-    longest = np.array([np.nanmax(np.where(never[:, j], np.nan, raw[:, j])) if "days" in c and (~never[:, j]).any()
-                        else 0.0 for j, c in enumerate(cols)])
-    x = np.where(never, longest, raw)
+    fill = _rfm_fill(raw, cols) if fill is None else np.asarray(fill, dtype=float)
+    x = np.where(never, fill, raw)
     x = np.sign(x) * np.log1p(np.abs(x))  # heavy tails
     return np.hstack([x, never.any(axis=1, keepdims=True).astype(float)])
 
@@ -87,6 +108,194 @@ def peer_scores(frame: pl.DataFrame, y: np.ndarray, folds: np.ndarray) -> dict[s
     scores = {peer: heuristic_score(frame, peer) for peer in HEURISTICS}
     scores["rfm_logistic"] = rfm_logistic_oof(frame, y, folds)
     return scores
+
+
+# ---- the peers at a cutoff: the RFM regression fitted on all training rows, every peer's score and rank ----------
+DEFAULT_PEER = "monetary"
+CROSS_VALIDATION, DEFAULT = "cross_validation", "default"  # how the best peer was chosen
+# How a person would say what each peer orders by (reasons, reports).
+PEER_DESCRIPTIONS = {
+    "recency": "latest buyers first",
+    "frequency": "most 12-month invoice lines",
+    "monetary": "top 12-month revenue",
+    "rfm_logistic": "an RFM regression",
+}
+PEER_SCORE_SCHEMA: dict[str, pl.DataType] = {
+    "division": pl.String, "cutoff_date": pl.Date, "customer_id": pl.String,
+    **{f"{p}_{kind}": dtype for p in PEERS for kind, dtype in (("score", pl.Float64), ("rank", pl.Int64))},
+    "best_peer": pl.String, "best_peer_basis": pl.String, "best_peer_score": pl.Float64, "best_peer_rank": pl.Int64,
+    "model_status": pl.String, "model_version": pl.String, "bought_in_division": pl.Int8, "run_id": pl.String,
+}
+
+
+@dataclass(frozen=True)
+class RfmLogistic:
+    """The RFM logistic regression fitted on every training row of a model: plain numbers, so it is stored as JSON
+    and applied with numpy (no pickle). `fill` are the values missing inputs took at fit time (learned once, reused
+    at scoring); `mean` / `scale` standardize the signed-log inputs plus the missing-value indicator."""
+
+    features: tuple[str, ...]
+    fill: tuple[float, ...]
+    mean: tuple[float, ...]
+    scale: tuple[float, ...]
+    coef: tuple[float, ...]
+    intercept: float
+    rows: int
+    positives: int
+
+    def score(self, frame: pl.DataFrame) -> np.ndarray:
+        """P(buy) per row of `frame` under the regression (a peer's score, not the engine's calibrated probability)."""
+        x = _rfm_matrix(frame, list(self.features), np.array(self.fill))
+        z = (x - np.array(self.mean)) / np.array(self.scale) @ np.array(self.coef) + self.intercept
+        return 1.0 / (1.0 + np.exp(-z))
+
+    def to_dict(self) -> dict:
+        return {"features": list(self.features), "fill": list(self.fill), "mean": list(self.mean),
+                "scale": list(self.scale), "coef": list(self.coef), "intercept": self.intercept, "rows": self.rows,
+                "positives": self.positives}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> RfmLogistic:
+        return cls(features=tuple(d["features"]), fill=tuple(map(float, d["fill"])), mean=tuple(map(float, d["mean"])),
+                   scale=tuple(map(float, d["scale"])), coef=tuple(map(float, d["coef"])),
+                   intercept=float(d["intercept"]), rows=int(d["rows"]), positives=int(d["positives"]))
+
+
+def fit_rfm_logistic(frame: pl.DataFrame, y: np.ndarray) -> RfmLogistic | None:
+    """The RFM regression on every row of `frame` (the settings of `rfm_logistic_oof`); None with one class."""
+    from sklearn.linear_model import LogisticRegression
+
+    y = np.asarray(y).astype(int)
+    if np.unique(y).size < 2:
+        return None
+    cols = _rfm_columns(frame)
+    raw = frame.select(cols).cast(pl.Float64).to_numpy()
+    fill = _rfm_fill(raw, cols)
+    x = _rfm_matrix(frame, cols, fill)
+    mu, sd = x.mean(axis=0), x.std(axis=0)
+    sd[sd == 0] = 1.0
+    model = LogisticRegression(C=1.0, max_iter=1000).fit((x - mu) / sd, y)
+    return RfmLogistic(features=tuple(cols), fill=tuple(map(float, fill)), mean=tuple(map(float, mu)),
+                       scale=tuple(map(float, sd)), coef=tuple(map(float, model.coef_[0])),
+                       intercept=float(model.intercept_[0]), rows=int(y.size), positives=int(y.sum()))
+
+
+def peer_record(comparison: PeerComparison, rfm: RfmLogistic | None, *, division: str, cutoff, model_version: str,
+                rows: int, positives: int) -> dict:
+    """A model's `peers.json`: each peer's out-of-fold AUC on the model's own training rows, the best of them (what
+    the gate compared the model with, and the order whitespace falls back to if the model is not promoted), and the
+    RFM regression refitted on all of those rows."""
+    return {"division": division, "cutoff": str(cutoff), "model_version": model_version,
+            "best_peer": comparison.best_peer, "best_peer_basis": CROSS_VALIDATION,
+            "peer_aucs": comparison.peer_aucs, "candidate_auc": comparison.candidate_auc,
+            "rows": rows, "positives": positives, "rfm_logistic": rfm.to_dict() if rfm else None}
+
+
+@dataclass(frozen=True)
+class PeerChoice:
+    best_peer: str
+    basis: str                       # CROSS_VALIDATION | DEFAULT
+    rfm: RfmLogistic | None
+    note: str                        # in words: where the choice and the RFM fit come from, or why they are missing
+
+
+def peer_choice(model_row: dict, record: dict | None, default: str = DEFAULT_PEER) -> PeerChoice:
+    """Which peer is best at a partition and the fitted RFM regression, from the model's registry row and its
+    `peers.json` (None when there is none). The record counts only when it belongs to the very model of the row
+    (same version); otherwise — no model trained, a model from before peers were recorded — the `default` peer is
+    used and the RFM regression is missing, and the note says so."""
+    status = model_row.get("status") or "missing"
+    if not model_row:
+        return PeerChoice(default, DEFAULT, None, f"no division_model row: default peer {default}, no RFM regression")
+    if record is None or not model_row.get("model_version"):
+        why = ("no model was trained" if status == "skipped" or not model_row.get("model_version")
+               else f"model {model_row.get('model_version')} recorded no peer comparison")
+        return PeerChoice(default, DEFAULT, None,
+                          f"{why} ({status}: {model_row.get('reason') or 'no reason recorded'}); default peer "
+                          f"{default}, no RFM regression to apply")
+    if record.get("model_version") != model_row.get("model_version"):
+        return PeerChoice(default, DEFAULT, None,
+                          f"peers.json belongs to model {record.get('model_version')}, not the registry's "
+                          f"{model_row.get('model_version')}: default peer {default}, no RFM regression")
+    rfm = RfmLogistic.from_dict(record["rfm_logistic"]) if record.get("rfm_logistic") else None
+    best = record.get("best_peer")
+    if best not in PEERS or (best == "rfm_logistic" and rfm is None):
+        return PeerChoice(default, DEFAULT, rfm, f"model {record['model_version']} recorded no usable best peer "
+                                                 f"({best!r}): default peer {default}")
+    aucs = ", ".join(f"{k} {v:.3f}" for k, v in sorted((record.get("peer_aucs") or {}).items()) if v is not None)
+    return PeerChoice(best, CROSS_VALIDATION, rfm,
+                      f"best peer {best} by out-of-fold AUC on the {record.get('rows')} training rows of model "
+                      f"{record['model_version']} ({aucs})")
+
+
+def _ordered_rank(ids: pl.Series, score: np.ndarray) -> np.ndarray:
+    """1-based position by score descending (missing last), ties by customer_id ascending."""
+    order = pl.DataFrame({"id": ids, "s": pl.Series(score, dtype=pl.Float64).fill_nan(None)}).with_row_index("_i") \
+        .sort(["s", "id"], descending=[True, False], nulls_last=True).get_column("_i").to_numpy()
+    rank = np.empty(order.size, dtype=np.int64)
+    rank[order] = np.arange(1, order.size + 1)
+    return rank
+
+
+def score_peers(frame: pl.DataFrame, choice: PeerChoice) -> pl.DataFrame:
+    """Every peer's score and rank for each customer of a division × cutoff frame (`customer_id` and the features),
+    in the frame's row order, with the best peer's. Scores: higher = more likely to buy; a heuristic's missing input
+    (never bought) is a missing score, ranked last. `recency_score` is minus the days since the last purchase,
+    `frequency_score` invoice lines and `monetary_score` revenue in the last 12 months, `rfm_logistic_score` the
+    regression's probability (missing everywhere when there is no fit). Rank 1 = first in that peer's list (ties
+    by customer_id)."""
+    ids = frame.get_column("customer_id").cast(pl.String)
+    cols: dict[str, pl.Series] = {"customer_id": ids}
+    scores: dict[str, np.ndarray | None] = {}
+    for peer in PEERS:
+        if peer in HEURISTICS:
+            feature, sign = HEURISTICS[peer]
+            if feature not in frame.columns:
+                raise ValueError(f"peer {peer!r} needs the feature {feature!r}, which the frame does not have")
+            s = frame.get_column(feature).cast(pl.Float64).fill_nan(None).to_numpy() * sign
+        else:
+            s = choice.rfm.score(frame) if choice.rfm is not None else None
+        scores[peer] = s
+        cols[f"{peer}_score"] = pl.Series(s if s is not None else [None] * frame.height, dtype=pl.Float64
+                                          ).fill_nan(None)
+        cols[f"{peer}_rank"] = pl.Series(_ordered_rank(ids, s) if s is not None else [None] * frame.height,
+                                         dtype=pl.Int64)
+    out = pl.DataFrame(cols)
+    return out.with_columns(pl.lit(choice.best_peer).alias("best_peer"), pl.lit(choice.basis).alias("best_peer_basis"),
+                            pl.col(f"{choice.best_peer}_score").alias("best_peer_score"),
+                            pl.col(f"{choice.best_peer}_rank").alias("best_peer_rank"))
+
+
+def peer_score_table(frame: pl.DataFrame, choice: PeerChoice, *, division: str, cutoff, model_row: dict,
+                     run_id: str) -> pl.DataFrame:
+    """The `peer_scores` slice of a division × cutoff: `score_peers` of its model frame with the partition's keys,
+    the model's verdict and version, and the realized label where the window is inside the data (as `icp_scores`
+    has it). Sorted by customer_id."""
+    if frame.height == 0:
+        return pl.DataFrame(schema=PEER_SCORE_SCHEMA)
+    scored = score_peers(frame, choice)
+    if {"label", "censored"} <= set(frame.columns):
+        bought = frame.select(pl.when(pl.col("censored")).then(None).otherwise(pl.col("label"))
+                              .cast(pl.Int8).alias("bought_in_division")).to_series()
+    else:
+        bought = pl.Series("bought_in_division", [None] * frame.height, dtype=pl.Int8)
+    return scored.with_columns(
+        pl.lit(division).alias("division"), pl.lit(cutoff).cast(pl.Date).alias("cutoff_date"),
+        pl.lit(model_row.get("status")).cast(pl.String).alias("model_status"),
+        pl.lit(model_row.get("model_version")).cast(pl.String).alias("model_version"),
+        bought, pl.lit(run_id).alias("run_id"),
+    ).select(list(PEER_SCORE_SCHEMA)).cast(PEER_SCORE_SCHEMA).sort("customer_id")
+
+
+def peer_values(frame: pl.DataFrame, peer: str) -> np.ndarray | None:
+    """A peer's scores from a `peer_scores` frame as an array where a missing score ranks below every known one
+    (None when the peer has no score at all, e.g. the RFM regression of a skipped model)."""
+    s = frame.get_column(f"{peer}_score").cast(pl.Float64).fill_nan(None)
+    if s.null_count() == s.len():
+        return None
+    x = s.to_numpy()
+    known = np.isfinite(x)
+    return np.where(known, x, x[known].min() - 1.0)
 
 
 def paired_auc_difference(y: np.ndarray, a: np.ndarray, b: np.ndarray, *, n_boot: int = 500, seed: int = 0

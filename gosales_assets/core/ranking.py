@@ -16,6 +16,16 @@ Deterministic order: score desc, p_icp desc, EV desc, last_activity_date desc (n
 customer_id asc, division asc. `rank` is the 1-based global position in that order, `rank_in_division`
 the position within the division.
 
+Peer fallback (`peer_fallback`): the customers of a division whose model is held or skipped at the cutoff are
+ranked too, ordered by the division's best simple peer (`core.peers`; the `peer_scores` asset) instead of a model:
+`score` = the per-division average-rank percentile of the peer's score over the division's candidate pairs (a
+missing peer score, never bought, lowest), `p_icp` and `p_icp_pct` null (nothing here is a calibrated probability),
+the blend weights 0 (lift, ALS and EV are computed and shown, but do not move the order), `score_source`
+`peer:<peer>` (`model` on every other row), and a reason that says it is a simple-peer ordering and why there is no
+promoted model. These rows come after every model row in the global order (the order within them: the same
+tie-breaker chain), so a peer ordering never outranks a validated model's recommendation, and the model rows keep
+exactly the ranks, percentiles, weights and reasons they have without the fallback.
+
 What follows the ranking lives in its own module: eligibility gates (`core.eligibility`), capacity selection and
 the capacity grid (`core.capacity`), capture@K / stability / the challenger / the legacy shadow
 (`core.ranking_evaluation`), the inputs from the star schema (`core.whitespace_inputs`), and the assembly of one
@@ -25,14 +35,16 @@ cutoff's list with its metrics and files (`core.whitespace`).
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import polars as pl
 
-from gosales_assets.core.explain import FALLBACK_REASON, guard_reasons, nba_reason
+from gosales_assets.core.explain import FALLBACK_REASON, check_reasons, guard_reasons, nba_reason, truncate_words
 from gosales_assets.core.pair_frames import PAIR_KEYS, keys_as_str, require_columns
+from gosales_assets.core.peers import CROSS_VALIDATION, PEER_DESCRIPTIONS
 from gosales_assets.core.whitespace_signals import (
     PCT_TIE_BREAK,
     affinity_signals,
@@ -56,6 +68,10 @@ __all__ = [
     "apply_weights",
     "sort_ranked",
     "rank_whitespace",
+    "MODEL_SOURCE",
+    "FALLBACK_COLUMNS",
+    "peer_source",
+    "peer_fallback_reason",
 ]
 
 SIGNAL_KEYS = ("p_icp", "lift", "als", "ev")
@@ -70,8 +86,12 @@ CUSTOMER_ATTRS: dict[str, pl.DataType] = {
     "rep_id": pl.String,
     "last_activity_date": pl.Date,
 }
+MODEL_SOURCE = "model"  # `score_source` of a row ranked by its division's promoted model
+# The peer-fallback input of `rank_whitespace`: one row per customer of a division without a promoted model.
+FALLBACK_COLUMNS = ("customer_id", "division", "peer", "peer_basis", "peer_score", "model_status", "model_reason")
+_FALLBACK_WORK = ("peer", "peer_basis", "peer_score", "model_status", "model_reason", "_peer_key")
 RANKED_COLUMNS = [
-    "rank", "rank_in_division", "division", "customer_id", "score",
+    "rank", "rank_in_division", "division", "customer_id", "score", "score_source",
     "p_icp", "p_icp_pct", "lift", "lift_norm", "top_affinity_division",
     "als_similarity", "als_coverage", "als_norm", "EV", "EV_norm",
     "w_p_icp", "w_lift", "w_als", "w_ev", "nba_reason",
@@ -203,13 +223,112 @@ def apply_weights(signals: pl.DataFrame, weights_by_division: pl.DataFrame) -> p
 
 def sort_ranked(frame: pl.DataFrame) -> pl.DataFrame:
     """Sort by the tie-breaker chain: score desc, p_icp desc, EV desc, last_activity_date desc (nulls
-    last), customer_id asc, division asc."""
+    last), customer_id asc, division asc. With a `score_source` column, rows of a promoted model come first (peer
+    fallback rows after them, in the same chain)."""
     f = frame
     if "last_activity_date" not in f.columns:
         f = f.with_columns(pl.lit(None, dtype=pl.Date).alias("last_activity_date"))
+    tiered = "score_source" in f.columns
+    if tiered:
+        f = f.with_columns((pl.col("score_source") != MODEL_SOURCE).fill_null(True).alias("_fallback_tier"))
     by = ["score", "p_icp", "EV", "last_activity_date", "customer_id", "division"]
-    out = f.sort(by, descending=[True, True, True, True, False, False], nulls_last=True, maintain_order=True)
+    descending = [True, True, True, True, False, False]
+    if tiered:
+        by, descending = ["_fallback_tier", *by], [False, *descending]
+    out = f.sort(by, descending=descending, nulls_last=True, maintain_order=True)
+    if tiered:
+        out = out.drop("_fallback_tier")
     return out if "last_activity_date" in frame.columns else out.drop("last_activity_date")
+
+
+def peer_source(peer: str) -> str:
+    """`score_source` of a row ordered by a simple peer."""
+    return f"peer:{peer}"
+
+
+def _short_verdict(reason: str | None) -> str:
+    """The first clause of a registry reason, without the gate's prefix and shortfall (the words a rep needs)."""
+    first = (reason or "no reason recorded").split("; ")[0]
+    if first.startswith("no trainable cutoff"):  # division_model's words for "too little history"
+        return "no closed training window yet"
+    first = re.sub(r"^(promotion gate|[A-Z][A-Za-z]+): ", "", first)  # the gate's prefix, InsufficientData: …
+    return re.sub(r"\s*\((short|over) by [^)]*\)", "", first).strip() or "no reason recorded"
+
+
+def peer_fallback_reason(status: str | None, reason: str | None, peer: str, basis: str | None,
+                         max_chars: int) -> str:
+    """The `nba_reason` of a peer-ordered row, e.g. "No promoted model (held: auc 0.6550 < 0.7); ordered by the best
+    simple peer, frequency (most 12-month invoice lines), not a model score". The verdict's reason is cut first
+    (at a word boundary) so that the ordering is always named within `max_chars`."""
+    which = "the best simple peer" if basis == CROSS_VALIDATION else "the default simple peer"
+    head = f"No promoted model ({status or 'no verdict'}: "
+    tail = f"); ordered by {which}, {peer} ({PEER_DESCRIPTIONS.get(peer, peer)}), not a model score"
+    room = max_chars - len(head) - len(tail)
+    if room < 12:  # too little room for a reason: the ordering alone
+        return truncate_words(f"No promoted model ({status or 'no verdict'}){tail[1:]}", max_chars)
+    return head + truncate_words(_short_verdict(reason), room) + tail
+
+
+def _fallback_candidates(fallback: pl.DataFrame | None, owned: pl.DataFrame | None,
+                         model_divisions: set[str]) -> pl.DataFrame | None:
+    """The fallback rows as candidates (owned pairs and divisions a model ranks dropped), or None when none."""
+    if fallback is None or fallback.height == 0:
+        return None
+    require_columns(fallback, FALLBACK_COLUMNS, "peer fallback")
+    fb = keys_as_str(fallback).filter(~pl.col("division").is_in(sorted(model_divisions)))
+    if fb.height == 0:
+        return None
+    fb = fb.with_columns(pl.lit(None, dtype=pl.Float64).alias("icp_score"),
+                         pl.col("peer_score").cast(pl.Float64).fill_nan(None))
+    fb = candidates(fb, owned)
+    return fb.with_columns(pl.format("peer:{}", pl.col("peer")).alias("score_source"))
+
+
+# ---------------------------------------------------------------------------------------------------
+# the peer fallback
+# ---------------------------------------------------------------------------------------------------
+def _peer_ordered(rows: pl.DataFrame, decision_log: list[dict]) -> pl.DataFrame:
+    """Score the peer-fallback candidates: the per-division percentile of the peer's score (missing lowest), no
+    probability, no blend weight."""
+    low = pl.col("peer_score").min().over("division") - 1.0
+    rows = rows.with_columns(pl.col("peer_score").fill_null(low).fill_null(0.0).alias("_peer_key"))
+    rows = percentile_within_division(rows, "_peer_key", "score")
+    rows = rows.with_columns(pl.lit(None, dtype=pl.Float64).alias("p_icp_pct"),
+                             *(pl.lit(0.0).alias(c) for c in WEIGHT_COLUMNS.values()))
+    summary = (rows.group_by("division", "peer", "peer_basis", "model_status", "model_reason")
+               .agg(pl.len().alias("candidates")).sort("division"))
+    for rec in summary.iter_rows(named=True):
+        decision_log.append({"event": "peer_fallback", "division": rec["division"], "peer": rec["peer"],
+                             "peer_basis": rec["peer_basis"], "model_status": rec["model_status"],
+                             "model_reason": rec["model_reason"], "candidates": int(rec["candidates"]),
+                             "score": "per-division average-rank percentile of the peer's score; p_icp null"})
+    return rows
+
+
+def _peer_reasons(rows: pl.DataFrame, s: WhitespaceSettings, *, offset: int) -> tuple[pl.Series, list[dict]]:
+    """Reasons of the peer-ordered rows (in order), guarded like every reason; a violating one is replaced by a plain
+    peer sentence (never by the model rows' fallback, which speaks of likelihood). Violations as `guard_reasons`
+    reports them, with row numbers shifted by `offset` (the rows' position in the ranked frame)."""
+    texts: dict[tuple, str] = {}
+    values = []
+    for key in rows.select("model_status", "model_reason", "peer", "peer_basis").iter_rows():
+        if key not in texts:
+            texts[key] = peer_fallback_reason(*key, s.reason_max_chars)
+        values.append(texts[key])
+    found = check_reasons(values, s.forbidden_tokens, s.reason_max_chars)
+    if not found:
+        return pl.Series("nba_reason", values, dtype=pl.String), []
+    peers = rows.get_column("peer").to_list()
+    plain = {p: truncate_words(f"No promoted model; ordered by the simple peer {p}", s.reason_max_chars)
+             for p in set(peers)}
+    bad_plain = check_reasons(list(plain.values()), s.forbidden_tokens, s.reason_max_chars)
+    if bad_plain:
+        raise ValueError(f"the peer fallback reasons {sorted(plain.values())} violate the reason rules: {bad_plain}")
+    bad = {v["row"] for v in found}
+    values = [plain[peers[i]] if i in bad else r for i, r in enumerate(values)]
+    violations = [v | {"row": v["row"] + offset, "replaced_with_fallback": True, "fallback": plain[peers[v["row"]]]}
+                  for v in found]
+    return pl.Series("nba_reason", values, dtype=pl.String), violations
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -247,6 +366,7 @@ def rank_whitespace(
     ev_history: pl.DataFrame | None = None,
     customers: pl.DataFrame | None = None,
     divisions: Sequence[str] | None = None,
+    peer_fallback: pl.DataFrame | None = None,
 ) -> WhitespaceResult:
     """Score, rank and explain all candidate pairs of one cutoff.
 
@@ -260,10 +380,17 @@ def rank_whitespace(
     - `customers`: attributes (segments for EV; region/territory/rep for gating and capacity; activity
       date for tie-breaks). None -> null attributes.
     - `divisions`: configured divisions, so that weights/coverage are reported for all of them.
+    - `peer_fallback`: `FALLBACK_COLUMNS` (+ `bought_in_division`) of the divisions without a promoted model, ranked
+      by their best peer after every model row (module docstring); None -> model rows only. A division that also
+      has icp_scores is ranked by its model only.
     """
     s = settings or WhitespaceSettings()
     decision_log: list[dict] = []
-    cand = candidates(icp_scores, owned).rename({"icp_score": "p_icp"})
+    cand = candidates(icp_scores, owned).with_columns(pl.lit(MODEL_SOURCE).alias("score_source"))
+    fb = _fallback_candidates(peer_fallback, owned, set(cand.get_column("division").unique().to_list()))
+    if fb is not None:
+        cand = pl.concat([cand, fb], how="diagonal_relaxed")
+    cand = cand.rename({"icp_score": "p_icp"})
     cand = cand.with_columns(pl.col("p_icp").cast(pl.Float64))
     attrs = _customer_attrs(customers)
     from_customers = [c for c in CUSTOMER_ATTRS if customers is not None and c in customers.columns]
@@ -314,6 +441,11 @@ def rank_whitespace(
                              "global_median": _f(gmed), "cap": _f(cap), "k": float(s.ev_shrinkage_k),
                              "cap_quantile": float(s.ev_cap_quantile)})  # fmt: skip
 
+    # the peer-ordered rows leave here: their order is the peer's, not the blend's
+    is_model = pl.col("score_source") == MODEL_SOURCE
+    fallback_rows = cand.filter(~is_model) if fb is not None else None
+    cand = cand.filter(is_model) if fb is not None else cand
+
     # p_icp percentile (after the other signals: they break ties in p_icp)
     cand = percentile_within_division(cand, "p_icp", "p_icp_pct", tie_break=PCT_TIE_BREAK)
     decision_log.append({"event": "normalization", "signal": "p_icp_pct",
@@ -332,6 +464,9 @@ def rank_whitespace(
             "coverage": {k: _f(rec[f"{k}_coverage"]) for k in ("lift", "als", "ev")},
         })  # fmt: skip
     cand = apply_weights(cand, weights)
+    n_model = cand.height
+    if fallback_rows is not None:
+        cand = pl.concat([cand, _peer_ordered(fallback_rows, decision_log)], how="diagonal_relaxed")
 
     # order, ranks
     ranked = sort_ranked(cand).with_row_index("rank", offset=1).with_columns(pl.col("rank").cast(pl.Int64))
@@ -339,9 +474,12 @@ def rank_whitespace(
         pl.col("rank").rank("ordinal").over("division").cast(pl.Int64).alias("rank_in_division")
     )
 
-    # reasons
-    reasons = nba_reason(ranked, s.reason_max_chars)
+    # reasons (model rows first: the guard's row numbers are positions in the ranked frame)
+    reasons = nba_reason(ranked.head(n_model), s.reason_max_chars)
     reasons, violations = guard_reasons(reasons, s.forbidden_tokens, s.reason_max_chars)
+    if fallback_rows is not None:
+        peer_reasons, peer_violations = _peer_reasons(ranked.slice(n_model), s, offset=n_model)
+        reasons, violations = pl.concat([reasons, peer_reasons]), violations + peer_violations
     ranked = ranked.with_columns(reasons.alias("nba_reason"))
     if violations:
         rows = sorted({v["row"] for v in violations})
@@ -349,10 +487,10 @@ def rank_whitespace(
         for v in violations:
             c, d = keys[v["row"]]
             decision_log.append({"event": "reason_replaced", "customer_id": c, "division": d, "kind": v["kind"],
-                                 "token": v["token"], "fallback": FALLBACK_REASON})  # fmt: skip
+                                 "token": v["token"], "fallback": v.get("fallback", FALLBACK_REASON)})  # fmt: skip
 
-    extra = [c for c in ranked.columns if c not in RANKED_COLUMNS and c not in ("bought_in_division", "ev_segment_n",
-                                                                                  "n_rules")]  # fmt: skip
+    dropped = ("bought_in_division", "ev_segment_n", "n_rules", *_FALLBACK_WORK)
+    extra = [c for c in ranked.columns if c not in RANKED_COLUMNS and c not in dropped]
     tail = [c for c in ("bought_in_division",) if c in ranked.columns]
     ranked = ranked.select(RANKED_COLUMNS + tail + extra)
     return WhitespaceResult(

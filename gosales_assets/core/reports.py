@@ -41,14 +41,23 @@ def top_accounts(whitespace: pl.DataFrame, owned: pl.DataFrame, divisions: list[
     Accounts are ordered by their best opportunity's score, then the sum of their top-3 scores, then
     customer_id. Each row carries its ICP context (best and mean calibrated probability over its open
     divisions), its whitespace gaps (divisions not owned), and its three best opportunities with reasons.
+
+    Peer-ordered opportunities (`score_source` `peer:<name>`: a division without a promoted model) come after an
+    account's model-ranked ones, and an account whose opportunities are all peer-ordered comes after every account
+    with a model-ranked one: a simple-peer percentile is no model score and must not outrank one.
+    `best_score_source` labels what ordered the account's best opportunity; its probabilities are null when no
+    model ranked it.
     """
     if whitespace.height == 0:
         return pl.DataFrame(schema={"account_rank": pl.Int64, "customer_id": pl.String})
-    ordered = whitespace.sort(["customer_id", "score", "division"], descending=[False, True, False])
+    source = pl.col("score_source") if "score_source" in whitespace.columns else pl.lit("model")
+    ordered = (whitespace.with_columns(source.fill_null("model").alias("_source"))
+               .with_columns((pl.col("_source") != "model").alias("_peer"))
+               .sort(["customer_id", "_peer", "score", "division"], descending=[False, False, True, False]))
     per = ordered.group_by("customer_id", maintain_order=True).agg(
         pl.col("customer_name").first(),
         pl.col("industry").first(), pl.col("region").first(), pl.col("rep_id").first(),
-        pl.col("score").max().alias("best_score"),
+        pl.col("score").first().alias("best_score"),
         pl.col("score").head(3).sum().alias("top3_score_sum"),
         pl.col("p_icp").max().alias("best_p_icp"),
         pl.col("p_icp").mean().alias("mean_p_icp"),
@@ -56,6 +65,8 @@ def top_accounts(whitespace: pl.DataFrame, owned: pl.DataFrame, divisions: list[
         pl.col("EV").head(3).sum().alias("top3_expected_value"),
         pl.col("division").head(3).str.join("; ").alias("top_divisions"),
         pl.col("nba_reason").first().alias("best_reason"),
+        pl.col("_source").first().alias("best_score_source"),
+        pl.col("_peer").first().alias("_peer_only"),
     )
     owned_count = owned.group_by("customer_id").agg(pl.col("division").sort().str.join("; ").alias("owned_divisions"),
                                                     pl.len().alias("n_owned"))
@@ -63,10 +74,20 @@ def top_accounts(whitespace: pl.DataFrame, owned: pl.DataFrame, divisions: list[
         per.join(owned_count, on="customer_id", how="left")
         .with_columns(pl.col("n_owned").fill_null(0), pl.col("owned_divisions").fill_null(""))
         .with_columns((len(divisions) - pl.col("n_owned")).alias("whitespace_gaps"))
-        .sort(["best_score", "top3_score_sum", "customer_id"], descending=[True, True, False])
+        .sort(["_peer_only", "best_score", "top3_score_sum", "customer_id"], descending=[False, True, True, False])
+        .drop("_peer_only")
         .head(n)
     )
     return out.with_row_index("account_rank", offset=1).with_columns(pl.col("account_rank").cast(pl.Int64))
+
+
+def _p_buy_cell(row: dict) -> str:
+    """The best calibrated probability, or — when no model ranked the account's best opportunity — what did."""
+    source = row.get("best_score_source") or "model"
+    if source != "model" or row.get("best_p_icp") is None:
+        peer = source.split(":", 1)[1] if source.startswith("peer:") else source
+        return f"n/a: no promoted model, ordered by the {peer} peer"
+    return f"{row['best_p_icp']:.1%}"
 
 
 # Markdown syntax a table cell must not start or break. `_` only at a word edge: inside a word (`Post_Processing`,
@@ -94,10 +115,11 @@ def top_accounts_markdown(accounts: pl.DataFrame, cutoff, shown: int = 20) -> st
     markdown or HTML."""
     lines = [f"# Top cross-sell accounts — cutoff {md_cell(cutoff)}", "",
              f"{accounts.height} accounts ranked by their best opportunity's blended score "
-             "(ICP likelihood, affinity, ALS similarity, expected value).", "",
+             "(ICP likelihood, affinity, ALS similarity, expected value). A division without a promoted model is "
+             "ordered by a simple peer instead (labelled; no probability), after every model-ranked account.", "",
              "| # | account | best opportunities | best P(buy) | gaps | reason |", "|---|---|---|---|---|---|"]
     for r in accounts.head(shown).iter_rows(named=True):
         cells = [r["account_rank"], r["customer_name"] or r["customer_id"], r["top_divisions"],
-                 f"{r['best_p_icp']:.1%}", r["whitespace_gaps"], r["best_reason"]]
+                 _p_buy_cell(r), r["whitespace_gaps"], r["best_reason"]]
         lines.append("| " + " | ".join(md_cell(c) for c in cells) + " |")
     return "\n".join(lines) + "\n"

@@ -9,6 +9,9 @@ descending with stable ties, and "top k%" is ceil(n * k / 100) rows, exactly as 
   calibrated scores promised (Σ p of the contacted) and how many / how much revenue actually came.
 - `segment_performance`: lift@10 and calibration MAE per segment (industry / region / size …), flagging a
   segment whose lift is far below the overall lift or whose calibration is far worse than overall.
+- `engine_vs_peers`: the engine and every simple peer (`core.peers`) on the same rows — AUC, lift@10 %, capture@10 %
+  — with the paired bootstrap interval of AUC(engine) − AUC(best peer), the best peer being the one chosen before
+  the window (by the model's cross-validation, or the configured default), not the best in hindsight.
 """
 
 from __future__ import annotations
@@ -26,13 +29,20 @@ from gosales_assets.core.metrics import (
     lift_at_k,
     metric_summary,
     rank_order,
+    roc_auc,
     top_count,
 )
+from gosales_assets.core.peers import PEERS, paired_auc_difference
 
 __all__ = [
     "validation_metrics",
     "topk_scenarios",
     "segment_performance",
+    "capture_at",
+    "ranking_metrics",
+    "engine_vs_peers",
+    "ENGINE",
+    "RANKING_METRICS",
     "DEFAULT_CAPACITY_PCTS",
     "MISSING_SEGMENT",
 ]
@@ -163,3 +173,60 @@ def segment_performance(
                 "reason": "; ".join(reasons),
             })
     return pl.DataFrame(rows, schema=SEGMENT_SCHEMA)
+
+
+# ---- the engine beside the simple peers ---------------------------------------------------------------------------
+ENGINE = "engine"
+RANKING_METRICS = ("auc", "lift_at_10", "capture_at_10")
+ORDERINGS_SCHEMA = {"ordering": pl.String, "rows": pl.Int64, "positives": pl.Int64, "auc": pl.Float64,
+                    "lift_at_10": pl.Float64, "capture_at_10": pl.Float64, "best_peer": pl.Boolean}
+
+
+def capture_at(y, p, k_pct: float = 10.0) -> float | None:
+    """Share of all positives found in the top ceil(n * k / 100) rows by score (stable ties); None without
+    positives."""
+    ya, pa = _check(y, p)
+    total = int(ya.sum())
+    if total == 0:
+        return None
+    top = rank_order(pa)[:top_count(ya.size, k_pct)]
+    return float(ya[top].sum()) / total
+
+
+def ranking_metrics(y, score) -> dict[str, float | None]:
+    """AUC, lift@10 % and capture@10 % of one ordering (all None when there is no ordering)."""
+    if score is None:
+        return dict.fromkeys(RANKING_METRICS)
+    return {"auc": roc_auc(y, score), "lift_at_10": lift_at_k(y, score, 10.0), "capture_at_10": capture_at(y, score)}
+
+
+def engine_vs_peers(y, engine, peers: dict[str, np.ndarray | None], best_peer: str, *, n_boot: int = 500,
+                    seed: int = 0) -> dict:
+    """The engine's (None: nothing published) and every peer's ranking metrics on the same rows, and
+    AUC(engine) − AUC(`best_peer`) with its 95 % paired bootstrap interval (`core.peers.paired_auc_difference`;
+    None when the engine or that peer has no scores or the rows have one class). `peers`: name -> scores where a
+    missing score ranks last (`core.peers.peer_values`), or None for a peer without scores.
+
+    Returns `orderings` (a frame, one row per ordering: the engine first, then `PEERS`) and JSON-able values:
+    `<peer>_<metric>` for every peer and metric, `best_peer`, `best_peer_<metric>`, `auc_vs_best_peer`,
+    `auc_vs_best_peer_low` / `_high`, and `best_peer_forward` (the peer with the highest AUC on these rows: shown,
+    never used for the interval, which would favour the peers by choosing in hindsight)."""
+    ya = np.asarray(y).astype(int)
+    rows = []
+    out: dict = {}
+    for name, score in [(ENGINE, engine), *((p, peers.get(p)) for p in PEERS)]:
+        m = ranking_metrics(ya, score)
+        rows.append({"ordering": name, "rows": int(ya.size), "positives": int(ya.sum()), **m,
+                     "best_peer": name == best_peer})
+        if name != ENGINE:
+            out |= {f"{name}_{k}": v for k, v in m.items()}
+    out |= {"best_peer": best_peer, **{f"best_peer_{k}": out.get(f"{best_peer}_{k}") for k in RANKING_METRICS}}
+    known = {p: out[f"{p}_auc"] for p in PEERS if out.get(f"{p}_auc") is not None}
+    out["best_peer_forward"] = max(sorted(known), key=lambda k: known[k]) if known else None
+    diff = lo = hi = None
+    if engine is not None and peers.get(best_peer) is not None:
+        diff, lo, hi = paired_auc_difference(ya, np.asarray(engine, dtype=float), peers[best_peer], n_boot=n_boot,
+                                             seed=seed)
+    out |= {"auc_vs_best_peer": diff, "auc_vs_best_peer_low": lo, "auc_vs_best_peer_high": hi,
+            "orderings": pl.DataFrame(rows, schema=ORDERINGS_SCHEMA)}
+    return out

@@ -179,6 +179,25 @@ class LightGBMGrid(_Model):
     feature_fraction: list[float] = Field(default_factory=lambda: [0.8])
     n_estimators_max: int = Field(1000, ge=10)
     early_stopping_rounds: int = Field(50, ge=1)
+    early_stopping_tolerance: float = Field(
+        0.0, ge=0.0, lt=0.1, description="Boosting stops when early_stopping_rounds rounds have not lowered the "
+        "held-out fold's log loss by more than this fraction of the base-rate log loss (the loss of predicting the "
+        "training prevalence); 0: any decrease counts")
+
+
+class SamplingSettings(_Model):
+    """Negative down-sampling of the training frame (core.modeling.sample_negatives): per training cutoff every
+    positive is kept and a seeded sample of the negatives, weighted back by 1 / rate in the fits; calibration and
+    every reported metric use the unsampled out-of-fold rows."""
+
+    enabled: bool = Field(True, description="Sample the negatives of large training cutoffs; off: every labelled "
+                          "row is fitted")
+    negatives_per_positive: float = Field(
+        10.0, gt=0.0, description="Negatives kept per positive of a training cutoff (at least min_negatives)")
+    min_negatives: int = Field(20_000, ge=1, description="Never fewer negatives kept per training cutoff")
+    min_rows_to_sample: int = Field(
+        50_000, ge=0, description="A training cutoff with fewer labelled rows is kept whole (small divisions and "
+        "the demo are not sampled)")
 
 
 class ModelSettings(_Model):
@@ -200,6 +219,7 @@ class ModelSettings(_Model):
     lightgbm: LightGBMGrid = LightGBMGrid()
     ensemble: bool = Field(False, description="Average the best logistic and the best LightGBM configuration "
                            "(equal weights on standardized logits) instead of selecting one of them")
+    sampling: SamplingSettings = SamplingSettings()
     gates: GateSettings = GateSettings()
 
 

@@ -173,6 +173,8 @@ def build_model_assets(settings: Settings) -> list[AssetsDefinition]:
             "calibration_method": model.calibration_method,
             **{k: _rounded(m.get(k)) for k in ("auc", "lift_at_10", "brier", "cal_mae")},
             "positives": int(model.class_balance.get("positives", 0)),
+            "rows_fitted": int(model.class_balance.get("rows_fitted", model.class_balance.get("n", 0))),
+            "negatives_sampled": bool((model.sampling or {}).get("sampled", False)),
             "training_cutoffs": [str(c) for c, _ in training],
             "model_version": model_version,
             "gate": gate.detail,

@@ -10,14 +10,23 @@ Training (`train_division_model`):
 1. Rows with a null label (censored) are dropped. `InsufficientData` when nothing is left, when only one
    class remains, when positives < `min_positives`, or when there are fewer positive (or negative)
    customers than folds.
-2. Customer-grouped, label-stratified folds (`customer_folds`): every row of a customer (one per pooled
-   cutoff) lands in the same fold, so no customer is both trained on and evaluated.
+2. Customer-grouped, label-stratified folds (`customer_folds`) over ALL labelled rows: every row of a customer
+   (one per pooled cutoff) lands in the same fold, so no customer is both trained on and evaluated.
+   Negative sampling (`sample_negatives`, `ModelSettings.sampling`): per training cutoff every positive is kept
+   and, when the cutoff has at least `min_rows_to_sample` labelled rows, max(min_negatives,
+   ceil(negatives_per_positive × positives)) of its negatives (a seeded draw independent of row order; all of
+   them when the target reaches them), each kept negative weighted by negatives / kept. The fits — the
+   preprocessing statistics, logistic `sample_weight`, LightGBM `weight` — then see the whole frame's class
+   balance, so scores stay on the original scale. Only the training folds and the final refit are sampled;
+   every held-out fold is scored in full. Training cost then grows with the positives, not the rows.
 3. Every candidate configuration (elastic-net logistic regression grid and LightGBM grid from
-   `ModelSettings`) is fitted per fold: the `Preprocessor` is learned on the training folds only, the model
-   predicts the held-out fold (out-of-fold, OOF). LightGBM early-stops on the held-out fold's log loss
-   (`early_stopping_rounds`, at most `n_estimators_max` trees) and its best iteration is recorded. Note:
-   choosing the tree count on the held-out fold makes that fold's OOF score very slightly optimistic (one
-   integer is tuned on it); the reported metrics accept this small bias.
+   `ModelSettings`) is fitted per fold: the `Preprocessor` is learned once per fold on the (sampled) training
+   folds, with the design matrices of those rows and of the held-out fold built once for every candidate; the
+   model predicts the whole held-out fold (out-of-fold, OOF). LightGBM early-stops on the held-out fold's log
+   loss: it stops after `early_stopping_rounds` rounds that did not lower the best loss by more than
+   `early_stopping_tolerance` × the base-rate log loss (at most `n_estimators_max` trees), and its best
+   iteration is recorded. Note: choosing the tree count on the held-out fold makes that fold's OOF score very
+   slightly optimistic (one integer is tuned on it); the reported metrics accept this small bias.
 4. Selection: highest mean lift@10% across folds; ties → lower mean Brier; then candidate order (logistic
    configs in grid order, then LightGBM configs in grid order).
    With `ensemble` (and both families configured) the selection is made within each family and the model is
@@ -28,22 +37,27 @@ Training (`train_division_model`):
    the variance of either alone when there are 20-70 positives, without a noisy choice between them.
 5. Calibration (`calibration.Calibrator`, method by `calibration_method(positives, isotonic_min_positives)`)
    is fitted on the selected configuration's (or the ensemble's) OOF raw scores only, never on in-sample
-   scores.
-6. Final refit on all labelled rows with exactly the selected hyper-parameters (every member's, for the
-   ensemble); for LightGBM n_estimators = round-half-up(mean of the folds' best iterations) and no early
-   stopping. Logistic regression: lbfgs for a pure L2 penalty, saga (tolerance `LOGISTIC_TOL`) otherwise.
-7. Reported metrics are computed on cross-fitted calibrated OOF scores: the OOF scores of fold k are
-   calibrated by a calibrator fitted on the OOF scores of the other folds (same method), so neither the
-   model nor the calibrator has seen the rows it is evaluated on. The stored calibrator (used at scoring)
-   is the one fitted on all OOF scores. No in-sample metric is reported anywhere.
+   scores — the OOF scores of every labelled row (unsampled, unweighted).
+6. Final refit on all labelled rows (every positive and the sampled negatives, weighted, when sampled) with
+   exactly the selected hyper-parameters (every member's, for the ensemble); for LightGBM n_estimators =
+   round-half-up(mean of the folds' best iterations) and no early stopping. Logistic regression: lbfgs for a
+   pure L2 penalty, saga (tolerance `LOGISTIC_TOL`) otherwise.
+7. Reported metrics are computed on cross-fitted calibrated OOF scores of every labelled row: the OOF scores
+   of fold k are calibrated by a calibrator fitted on the OOF scores of the other folds (same method), so
+   neither the model nor the calibrator has seen the rows it is evaluated on. The stored calibrator (used at
+   scoring) is the one fitted on all OOF scores. No in-sample metric is reported anywhere. The model records
+   what was sampled and how (`TrainedModel.sampling`, the card's `sampling`; `class_balance.rows_fitted`).
 8. `DegenerateModel` when the final calibrated predictions on the training rows are constant.
 
-Everything is seeded; training twice on the same frame gives bit-identical predictions and metrics.
+Everything is seeded; training twice on the same frame gives bit-identical predictions and metrics. With no
+sampling (off, or every cutoff under `min_rows_to_sample`) and `early_stopping_tolerance` 0 the models are
+bit-identical to those of the code before sampling existed.
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
 import math
 import os
 import warnings
@@ -68,7 +82,7 @@ from gosales_assets.core.metrics import (
     metric_summary,
     roc_auc,
 )
-from gosales_assets.settings import ModelSettings
+from gosales_assets.settings import ModelSettings, SamplingSettings
 
 __all__ = [
     "LABEL_SIDE_COLUMNS",
@@ -80,6 +94,9 @@ __all__ = [
     "Preprocessor",
     "customer_folds",
     "fold_overlap",
+    "NegativeSample",
+    "negatives_to_keep",
+    "sample_negatives",
     "candidate_configs",
     "select_config",
     "train_division_model",
@@ -105,6 +122,16 @@ _PREDICT_CHUNK = 200_000
 # (sklearn's default is 1e-4) cuts the epochs ~10x on correlated, lightly regularised feature sets while the
 # held-out predictions agree with a 1e-4 fit to ~3 decimals of AUC (measured on the 5k x 300 benchmark).
 LOGISTIC_TOL = 3e-3
+# Separates the negative sampling's random stream from the folds' (both derive from the modeling seed).
+_SAMPLING_STREAM = 0x5A4D504C
+SAMPLING_RULE = (
+    "per training cutoff: every positive is kept; the negatives are kept whole when sampling is off, when the cutoff "
+    "has fewer than min_rows_to_sample labelled rows or when max(min_negatives, ceil(negatives_per_positive x "
+    "positives)) reaches them; otherwise that many negatives are drawn (seeded, independent of row order) and each "
+    "gets weight negatives / kept in the fits (logistic sample_weight, LightGBM weight, preprocessing statistics). "
+    "Folds are assigned over all labelled rows; only the training folds and the final refit are sampled: every "
+    "held-out fold is scored in full, and calibration and every reported metric use those unsampled out-of-fold rows"
+)
 
 Encoding = Literal["onehot_scaled", "codes"]
 ModelType = Literal["logistic", "lightgbm", "ensemble"]
@@ -197,7 +224,19 @@ class Preprocessor:
         self.fitted = False
 
     # ---- learning ---------------------------------------------------------------------------------
-    def fit(self, frame: pl.DataFrame, features: list[str]) -> "Preprocessor":
+    def fit(self, frame: pl.DataFrame, features: list[str], weights: np.ndarray | None = None) -> "Preprocessor":
+        """Learn the transform from `frame` (training rows only). `weights` (one positive weight per row, e.g. the
+        negatives' 1 / sampling rate): the statistics are those of the weighted rows — weighted median and winsor
+        caps (the inverted-CDF quantile: no interpolation between rows), weighted mean and std, category levels by
+        weighted count — so a sampled frame learns about what the whole frame would have given."""
+        self.fit_transforms(frame, features, (), weights=weights)
+        return self
+
+    def fit_transforms(self, frame: pl.DataFrame, features: list[str], encodings=("codes",),
+                       weights: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """`fit(frame, features, weights)` and the design matrices of `frame` in each of `encodings`, from the one
+        read of the frame and the imputed matrix the fit makes anyway (equal to `with_encoding(e).transform(frame)`
+        after the fit)."""
         # One schema lookup: polars rebuilds `frame.schema` on every access (~0.4 ms for 300 columns).
         schema = frame.schema
         missing = [f for f in features if f not in schema]
@@ -205,6 +244,11 @@ class Preprocessor:
             raise ValueError(f"feature columns missing from the training frame: {missing[:10]}")
         if frame.height == 0:
             raise ValueError("cannot fit a Preprocessor on zero rows")
+        w = None
+        if weights is not None:
+            w = np.asarray(weights, dtype=np.float64)
+            if w.shape != (frame.height,) or not np.isfinite(w).all() or (w <= 0).any():
+                raise ValueError("weights must be one positive, finite number per row of the frame")
         numeric, categorical, bad = [], [], []
         for f in features:
             dt = schema[f]
@@ -231,27 +275,55 @@ class Preprocessor:
             xo = x if observed.all() else x[:, observed]
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)
-                med[observed] = np.nanmedian(xo, axis=0)
-                q = np.nanquantile(xo, list(self.winsor_quantiles), axis=0, method="linear")
-            lo[observed], hi[observed] = q[0], q[1]
+                if w is None:
+                    med[observed] = np.nanmedian(xo, axis=0)
+                    q = np.nanquantile(xo, list(self.winsor_quantiles), axis=0, method="linear")
+                    lo[observed], hi[observed] = q[0], q[1]
+                else:
+                    q = np.nanquantile(xo, [0.5, *self.winsor_quantiles], axis=0, method="inverted_cdf",
+                                       weights=np.broadcast_to(w[:, None], xo.shape))
+                    med[observed], lo[observed], hi[observed] = q[0], q[1], q[2]
+            del xo
         self.medians, self.lower, self.upper = med, lo, hi
-        xi = self._scaled_input(self._impute_clip(x))
-        self.means = xi.mean(axis=0) if k else np.zeros(0)
-        std = xi.std(axis=0) if k else np.ones(0)
-        self.stds = np.where(std > 1e-12, std, 1.0)
+        x = self._impute_clip(x)
 
         self.levels = {}
         for f in categorical:
-            vc = (
-                frame.select(pl.col(f).cast(pl.String).alias("v"))
-                .drop_nulls()
-                .group_by("v")
-                .agg(pl.len().alias("n"))
-                .sort(["n", "v"], descending=[True, False])
-            )
-            self.levels[f] = vc.get_column("v").head(self.max_category_levels).to_list()
+            if w is None:
+                vc = (
+                    frame.select(pl.col(f).cast(pl.String).alias("v"))
+                    .drop_nulls()
+                    .group_by("v")
+                    .agg(pl.len().alias("n"))
+                    .sort(["n", "v"], descending=[True, False])
+                )
+                self.levels[f] = vc.get_column("v").head(self.max_category_levels).to_list()
+            else:  # weighted counts summed in numpy (a fixed order: bit-identical from run to run)
+                col = frame.get_column(f).cast(pl.String)
+                present = col.is_not_null().to_numpy()
+                values, inv = np.unique(col.drop_nulls().to_numpy().astype(str), return_inverse=True)
+                totals = np.bincount(inv.ravel(), weights=w[present], minlength=values.size)
+                order = sorted(range(values.size), key=lambda i: (-totals[i], values[i]))
+                self.levels[f] = [str(values[i]) for i in order[: self.max_category_levels]]
+        codes = self.category_codes(frame) if encodings else None
+
+        out: dict[str, np.ndarray] = {}
+        if "codes" in encodings:  # a copy, before the in-place scaling below: this encoding uses the clipped values
+            out["codes"] = self._codes_design(x, codes, copy=True)
+        xi = self._scaled_input(x)
+        if w is None:
+            self.means = xi.mean(axis=0) if k else np.zeros(0)
+            std = xi.std(axis=0) if k else np.ones(0)
+        else:
+            self.means = (w @ xi) / w.sum() if k else np.zeros(0)
+            std = np.sqrt((w @ np.square(xi - self.means)) / w.sum()) if k else np.ones(0)
+        self.stds = np.where(std > 1e-12, std, 1.0)
         self.fitted = True
-        return self
+        if "onehot_scaled" in encodings:
+            xi -= self.means
+            xi /= self.stds
+            out["onehot_scaled"] = self._onehot_design(xi, codes)
+        return out
 
     def with_encoding(self, encoding: Encoding) -> "Preprocessor":
         """A copy sharing the learned values, producing the other design-matrix encoding."""
@@ -307,25 +379,49 @@ class Preprocessor:
 
     def transform(self, frame: pl.DataFrame) -> np.ndarray:
         """Design matrix (float64, C order) using only the learned values."""
+        return self.transforms(frame, (self.encoding,))[self.encoding]
+
+    def transforms(self, frame: pl.DataFrame, encodings) -> dict[str, np.ndarray]:
+        """Design matrices of `frame` in each of `encodings` from one read of the frame and one imputation (the
+        same matrices as `with_encoding(e).transform(frame)`), using only the learned values."""
         if not self.fitted:
             raise RuntimeError("Preprocessor.transform called before fit")
+        bad = [e for e in encodings if e not in ("onehot_scaled", "codes")]
+        if bad:
+            raise ValueError(f"unknown encoding {bad[0]!r}")
         have = set(frame.columns)
         missing = [f for f in self.features if f not in have]
         if missing:
             raise ValueError(f"feature columns missing from the frame to transform: {missing[:10]}")
         x = self._impute_clip(self._numeric_raw(frame))
         codes = self.category_codes(frame)
-        if self.encoding == "onehot_scaled":
+        out: dict[str, np.ndarray] = {}
+        if "codes" in encodings:
+            out["codes"] = self._codes_design(x, codes, copy="onehot_scaled" in encodings)
+        if "onehot_scaled" in encodings:
             x = self._scaled_input(x)
             x -= self.means
             x /= self.stds
-            blocks = [x]
-            for j, f in enumerate(self.categorical_features):
-                width = len(self.levels[f]) + 2
-                blocks.append(np.eye(width)[codes[:, j]])
-            out = np.hstack(blocks) if len(blocks) > 1 else x
-        else:
-            out = np.hstack([x, codes.astype(np.float64)]) if codes.shape[1] else x
+            out["onehot_scaled"] = self._onehot_design(x, codes)
+        return out
+
+    def _codes_design(self, x: np.ndarray, codes: np.ndarray, copy: bool) -> np.ndarray:
+        """The `codes` design matrix: the imputed, clipped numerics, then the category codes (x itself when there
+        are no categoricals and no `copy` is asked for)."""
+        if not codes.shape[1]:
+            return x.copy() if copy else np.ascontiguousarray(x, dtype=np.float64)
+        out = np.empty((x.shape[0], x.shape[1] + codes.shape[1]), dtype=np.float64)
+        out[:, : x.shape[1]] = x
+        out[:, x.shape[1]:] = codes
+        return out
+
+    def _onehot_design(self, xs: np.ndarray, codes: np.ndarray) -> np.ndarray:
+        """The `onehot_scaled` design matrix from the standardized numerics `xs` and the category codes."""
+        blocks = [xs]
+        for j, f in enumerate(self.categorical_features):
+            width = len(self.levels[f]) + 2
+            blocks.append(np.eye(width)[codes[:, j]])
+        out = np.hstack(blocks) if len(blocks) > 1 else xs
         return np.ascontiguousarray(out, dtype=np.float64)
 
     # ---- description ------------------------------------------------------------------------------
@@ -429,6 +525,94 @@ def fold_overlap(customer_ids, folds) -> int:
 
 
 # ---------------------------------------------------------------------------------------------------
+# negative sampling
+# ---------------------------------------------------------------------------------------------------
+def negatives_to_keep(positives: int, negatives: int, sampling: SamplingSettings) -> int:
+    """How many of a training cutoff's negatives the fits use: all of them when sampling is off, when the cutoff has
+    fewer than `min_rows_to_sample` labelled rows, or when the target max(min_negatives, ceil(negatives_per_positive
+    × positives)) reaches them; else the target."""
+    positives, negatives = int(positives), int(negatives)
+    if not sampling.enabled or positives + negatives < sampling.min_rows_to_sample:
+        return negatives
+    target = max(int(sampling.min_negatives), math.ceil(round(sampling.negatives_per_positive * positives, 6)))
+    return min(negatives, target)
+
+
+def _group_stream(key: str) -> int:
+    """A stable 63-bit integer of a group key (not Python's salted `hash`), for the group's random stream."""
+    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big") >> 1
+
+
+@dataclass(frozen=True)
+class NegativeSample:
+    """Which labelled rows the fits use (`keep`) and their weights (`weight`: 1 for positives and for the rows of a
+    cutoff kept whole, negatives / kept for a sampled cutoff's kept negatives, 0 for dropped rows), with one record
+    per training cutoff (`by_cutoff`) and the settings that chose them (`rule`)."""
+
+    keep: np.ndarray
+    weight: np.ndarray
+    by_cutoff: list[dict]
+    rule: dict
+
+    @property
+    def sampled(self) -> bool:
+        return not bool(self.keep.all())
+
+    def summary(self) -> dict:
+        """JSON-friendly: what was sampled and how (the model card's `sampling`)."""
+        return {**self.rule, "sampled": self.sampled, "rows": int(self.keep.size),
+                "rows_fitted": int(self.keep.sum()), "by_cutoff": [dict(r) for r in self.by_cutoff],
+                "how": SAMPLING_RULE}
+
+
+def sample_negatives(y, customer_ids, cutoffs, sampling: SamplingSettings, seed: int) -> NegativeSample:
+    """Every positive and, per training cutoff (`cutoffs`: one value per row, e.g. the `cutoff_date` column; None →
+    one group), `negatives_to_keep` of its negatives, each kept negative weighted by negatives / kept.
+
+    The draw is seeded by (`seed`, the cutoff): a cutoff's negatives are ordered by customer id and permuted by
+    `numpy.random.default_rng`, and the first `kept` are taken. So the sample depends only on the set of (customer,
+    cutoff, label) rows and the seed — not on the row order, nor on which other cutoffs are pooled with it."""
+    y = np.asarray(y)
+    n = y.shape[0]
+    ids = _ids_array(customer_ids)
+    if ids.shape[0] != n:
+        raise ValueError("labels and customer_ids differ in length")
+    if cutoffs is None:
+        keys = np.full(n, "", dtype=object)
+    elif isinstance(cutoffs, pl.Series):
+        keys = cutoffs.cast(pl.String).fill_null("").to_numpy().astype(object)
+    else:
+        keys = np.array(["" if c is None else str(c) for c in cutoffs], dtype=object)
+    if keys.shape[0] != n:
+        raise ValueError("labels and cutoffs differ in length")
+    keep = np.ones(n, dtype=bool)
+    weight = np.ones(n, dtype=np.float64)
+    groups, inverse = np.unique(keys.astype(str), return_inverse=True)
+    by_cutoff = []
+    for g, key in enumerate(groups.tolist()):
+        rows = np.flatnonzero(inverse == g)
+        neg = rows[y[rows] == 0]
+        n_neg, n_pos = int(neg.size), int(rows.size - neg.size)
+        kept = negatives_to_keep(n_pos, n_neg, sampling)
+        w = n_neg / kept if kept else 1.0
+        if kept < n_neg:
+            canonical = neg[np.argsort(ids[neg], kind="stable")]
+            rng = np.random.default_rng([int(seed), _SAMPLING_STREAM, _group_stream(key)])
+            chosen = canonical[rng.permutation(n_neg)[:kept]]
+            keep[neg] = False
+            weight[neg] = 0.0
+            keep[chosen] = True
+            weight[chosen] = w
+        by_cutoff.append({"cutoff_date": key or None, "rows": int(rows.size), "positives": n_pos,
+                          "negatives": n_neg, "negatives_kept": kept, "sampled": kept < n_neg,
+                          "negative_rate": kept / n_neg if n_neg else 1.0, "negative_weight": w})
+    rule = {"enabled": bool(sampling.enabled), "negatives_per_positive": float(sampling.negatives_per_positive),
+            "min_negatives": int(sampling.min_negatives), "min_rows_to_sample": int(sampling.min_rows_to_sample),
+            "seed": int(seed)}
+    return NegativeSample(keep=keep, weight=weight, by_cutoff=by_cutoff, rule=rule)
+
+
+# ---------------------------------------------------------------------------------------------------
 # candidates
 # ---------------------------------------------------------------------------------------------------
 def _fmt(v: Any) -> str:
@@ -455,7 +639,8 @@ def candidate_configs(params: ModelSettings) -> list[dict]:
                     cfg = {"model_type": "lightgbm", "num_leaves": int(nl), "learning_rate": float(lr),
                            "min_child_samples": int(mcs), "feature_fraction": float(ff),
                            "n_estimators_max": int(gb.n_estimators_max),
-                           "early_stopping_rounds": int(gb.early_stopping_rounds)}
+                           "early_stopping_rounds": int(gb.early_stopping_rounds),
+                           "early_stopping_tolerance": float(gb.early_stopping_tolerance)}
                     cfg["config"] = (f"lightgbm|num_leaves={nl}|learning_rate={_fmt(cfg['learning_rate'])}"
                                      f"|min_child_samples={mcs}|feature_fraction={_fmt(cfg['feature_fraction'])}")
                     out.append(cfg)
@@ -521,21 +706,38 @@ def _make_estimator(cfg: dict, seed: int, num_threads: int, n_estimators: int | 
     )
 
 
+def base_rate_log_loss(y: np.ndarray, sample_weight: np.ndarray | None = None) -> float:
+    """Log loss of predicting the (weighted) prevalence of `y` for every row (the scale of the early-stopping
+    tolerance)."""
+    p = float(np.average(y, weights=sample_weight))
+    if p <= 0.0 or p >= 1.0:
+        return 0.0
+    return -(p * math.log(p) + (1.0 - p) * math.log(1.0 - p))
+
+
 def _fit_estimator(est, model_type: str, x: np.ndarray, y: np.ndarray, cat_idx: list[int],
                    eval_xy: tuple[np.ndarray, np.ndarray] | None = None, early_stopping_rounds: int | None = None,
-                   notes: list[str] | None = None, label: str = ""):
+                   notes: list[str] | None = None, label: str = "", sample_weight: np.ndarray | None = None,
+                   early_stopping_tolerance: float = 0.0):
+    """Fit `est` on (x, y) with optional per-row `sample_weight`. LightGBM with `eval_xy`: early stopping on that
+    set's log loss (the first metric), patience `early_stopping_rounds`; a round improves on the best only when it
+    lowers the loss by more than `early_stopping_tolerance` × `base_rate_log_loss` of the training rows."""
     if model_type == "logistic":
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", ConvergenceWarning)
-            est.fit(x, y)
+            est.fit(x, y, sample_weight=sample_weight)
         if notes is not None and any(issubclass(w.category, ConvergenceWarning) for w in caught):
             notes.append(f"{label}: logistic regression did not converge within max_iter")
         return est
     kw: dict[str, Any] = {"categorical_feature": cat_idx if cat_idx else "auto"}
+    if sample_weight is not None:
+        kw["sample_weight"] = sample_weight
     if eval_xy is not None:
         kw["eval_X"] = (eval_xy[0],)
         kw["eval_y"] = (eval_xy[1],)
-        kw["callbacks"] = [lgb.early_stopping(int(early_stopping_rounds), first_metric_only=True, verbose=False)]
+        min_delta = float(early_stopping_tolerance) * base_rate_log_loss(y, sample_weight)
+        kw["callbacks"] = [lgb.early_stopping(int(early_stopping_rounds), first_metric_only=True, verbose=False,
+                                              min_delta=min_delta)]
     est.fit(x, y, **kw)
     return est
 
@@ -649,6 +851,8 @@ class TrainedModel:
     settings: dict = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     format_version: int = MODEL_FORMAT_VERSION
+    # What the fits were trained on (`NegativeSample.summary`); a class default, so models saved before it load.
+    sampling: dict | None = None
 
     # ---- scoring ----------------------------------------------------------------------------------
     def predict_raw(self, frame: pl.DataFrame) -> np.ndarray:
@@ -704,6 +908,7 @@ class TrainedModel:
             "class_balance": dict(self.class_balance),
             "metrics": dict(self.metrics),
             "metrics_basis": "cross-fitted calibrated out-of-fold predictions (customer-grouped CV)",
+            "sampling": copy.deepcopy(self.sampling) if self.sampling is not None else {"sampled": False},
             "seed": self.seed,
             "notes": list(self.notes),
         }
@@ -740,20 +945,31 @@ def load_model(path: str | Path) -> TrainedModel:
 # ---------------------------------------------------------------------------------------------------
 # training
 # ---------------------------------------------------------------------------------------------------
-def _importance(pre: Preprocessor, est, model_type: str, x: np.ndarray, seed: int, sample_rows: int) -> pl.DataFrame:
+def _importance(pre: Preprocessor, est, model_type: str, x: np.ndarray, seed: int, sample_rows: int,
+                weights: np.ndarray | None = None) -> pl.DataFrame:
+    """Per feature: LightGBM mean |SHAP| over a seeded sample of the rows of `x`, logistic |coef| × std of the design
+    column; with `weights` (sampled training rows) the mean and the std are weighted, i.e. over the whole frame."""
     feats = pre.features
     design_feats = pre.design_features
     if model_type == "lightgbm":
         n = x.shape[0]
+        idx = None
         if n > sample_rows:
             idx = np.sort(np.random.default_rng(seed).choice(n, size=sample_rows, replace=False))
             xs = x[idx]
         else:
             xs = x
-        contrib = np.asarray(est.predict(xs, pred_contrib=True), dtype=np.float64)[:, :-1]  # drop bias
-        per_col = np.abs(contrib).mean(axis=0)
-    else:
+        contrib = np.abs(np.asarray(est.predict(xs, pred_contrib=True), dtype=np.float64)[:, :-1])  # drop bias
+        if weights is None:
+            per_col = contrib.mean(axis=0)
+        else:
+            ws = weights if idx is None else weights[idx]
+            per_col = (ws @ contrib) / ws.sum()
+    elif weights is None:
         per_col = np.abs(est.coef_[0]) * x.std(axis=0)
+    else:
+        mean = (weights @ x) / weights.sum()
+        per_col = np.abs(est.coef_[0]) * np.sqrt((weights @ np.square(x - mean)) / weights.sum())
     agg: dict[str, float] = {f: 0.0 for f in feats}
     for f, v in zip(design_feats, per_col, strict=True):
         agg[f] += float(v)
@@ -784,31 +1000,36 @@ class _Refit:
     importance: pl.DataFrame
 
 
-def _refit(cfg: dict, base: Preprocessor, data: pl.DataFrame, y: np.ndarray, cv_results: pl.DataFrame,
-           params: ModelSettings, seed: int, notes: list[str], importance_sample_rows: int) -> _Refit:
-    """Fit `cfg` on all labelled rows with exactly its hyper-parameters (LightGBM: n_estimators = the rounded
-    mean of the folds' best iterations, no early stopping), then score the training rows and measure the
-    feature importance from the same design matrix (built once: at 300k rows it costs seconds)."""
+_EARLY_STOPPING_KEYS = ("n_estimators_max", "early_stopping_rounds", "early_stopping_tolerance")
+
+
+def _refit(cfg: dict, base: Preprocessor, x: np.ndarray, y: np.ndarray, weights: np.ndarray | None,
+           cv_results: pl.DataFrame, params: ModelSettings, seed: int, notes: list[str],
+           importance_sample_rows: int) -> _Refit:
+    """Fit `cfg` on the design matrix `x` of the fitted rows (every labelled row, or every positive and the sampled
+    negatives with their `weights`) with exactly its hyper-parameters (LightGBM: n_estimators = the rounded mean of
+    the folds' best iterations, no early stopping), then score those rows and measure the feature importance from the
+    same matrix (built once: at 300k rows it costs seconds)."""
     model_type = cfg["model_type"]
-    chosen = {k: v for k, v in cfg.items() if k not in ("n_estimators_max", "early_stopping_rounds")}
+    chosen = {k: v for k, v in cfg.items() if k not in _EARLY_STOPPING_KEYS}
     n_estimators = None
     if model_type == "lightgbm":
         its = cv_results.filter(pl.col("config") == cfg["config"]).get_column("best_iteration").to_numpy()
         n_estimators = max(1, _round_half_up(float(np.mean(its))))
         chosen["n_estimators"] = n_estimators
-        chosen["n_estimators_max"] = cfg["n_estimators_max"]
-        chosen["early_stopping_rounds"] = cfg["early_stopping_rounds"]
+        for key in _EARLY_STOPPING_KEYS:
+            chosen[key] = cfg[key]
         chosen["num_threads"] = params.num_threads
     else:
         chosen["solver"] = logistic_solver(cfg["l1_ratio"])
         chosen["log_inputs"] = params.logistic.log_inputs
     chosen["seed"] = seed
     pre = base.with_encoding(_ENCODING_FOR[model_type])
-    x = pre.transform(data)
     est = _make_estimator(cfg, seed, params.num_threads, n_estimators=n_estimators)
-    _fit_estimator(est, model_type, x, y, pre.categorical_indices, notes=notes, label=f"{cfg['config']} final")
+    _fit_estimator(est, model_type, x, y, pre.categorical_indices, notes=notes, label=f"{cfg['config']} final",
+                   sample_weight=weights)
     return _Refit(pre, est, chosen, _predict_raw(est, model_type, x),
-                  _importance(pre, est, model_type, x, seed, importance_sample_rows))
+                  _importance(pre, est, model_type, x, seed, importance_sample_rows, weights))
 
 
 def train_division_model(
@@ -859,6 +1080,11 @@ def train_division_model(
         raise AssertionError(f"{overlap} customers appear in more than one fold")
     revenue = (data.get_column(revenue_col).cast(pl.Float64).fill_null(0.0).fill_nan(0.0).to_numpy()
                if revenue_col in data.columns else None)
+    # Negative sampling per training cutoff: only the training folds and the final refit use `sample.keep` (with
+    # `sample.weight`); every held-out fold is scored in full.
+    sample = sample_negatives(y, ids, data.get_column("cutoff_date") if "cutoff_date" in data.columns else None,
+                              params.sampling, seed)
+    sampled = sample.sampled
 
     configs = candidate_configs(params)
     if not configs:
@@ -871,32 +1097,37 @@ def train_division_model(
               "log_inputs": params.logistic.log_inputs}
 
     for k in range(n_folds):
-        tr = folds != k
-        va = ~tr
-        fr_tr, fr_va = data.filter(pl.Series(tr)), data.filter(pl.Series(va))
-        base = Preprocessor("codes", **pre_kw).fit(fr_tr, features)
-        mats = {}
-        for enc in encodings:
-            p = base.with_encoding(enc)
-            mats[enc] = (p.transform(fr_tr), p.transform(fr_va), p)
+        va = folds == k
+        tr = ~va & sample.keep if sampled else ~va
+        y_tr, w_tr = y[tr], (sample.weight[tr] if sampled else None)
+        if y_tr.min() == y_tr.max():
+            raise InsufficientData(f"the training folds of fold {k} hold one class only after negative sampling")
+        # The preprocessing is fitted once per fold, with the design matrices of its own rows, and shared by every
+        # candidate; the held-out fold is read once for both encodings.
+        base = Preprocessor("codes", **pre_kw)
+        x_tr = base.fit_transforms(data.filter(pl.Series(tr)), features, encodings, weights=w_tr)
+        x_va = base.transforms(data.filter(pl.Series(va)), encodings)
         for cfg in configs:
             mt = cfg["model_type"]
-            x_tr, x_va, p = mats[_ENCODING_FOR[mt]]
+            enc = _ENCODING_FOR[mt]
+            p = base.with_encoding(enc)
             est = _make_estimator(cfg, seed, params.num_threads)
             label = f"{cfg['config']} fold {k}"
             if mt == "lightgbm":
-                _fit_estimator(est, mt, x_tr, y[tr], p.categorical_indices, (x_va, y[va]),
-                               cfg["early_stopping_rounds"], notes, label)
+                _fit_estimator(est, mt, x_tr[enc], y_tr, p.categorical_indices, (x_va[enc], y[va]),
+                               cfg["early_stopping_rounds"], notes, label, sample_weight=w_tr,
+                               early_stopping_tolerance=cfg["early_stopping_tolerance"])
                 best_it = int(est.best_iteration_) if est.best_iteration_ else int(est.booster_.num_trees())
-                s = _predict_raw(est, mt, x_va, num_iteration=best_it)
+                s = _predict_raw(est, mt, x_va[enc], num_iteration=best_it)
             else:
-                _fit_estimator(est, mt, x_tr, y[tr], [], notes=notes, label=label)
+                _fit_estimator(est, mt, x_tr[enc], y_tr, [], notes=notes, label=label, sample_weight=w_tr)
                 best_it = None
-                s = _predict_raw(est, mt, x_va)
+                s = _predict_raw(est, mt, x_va[enc])
             oof_raw[cfg["config"]][va] = s
             records.append({"config": cfg["config"], "fold": k, "lift_at_10": lift_at_k(y[va], s, _SELECTION_K),
                             "brier": brier(y[va], s), "best_iteration": best_it, "model_type": mt,
                             "auc": roc_auc(y[va], s), "n_valid": int(va.sum()), "positives_valid": int(y[va].sum())})
+        del x_tr, x_va
 
     cv_results = pl.DataFrame(records, schema={
         "config": pl.String, "fold": pl.Int64, "lift_at_10": pl.Float64, "brier": pl.Float64,
@@ -921,7 +1152,7 @@ def train_division_model(
         model_type = members[0]["model_type"]
         raw = oof_raw[chosen_name]
 
-    # ---- calibration on out-of-fold scores only --------------------------------------------------
+    # ---- calibration on out-of-fold scores only (all labelled rows: the held-out folds are never sampled) ---------
     method = calibration_method(positives, params.isotonic_min_positives)
     cal_oof = np.empty(n)
     for k in range(n_folds):
@@ -929,9 +1160,16 @@ def train_division_model(
         cal_oof[m] = Calibrator(method).fit(raw[~m], y[~m]).transform(raw[m])
     calibrator = Calibrator(method).fit(raw, y)
 
-    # ---- final refit with exactly the chosen hyper-parameters ------------------------------------
-    base = Preprocessor("codes", **pre_kw).fit(data, features)
-    fitted = [_refit(c, base, data, y, cv_results, params, seed, notes, importance_sample_rows) for c in members]
+    # ---- final refit with exactly the chosen hyper-parameters (on the sampled rows, weighted, when sampled) -------
+    fit_rows = data.filter(pl.Series(sample.keep)) if sampled else data
+    y_fit, w_fit = (y[sample.keep], sample.weight[sample.keep]) if sampled else (y, None)
+    base = Preprocessor("codes", **pre_kw)
+    member_encodings = sorted({_ENCODING_FOR[c["model_type"]] for c in members})
+    x_fit = base.fit_transforms(fit_rows, features, member_encodings, weights=w_fit)
+    del fit_rows
+    fitted = [_refit(c, base, x_fit[_ENCODING_FOR[c["model_type"]]], y_fit, w_fit, cv_results, params, seed, notes,
+                     importance_sample_rows) for c in members]
+    del x_fit
     if model_type == ENSEMBLE:
         pre = base
         est = Ensemble([EnsembleMember(f.params, f.preprocessor, f.estimator, m, sd)
@@ -962,6 +1200,7 @@ def train_division_model(
         pl.Series("score_calibrated", cal_oof, dtype=pl.Float64),
         pl.Series("revenue", revenue if revenue is not None else [None] * n, dtype=pl.Float64),
     )
+    rows_fitted = int(sample.keep.sum())
     return TrainedModel(
         preprocessor=pre,
         estimator=est,
@@ -978,9 +1217,11 @@ def train_division_model(
         calibration_method=method,
         class_balance={"n": n, "positives": positives, "negatives": negatives, "prevalence": positives / n,
                        "customers": int(cust.height), "positive_customers": pos_customers,
-                       "censored_rows_dropped": frame.height - n},
+                       "censored_rows_dropped": frame.height - n, "rows_fitted": rows_fitted,
+                       "negatives_fitted": rows_fitted - positives},
         importance=importance,
         seed=seed,
         settings=params.model_dump(mode="json"),
         notes=notes,
+        sampling=sample.summary(),
     )

@@ -16,9 +16,15 @@ import numpy as np
 import polars as pl
 import pytest
 
-from gosales_assets.core.basket import customer_portfolios, market_basket_rules
+from gosales_assets.core.basket import basket_lift_signals, customer_portfolios, market_basket_rules
 from gosales_assets.core.checksum import frame_checksum
-from gosales_assets.core.division_features import build_division_features, TARGET_SIGNAL_COLUMNS
+from gosales_assets.core.division_features import (
+    LIFT_PERCENTILE_BINS,
+    PERCENTILE_SIGNAL_COLUMNS,
+    TARGET_SIGNAL_COLUMNS,
+    build_division_features,
+    cutoff_percentile,
+)
 from gosales_assets.core.features import (
     build_customer_features,
     employee_band_ordinal,
@@ -361,7 +367,7 @@ def test_buyer_of_a_division_has_non_zero_per_division_features():
     m = build_division_features(feats, ports, rules, sim, "Success Plan")
     x = m.filter(pl.col("customer_id") == "X").row(0, named=True)
     assert x["prior__target__owned__all"] == 1
-    assert x["als__target__similarity__all"] == pytest.approx(0.9)
+    assert x["als__target__similarity__all"] == pytest.approx(1.0)  # the highest similarity of the roster
     assert x["als__target__coverage__all"] == 1
     assert m.get_column("prior__target__owned__all").sum() == 1
 
@@ -404,12 +410,17 @@ def test_division_features_signals_and_labels():
     assert out.schema["als__target__coverage__all"] == pl.Int8
     assert out.schema["prior__target__owned__all"] == pl.Int8
     b = out.filter(pl.col("customer_id") == "B").row(0, named=True)
-    # B owns Post_Processing only; rule PP -> SP: n_PP = 2 (A, B), n_SP = 1 (A), n_both = 1, n = 3 (A, B, F)
-    assert b["mb__target__max_lift__all"] == pytest.approx(1 * 3 / (2 * 1))
-    assert b["als__target__similarity__all"] == pytest.approx(-0.2)
+    # B owns Post_Processing only; rule PP -> SP: n_PP = 2 (A, B), n_SP = 1 (A), n_both = 1, n = 3 (A, B, F);
+    # the frame holds its within-cutoff percentile (checked below)
+    assert basket_lift_signals(ports, rules, "Success Plan").filter(pl.col("customer_id") == "B").get_column(
+        "max_lift").item() == pytest.approx(1 * 3 / (2 * 1))
+    # raw max lifts over the roster A..F: 3.0, 1.5, 0, 0, 1.5 -> B ranks 3.5 of 5 = 0.7 -> quartile 0.75
+    assert LIFT_PERCENTILE_BINS == 4
+    assert b["mb__target__max_lift__all"] == pytest.approx(0.75)
+    assert b["als__target__similarity__all"] == pytest.approx(0.2)  # the lowest of the 5 (-0.2 < 0 x 3 < 0.5)
     assert b["prior__target__owned__all"] == 0
     d = out.filter(pl.col("customer_id") == "D").row(0, named=True)
-    assert d["mb__target__max_lift__all"] == 0.0
+    assert d["mb__target__max_lift__all"] == pytest.approx(0.5)  # no rule: the lowest tie (ranks 1-2 of 5)
     assert d["als__target__coverage__all"] == 0
     a = out.filter(pl.col("customer_id") == "A").row(0, named=True)
     assert a["prior__target__owned__all"] == 1
@@ -422,8 +433,68 @@ def test_division_features_signals_and_labels():
     lab = build_division_features(feats, ports, rules, sim, "Success Plan", labels)
     assert lab.get_column("customer_id").to_list() == ["B", "D", "F"]  # inner join, sorted
     assert lab.columns[-3:] == ["label", "cohort", "censored"]
-    assert lab.drop("label", "cohort", "censored").equals(out.filter(pl.col("customer_id").is_in(["B", "D", "F"])))
+    kept = out.filter(pl.col("customer_id").is_in(["B", "D", "F"]))
+    pct_cols = list(PERCENTILE_SIGNAL_COLUMNS)
+    assert lab.drop("label", "cohort", "censored", *pct_cols).equals(kept.drop(pct_cols))
+    # the percentile signals are ranked over the labelled rows (the model population): B, D, F
+    assert lab.get_column("als__target__similarity__all").to_list() == pytest.approx([1 / 3, 5 / 6, 5 / 6])
+    assert lab.get_column("mb__target__max_lift__all").to_list() == pytest.approx([1.0, 0.5, 1.0])
     assert lab.filter(pl.col("customer_id") == "F").get_column("label").item() == 1
+
+
+def test_cutoff_percentile_rescale_invariant_order_preserving_nulls_kept():
+    raw = pl.DataFrame({"v": [0.0, 2.0, 1.0, None, -0.5, -0.1, 2.0, 4.0, 0.0]})
+    f = raw.select(cutoff_percentile("v")).get_column("v")
+    # 8 non-null values; ranks -0.5 -> 1, -0.1 -> 2, 0.0 x2 -> 3.5, 1.0 -> 5, 2.0 x2 -> 6.5, 4.0 -> 8
+    assert f.to_list() == pytest.approx([3.5 / 8, 6.5 / 8, 5 / 8, None, 1 / 8, 2 / 8, 6.5 / 8, 1.0, 3.5 / 8])
+    assert f.is_null().to_list() == raw.get_column("v").is_null().to_list()  # nulls stay null, only they
+    binned = raw.select(cutoff_percentile("v", 5)).get_column("v")
+    assert binned.to_list() == pytest.approx([0.6, 1.0, 0.8, None, 0.2, 0.4, 1.0, 1.0, 0.6])
+    # an increasing rescaling (x 3, x 1e-6, a shift, a signed square root) gives exactly the same values
+    for g in (pl.col("v") * 3, pl.col("v") * 1e-6, pl.col("v") + 7.0, pl.col("v").sign() * pl.col("v").abs().sqrt()):
+        moved = raw.select(g.alias("v"))
+        assert moved.select(cutoff_percentile("v")).get_column("v").to_list() == f.to_list()
+        assert moved.select(cutoff_percentile("v", 5)).get_column("v").to_list() == binned.to_list()
+    # order kept: x < y -> f(x) < f(y) (<= once binned), ties equal
+    pairs = [(a, b, c) for a, b, c in zip(raw.get_column("v"), f, binned) if a is not None]
+    for xa, fa, ba in pairs:
+        for xb, fb, bb in pairs:
+            if xa < xb:
+                assert fa < fb and ba <= bb
+            elif xa == xb:
+                assert fa == fb and ba == bb
+    # deterministic: row order does not matter; grid points reached exactly (k / n * bins is not pushed up)
+    perm = raw.with_row_index("i").sample(fraction=1.0, shuffle=True, seed=5)
+    assert perm.with_columns(cutoff_percentile("v")).sort("i").get_column("v").to_list() == f.to_list()
+    ten = pl.DataFrame({"v": [float(i) for i in range(10)]}).select(cutoff_percentile("v", 5)).get_column("v")
+    assert ten.to_list() == pytest.approx([0.2, 0.2, 0.4, 0.4, 0.6, 0.6, 0.8, 0.8, 1.0, 1.0])
+
+
+def test_division_signals_comparable_across_cutoffs():
+    """A re-fit that rescales every lift / similarity of a cutoff (e.g. all x 3) leaves the model frame unchanged."""
+    feats, ports, rules, sim = _division_inputs()
+    out = build_division_features(feats, ports, rules, sim, "Success Plan")
+    scaled = build_division_features(feats, ports, rules.with_columns(pl.col("lift") * 3),
+                                     sim.with_columns(pl.col("als_similarity") * 3), "Success Plan")
+    assert scaled.equals(out)
+    # the frame's values are the signed percentile of the raw signal over the roster, in the raw order
+    raw = basket_lift_signals(ports, rules, "Success Plan").select("customer_id", "max_lift")
+    both = out.join(raw, on="customer_id", how="left").with_columns(pl.col("max_lift").fill_null(0.0))
+    assert both.get_column("mb__target__max_lift__all").to_list() == both.select(
+        cutoff_percentile("max_lift", LIFT_PERCENTILE_BINS)).get_column("max_lift").to_list()
+    sims = out.join(sim.filter(pl.col("division") == "Success Plan"), on="customer_id", how="left").with_columns(
+        pl.col("als_similarity").fill_null(0.0))
+    assert sims.get_column("als__target__similarity__all").to_list() == sims.select(
+        cutoff_percentile("als_similarity")).get_column("als_similarity").to_list()
+    for c in PERCENTILE_SIGNAL_COLUMNS:
+        v = out.get_column(c)
+        assert v.is_null().sum() == 0 and v.min() > 0.0 and v.max() == 1.0
+    # with labels the percentile is over the labelled rows, still invariant to the re-fit's scale
+    labels = pl.DataFrame({"customer_id": ["B", "D", "F"], "label": [1, 0, 0]}, schema_overrides={"label": pl.Int8})
+    lab = build_division_features(feats, ports, rules, sim, "Success Plan", labels)
+    lab3 = build_division_features(feats, ports, rules.with_columns(pl.col("lift") * 3),
+                                   sim.with_columns(pl.col("als_similarity") * 3), "Success Plan", labels)
+    assert lab3.equals(lab)
 
 
 # ---------------------------------------------------------------------------------------------------

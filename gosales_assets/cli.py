@@ -4,6 +4,7 @@ things live."""
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import sys
@@ -14,8 +15,25 @@ from gosales_assets.snapshot import SnapshotError
 
 
 def _cmd_demo_data(args: argparse.Namespace, settings: Settings) -> int:
-    from gosales_assets.demo_data import generate_demo_data
+    from gosales_assets.demo_data import DRIFT_SCENARIOS, describe_drift_scenarios, generate_demo_data
 
+    if args.list_drift:
+        print(describe_drift_scenarios())
+        return 0
+    if args.drift is not None and args.drift not in DRIFT_SCENARIOS:
+        raise ValueError(f"unknown drift scenario {args.drift!r}; valid: {', '.join(DRIFT_SCENARIOS)} "
+                         "(gosales demo-data --list-drift describes them)")
+    if (args.drift_month is not None or args.drift_param) and args.drift is None:
+        raise ValueError("--drift-month and --drift-param go with --drift <scenario>")
+    drift_params = {}
+    for item in args.drift_param or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--drift-param takes KEY=VALUE, got {item!r}")
+        try:  # numbers and JSON lists as such, anything else as text
+            drift_params[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            drift_params[key.strip()] = value
     out = Path(args.out) if args.out else settings.landing_dir
     manifest = generate_demo_data(
         out,
@@ -25,10 +43,17 @@ def _cmd_demo_data(args: argparse.Namespace, settings: Settings) -> int:
         fmt=args.format,
         dirt_rate=args.dirt_rate,
         ground_truth=not args.no_ground_truth,
+        drift=args.drift,
+        drift_month=args.drift_month,
+        drift_params=drift_params or None,
     )
     planted = ", ".join(f"{k}={v}" for k, v in sorted(manifest.planted.items()))
     print(f"demo data written to {out}: {manifest.sales_rows} sales lines, {manifest.customer_rows} customers")
     print(f"planted contract violations: {planted}")
+    if manifest.drift is not None:
+        d = manifest.drift
+        print(f"planted drift: {d['scenario']} from {d['from_month']} (first configured cutoff that contains it: "
+              f"{d['first_cutoff'] or 'none'}): {d['expected']}")
     return 0
 
 
@@ -291,6 +316,13 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--format", choices=["parquet", "csv"], default="parquet")
     demo.add_argument("--dirt-rate", type=float, default=0.002, help="share of rows planted per defect kind")
     demo.add_argument("--no-ground-truth", action="store_true", help="skip the oracle probabilities file")
+    demo.add_argument("--drift", default=None, metavar="SCENARIO", help="plant a named drift scenario (see "
+                      "--list-drift; recorded in demo_manifest.json)")
+    demo.add_argument("--drift-month", default=None, metavar="YYYY-MM", help="first affected month (default: the "
+                      "month after the second-to-last configured cutoff)")
+    demo.add_argument("--drift-param", action="append", metavar="KEY=VALUE", help="override a scenario parameter, "
+                      "e.g. region=East, factor=0.3, skus='[\"SIM-FLOW\"]' (repeatable)")
+    demo.add_argument("--list-drift", action="store_true", help="list the drift scenarios and exit")
     mat = sub.add_parser("materialize", help="materialize the graph in this process, in the order of the asset "
                          "graph (default: every configured cutoff; no daemon needed)")
     bf = sub.add_parser("backfill", help="launch a native Dagster backfill of chosen cutoffs (the daemon runs it)")

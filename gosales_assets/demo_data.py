@@ -59,7 +59,21 @@ data month; rows sorted by (month, customer_id), one row group per month. Column
   Planted dirty rows are extra copies derived from clean lines (same customer and month unless the date or
   customer is the defect), so they do not change the purchases p describes either.
 
-`demo_manifest.json` — `DemoManifest` as JSON (sorted keys, indent 2).
+`demo_manifest.json` — `DemoManifest` as JSON (sorted keys, indent 2); its `drift` key is present only when a
+drift scenario was planted.
+
+Planted drift
+-------------
+`generate_demo_data(..., drift=name, drift_month="YYYY-MM", drift_params={...})` plants one scenario of
+`DRIFT_SCENARIOS` from month M on (default: the month after the second-to-last configured cutoff):
+`territory_slump` (a region's customer-months keep their invoices with probability `factor`),
+`sku_moves_division` (a SKU family's lines re-coded to another division's SKU), `new_customer_wave` (extra
+customers of one industry first seen from M), `price_increase` (a division's unit prices x `factor`). A scenario
+draws from its own seeded stream and is applied after the simulation's draws, so every clean row dated before M
+(and the whole roster of before) is identical to the run without it; invoice numbers after M are re-issued in date
+order. The manifest's `drift` records the scenario, its parameters and subject, `from_month`, `first_cutoff` (the
+first configured cutoff containing M), the expected effect, what was changed and how the ground truth relates to
+it. docs/DRIFT.md describes them and how to rehearse an alert end to end.
 
 Planted dirt
 ------------
@@ -149,13 +163,158 @@ class DemoManifest:
     format: str
     planted: dict[str, int]  # rule -> number of dirty rows planted (every rule of DIRT_RULES present)
     files: dict[str, str]  # logical name -> file name inside out_dir
+    drift: dict | None = None  # the planted drift scenario (see DRIFT_SCENARIOS); absent from the JSON when None
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True, indent=2) + "\n"
+        d = asdict(self)
+        if d["drift"] is None:  # files without a scenario are the same as before scenarios existed
+            del d["drift"]
+        return json.dumps(d, sort_keys=True, indent=2) + "\n"
 
     @classmethod
     def read(cls, out_dir: Path) -> "DemoManifest":
         return cls(**json.loads((Path(out_dir) / MANIFEST_FILE).read_text(encoding="utf-8")))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Planted drift scenarios
+# ---------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class DriftScenario:
+    """A named change planted in the demo data from a month M on (`generate_demo_data(drift=name)`).
+
+    `params` are the defaults (overridable with `drift_params`); `subject` names the parameter that says what
+    changed (a region, a SKU family, an industry, a division); `expected` is a template over the parameters."""
+
+    name: str
+    description: str
+    params: dict
+    subject: tuple[str, ...]
+    expected: str
+
+
+DRIFT_SCENARIOS: dict[str, DriftScenario] = {s.name: s for s in (
+    DriftScenario(
+        "territory_slump",
+        "one region's customers buy `factor` x as often (half by default) from month M: each of their "
+        "customer-months from M keeps its invoices (and their credit notes) with probability `factor`, else loses "
+        "all of them (a competitor wins the region's business)",
+        {"region": "West", "factor": 0.5}, ("region",),
+        "invoice count of {region} customers per month from {from_month} x{factor}; their purchase "
+        "rate and the region's recency / frequency features fall"),
+    DriftScenario(
+        "sku_moves_division",
+        "a SKU family is re-assigned to another business unit from month M: its lines are invoiced under that "
+        "unit's SKU `to_sku` (same quantity and revenue; the sku_map is not updated, so the engine sees the "
+        "source division's activity fall and the target's rise)",
+        {"skus": ["HW-CONS-FIL", "HW-CONS-RES"], "to_sku": "PP-SUPPORT"}, ("skus", "to_sku"),
+        "lines of {skus} from {from_month} appear as {to_sku} ({to_division}): {from_division} activity of "
+        "printer owners falls, {to_division} purchases (and its label prevalence) jump"),
+    DriftScenario(
+        "new_customer_wave",
+        "a wave of new customers of one industry arrives from month M: `share` x the roster extra customers, all "
+        "of `industry`, first seen over `spread_months` months from M (numbered after the roster); each opens "
+        "with a purchase of `entry_division` in its first month (so it joins the active population the models "
+        "score), then buys like any customer of that industry",
+        {"industry": "Electronics", "share": 0.25, "spread_months": 3, "entry_division": "Solidworks"},
+        ("industry",),
+        "{added} new {industry} customers first seen from {from_month}, each opening with a {entry_division} "
+        "purchase in its first month: the active population's industry mix and tenure shift"),
+    DriftScenario(
+        "price_increase",
+        "one division's prices go up by `factor` from month M (unit prices of its lines and their credit notes; "
+        "gross margin % unchanged); purchase behaviour is unchanged",
+        {"division": "Solidworks", "factor": 1.3}, ("division",),
+        "revenue and gross profit of {division} lines from {from_month} x{factor}; counts unchanged"),
+)}
+_SCENARIO_SALT = 0x6D1F7  # separates a scenario's random stream from the simulation's (same seed)
+
+
+def describe_drift_scenarios() -> str:
+    """One line per scenario: name, defaults, description (for `gosales demo-data --list-drift`)."""
+    return "\n".join(f"{s.name:20s} {json.dumps(s.params)}\n{'':20s} {s.description}" for s in DRIFT_SCENARIOS.values())
+
+
+def default_drift_month(settings: Settings) -> dt.date:
+    """The month after the second-to-last configured cutoff (after the last one with a single cutoff), so the
+    change first reaches the scoring population at the last configured cutoff; clipped into the data range."""
+    cutoffs = sorted(settings.cutoffs)
+    anchor = cutoffs[-2] if len(cutoffs) >= 2 else cutoffs[-1]
+    m = _month_add(dt.date(anchor.year, anchor.month, 1), 1)
+    start, end = settings.data.start_date, settings.data.end_date
+    lo, hi = _month_add(dt.date(start.year, start.month, 1), 1), dt.date(end.year, end.month, 1)
+    return min(max(m, lo), hi)
+
+
+def _parse_month(value: str | dt.date) -> dt.date:
+    if isinstance(value, dt.date):
+        return dt.date(value.year, value.month, 1)
+    try:
+        d = dt.datetime.strptime(str(value).strip()[:7], "%Y-%m").date()
+    except ValueError:
+        raise ValueError(f"drift month must be YYYY-MM, got {value!r}") from None
+    return d
+
+
+@dataclass
+class _Plan:
+    """A scenario resolved against the settings and the roster (what `_clean_sales` applies)."""
+
+    t0: int  # month index of the first affected month
+    price_div: int | None = None
+    price_factor: float = 1.0
+    move_from: tuple[int, ...] = ()
+    move_to: int = -1
+    keep: np.ndarray | None = None  # (customers, months) bool: customer-months that keep their invoices
+    slump_rows: np.ndarray | None = None  # customers whose months are thinned
+    slump_factor: float = 1.0
+    n_lines: int = 0  # purchase lines dropped, re-coded or re-priced (set by _clean_sales)
+
+
+def _resolve_drift(name: str, params: dict | None, month, settings: Settings) -> tuple[DriftScenario, dict, dt.date]:
+    if name not in DRIFT_SCENARIOS:
+        raise ValueError(f"unknown drift scenario {name!r}; valid: {', '.join(DRIFT_SCENARIOS)}")
+    sc = DRIFT_SCENARIOS[name]
+    unknown = set(params or {}) - set(sc.params)
+    if unknown:
+        raise ValueError(f"drift scenario {name} has no parameter(s) {sorted(unknown)}; valid: {sorted(sc.params)}")
+    p = {**sc.params, **(params or {})}
+    m = _parse_month(month) if month is not None else default_drift_month(settings)
+    start, end = settings.data.start_date, settings.data.end_date
+    if not dt.date(start.year, start.month, 1) < m <= dt.date(end.year, end.month, 1):
+        raise ValueError(f"drift month {m:%Y-%m} must be after the first data month {start:%Y-%m} and no later "
+                         f"than the last one {end:%Y-%m}")
+    if name == "territory_slump":
+        regions = [r[0] for r in _REGIONS]
+        if p["region"] not in regions:
+            raise ValueError(f"territory_slump: region must be one of {regions}, got {p['region']!r}")
+        if not 0.0 <= float(p["factor"]) < 1.0:
+            raise ValueError(f"territory_slump: factor must be in [0, 1), got {p['factor']}")
+    elif name == "sku_moves_division":
+        p["skus"] = [p["skus"]] if isinstance(p["skus"], str) else list(p["skus"])
+        missing = [x for x in [*p["skus"], p["to_sku"]] if x not in settings.sku_map]
+        if missing:
+            raise ValueError(f"sku_moves_division: SKU(s) {missing} are not in the configured sku_map")
+        if any(settings.sku_map[x] == settings.sku_map[p["to_sku"]] for x in p["skus"]):
+            raise ValueError("sku_moves_division: to_sku must belong to another division than the moved SKUs")
+    elif name == "new_customer_wave":
+        if p["industry"] not in _IND_NAMES:
+            raise ValueError(f"new_customer_wave: industry must be one of {list(_IND_NAMES)}, got {p['industry']!r}")
+        if not 0.0 < float(p["share"]) <= 5.0 or int(p["spread_months"]) < 1:
+            raise ValueError("new_customer_wave: share must be in (0, 5] and spread_months at least 1")
+        if p["entry_division"] is not None and p["entry_division"] not in settings.divisions:
+            raise ValueError(f"new_customer_wave: entry_division {p['entry_division']!r} is not configured "
+                             "(null: no opening purchase)")
+    elif name == "price_increase":
+        if p["division"] not in settings.divisions:
+            raise ValueError(f"price_increase: division {p['division']!r} is not configured")
+        if float(p["factor"]) <= 0:
+            raise ValueError(f"price_increase: factor must be positive, got {p['factor']}")
+    return sc, p, m
+
+
+def _drift_rng(seed: int, name: str) -> np.random.Generator:
+    return np.random.default_rng(np.random.SeedSequence([int(seed), _SCENARIO_SALT, list(DRIFT_SCENARIOS).index(name)]))
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -414,6 +573,7 @@ class _Sim:
             self.cons.append(np.array(cons, dtype=np.int16))
         self.buyable = np.array([len(p) > 0 for p in self.pool])
         self.lines = _Lines()
+        self.entry_div: int | None = None  # a wave's customers buy this division in their first month for sure
 
     # ---- helpers ----------------------------------------------------------------------------------------
     def d(self, name: str) -> int | None:
@@ -442,12 +602,16 @@ class _Sim:
         return (u[:, None] > np.cumsum(probs, axis=1)[:, :-1]).sum(axis=1)
 
     # ---- customers --------------------------------------------------------------------------------------
-    def make_customers(self) -> None:
+    def make_customers(self, wave: tuple[int, int, int] | None = None) -> None:
+        """Draw the roster. `wave` = (industry index, first day, end day) makes every customer of that industry,
+        first seen in [first day, end day) (epoch days, never null): the arrivals of a `new_customer_wave`."""
         rng, n = self.rng, self.n
         s = self.s
         self.z = rng.choice(5, size=n, p=np.array(_BAND_WEIGHTS) / sum(_BAND_WEIGHTS)).astype(np.int8)
         w = np.array([i[1] for i in _INDUSTRIES])
         self.ind = rng.choice(len(_INDUSTRIES), size=n, p=w / w.sum()).astype(np.int8)
+        if wave is not None:
+            self.ind[:] = wave[0]
         n_sub = np.array([len(i[2]) for i in _INDUSTRIES])
         self.sub = np.floor(rng.random(n) * n_sub[self.ind]).astype(np.int8)
         rw = np.array([r[1] for r in _REGIONS])
@@ -469,6 +633,8 @@ class _Sim:
             rng.integers(lo_old, _epoch_days(start), size=n),
             _epoch_days(start) + np.floor(rng.random(n) ** 0.8 * max(1, (end - start).days - 30)).astype(np.int64),
         )
+        if wave is not None:
+            first = rng.integers(wave[1], wave[2], size=n)
         self.first_seen = first.astype("datetime64[D]")
         y = self.first_seen.astype("datetime64[Y]").astype(np.int64) + 1970
         m = self.first_seen.astype("datetime64[M]").astype(np.int64) % 12
@@ -480,6 +646,8 @@ class _Sim:
         self.null_sub = self.null_ind | (rng.random(n) < 0.03)
         self.null_band = rng.random(n) < 0.04
         self.null_first = rng.random(n) < 0.02
+        if wave is not None:
+            self.null_first[:] = False
         self.name_parts = (rng.integers(0, len(_NAME_ADJ), n), rng.integers(0, len(_NAME_NOUN), n),
                            rng.integers(0, len(_NAME_SUFFIX), n))
 
@@ -626,6 +794,8 @@ class _Sim:
         q = _sigmoid(logit).astype(np.float32)
         q[~active] = 0.0
         q[:, ~self.buyable] = 0.0
+        if self.entry_div is not None:  # new accounts of a wave open with a purchase (certain: p = 1, no extra draw)
+            q[self.act == t, self.entry_div] = 1.0
         swx, mnt, sp, hw = self.d("Solidworks"), self.d("Maintenance"), self.d("Success Plan"), self.d("Hardware")
         if mnt is not None:
             q[self.sub_active, mnt] = 0.0
@@ -838,16 +1008,17 @@ def _customer_ids(idx: pl.Series | pl.Expr) -> pl.Expr:
     return pl.concat_str([pl.lit("C"), (e + 1).cast(pl.String).str.zfill(7)])
 
 
-def _customers_frame(sim: _Sim) -> pl.DataFrame:
+def _customers_frame(sim: _Sim, offset: int = 0, num_w: int | None = None) -> pl.DataFrame:
+    """Customer rows of `sim`; customer numbers start after `offset` (the arrivals of a wave follow the roster)."""
     n = sim.n
     ind_names = pl.Series(_IND_NAMES, dtype=pl.String)
     subs_flat = [s for _, _, subs in _INDUSTRIES for s in subs]
     sub_off = np.concatenate([[0], np.cumsum([len(i[2]) for i in _INDUSTRIES])[:-1]])
     sub_flat_idx = sub_off[sim.ind] + sim.sub
     a, b, c = sim.name_parts
-    num_w = max(4, len(str(n)))
+    num_w = num_w if num_w is not None else max(4, len(str(n)))
     df = pl.DataFrame({
-        "_i": np.arange(n, dtype=np.int64),
+        "_i": np.arange(offset, offset + n, dtype=np.int64),
         "_adj": pl.Series(_NAME_ADJ).gather(a),
         "_noun": pl.Series(_NAME_NOUN).gather(b),
         "_suf": pl.Series(_NAME_SUFFIX).gather(c),
@@ -871,8 +1042,13 @@ def _customers_frame(sim: _Sim) -> pl.DataFrame:
     )
 
 
-def _clean_sales(sim: _Sim, months: list[dt.date], start: dt.date, end: dt.date) -> pl.DataFrame:
-    """Turn the simulated purchase lines into priced, dated, invoiced rows plus credit notes."""
+def _clean_sales(sim: _Sim, months: list[dt.date], start: dt.date, end: dt.date, plan: "_Plan | None" = None,
+                 cust_offset: int = 0) -> pl.DataFrame:
+    """Turn the simulated purchase lines into priced, dated, invoiced rows plus credit notes.
+
+    `plan` applies a drift scenario after every random draw is made (same draws as without it, so rows before
+    its first month are unchanged): prices of a division scaled, customer-months dropped with their invoices and
+    credit notes (renumbered in date order), SKUs re-coded. `cust_offset` shifts customer numbers (a wave)."""
     rng = sim.rng
     A = sim.lines.arrays()
     n = len(A["cust"])
@@ -925,6 +1101,10 @@ def _clean_sales(sim: _Sim, months: list[dt.date], start: dt.date, end: dt.date)
     disc = np.where(A["renewal"], rng.uniform(0, 0.03, n), rng.uniform(0, 0.06, n) + 0.015 * zc)
     qty = A["qty"]
     revenue = np.maximum(np.round(qty * unit * (1 - disc), 2), 0.01)
+    if plan is not None and plan.price_div is not None:  # price_increase: same draws, scaled unit prices
+        up = (A["div"] == plan.price_div) & (A["month"] >= plan.t0)
+        revenue = np.where(up, np.maximum(np.round(qty * unit * plan.price_factor * (1 - disc), 2), 0.01), revenue)
+        plan.n_lines = int(up.sum())
     margin = np.clip(sku_margin[sku] + rng.normal(0, 0.04, n), 0.01, 0.9)
     gp = np.round(revenue * margin, 2)
     gp_null = rng.random(n) < _GP_NULL
@@ -944,6 +1124,21 @@ def _clean_sales(sim: _Sim, months: list[dt.date], start: dt.date, end: dt.date)
     cr_gp = np.round(gp[ci] * (cr_rev / revenue[ci]), 2)
     keep = cr_date <= _epoch_days(end)
     ci, cr_date, cr_qty, cr_rev, cr_gp = ci[keep], cr_date[keep], cr_qty[keep], cr_rev[keep], cr_gp[keep]
+    line_keep = np.ones(n, bool)
+    if plan is not None and plan.keep is not None:  # territory_slump: drop customer-months with their credit notes
+        keep_inv = plan.keep[inv_cust, inv_month]
+        line_keep = keep_inv[inv]
+        plan.n_lines = int((~line_keep).sum())
+        ck = keep_inv[inv[ci]]
+        ci, cr_date, cr_qty, cr_rev, cr_gp = ci[ck], cr_date[ck], cr_qty[ck], cr_rev[ck], cr_gp[ck]
+        by_date = np.lexsort((np.arange(n_inv), inv_date))
+        by_date = by_date[keep_inv[by_date]]
+        inv_rank = np.zeros(n_inv, np.int64)  # kept invoices renumbered in date order (earlier ones unchanged)
+        inv_rank[by_date] = np.arange(1, len(by_date) + 1)
+    if plan is not None and plan.move_from:  # sku_moves_division: lines (and their credit notes) re-coded
+        moved = np.isin(sku, np.array(sorted(plan.move_from), dtype=np.int64)) & (A["month"] >= plan.t0)
+        sku = np.where(moved, plan.move_to, sku)
+        plan.n_lines = int(moved.sum())
     n_cr = len(ci)
     cr_rank = np.empty(n_cr, np.int64)
     cr_rank[np.lexsort((line_no[ci], inv_rank[inv[ci]], cr_date))] = np.arange(1, n_cr + 1)
@@ -963,7 +1158,8 @@ def _clean_sales(sim: _Sim, months: list[dt.date], start: dt.date, end: dt.date)
         "gross_profit": np.concatenate([gp, cr_gp]),
         "_gp_null": np.concatenate([gp_null, gp_null[ci]]),
         "_rep": np.concatenate([rep[inv], rep[inv[ci]]]),
-    }).sort(["_date", "_pre", "_num", "line_no"], maintain_order=True)
+        "_keep": np.concatenate([line_keep, np.ones(n_cr, bool)]),
+    }).filter(pl.col("_keep")).sort(["_date", "_pre", "_num", "line_no"], maintain_order=True)
     sku_names = pl.Series(sim.skus, dtype=pl.String)
     sku_divs = pl.Series([sim.s.sku_map[s] for s in sim.skus], dtype=pl.String)
     return df.select(
@@ -973,7 +1169,7 @@ def _clean_sales(sim: _Sim, months: list[dt.date], start: dt.date, end: dt.date)
         .alias("invoice_id"),
         pl.col("line_no"),
         pl.col("_date").cast(pl.Date).cast(pl.String).alias("invoice_date"),
-        _customer_ids(pl.col("_cust")).alias("customer_id"),
+        _customer_ids(pl.col("_cust") + cust_offset).alias("customer_id"),
         pl.col("_sku").map_batches(lambda s: sku_names.gather(s), return_dtype=pl.String).alias("sku"),
         pl.col("_sku").map_batches(lambda s: sku_divs.gather(s), return_dtype=pl.String).alias("division"),
         pl.col("quantity"),
@@ -994,7 +1190,7 @@ def _division_variant(name: str) -> str:
 
 
 def _plant_dirt(clean: pl.DataFrame, sim: _Sim, dirt_rate: float, start: dt.date, end: dt.date,
-                ) -> tuple[pl.DataFrame, dict[str, int]]:
+                n_known: int | None = None) -> tuple[pl.DataFrame, dict[str, int]]:
     rng = sim.rng
     n_clean = clean.height
     count = max(1, round(dirt_rate * n_clean)) if dirt_rate > 0 and n_clean > 0 else 0
@@ -1043,7 +1239,7 @@ def _plant_dirt(clean: pl.DataFrame, sim: _Sim, dirt_rate: float, start: dt.date
             tpl = tpl.with_columns(
                 pl.Series("sku", unknown_skus, dtype=pl.String).gather(rng.integers(0, len(unknown_skus), count)))
         elif rule == "unknown_customer":
-            unk = sim.n + 1 + rng.integers(0, max(10, sim.n // 10), count)
+            unk = (sim.n if n_known is None else n_known) + 1 + rng.integers(0, max(10, sim.n // 10), count)
             tpl = tpl.with_columns(_customer_ids(pl.Series(unk - 1, dtype=pl.Int64)).alias("customer_id"))
         elif rule == "noncanonical_division":
             tpl = (tpl.join(variant_frame, on="division", how="left", maintain_order="left")
@@ -1058,6 +1254,90 @@ def _plant_dirt(clean: pl.DataFrame, sim: _Sim, dirt_rate: float, start: dt.date
         dirty.with_columns(pl.Series("_ord", pos.astype(np.int64) * 2)),
     ], how="vertical").sort("_ord", maintain_order=True).drop("_ord")
     return out, planted
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Drift scenarios: planning and the merge of a wave's rows
+# ---------------------------------------------------------------------------------------------------------
+_GT_NOTES = {
+    "territory_slump": "adjusted: p x factor for the region's customers from from_month (kept customer-months "
+                       "are independent draws)",
+    "sku_moves_division": "not adjusted: p of the source and target divisions describe purchases before the "
+                          "re-coding (the moved lines count for the source division)",
+    "new_customer_wave": "includes the new customers from their first month",
+    "price_increase": "unchanged: prices do not change who buys",
+}
+
+
+def _plan_drift(name: str, params: dict | None, month, settings: Settings, sim: _Sim, seed: int,
+                months: list[dt.date], end: dt.date) -> tuple[_Plan, "_Sim | None", dict]:
+    sc, p, m = _resolve_drift(name, params, month, settings)
+    t0 = months.index(m)
+    rng = _drift_rng(seed, name)
+    plan, wave = _Plan(t0=t0), None
+    values = {**p, "from_month": f"{m:%Y-%m}"}
+    affected: dict[str, int] = {}
+    if name == "territory_slump":
+        rows = np.flatnonzero(sim.region == [r[0] for r in _REGIONS].index(p["region"]))
+        keep = np.ones((sim.n, len(months)), bool)
+        keep[rows, t0:] = rng.random((len(rows), len(months) - t0)) < float(p["factor"])
+        plan.keep, plan.slump_rows, plan.slump_factor = keep, rows, float(p["factor"])
+        # customer-months drawn as lost (most of them had no purchase anyway; the lines dropped are counted later)
+        affected = {"customers": int(len(rows)), "customer_months_lost": int((~keep).sum())}
+    elif name == "sku_moves_division":
+        plan.move_from = tuple(sim.sku_idx[x] for x in p["skus"])
+        plan.move_to = sim.sku_idx[p["to_sku"]]
+        values["from_division"] = "/".join(sorted({settings.sku_map[x] for x in p["skus"]}))
+        values["to_division"] = settings.sku_map[p["to_sku"]]
+        values["skus"] = ", ".join(p["skus"])
+    elif name == "new_customer_wave":
+        k = max(1, round(float(p["share"]) * sim.n))
+        lo = _epoch_days(m)
+        hi = min(_epoch_days(_month_add(m, int(p["spread_months"]))), _epoch_days(end) + 1)
+        wave = _Sim(settings, k, rng)
+        wave.make_customers(wave=(_IND_NAMES.index(p["industry"]), lo, hi))
+        if p["entry_division"] is not None:
+            wave.entry_div = wave.d(p["entry_division"])
+        values["added"] = k
+        affected = {"customers_added": k}
+    elif name == "price_increase":
+        plan.price_div = sim.didx[p["division"]]
+        plan.price_factor = float(p["factor"])
+    month_end = _month_add(m, 1) - dt.timedelta(days=1)
+    first_cutoff = next((c for c in sorted(settings.cutoffs) if c >= month_end), None)
+    subject = {k: p[k] for k in sc.subject}
+    info = {
+        "scenario": name, **subject, "subject": subject, "description": sc.description, "params": p,
+        "from_month": f"{m:%Y-%m}", "first_cutoff": first_cutoff.isoformat() if first_cutoff else None,
+        "expected": sc.expected.format(**values), "affected": affected, "ground_truth": _GT_NOTES[name],
+    }
+    return plan, wave, info
+
+
+def _merge_renumbered(a: pl.DataFrame, b: pl.DataFrame) -> pl.DataFrame:
+    """Rows of `a` and `b` (a wave's sales, all dated from the wave's month) as one log: invoice and credit-note
+    numbers re-issued in date order (a's before b's on a tie), so every number of `a` dated before `b`'s first
+    row is unchanged; sorted like `_clean_sales`."""
+    num = pl.col("invoice_id").str.extract(r"(\d+)$")
+    both = pl.concat([a.with_columns(pl.lit(0, pl.Int8).alias("_src")),
+                      b.with_columns(pl.lit(1, pl.Int8).alias("_src"))], how="vertical").with_columns(
+        pl.col("invoice_id").str.starts_with("INV-").cast(pl.Int8).alias("_pre"),
+        num.cast(pl.Int64).alias("_old"), num.str.len_chars().alias("_w"))
+    inv = (both.group_by(["_pre", "_src", "_old"]).agg(pl.col("invoice_date").first(), pl.col("_w").first())
+           .sort(["_pre", "invoice_date", "_src", "_old"]))
+    inv = inv.with_columns(pl.int_range(1, pl.len() + 1, dtype=pl.Int64).over("_pre").alias("_num"))
+    width = {}
+    for pre in (0, 1):
+        part = inv.filter(pl.col("_pre") == pre)
+        own = part.filter(pl.col("_src") == 0).get_column("_w")
+        width[pre] = max(int(own.max()) if own.len() else 6, len(str(part.height)))
+    out = both.join(inv.select("_pre", "_src", "_old", "_num"), on=["_pre", "_src", "_old"], how="left")
+    digits = pl.col("_num").cast(pl.String)
+    out = out.with_columns(pl.when(pl.col("_pre") == 1)
+                           .then(pl.concat_str([pl.lit("INV-"), digits.str.zfill(width[1])]))
+                           .otherwise(pl.concat_str([pl.lit("CR-"), digits.str.zfill(width[0])]))
+                           .alias("invoice_id"))
+    return out.sort(["invoice_date", "_pre", "_num", "line_no"], maintain_order=True).select(a.columns)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -1082,12 +1362,21 @@ def generate_demo_data(
     fmt: Literal["parquet", "csv"] = "parquet",
     dirt_rate: float = 0.002,
     ground_truth: bool = True,
+    drift: str | None = None,
+    drift_month: str | dt.date | None = None,
+    drift_params: dict | None = None,
 ) -> DemoManifest:
     """Simulate `customers` customers over settings.data.start_date..end_date and write the demo files.
 
     See the module docstring for the files, their columns and the meaning of the ground truth. Files of the
     other format (or a ground truth left from an earlier run, when `ground_truth=False`) are removed so the
     folder holds one consistent set.
+
+    `drift` plants a scenario of `DRIFT_SCENARIOS` from `drift_month` (YYYY-MM; default
+    `default_drift_month`), with `drift_params` overriding its defaults. It draws from its own random stream:
+    the simulation and every clean row dated before that month are the same as without it (planted dirt is
+    drawn again from the changed log). The manifest's `drift` names the scenario, its parameters, the first
+    affected month and the first configured cutoff that contains it.
     """
     if customers < 1:
         raise ValueError(f"customers must be at least 1, got {customers}")
@@ -1105,12 +1394,16 @@ def generate_demo_data(
     first_month = dt.date(start.year, start.month, 1)
     T = (end.year * 12 + end.month) - (start.year * 12 + start.month) + 1
     months = [_month_add(first_month, t) for t in range(T)]
+    plan, wave, drift_info = None, None, None
+    if drift is not None:
+        plan, wave, drift_info = _plan_drift(drift, drift_params, drift_month, settings, sim, seed, months, end)
 
     files = {"sales_log": f"sales_log.{fmt}", "customers": f"customers.{fmt}"}
     other = "csv" if fmt == "parquet" else "parquet"
     stale = [f"sales_log.{other}", f"customers.{other}"]
     gt_path = out_dir / GROUND_TRUTH_FILE
     writer = None
+    wave_ids = None
     if ground_truth:
         files["ground_truth"] = GROUND_TRUTH_FILE
         gt_tmp = out_dir / f".{GROUND_TRUTH_FILE}.tmp"
@@ -1119,6 +1412,9 @@ def generate_demo_data(
                               + [(f"p__{s}", pa.float32()) for s in slugs])
         ids = pl.select(_customer_ids(pl.int_range(0, customers, dtype=pl.Int64))).to_series().to_arrow()
         ids = ids.cast(pa.string())
+        if wave is not None:
+            wave_ids = pl.select(_customer_ids(pl.int_range(customers, customers + wave.n, dtype=pl.Int64)))
+            wave_ids = wave_ids.to_series().to_arrow().cast(pa.string())
         writer = pq.ParquetWriter(
             gt_tmp, gt_schema, compression="zstd", write_statistics=True, use_dictionary=["month"],
             column_encoding={f"p__{s}": "BYTE_STREAM_SPLIT" for s in slugs},
@@ -1129,17 +1425,29 @@ def generate_demo_data(
         for t in range(-_BURN_IN, T):
             m = _month_add(first_month, t)
             P = sim.month(t, m.month, record=t >= 0)
+            Pw = wave.month(t, m.month, record=t >= 0) if wave is not None else None
             if writer is None or t < 0:
                 continue
-            active = sim.act <= t
-            k = int(active.sum())
-            if k == 0:
+            if plan is not None and plan.slump_rows is not None and t >= plan.t0:
+                # a kept customer-month is an independent draw: P(a purchase is on the record) = p x factor
+                P[plan.slump_rows] *= np.float32(plan.slump_factor)
+            tables = []
+            for s_, P_, ids_ in ((sim, P, ids), (wave, Pw, wave_ids)):
+                if s_ is None:
+                    continue
+                active = s_.act <= t
+                k = int(active.sum())
+                if k == 0:
+                    continue
+                Pa = np.clip(_round_mantissa(P_[active]), 0.0, 1.0)
+                cols = [ids_.filter(pa.array(active)),
+                        pa.array(np.full(k, _epoch_days(m), dtype=np.int32)).cast(pa.date32())]
+                cols += [pa.array(np.ascontiguousarray(Pa[:, d])) for d in range(s_.D)]
+                tables.append(pa.Table.from_arrays(cols, schema=gt_schema))
+            if not tables:
                 continue
-            Pa = np.clip(_round_mantissa(P[active]), 0.0, 1.0)
-            cols = [ids.filter(pa.array(active)),
-                    pa.array(np.full(k, _epoch_days(m), dtype=np.int32)).cast(pa.date32())]
-            cols += [pa.array(np.ascontiguousarray(Pa[:, d])) for d in range(sim.D)]
-            writer.write_table(pa.Table.from_arrays(cols, schema=gt_schema), row_group_size=k)
+            table = tables[0] if len(tables) == 1 else pa.concat_tables(tables).combine_chunks()
+            writer.write_table(table, row_group_size=table.num_rows)
     except BaseException:
         if writer is not None:
             writer.close()
@@ -1149,9 +1457,21 @@ def generate_demo_data(
         writer.close()
         os.replace(gt_tmp, gt_path)
 
-    clean = _clean_sales(sim, months, start, end)
-    sales, planted = _plant_dirt(clean, sim, dirt_rate, start, end)
+    clean = _clean_sales(sim, months, start, end, plan)
     cust = _customers_frame(sim)
+    n_known = customers
+    if wave is not None:
+        clean = _merge_renumbered(clean, _clean_sales(wave, months, start, end, cust_offset=customers))
+        cust = pl.concat([cust, _customers_frame(wave, offset=customers, num_w=max(4, len(str(customers))))])
+        n_known += wave.n
+    if drift_info is not None and plan is not None:
+        if plan.keep is not None:
+            drift_info["affected"]["purchase_lines_dropped"] = plan.n_lines
+        if plan.move_from:
+            drift_info["affected"]["purchase_lines_moved"] = plan.n_lines
+        if plan.price_div is not None:
+            drift_info["affected"]["purchase_lines_repriced"] = plan.n_lines
+    sales, planted = _plant_dirt(clean, sim, dirt_rate, start, end, n_known=n_known)
     _write_table(sales, out_dir / files["sales_log"], fmt, _SALES_ARROW_SCHEMA)
     _write_table(cust, out_dir / files["customers"], fmt, _CUSTOMERS_ARROW_SCHEMA)
     for name in stale:
@@ -1160,7 +1480,7 @@ def generate_demo_data(
     manifest = DemoManifest(
         seed=int(seed), customers=int(customers), sales_rows=int(sales.height), customer_rows=int(cust.height),
         start_date=start.isoformat(), end_date=end.isoformat(), format=fmt,
-        planted={r: int(planted[r]) for r in DIRT_RULES}, files=files,
+        planted={r: int(planted[r]) for r in DIRT_RULES}, files=files, drift=drift_info,
     )
     tmp = out_dir / f".{MANIFEST_FILE}.tmp"
     tmp.write_text(manifest.to_json(), encoding="utf-8")

@@ -69,15 +69,21 @@ def make_frame(n_customers: int = 300, n_cutoffs: int = 2, seed: int = 0, kind: 
     for j in range(n_noise):
         cols[f"season__all__noise{j}__24m"] = rng.normal(0, 1, n)
     df = pl.DataFrame(cols).with_columns(pl.col(RECENCY).fill_nan(None))
-    return df.with_columns(
-        pl.lit("Solidworks").alias("division"),
+    return df.with_columns(label_columns("Solidworks", cut, y, rng))
+
+
+def label_columns(division: str, cut, y: np.ndarray, rng: np.random.Generator) -> list:
+    """The label columns of a synthetic model frame (one 6-month window, every row labelled, positives with a
+    lognormal window revenue drawn from `rng`)."""
+    return [
+        pl.lit(division).alias("division"),
         pl.Series("cutoff_date", cut, dtype=pl.Date),
         pl.lit(6, dtype=pl.Int32).alias("window_months"),
         pl.lit("expansion").alias("cohort"),
-        pl.Series("net_revenue_window", np.where(y == 1, rng.lognormal(8, 1, n), 0.0)),
+        pl.Series("net_revenue_window", np.where(y == 1, rng.lognormal(8, 1, len(y)), 0.0)),
         pl.Series("label", y, dtype=pl.Int8),
         pl.lit(False).alias("censored"),
-    )
+    ]
 
 
 def settings(**over) -> ModelSettings:

@@ -31,6 +31,7 @@ from gosales_assets.settings import (
     SamplingSettings,
     load_settings,
 )
+from gosales_assets_tests.test_modeling import label_columns
 
 SEED = 42
 CUTOFFS = [dt.date(2024, 6, 30), dt.date(2024, 9, 30), dt.date(2024, 12, 31)]
@@ -57,15 +58,7 @@ def rare_frame(n_customers: int = 1500, n_cutoffs: int = 2, seed: int = 3, inter
             INDUSTRY: pl.Series(ind_o.tolist(), dtype=pl.String)}
     for j in range(4):
         cols[f"season__all__noise{j}__24m"] = rng.normal(0, 1, n)
-    return pl.DataFrame(cols).with_columns(
-        pl.lit("Simulation").alias("division"),
-        pl.Series("cutoff_date", cut, dtype=pl.Date),
-        pl.lit(6, dtype=pl.Int32).alias("window_months"),
-        pl.lit("expansion").alias("cohort"),
-        pl.Series("net_revenue_window", np.where(y == 1, rng.lognormal(8, 1, n), 0.0)),
-        pl.Series("label", y, dtype=pl.Int8),
-        pl.lit(False).alias("censored"),
-    )
+    return pl.DataFrame(cols).with_columns(label_columns("Simulation", cut, y, rng))
 
 
 def params(sampling: SamplingSettings | None = None, **over) -> ModelSettings:

@@ -54,9 +54,12 @@ bench: venv
 bench-large: venv
 	nice -n 10 $(PY) benchmarks/bench_suite.py --profile large
 
-## make quality: model quality bar on the demo data -> docs/MODEL_QUALITY.md (takes several minutes).
+## make quality: the model-quality bars of issue 14 (engine vs the simple peers, calibration, list coverage; oracle gap
+## watched) on the demo seeds 7, 101 and 202, each built under .gosales/quality/seed<N> -> docs/MODEL_QUALITY.md and
+## bench_results/model_quality.json (~3-9 minutes per seed). QUALITY_ARGS="--reuse" re-reads the built seeds;
+## "--seeds 7" one seed (see the docstring of benchmarks/model_quality.py).
 quality: venv
-	$(PY) benchmarks/model_quality.py
+	$(PY) benchmarks/model_quality.py $(QUALITY_ARGS)
 
 ## make ui-smoke: headless Chromium opens division_model's asset page (after `make demo`) and saves screenshots of
 ## it and of its gains/calibration charts at SHOT. Needs Debian's chromium package; not part of make test / CI.

@@ -145,17 +145,34 @@ class AlsSettings(_Model):
 
 
 class GateThresholds(_Model):
-    auc_min: float = Field(0.70, ge=0.0, le=1.0)
-    lift10_min: float = Field(2.0, ge=0.0)
+    # The absolute floors only say "better than chance" (AUC 0.5, lift 1): a floor tuned to one business says little
+    # about another; what holds a model is the comparison with the alternatives (peers, champion) below.
+    auc_min: float = Field(0.55, ge=0.0, le=1.0)
+    lift10_min: float = Field(1.2, ge=0.0)
     cal_mae_max: float = Field(0.10, ge=0.0, le=1.0)
-    peer_margin: float = Field(0.0, ge=0.0, le=1.0, description="The candidate may trail the best simple peer "
+    # Margins below the typical half-width of the paired interval (~0.03-0.05 AUC at demo size): a candidate
+    # statistically tied with the alternative still publishes; one clearly behind is held.
+    peer_margin: float = Field(0.02, ge=0.0, le=1.0, description="The candidate may trail the best simple peer "
                                "(recency, frequency, monetary, RFM logistic regression) by at most this much AUC")
+    champion_margin: float = Field(0.02, ge=0.0, le=1.0, description="The candidate may trail the division's "
+                                   "current champion model by at most this much AUC on the rows out of the "
+                                   "champion's sample (cutoff at or after the champion's: labels it never saw)")
 
 
 class GateSettings(GateThresholds):
-    peer_gate: bool = Field(False, description="Hold a model that trails the best simple peer by more than "
-                            "peer_margin on the same out-of-fold rows. The comparison is always computed and shown "
-                            "(check metadata, model card); it gates once a held division gets the peer's list instead")
+    peer_gate: bool = Field(True, description="Hold a model that trails the best simple peer by more than "
+                            "peer_margin on the same out-of-fold rows (a held division is listed by that peer in "
+                            "whitespace). The comparison is always computed and shown (check metadata, model card)")
+    champion_gate: bool = Field(False, description="Compare the candidate with the division's current champion (the "
+                                "newest earlier promoted model within champion_lookback_months) on its out-of-fold "
+                                "rows at cutoffs from the champion's own on (labels the champion never saw; none "
+                                "while the champion is younger than the label window: not applicable); a candidate "
+                                "that trails "
+                                "it by more than champion_margin, and misses nothing else, is `retained`: the "
+                                "champion keeps serving. Off: no earlier model is read (nor declared as a "
+                                "dependency), the comparison is not applicable")
+    champion_lookback_months: int = Field(12, ge=1, description="How far back division_model looks for the current "
+                                          "champion (its declared dependency on its own earlier partitions)")
     peer_bootstrap: int = Field(500, ge=50, description="Resamples of the paired interval shown with the comparison")
     default_peer: Literal["recency", "frequency", "monetary"] = Field(
         "monetary", description="The peer that orders a division × cutoff where no model was trained (skipped: no "
@@ -237,8 +254,44 @@ class WhitespaceWeights(_Model):
         return self
 
 
+# The orderings of a cutoff's whitespace pairs (core.ranking): the blend of the four signals, the calibrated
+# probability alone, probability x expected spend, and the legacy revenue x recency heuristic (a shadow).
+RANKING_ORDERINGS = ("blend", "p_icp", "expected_value", "legacy")
+Ordering = Literal["blend", "p_icp", "expected_value", "legacy"]
+
+
+class RankingSettings(_Model):
+    """Which ordering the reps see (the champion) and how closed windows may change it (core.ranking_decision)."""
+    initial_champion: Ordering = Field(
+        "p_icp", description="The champion before any decision (no earlier ranking_decision in the look-back); "
+        "p_icp on the dev-seed evidence (docs/MODEL_QUALITY.md)")
+    champion: Ordering | None = Field(
+        None, description="Pin the champion: every decision keeps this ordering whatever the evidence (the "
+        "evaluation is still recorded). null: closed windows decide")
+    competitors: list[Ordering] = Field(
+        default_factory=lambda: ["blend", "p_icp", "expected_value"], min_length=1,
+        description="Orderings that may become champion; every ordering is evaluated (legacy: shadow only)")
+    objective: Literal["count", "revenue"] = Field(
+        "revenue", description="capture@K% of realized purchases by count, or of their realized net revenue")
+    k_pct: float = Field(10.0, gt=0.0, le=100.0, description="K: the top K% of each list's model rows")
+    windows: int = Field(3, ge=1, description="N: a challenger must win over the last N closed windows")
+    bootstrap_reps: int = Field(2000, ge=100)
+    confidence: float = Field(0.95, gt=0.5, lt=1.0, description="Level of the paired bootstrap interval")
+    seed: int = Field(14, description="Seed of the paired bootstrap")
+
+    @model_validator(mode="after")
+    def _champions_compete(self) -> "RankingSettings":
+        if self.initial_champion not in self.competitors:
+            raise ValueError(f"initial_champion {self.initial_champion!r} is not among the competitors "
+                             f"{self.competitors}")
+        if len(set(self.competitors)) != len(self.competitors):
+            raise ValueError(f"competitors repeat an ordering: {self.competitors}")
+        return self
+
+
 class WhitespaceSettings(_Model):
     weights: WhitespaceWeights = WhitespaceWeights()
+    ranking: RankingSettings = RankingSettings()
     ownership_lookback_months: int | None = Field(
         None, ge=1, description="A division counts as owned when bought in this many months before C (None: ever)")
     als_min_coverage: float = Field(0.30, ge=0.0, le=1.0, description="Below this share of covered customers "
@@ -274,15 +327,29 @@ class WhitespaceSettings(_Model):
 class DriftSettings(_Model):
     psi_warn: float = Field(0.10, ge=0.0)
     psi_hard: float = Field(0.25, ge=0.0)
-    prevalence_rel_warn: float = Field(0.5, ge=0.0, description="|current - train| / train prevalence")
+    prevalence_rel_warn: float = Field(0.5, ge=0.0, description="|current - baseline| / baseline prevalence (the "
+                                       "training cutoff in the same month of the year when there is one)")
     prevalence_rel_hard: float = Field(1.0, ge=0.0)
     cal_mae_increase_warn: float = Field(0.02, ge=0.0)
     cal_mae_increase_hard: float = Field(0.05, ge=0.0)
+    activity_factor_warn: float = Field(1.25, ge=1.0, description="A segment's or division's invoices vs the "
+                                        "median one's, as a factor either way (1.25: x1.25 or x0.8)")
+    activity_factor_hard: float = Field(1.5, ge=1.0)
+    price_rel_warn: float = Field(0.10, ge=0.0, description="|unit-price index - 1| of a division")
+    price_rel_hard: float = Field(0.20, ge=0.0)
+    alpha: float = Field(0.001, gt=0.0, le=1.0, description="Family-wise false-alarm rate: a change must also be "
+                         "beyond sampling noise at this rate (Bonferroni over a family's comparisons in a partition); "
+                         "1 switches the noise requirement off")
+    min_group_customers: int = Field(20, ge=1, description="Active customers a segment / division needs to be compared")
+    activity_months: int = Field(3, ge=1, le=12, description="Window of purchase activity compared per segment and "
+                                 "division: the months to C vs the same months to each training cutoff")
+    segment_columns: list[str] = Field(["region", "territory", "industry"], description="dim_customer columns whose "
+                                       "segments are compared (a column without values is skipped with a note)")
     top_features: int = Field(10, ge=0, description="How many of the model's most important features to compare")
 
     @model_validator(mode="after")
     def _warn_below_hard(self) -> "DriftSettings":
-        for name in ("psi", "prevalence_rel", "cal_mae_increase"):
+        for name in ("psi", "prevalence_rel", "cal_mae_increase", "activity_factor", "price_rel"):
             warn, hard = getattr(self, f"{name}_warn"), getattr(self, f"{name}_hard")
             if warn > hard:
                 raise ValueError(f"{name}_warn ({warn}) must not exceed {name}_hard ({hard})")
@@ -423,7 +490,7 @@ class Settings(_Model):
         g = self.models.gates
         override = g.per_division.get(division)
         values = {"auc_min": g.auc_min, "lift10_min": g.lift10_min, "cal_mae_max": g.cal_mae_max,
-                  "peer_margin": g.peer_margin}
+                  "peer_margin": g.peer_margin, "champion_margin": g.champion_margin}
         return GateThresholds(**values | (override.model_dump(exclude_unset=True) if override else {}))
 
     def window_months(self, division: str) -> int:

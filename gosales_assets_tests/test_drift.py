@@ -135,15 +135,17 @@ def test_threshold_defaults():
 def _drifted_case() -> list[DriftFinding]:
     train_scores = np.linspace(0.0, 1.0, 1000)
     current_scores = np.linspace(0.9, 1.0, 500)  # everything in the top decile: major shift
-    x = np.arange(100, dtype=float)
+    # 1,000 rows a side: the region's PSI (0.169) is well above its noise floor (chi2(1) at 0.001 / 9 over N = 500:
+    # 0.030); with 100 rows a side the floor is 0.30 and the same shares stay info (see the test below).
+    x = np.arange(1000, dtype=float) + 1.0
     train = pl.DataFrame({
         "x": x,
-        "region": ["a"] * 50 + ["b"] * 50,
+        "region": ["a"] * 500 + ["b"] * 500,
         "gone": x,
     })
     current = pl.DataFrame({
         "x": x[::-1],                          # same values: PSI 0
-        "region": ["a"] * 30 + ["b"] * 70,     # 0.2 ln(5/3) + 0.2 ln(1.4) = 0.169 -> warn
+        "region": ["a"] * 300 + ["b"] * 700,   # 0.2 ln(5/3) + 0.2 ln(1.4) = 0.169 -> warn
         "new_only": x,
     })
     return drift_findings(
@@ -205,13 +207,15 @@ def test_alerts_json_ordering_and_shape():
     assert doc["division"] == "Solidworks" and doc["cutoff"] == "2024-06-30"
     assert doc["max_severity"] == "hard"
     assert doc["counts"] == {"hard": 3, "warn": 2, "info": 1}
-    # hard first, then warn, then info; alphabetical by subject within a severity
+    # hard first, then warn, then info; within a severity the strongest first (|z| where a test applies, else
+    # |value|: score PSI ~8.3 > prevalence change 1.4 > a missing feature, no value), then by subject
     assert [(f["severity"], f["subject"]) for f in doc["findings"]] == [
-        ("hard", "gone"), ("hard", "prevalence"), ("hard", "score"),
-        ("warn", "cal_mae"), ("warn", "region"),
+        ("hard", "score"), ("hard", "prevalence"), ("hard", "gone"),
+        ("warn", "region"), ("warn", "cal_mae"),
         ("info", "x"),
     ]
-    assert set(doc["findings"][0]) == {"kind", "subject", "value", "severity", "baseline", "current", "action"}
+    assert set(doc["findings"][0]) == {"kind", "subject", "value", "severity", "baseline", "current", "action", "z",
+                                       "detail"}
 
 
 def test_alerts_json_empty_and_nan():

@@ -110,7 +110,8 @@ EV_HISTORY = pl.DataFrame({
 
 
 def run(**kw) -> object:
-    base = dict(rules=RULES, als=ALS, ev_history=EV_HISTORY, customers=CUSTOMERS, divisions=DIVS)
+    # The blend's list (these tests are about the blend; the champion orderings: test_ranking_decision).
+    base = dict(rules=RULES, als=ALS, ev_history=EV_HISTORY, customers=CUSTOMERS, divisions=DIVS, ordering="blend")
     base.update(kw)
     icp = base.pop("icp", icp_frame())
     return rank_whitespace(icp, OWNED, **base)
@@ -354,7 +355,7 @@ def test_rank_whitespace_tie_break_on_constructed_ties():
     icp = pl.DataFrame({"customer_id": ["c4", "c5", "c2", "c1"], "division": ["A", "B", "T", "X"],
                         "icp_score": [0.2, 0.2, 0.3, 0.2]})  # fmt: skip
     s = WhitespaceSettings(weights={"p_icp": 1.0, "lift": 0.0, "als": 0.0, "ev": 0.0})
-    res = rank_whitespace(icp, None, settings=s, customers=CUSTOMERS)
+    res = rank_whitespace(icp, None, settings=s, customers=CUSTOMERS, ordering="blend")
     r = res.ranked
     assert r.get_column("score").to_list() == [1.0] * 4
     # c2 (p 0.3) first; then p 0.2 by last activity desc: c5 (May 5), c4 (May 4), c1 (May 1)
@@ -366,7 +367,7 @@ def test_rank_whitespace_is_deterministic_and_input_order_free():
     b = run(icp=icp_frame({("c1", "T"): 1}))
     shuffled = icp_frame({("c1", "T"): 1}).sample(fraction=1.0, shuffle=True, seed=11)
     c = rank_whitespace(shuffled, OWNED.reverse(), rules=RULES.reverse(), als=ALS.reverse(), ev_history=EV_HISTORY.reverse(),
-                        customers=CUSTOMERS.reverse(), divisions=DIVS)  # fmt: skip
+                        customers=CUSTOMERS.reverse(), divisions=DIVS, ordering="blend")  # fmt: skip
     assert frame_checksum(a.ranked) == frame_checksum(b.ranked) == frame_checksum(c.ranked)
     assert frame_checksum(a.weights) == frame_checksum(c.weights)
     assert a.decision_log == b.decision_log
@@ -389,7 +390,7 @@ def test_forbidden_division_name_falls_back_and_is_logged():
                         "icp_score": [0.9, 0.1]})  # fmt: skip
     als = pl.DataFrame({"customer_id": ["c1", "c2"], "division": ["Email Marketing"] * 2,
                         "als_similarity": [0.9, 0.1], "als_coverage": [True, True]})  # fmt: skip
-    res = rank_whitespace(icp, None, als=als)
+    res = rank_whitespace(icp, None, als=als, ordering="blend")  # the blend cites ALS similarity (the division)
     top = res.ranked.row(0, named=True)
     assert top["nba_reason"] == FALLBACK_REASON
     assert res.reason_violations and res.reason_violations[0]["token"] == "email"

@@ -125,7 +125,9 @@ def test_materialize_in_process_and_a_native_backfill_submission(tmp_path):
     project = new_project(tmp_path / "p", {"cutoffs": ["2025-09-30", "2026-03-31"],
                                            "contracts": {"max_violation_rate": 1.0},
                                            "models": {"training_cutoffs": 1, "min_positives": 3,
+                                                      # relaxed (peers too: one small training cutoff)
                                                       "gates": {"auc_min": 0.0, "lift10_min": 0.0, "cal_mae_max": 1.0,
+                                                                "peer_gate": False,
                                                                 "per_division": {"PDM": {"auc_min": 1.0}}}}},
                           only_divisions=["Simulation", "PDM"])
     generate_demo_data(project.settings.landing_dir, customers=2000, seed=3,
@@ -137,7 +139,8 @@ def test_materialize_in_process_and_a_native_backfill_submission(tmp_path):
         held = {o.partition: o.held for o in outcomes if o.status == "held"}
         # the first cutoff has no history (skipped); PDM at 2026-03 is held by its impossible gate (AUC ≥ 1)
         assert set(held) == {"2025-09|PDM", "2025-09|Simulation", "2026-03|PDM"}
-        assert "held — promotion gate: auc" in held["2026-03|PDM"][0]
+        # its impossible floor named (after a below-chance diagnosis when its few positives rank backwards)
+        assert "held — promotion gate: " in held["2026-03|PDM"][0] and " < 1 (short by " in held["2026-03|PDM"][0]
         registry = {(r["division"], str(r["cutoff_date"])): r for r in project.table("division_model").to_dicts()}
         assert registry[("Simulation", "2026-03-31")]["status"] == "promoted"
         assert registry[("Simulation", "2026-03-31")]["training_cutoffs"] == "2025-09-30"

@@ -81,7 +81,8 @@ OVERRIDES = {
     # The demo sales log holds the lines of all twelve divisions; the other ten are quarantined as unknown SKUs.
     "contracts": {"max_violation_rate": 1.0},
     "models": {"training_cutoffs": 1, "min_positives": 3,
-               "gates": {"auc_min": 0.0, "lift10_min": 0.0, "cal_mae_max": 1.0,
+               # relaxed: one training cutoff of a few positives is no fair fight with the peers (peer_gate off)
+               "gates": {"auc_min": 0.0, "lift10_min": 0.0, "cal_mae_max": 1.0, "peer_gate": False,
                          "per_division": {HELD_DIV: {"auc_min": 1.0}}}},  # an AUC nobody reaches: PDM is held
 }
 
@@ -380,7 +381,8 @@ def test_held_division_does_not_fail_its_cutoffs_whitespace(stack, backfill, mat
     held = warehouse(project, "select * from division_model where division = ? and cutoff_date = ?",
                      [HELD_DIV, CUTOFFS[1]]).row(0, named=True)
     assert held["status"] == "held" and held["gate_passed"] is False, held
-    assert held["reason"].startswith("promotion gate: auc"), held["reason"]
+    # the impossible floor is named (after a below-chance diagnosis, when its few positives rank backwards)
+    assert held["reason"].startswith("promotion gate: ") and " < 1 (short by " in held["reason"], held["reason"]
     [model] = [m for m in materializations[("division_model", f"{LATE}|{HELD_DIV}")] if m["run_id"] in run_ids]
     assert model["meta"]["status"] == "held"
     # its promotion gate failed with ERROR severity, recorded per partition, yet stopped nothing (not blocking)
@@ -390,7 +392,8 @@ def test_held_division_does_not_fail_its_cutoffs_whitespace(stack, backfill, mat
     assert set(gates) == {f"{c}|{d}" for c in (EARLY, LATE) for d in DIVISIONS}
     gate = gates[f"{LATE}|{HELD_DIV}"]
     assert gate["status"] == "FAILED" and gate["evaluation"]["success"] is False, gate
-    assert gate["evaluation"]["severity"] == "ERROR" and gate["evaluation"]["description"].startswith("auc"), gate
+    assert gate["evaluation"]["severity"] == "ERROR" and " < 1 (short by " in gate["evaluation"]["description"], gate
+    assert held["reason"] == f"promotion gate: {gate['evaluation']['description']}"
     assert gates[f"{LATE}|{PROMOTED_DIV}"]["status"] == "SUCCEEDED"
     assert next(r for r in backfill["runs"] if r["runId"] == gate["runId"])["status"] == "SUCCESS"
     # the held model publishes nothing: an empty scores slice, said so in its metadata

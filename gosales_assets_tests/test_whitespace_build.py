@@ -79,7 +79,8 @@ def reference(icp: pl.DataFrame, ws: WhitespaceSettings, previous: pl.DataFrame 
     """The assembly as the `whitespace_ranking` asset body did it before it moved to core (challenger off)."""
     inputs = whitespace_inputs(fact_frame(), DIM, C, ws.ownership_lookback_months)
     result = rank_whitespace(icp, inputs.owned, settings=ws, rules=RULES, portfolios=inputs.owned, als=ALS,
-                             ev_history=inputs.ev_history, customers=inputs.customers, divisions=DIVS)
+                             ev_history=inputs.ev_history, customers=inputs.customers, divisions=DIVS,
+                             customer_revenue=inputs.customer_revenue, recency=inputs.recency)
     scored = sorted(icp.get_column("division").unique().to_list())
     log = [{"event": "inputs", "cutoff": str(C), "scored_divisions": scored,
             "missing_divisions": sorted(set(DIVS) - set(scored))}, *result.decision_log]
@@ -113,7 +114,10 @@ def reference(icp: pl.DataFrame, ws: WhitespaceSettings, previous: pl.DataFrame 
     metrics = {
         "cutoff": str(C), "run_id": "run-1", "rows": ranked.height,
         "candidates_before_gating": result.ranked.height, "selected": selected.height,
-        "capacity_mode": ws.capacity_mode, "eligibility": gate_counts.to_dicts(),
+        "capacity_mode": ws.capacity_mode,
+        "ordering": {"champion": ws.ranking.initial_champion, "score": f"score_{ws.ranking.initial_champion}",
+                     "note": "the configured initial champion (whitespace.ranking.initial_champion)"},
+        "eligibility": gate_counts.to_dicts(),
         "coverage": result.coverage.to_dicts(), "weights": result.weights.to_dicts(),
         "division_shares": dict(shares.select("division", "share").iter_rows()), "capture": capture,
         "stability_vs_previous": {"previous_cutoff": str(prev_cutoff) if prev_cutoff else None,
@@ -130,7 +134,7 @@ def reference(icp: pl.DataFrame, ws: WhitespaceSettings, previous: pl.DataFrame 
 def test_same_list_metrics_and_log_as_the_asset_body_before():
     ws = settings(shadow_enabled=True, shadow_top_n=3)
     first = build(ws=ws)
-    previous = first.ranked.filter(pl.col("division") != "A")  # an earlier list that differs
+    previous = first.ranked.slice(1)  # an earlier list that differs at the top: without the first pair
     got = build(ws=ws, previous=previous, previous_cutoff=dt.date(2024, 3, 31))
     ranked, metrics, tables, log = reference(icp_frame(OUTCOMES), ws, previous, dt.date(2024, 3, 31))
     assert got.ranked.equals(ranked)
@@ -372,3 +376,31 @@ def test_peer_reasons_name_the_ordering_within_the_limit_and_pass_the_guard():
     replaced = [e for e in got.log if e["event"] == "reason_replaced"]
     assert len(replaced) == 5 and replaced[0]["fallback"] == "No promoted model; ordered by the simple peer monetary"
 
+
+
+# ---- the champion ordering: the list, the plan, capture and reasons follow it; peer rows stay last ----------------
+@pytest.mark.parametrize("ordering", ["p_icp", "expected_value", "legacy"])
+def test_the_list_follows_the_champion_ordering_and_peer_rows_stay_last(ordering):
+    icp = icp_frame(OUTCOMES).filter(pl.col("division") != "T")
+    got = build(icp=icp, fallback=fallback_frame(), ordering=ordering, ordering_note="ranking_decision at test")
+    model = got.ranked.filter(pl.col("score_source") == "model")
+    peer = got.ranked.filter(pl.col("score_source") != "model")
+    key = model.get_column(f"score_{ordering}").to_list()
+    assert key == sorted(key, reverse=True) and set(got.ranked["ordering"]) == {ordering}
+    assert model["rank"].to_list() == list(range(1, model.height + 1))
+    # the peer rows keep their own order after every model row, with no ordering score
+    assert peer.get_column("customer_id").to_list() == ["c4", "c2", "c1", "c5", "c3"]
+    assert peer.select(pl.col("^score_(blend|p_icp|expected_value|legacy)$").null_count()).row(0) == (5, 5, 5, 5)
+    # the plan takes model rows in the champion's order (30 % of 8 model rows = 3, one per division at most 40 %)
+    plan = got.ranked.filter(pl.col("selected")).sort("selection_order")
+    assert plan["rank"].to_list() == sorted(plan["rank"].to_list()) and plan["rank"][0] == 1
+    assert got.metrics["ordering"] == {"champion": ordering, "score": f"score_{ordering}",
+                                       "note": "ranking_decision at test"}
+    assert all(r.passed for r in whitespace_contracts(got, DIVS).values())
+    if ordering == "p_icp":  # capture@K of the listed order is p_icp's own
+        assert got.metrics["capture"]["capture_at_10"] == got.metrics["capture"]["capture_at_10_p_icp_only"]
+    # a blend list of the same inputs keeps the same scores per pair (only the order and `score` change)
+    blend = build(icp=icp, fallback=fallback_frame(), ordering="blend").ranked
+    cols = ["customer_id", "division", "score_blend", "score_p_icp", "score_expected_value", "score_legacy"]
+    assert blend.select(cols).sort("customer_id", "division").equals(got.ranked.select(cols).sort("customer_id",
+                                                                                                   "division"))

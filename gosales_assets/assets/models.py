@@ -24,9 +24,10 @@ from dagster import (
 
 from gosales_assets.assets.common import image_markdown, markdown_table, partition_checks
 from gosales_assets.assets.labels import DIVISION_CUTOFF_EXPR
+from gosales_assets.core.gates import find_champion
 from gosales_assets.core.leakage_records import feature_shift_report
 from gosales_assets.core.model_card import GAUNTLET, model_record, skipped_model
-from gosales_assets.core.registry import SKIPPED, model_file_version
+from gosales_assets.core.registry import RETAINED, SKIPPED, model_file_version, serving_model
 from gosales_assets.partitions import (
     add_months,
     division_cutoff_partitions,
@@ -54,6 +55,18 @@ def candidate_training_cutoffs(warehouse: WarehouseResource, division: str, cuto
     return [(c, int(w)) for c, w in df.iter_rows()]
 
 
+def champion_candidates(warehouse: WarehouseResource, division: str, cutoff: dt.date, months: int
+                        ) -> tuple[list[dict], dt.date, dt.date]:
+    """The division's registry rows at the cutoffs 1..`months` months before C (the `division_model` partitions this
+    asset depends on), with that range."""
+    first, last = add_months(cutoff, -months), add_months(cutoff, -1)
+    if not warehouse.table_exists("division_model"):
+        return [], first, last
+    rows = warehouse.query("select * from division_model where division = ? and cutoff_date between ? and ? "
+                           "order by cutoff_date", [division, first, last])
+    return rows.to_dicts(), first, last
+
+
 def _rounded(value, digits: int = 4):
     """Metric values as a person reads them in the UI (the registry row and metrics.json keep full precision);
     anything that is not a number (a peer's name, a diagnosis) as it is."""
@@ -65,14 +78,22 @@ def _rounded(value, digits: int = 4):
 def build_model_assets(settings: Settings) -> list[AssetsDefinition]:
     parts = division_cutoff_partitions(settings)
     lookback = training_lookback(settings)
+    # The champion is read only when it can gate: with `champion_gate` off the model reads no earlier model, so the
+    # self-dependency is not declared either (a self-dependent asset never shares a native backfill run with its
+    # same-cutoff parents: the division × cutoff partition then runs as two runs; docs/ARCHITECTURE.md).
+    champion_months = settings.models.gates.champion_lookback_months if settings.models.gates.champion_gate else None
+    champion_dep = [AssetDep("division_model", partition_mapping=same_division_earlier_cutoffs(champion_months, 1))] \
+        if champion_months else []
     # Not blocking: a held model is a verdict recorded in its registry row (status `held`), which scoring reads and
     # refuses; the partition, the cutoff's whitespace and the reports go on with the divisions that published.
     specs = partition_checks(parts,
         AssetCheckSpec("promotion_gate", asset="division_model",
                        description="Not worse than the best simple peer (recency, frequency, monetary, RFM logistic "
-                       "regression) beyond the margin on the same out-of-fold rows, with the interval; calibration "
-                       "MAE ≤ its limit; AUC and lift@10% above their (low) floors. A model that misses is held and "
-                       "never feeds scoring; a below-chance model gets a diagnosis in the metadata"),
+                       "regression) beyond the margin on the same out-of-fold rows, nor than the division's current "
+                       "champion on the rows out of its sample (labels it never saw), with the paired intervals; "
+                       "calibration MAE ≤ its limit; AUC and lift@10% above their (low) floors. A model that misses is held and "
+                       "never feeds scoring (retained, WARN, when it only trails the champion: the champion keeps "
+                       "serving); a below-chance model's result starts with its diagnosis"),
         AssetCheckSpec("fold_overlap", asset="division_model",
                        description="No customer appears on both sides of any cross-validation fold"),
         AssetCheckSpec("time_order", asset="division_model",
@@ -90,23 +111,27 @@ def build_model_assets(settings: Settings) -> list[AssetsDefinition]:
         partitions_def=parts,
         pool=WAREHOUSE_POOL,
         # The training frames are earlier cutoffs' `division_features` (labels joined); `labels` of this very
-        # partition gives the prediction window. Only identity deps on this cutoff: Dagster's asset backfill then
-        # runs a division × cutoff partition's assets together in one run (a look-back that included this cutoff
-        # would split them into one run per asset).
+        # partition gives the prediction window; the registry rows of this asset's own earlier partitions give the
+        # current champion (a declared self-dependency, so a backfill builds a division's models in date order).
+        # Only identity deps on this cutoff (a look-back that included this cutoff would split a partition's assets
+        # into one run per asset).
         deps=[AssetDep("division_features", partition_mapping=same_division_earlier_cutoffs(*lookback)),
-              AssetDep("labels")],
+              AssetDep("labels"), *champion_dep],
         metadata={"partition_expr": DIVISION_CUTOFF_EXPR},
         check_specs=specs,
         description="Calibrated per-division model (logistic regression, LightGBM or their ensemble, chosen by "
         "customer-grouped CV) trained on the most recent cutoffs whose label window closed by this cutoff "
-        f"(looked for {lookback[1]}-{lookback[0]} months back). One registry row per partition with its verdict: "
-        "`promoted`, `held` (gate or leakage check missed) or `skipped` (too little history), and the reason; "
-        "files under <artifacts>/models/<division>/<cutoff>/. Only a promoted model feeds scoring.",
+        f"(looked for {lookback[1]}-{lookback[0]} months back), compared with the simple peers"
+        + (f" and with the current champion (the newest promoted model of the division in the {champion_months} "
+           "months before)" if champion_months else "") + ". One registry "
+        "row per partition with its verdict: `promoted`, `retained` (only trails the champion, which keeps serving), "
+        "`held` (gate or leakage check missed) or `skipped` (too little history), the reason and the serving model "
+        "(`serving_*`); files under <artifacts>/models/<division>/<cutoff>/. Only a serving model feeds scoring.",
     )
     def division_model(context: AssetExecutionContext, settings: GosalesSettings, warehouse: WarehouseResource,
                        artifacts: ArtifactStore):
         # Imported here: lightgbm and scikit-learn cost ~0.7 s, and every run process loads the code location.
-        from gosales_assets.core.modeling import DegenerateModel, InsufficientData, train_division_model
+        from gosales_assets.core.modeling import DegenerateModel, InsufficientData, load_model, train_division_model
 
         cfg = settings.get()
         division, cutoff = split_key(context.partition_key)
@@ -151,10 +176,19 @@ def build_model_assets(settings: Settings) -> list[AssetsDefinition]:
         model_version = model_file_version(model_path)
         window_at_c = warehouse.query(
             "select max(window_months) from labels where division = ? and cutoff_date = ?", [division, cutoff]).item()
+        gates_cfg = cfg.models.gates
+        if champion_months:
+            rows, looked_from, looked_to = champion_candidates(warehouse, division, cutoff, champion_months)
+            champion, champion_note = find_champion(rows, cutoff, looked_from=looked_from, looked_to=looked_to)
+        else:
+            champion, champion_note = None, "models.gates.champion_gate is off: no earlier model is read"
+        champion_model = load_model(serving_model(champion)["model_path"]) \
+            if champion is not None and champion_note is None else None
         record = model_record(
             model, division=division, cutoff=cutoff, training=training, model_version=model_version,
             model_path=model_path, gate_thresholds=cfg.gate_thresholds(division),
-            peer_bootstrap=cfg.models.gates.peer_bootstrap, peer_gate=cfg.models.gates.peer_gate,
+            peer_bootstrap=gates_cfg.peer_bootstrap, peer_gate=gates_cfg.peer_gate, champion=champion,
+            champion_model=champion_model, champion_note=champion_note, champion_gate=gates_cfg.champion_gate,
             feature_shift=feature_shift_report(artifacts.path(), division, [c for c, _ in training]),
             prediction_window_months=int(window_at_c) if window_at_c is not None else cfg.window_months(division),
             frame=frame, drift_sample_rows=params.drift_sample_rows, seed=cfg.seeds.modeling,
@@ -177,6 +211,8 @@ def build_model_assets(settings: Settings) -> list[AssetsDefinition]:
             "negatives_sampled": bool((model.sampling or {}).get("sampled", False)),
             "training_cutoffs": [str(c) for c, _ in training],
             "model_version": model_version,
+            "serving_model_version": record.registry.item(0, "serving_model_version"),
+            "serving_cutoff": str(record.registry.item(0, "serving_cutoff") or "") or None,
             "gate": gate.detail,
             "gains_chart": image_markdown(record.files["gains.png"], "gains"),
             "calibration_chart": image_markdown(record.files["calibration.png"], "calibration"),
@@ -187,8 +223,10 @@ def build_model_assets(settings: Settings) -> list[AssetsDefinition]:
         meta = {k: (MetadataValue.null() if v is None else v) for k, v in meta.items()}
         yield Output(record.registry, metadata=meta)
 
+        # Retained: the candidate is not promoted, but the champion keeps serving (nothing is withdrawn): a warning.
         yield AssetCheckResult(check_name="promotion_gate", asset_key="division_model", passed=gate.passed,
-                               severity=AssetCheckSeverity.ERROR, description=gate.detail,
+                               severity=AssetCheckSeverity.WARN if record.status == RETAINED
+                               else AssetCheckSeverity.ERROR, description=gate.detail,
                                metadata={k: (MetadataValue.null() if v is None else _rounded(v))
                                          for k, v in gate.values.items()})
         for name in GAUNTLET:

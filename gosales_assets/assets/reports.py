@@ -19,8 +19,9 @@ def build_report_assets(settings: Settings) -> list[AssetsDefinition]:
         group_name="reports",
         pool=WAREHOUSE_POOL,
         deps=["division_model", "forward_validation"],
-        description="Every division × cutoff with a model: training (out-of-fold) and forward metrics side by side, "
-        "gate result; also <artifacts>/reports/metrics_summary.csv.",
+        description="Every division × cutoff of the model registry: its verdict (promoted, retained, held, skipped) "
+        "and the model that served it, training (out-of-fold) and forward metrics side by side, gate result; also "
+        "<artifacts>/reports/metrics_summary.csv.",
     )
     def metrics_summary(context: AssetExecutionContext, settings: GosalesSettings, warehouse: WarehouseResource,
                         artifacts: ArtifactStore) -> Output[pl.DataFrame]:
@@ -32,9 +33,11 @@ def build_report_assets(settings: Settings) -> list[AssetsDefinition]:
         summary = build_metrics_summary(models, forward)
         path = artifacts.write_csv(["reports", "metrics_summary.csv"], summary)
         gates = summary.group_by("gate_passed").len().sort("gate_passed").to_dicts() if summary.height else []
+        statuses = summary.group_by("status").len().sort("status").to_dicts() if summary.height else []
         return Output(summary, metadata=table_metadata(summary, cfg) | {
             "partitions": summary.height,
             "gates": markdown_table(gates),
+            "statuses": markdown_table(statuses),
             "csv": MetadataValue.path(str(path)),
         })
 

@@ -1,4 +1,5 @@
-"""Group `scoring`: ICP scores per division × cutoff from the promoted model, and the CRM export."""
+"""Group `scoring`: ICP scores per division × cutoff from the serving model (the partition's promoted model, or the
+champion a retained candidate could not beat), and the CRM export."""
 
 import polars as pl
 from dagster import (
@@ -16,7 +17,7 @@ from dagster import (
 from gosales_assets.assets.common import contract_check_result, partition_checks, table_metadata
 from gosales_assets.assets.labels import DIVISION_CUTOFF_EXPR
 from gosales_assets.core.contracts import check_contract, icp_scores_schema
-from gosales_assets.core.registry import unpublished_reason
+from gosales_assets.core.registry import RETAINED, serving_model, unpublished_reason
 from gosales_assets.core.scoring import ICP_COLUMNS, ICP_SCHEMA, score_population, zero_prevalence_alert
 from gosales_assets.partitions import division_cutoff_partitions, split_key
 from gosales_assets.resources import WAREHOUSE_POOL, ArtifactStore, GosalesSettings, WarehouseResource
@@ -52,10 +53,11 @@ def build_scoring_assets(settings: Settings) -> list[AssetsDefinition]:
                            "partition is not published (a broken join looks exactly like this)"),
         ),
         description="Calibrated probability that each eligible customer buys the division in the window after "
-        "the cutoff, from the promoted division_model of the partition; `bought_in_division` when known. A "
-        "partition whose model is not promoted (held, skipped) or whose scores fail the zero-prevalence guard "
-        "is materialized as an empty slice with `published: false` and the reason. Also exported, all "
-        "published divisions of a cutoff, to <artifacts>/scores/<cutoff>/icp_scores.csv.",
+        "the cutoff, from the serving model of the partition's division_model row: its own model when promoted, "
+        "the division's champion when the candidate was retained (`model_version` says which); "
+        "`bought_in_division` when known. A partition without a serving model (held, skipped) or whose scores fail "
+        "the zero-prevalence guard is materialized as an empty slice with `published: false` and the reason. Also "
+        "exported, all published divisions of a cutoff, to <artifacts>/scores/<cutoff>/icp_scores.csv.",
     )
     def icp_scores(context: AssetExecutionContext, settings: GosalesSettings, warehouse: WarehouseResource,
                    artifacts: ArtifactStore, division_model: pl.DataFrame, division_features: pl.DataFrame):
@@ -73,18 +75,21 @@ def build_scoring_assets(settings: Settings) -> list[AssetsDefinition]:
 
         model_row = division_model.row(0, named=True) if division_model.height else {}
         refused = unpublished_reason(model_row)
-        if refused is not None:  # nothing from a model that is not promoted is ever published
+        if refused is not None:  # nothing is published unless a model serves the partition
             yield from unpublished(refused)
             for check in ("zero_prevalence_guard", "contract"):
                 yield AssetCheckResult(check_name=check, asset_key="icp_scores", passed=True,
-                                       description="not evaluated: no promoted model, nothing was scored",
+                                       description="not evaluated: no serving model, nothing was scored",
                                        metadata={"applicable": False})
             return
         names = warehouse.query("select customer_id, customer_name from dim_customer")
-        scores = score_population(
-            division_features, load_model(model_row["model_path"]), model_row, names, run_id=context.run.run_id)
+        serving = serving_model(model_row)
+        model = load_model(serving["model_path"])
+        # The rows carry the serving model's version and calibration (the champion's when retained).
+        served = model_row | {"model_version": serving["model_version"], "calibration_method": model.calibration_method}
+        scores = score_population(division_features, model, served, names, run_id=context.run.run_id)
 
-        alert = zero_prevalence_alert(scores, model_row)
+        alert = zero_prevalence_alert(scores, served)
         if alert is not None:
             path = artifacts.write_json(["alerts", cutoff.isoformat(), f"icp_scores_{division_slug(division)}.json"],
                                         alert | {"run_id": context.run.run_id})
@@ -100,8 +105,12 @@ def build_scoring_assets(settings: Settings) -> list[AssetsDefinition]:
         known = scores.get_column("bought_in_division").null_count() < scores.height
         meta = table_metadata(scores, cfg) | {
             "published": True,
-            "model_version": model_row["model_version"],
-            "calibration_method": model_row["calibration_method"],
+            "model_status": model_row["status"],
+            "model_version": serving["model_version"],
+            "model_cutoff": str(serving["cutoff"]),
+            "serving": f"the champion of {serving['cutoff']}: candidate {model_row['model_version']} retained — "
+                       f"{model_row['reason']}" if model_row["status"] == RETAINED else "the partition's own model",
+            "calibration_method": model.calibration_method,
             "mean_icp_score": round(float(scores.get_column("icp_score").mean() or 0.0), 6),
             "labels_known": known,
         }

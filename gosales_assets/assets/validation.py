@@ -22,11 +22,20 @@ from dagster import (
 
 from gosales_assets.assets.common import image_markdown, markdown_table, partition_checks
 from gosales_assets.assets.labels import DIVISION_CUTOFF_EXPR
-from gosales_assets.core.calendar import window_end
+from gosales_assets.core.calendar import add_months, window_end
 from gosales_assets.core.charts import calibration_chart, gains_chart
-from gosales_assets.core.drift import DriftThresholds, alerts_json, drift_findings
+from gosales_assets.core.drift import (
+    LINE_COLUMNS,
+    DriftThresholds,
+    activity_findings,
+    alerts_json,
+    drift_findings,
+    prevalence_baseline,
+    prevalence_year_earlier,
+)
 from gosales_assets.core.metrics import calibration_bins, calibration_mae, gains_table
 from gosales_assets.core.peers import PEERS, peer_values
+from gosales_assets.core.registry import serving_model
 from gosales_assets.core.validation import (
     RANKING_METRICS,
     capture_at,
@@ -64,8 +73,41 @@ FORWARD_SCHEMA = {
 
 
 DRIFT_SCHEMA = {"kind": pl.String, "subject": pl.String, "value": pl.Float64, "severity": pl.String,
-                "baseline": pl.Float64, "current": pl.Float64, "action": pl.String, "division": pl.String,
-                "cutoff_date": pl.Date}
+                "baseline": pl.Float64, "current": pl.Float64, "action": pl.String, "z": pl.Float64,
+                "detail": pl.String, "division": pl.String, "cutoff_date": pl.Date}
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
+
+
+def _year_earlier_prevalence(warehouse: WarehouseResource, cfg: Settings, division: str, cutoff, window: int,
+                             training_cutoffs: list):
+    """The division's label rate at C − 12 months (core.drift.prevalence_year_earlier) from the fact rows up to that
+    window's end."""
+    earlier = add_months(cutoff, -12)
+    if earlier < cfg.data.start_date:
+        return None
+    fact = warehouse.query("select customer_id, invoice_date, division, sku, revenue from fact_transactions "
+                           "where invoice_date <= ?", [window_end(earlier, window)])
+    dim = warehouse.query("select customer_id, first_seen_date from dim_customer")
+    return prevalence_year_earlier(fact, dim, division=division, cutoff=cutoff, window_months=window,
+                                   data_start=cfg.data.start_date, data_end=cfg.data.end_date, mode=cfg.labels.mode,
+                                   min_net_revenue=cfg.labels.min_net_revenue, sku_denylist=cfg.labels.sku_denylist,
+                                   training_cutoffs=training_cutoffs)
+
+
+def _purchase_lines(warehouse: WarehouseResource, segment_columns: list[str], start, end) -> pl.DataFrame:
+    """Purchase lines dated in (start, end] with the customers' segment columns (those dim_customer has). Returns
+    and zero / negative amounts are left out (they are not a purchase at a price)."""
+    dim_cols = set(warehouse.query("select * from dim_customer limit 0").columns)
+    segs = [c for c in segment_columns if c in dim_cols and c != "customer_id"]
+    seg_sql = "".join(f', d."{c}"' for c in segs)  # names checked against dim_customer's own columns above
+    return warehouse.query(
+        f"select {', '.join(f'f.{c}' for c in LINE_COLUMNS)}{seg_sql} from fact_transactions f "
+        "left join dim_customer d on d.customer_id = f.customer_id "
+        "where not f.is_return and f.quantity > 0 and f.revenue > 0 and f.invoice_date > ? and f.invoice_date <= ?",
+        [start, end])
 
 
 def _forward_row(**values) -> pl.DataFrame:
@@ -234,15 +276,22 @@ def build_validation_assets(settings: Settings) -> list[AssetsDefinition]:
         partitions_def=parts,
         pool=WAREHOUSE_POOL,
         ins={"division_model": AssetIn(), "icp_scores": AssetIn(), "division_features": AssetIn()},
+        # The roster's purchase lines and segments: who buys, per segment and division, vs the training cutoffs.
+        deps=["fact_transactions", "dim_customer"],
         metadata={"partition_expr": DIVISION_CUTOFF_EXPR},
         check_specs=partition_checks(parts, AssetCheckSpec(
             "no_hard_drift", asset="drift", description="No drift finding (score or top-feature PSI, prevalence "
-            "shift, calibration regression) reaches the hard threshold")),
-        description="PSI of the score distribution and of the top features between the model's training sample and "
-        "the scoring population at the cutoff, prevalence and calibration vs training; alerts.json per partition.",
+            "shift, calibration regression, a segment's or division's activity, a division's unit prices) reaches "
+            "its hard threshold beyond sampling noise")),
+        description="What the engine sees at the cutoff vs the serving model's training baseline: PSI of the score "
+        "and of the top features (zero-inflated ones also among their non-zero values), prevalence (vs the same "
+        "month a year earlier) and calibration, and the roster's invoices per "
+        "segment (region, territory, industry) and per division and each division's unit-price index; alerts.json "
+        "per partition (docs/DRIFT.md).",
     )
     def drift(context: AssetExecutionContext, settings: GosalesSettings, artifacts: ArtifactStore,
-              division_model: pl.DataFrame, icp_scores: pl.DataFrame, division_features: pl.DataFrame):
+              warehouse: WarehouseResource, division_model: pl.DataFrame, icp_scores: pl.DataFrame,
+              division_features: pl.DataFrame):
         from gosales_assets.core.modeling import load_model  # heavy: only where a model is loaded
 
         cfg = settings.get()
@@ -255,9 +304,16 @@ def build_validation_assets(settings: Settings) -> list[AssetsDefinition]:
                                    description="not applicable: nothing was scored", metadata={"applicable": False})
             return
         model_row = division_model.row(0, named=True)
+        serving = serving_model(model_row)
+        if serving is not None and serving["model_version"] != model_row["model_version"]:
+            # Retained: the champion scored icp_scores, so the baselines (samples, importance, training prevalence
+            # and calibration) are the champion's, from its own partition's files.
+            served = json.loads((Path(serving["model_path"]).parent / "metrics.json").read_text())
+            model_row = model_row | {"model_path": serving["model_path"], "base_rate": served.get("base_rate"),
+                                     "cal_mae": served.get("cal_mae")}
         model_dir = Path(model_row["model_path"]).parent
         train_features = pl.read_parquet(model_dir / "train_feature_sample.parquet")
-        # Baseline scores: the promoted model itself on its training sample, so both sides of the score PSI
+        # Baseline scores: the serving model itself on its training sample, so both sides of the score PSI
         # come from the same scoring function (the out-of-fold scores are cross-fitted, a different function).
         baseline_scores = load_model(model_row["model_path"]).predict_proba(train_features)
         importance = pl.read_csv(model_dir / "feature_importance.csv")
@@ -269,28 +325,55 @@ def build_validation_assets(settings: Settings) -> list[AssetsDefinition]:
         if y_cur is not None:
             p_known = icp_scores.filter(pl.col("bought_in_division").is_not_null()).get_column("icp_score").to_numpy()
             cal_cur = calibration_mae(y_cur, p_known, cfg.models.calibration_bins)
+        th = DriftThresholds(**cfg.drift.model_dump(exclude={"top_features", "activity_months", "segment_columns"}))
+        # Seasonal like with like: the model's training cutoff in C's month of the year when it has one (its
+        # out-of-fold sample carries each training row's cutoff and label), else C - 12 months labelled from the
+        # fact table, else the pooled training rate; the finding's detail says which.
+        oof_path = model_dir / "train_scores.parquet"
+        prev_base = prevalence_baseline(cutoff, pl.read_parquet(oof_path)) if oof_path.is_file() else None
+        if y_cur is not None and (prev_base is None or not prev_base.seasonal):
+            # No training cutoff in C's month: the same month a year earlier, labelled from the fact table.
+            year = _year_earlier_prevalence(warehouse, cfg, division, cutoff,
+                                            int(icp_scores.item(0, "prediction_window_months")),
+                                            train_features.get_column("cutoff_date").unique().to_list())
+            prev_base = year or prev_base
         findings = drift_findings(
             baseline_scores, icp_scores.get_column("icp_score").to_numpy(),
             train_features, division_features, top,
-            prevalence_train=model_row["base_rate"],
+            prevalence_train=prev_base.prevalence if prev_base else model_row["base_rate"],
             prevalence_current=float(np.mean(y_cur)) if y_cur is not None else None,
+            prevalence_rows_train=prev_base.rows if prev_base else None,
+            prevalence_rows_current=len(y_cur) if y_cur is not None else None,
+            prevalence_basis=prev_base.basis if prev_base else "the model's pooled training base rate",
             cal_mae_train=model_row["cal_mae"], cal_mae_current=cal_cur,
-            thresholds=DriftThresholds(**cfg.drift.model_dump(exclude={"top_features"})),
+            thresholds=th,
         )
+        # Who buys: the roster's purchases in the months to C vs the same months to each training cutoff.
+        months = cfg.drift.activity_months
+        training_cutoffs = sorted(set(train_features.get_column("cutoff_date").to_list()))
+        if training_cutoffs:
+            lines = _purchase_lines(warehouse, cfg.drift.segment_columns, add_months(training_cutoffs[0], -months),
+                                    cutoff)
+            # A configured segment column that dim_customer lacks, or whose values are all null, becomes a note.
+            findings += activity_findings(lines, cfg.drift.segment_columns, cutoff, training_cutoffs, months, th)
         report = alerts_json(findings, division, cutoff)
         artifacts.write_json(["validation", division_slug(division), cutoff.isoformat(), "alerts.json"], report)
         table = pl.DataFrame([f.to_dict() | {"division": division, "cutoff_date": cutoff} for f in findings],
                              schema=DRIFT_SCHEMA)
+        raised = [f for f in report["findings"] if f["severity"] != "info"]
         yield Output(table, metadata={
             "max_severity": report["max_severity"],
-            "findings": markdown_table(table.select("kind", "subject", pl.col("value").round(4), "severity",
-                                                    "action").to_dicts()),
+            "counts": MetadataValue.json(report["counts"]),
+            # Only what was raised: every comparison (a few dozen segments) is in the table and alerts.json.
+            "findings": markdown_table([{k: (round(v, 4) if isinstance(v, float) else v) for k, v in f.items()
+                                         if k in ("kind", "subject", "value", "z", "severity", "action")}
+                                        for f in raised]) if raised else "nothing above info",
         })
-        hard = [f for f in findings if f.severity == "hard"]
+        hard = [f for f in report["findings"] if f["severity"] == "hard"]  # strongest first
         yield AssetCheckResult(
             check_name="no_hard_drift", asset_key="drift", passed=not hard, severity=AssetCheckSeverity.ERROR,
-            description="; ".join(f"{f.kind} {f.subject}: {f.value if f.value is None else round(f.value, 4)} "
-                                  f"→ {f.action}" for f in hard)[:500] or f"max severity {report['max_severity']}",
+            description="; ".join(f"{f['kind']} {f['subject']}: {_rounded(f['value'])} → {f['action']}"
+                                  for f in hard)[:500] or f"max severity {report['max_severity']}",
             metadata={"alerts": MetadataValue.json(json.loads(json.dumps(report, default=str)))})
 
     return [forward_validation, drift]

@@ -1,5 +1,11 @@
 """Group `whitespace`: the ranked, explained cross-sell list per cutoff, its capacity grid, the capacity plan
-per rep × division, and the run's metrics. Files: <artifacts>/whitespace/<cutoff>/.
+per rep × division, and the run's metrics; and `ranking_decision`, which ordering of the pairs the list follows (the
+champion), decided on the closed windows of earlier lists. Files: <artifacts>/whitespace/<cutoff>/.
+
+`ranking_decision` at C (`core.ranking_decision`) reads the earlier lists whose label window has closed by C, the
+fact lines dated ≤ C (what the listed pairs bought in their window) and its own previous decision; the list at C
+follows the champion of the decision at C (`core.ranking`). Both are outputs of one step, the decision first: the
+decision reads earlier lists and the list reads the decision, a cycle Dagster does not allow between two steps.
 
 The list, its metrics, log and files are assembled by `core.whitespace` (`build_whitespace`, `empty_whitespace`);
 the asset reads the declared inputs, writes the files and yields the tables, their metadata and the checks. A
@@ -15,7 +21,9 @@ from dagster import (
     AssetCheckSeverity,
     AssetCheckSpec,
     AssetDep,
+    AssetCheckKey,
     AssetExecutionContext,
+    AssetKey,
     AssetOut,
     AssetsDefinition,
     MetadataValue,
@@ -23,10 +31,22 @@ from dagster import (
     multi_asset,
 )
 
-from gosales_assets.assets.common import contract_check_result, markdown_table, partition_checks
+from gosales_assets.assets.common import contract_check_result, image_markdown, markdown_table, partition_checks
 from gosales_assets.assets.features import fact_until
 from gosales_assets.core.calendar import add_months, window_end
+from gosales_assets.core.charts import ranking_decision_chart
+from gosales_assets.core.contracts import check_contract
 from gosales_assets.core.ingest import read_eligibility
+from gosales_assets.core.ranking_decision import (
+    LIST_COLUMNS,
+    RankingDecision,
+    decide,
+    decision_frame,
+    decision_schema,
+    realized_outcomes,
+    window_captures,
+    window_rows,
+)
 from gosales_assets.core.whitespace import (
     UNIFORMITY_TOLERANCE,
     WhitespaceBuild,
@@ -43,9 +63,84 @@ from gosales_assets.partitions import (
     whitespace_lookback,
 )
 from gosales_assets.resources import WAREHOUSE_POOL, ArtifactStore, GosalesSettings, WarehouseResource
-from gosales_assets.settings import Settings
+from gosales_assets.settings import RankingSettings, Settings
 
 OUTPUTS = ("whitespace", "whitespace_thresholds", "capacity_summary", "whitespace_metrics")
+DECISION_FILE_PREFIX = "ranking_"  # the decision's files share the cutoff's folder with the list's
+
+
+def _earlier_lists(warehouse: WarehouseResource, cutoff: dt.date, first: int, last: int, newest: int) -> pl.DataFrame:
+    """The model rows of the `newest` whitespace lists with model rows `first`..`last` months before C (within the
+    declared look-back of the decision; the lists of the last N windows at most), only the columns the decision
+    reads (a column an older list lacks is left out: `window_rows` says so)."""
+    if not warehouse.table_exists("whitespace"):
+        return pl.DataFrame()
+    have = set(warehouse.query("select * from whitespace limit 0").columns)
+    model = "coalesce(score_source, 'model') = 'model'" if "score_source" in have else "true"
+    cutoffs = warehouse.query(f"select cutoff_date from whitespace where cutoff_date between ? and ? and {model} "
+                              "group by 1 order by 1 desc limit ?",
+                              [add_months(cutoff, -first), add_months(cutoff, -last), newest])
+    if cutoffs.height == 0:
+        return pl.DataFrame()
+    columns = ", ".join(f'"{c}"' for c in ("cutoff_date", *LIST_COLUMNS) if c in have)
+    return warehouse.query(f"select {columns} from whitespace where cutoff_date in (select unnest(?)) and {model} "
+                           "order by cutoff_date, rank", [cutoffs.get_column("cutoff_date").to_list()])
+
+
+def _previous_champion(warehouse: WarehouseResource, cutoff: dt.date, lookback: int,
+                       rs: RankingSettings) -> tuple[str, str]:
+    """The champion of the newest earlier decision within the look-back, or the configured initial champion."""
+    if warehouse.table_exists("ranking_decision"):
+        row = warehouse.query("select cutoff_date, champion from ranking_decision where cutoff_date between ? and ? "
+                              "order by cutoff_date desc limit 1", [add_months(cutoff, -lookback),
+                                                                    add_months(cutoff, -1)])
+        if row.height:
+            return row.item(0, "champion"), f"the decision at {row.item(0, 'cutoff_date')}"
+    return rs.initial_champion, "the configured initial champion (whitespace.ranking.initial_champion)"
+
+
+def _decided_champion(warehouse: WarehouseResource, cutoff: dt.date, rs: RankingSettings) -> tuple[str, str]:
+    """The champion the list at C follows: the decision at C, or (no decision stored, e.g. the list materialized
+    alone) the pinned or initial champion of the config."""
+    if warehouse.table_exists("ranking_decision"):
+        row = warehouse.query("select champion, reason from ranking_decision where cutoff_date = ? limit 1", [cutoff])
+        if row.height:
+            return row.item(0, "champion"), f"ranking_decision at {cutoff}: {row.item(0, 'reason')}"
+    configured = rs.champion or rs.initial_champion
+    return configured, (f"no ranking_decision at {cutoff}: the configured "
+                        f"{'pinned' if rs.champion else 'initial'} champion {configured}")
+
+
+def _clear_list_files(artifacts: ArtifactStore, cutoff: dt.date) -> None:
+    """Remove an earlier list's exports of the cutoff, not the decision's files beside them."""
+    folder = artifacts.path("whitespace", cutoff.isoformat())
+    if folder.is_dir():
+        for f in folder.iterdir():
+            if f.is_dir():
+                shutil.rmtree(f, ignore_errors=True)
+            elif not f.name.startswith(DECISION_FILE_PREFIX):
+                f.unlink(missing_ok=True)
+
+
+def _decision_metadata(decision: RankingDecision, captures: pl.DataFrame, png: bytes) -> dict:
+    col = {"count": "capture_count", "revenue": "capture_revenue"}[decision.objective]
+    per_window = (captures.select("window_cutoff", "ordering", pl.col(col).round(3))
+                  .pivot(on="ordering", index="window_cutoff", values=col).sort("window_cutoff")
+                  if captures.height else pl.DataFrame())
+    comparisons = [{"ordering": o, "minus": decision.champion_before, "diff": round(c["diff"], 3),
+                    "ci_low": round(c["ci_low"], 3), "ci_high": round(c["ci_high"], 3)}
+                   for o, c in decision.comparisons.items()]
+    return {
+        "champion": decision.champion, "champion_before": decision.champion_before,
+        "champion_before_from": decision.champion_before_source, "changed": decision.changed,
+        "reason": decision.reason, "objective": f"capture@{decision.k_pct:g}% by {decision.objective}",
+        "windows": f"{len(decision.windows_used)} of {decision.windows_required}: "
+                   f"{', '.join(str(w) for w in decision.windows_used) or 'none'}",
+        "per_window_capture": markdown_table([{k: str(v) if isinstance(v, dt.date) else v for k, v in r.items()}
+                                              for r in per_window.to_dicts()]),
+        "comparisons": markdown_table(comparisons),
+        "chart": image_markdown(png, "ranking decision"),
+    }
 
 
 def _previous(warehouse: WarehouseResource, before: dt.date, months: int) -> tuple[dt.date | None, pl.DataFrame]:
@@ -94,11 +189,50 @@ def _write_files(artifacts: ArtifactStore, build: WhitespaceBuild) -> None:
         artifacts.write([*rel, name], content)
 
 
+def _decide(context, cfg: Settings, warehouse: WarehouseResource, artifacts: ArtifactStore, cutoff: dt.date,
+            lookback: int, shortest_window: int) -> tuple[RankingDecision, list]:
+    """The `ranking_decision` at C (`core.ranking_decision`) with its files, and what the step yields for it."""
+    rs = cfg.whitespace.ranking
+    c = cutoff.isoformat()
+    rows, notes = window_rows(_earlier_lists(warehouse, cutoff, lookback, shortest_window, rs.windows), as_of=cutoff,
+                              window_months={d: cfg.window_months(d) for d in cfg.divisions})
+    outcomes = realized_outcomes(rows, fact_until(warehouse, cutoff), as_of=cutoff,
+                                 min_net_revenue=cfg.labels.min_net_revenue, sku_denylist=cfg.labels.sku_denylist)
+    captures, evidence = window_captures(outcomes, rs.k_pct)
+    before, source = _previous_champion(warehouse, cutoff, lookback, rs)
+    decision = decide(captures, evidence, cutoff=cutoff, champion_before=before, champion_before_source=source,
+                      settings=rs)
+    frame = decision_frame(decision, run_id=context.run.run_id, competitors=rs.competitors)
+    png = ranking_decision_chart(captures, decision)
+    for name, content in {f"ranking_windows_{c}.csv": captures,
+                          f"ranking_decision_{c}.json": decision.to_dict() | {"left_out": notes},
+                          f"ranking_decision_{c}.png": png}.items():
+        artifacts.write(["whitespace", c, name], content)
+    (context.log.warning if decision.changed else context.log.info)(
+        f"ranking_decision {context.partition_key}: {decision.champion} — {decision.reason}")
+    return decision, [
+        Output(frame, output_name="ranking_decision", metadata={
+            "dagster/row_count": frame.height, **_decision_metadata(decision, captures, png),
+            "left_out": MetadataValue.json(notes)}),
+        contract_check_result(check_contract(frame, decision_schema()), asset_key="ranking_decision"),
+    ]
+
+
+def _selected(context, events: list) -> list:
+    """The outputs and check results of the assets a (sub)selection of the step asked for."""
+    outputs, checks = context.selected_output_names, context.selected_asset_check_keys
+    return [e for e in events if (e.output_name in outputs if isinstance(e, Output)
+                                  else AssetCheckKey(AssetKey.from_coercible(e.asset_key), e.check_name) in checks)]
+
+
 def build_whitespace_assets(settings: Settings) -> list[AssetsDefinition]:
     all_divisions = same_cutoff()
     cutoffs_def = cutoff_partitions(settings)
     lookback = whitespace_lookback(settings)
+    shortest_window = settings.window_range()[0]
     per_cutoff = {"partition_expr": "cutoff_date"}
+    list_reads = {AssetKey(k) for k in ("icp_scores", "market_basket_rules", "als_embeddings", "fact_transactions",
+                                        "dim_customer", "division_model", "peer_scores", "whitespace")}
 
     @multi_asset(
         name="whitespace_ranking",
@@ -106,19 +240,36 @@ def build_whitespace_assets(settings: Settings) -> list[AssetsDefinition]:
         partitions_def=cutoffs_def,
         pool=WAREHOUSE_POOL,
         # Earlier lists of this asset are read too (stability against the previous list, the challenger's realized
-        # outcomes): a declared self-dependency, so a backfill builds the lists in date order.
-        # The verdicts and the peers' orderings of the cutoff's divisions feed the peer fallback of a division whose
-        # model is held or skipped.
+        # outcomes, the closed windows of the ranking decision): a declared self-dependency, so a backfill builds the
+        # lists in date order. The verdicts and the peers' orderings of the cutoff's divisions feed the peer fallback
+        # of a division whose model is held or skipped. The previous ranking decision gives the champion before.
         deps=[AssetDep("icp_scores", partition_mapping=all_divisions), "market_basket_rules", "als_embeddings",
               "fact_transactions", "dim_customer",
               AssetDep("division_model", partition_mapping=all_divisions),
               AssetDep("peer_scores", partition_mapping=all_divisions),
-              AssetDep("whitespace", partition_mapping=earlier_cutoffs(lookback, 1))],
+              AssetDep("whitespace", partition_mapping=earlier_cutoffs(lookback, 1)),
+              AssetDep("ranking_decision", partition_mapping=earlier_cutoffs(lookback, 1))],
+        # The decision reads earlier lists and the list at C follows the decision at C: Dagster admits no cycle
+        # between two assets' steps, so both are outputs of this one step, the decision computed first. Its own reads:
+        # the earlier lists (windows closed by C are C' ≤ C − W_min), the facts, its previous decision.
+        internal_asset_deps={"ranking_decision": {AssetKey("whitespace"), AssetKey("fact_transactions"),
+                                                  AssetKey("ranking_decision")},
+                             **dict.fromkeys(OUTPUTS, list_reads)},
+        # A selection of the list alone follows the decision stored at C (or the configured champion), and a selection
+        # of the decision alone leaves the list as it is (so each output is optional: a subset emits only its own).
+        can_subset=True,
         # A cutoff with no published division still materializes: empty slices and a metrics row with the reason.
-        outs={name: AssetOut(metadata=per_cutoff, description=text) for name, text in {
-            "whitespace": "Ranked, eligible, explained (customer, division) cross-sell opportunities; `selected` "
-                          "marks the capacity plan; `score_source` says what ordered a row: `model`, or "
-                          "`peer:<name>` for a division without a promoted model (no p_icp, listed last)",
+        outs={name: AssetOut(metadata=per_cutoff, description=text, is_required=False) for name, text in {
+            "ranking_decision": "Which ordering the cutoff's list follows (the champion: blend, p_icp, expected_value; "
+                                "legacy as a shadow), decided on the last N closed windows of earlier lists by "
+                                "capture@K% of realized purchases (count or revenue) and a paired bootstrap: one row "
+                                "per ordering with its role, mean captures, difference from the champion before and "
+                                "its interval, and the decision with its reason (also with too few closed windows)",
+            "whitespace": "Ranked, eligible, explained (customer, division) cross-sell opportunities in the order "
+                          "of the cutoff's champion (`ordering`, from ranking_decision; every ordering's score is "
+                          "kept as `score_<ordering>`); `selected` marks the capacity plan; `score_source` says what "
+                          "ordered a row: `model`, or `peer:<name>` for a division without a promoted model (no "
+                          "p_icp, listed last)",
             "whitespace_thresholds": "Capacity grid: rows, score threshold, expected and realized buyers per "
                                      "capacity %",
             "capacity_summary": "Selected opportunities per rep × division: rows, mean score, expected buyers, "
@@ -128,6 +279,8 @@ def build_whitespace_assets(settings: Settings) -> list[AssetsDefinition]:
         }.items()},
         check_specs=partition_checks(
             cutoffs_def,
+            AssetCheckSpec("contract", asset="ranking_decision", blocking=True,
+                           description="One row per ordering, exactly one champion, captures in [0, 1], a reason"),
             AssetCheckSpec("contract", asset="whitespace", blocking=True,
                            description="Required columns and types, scores and signals in [0, 1], unique pairs, "
                            "canonical divisions"),
@@ -149,54 +302,75 @@ def build_whitespace_assets(settings: Settings) -> list[AssetsDefinition]:
         cfg = settings.get()
         ws = cfg.whitespace
         cutoff = parse_cutoff(context.partition_key)
-        run_id = context.run.run_id
-        c = cutoff.isoformat()
-        scores = warehouse.query("select customer_id, division, icp_score, bought_in_division from icp_scores "
-                                 "where cutoff_date = ? order by division, customer_id", [cutoff]) \
-            if warehouse.table_exists("icp_scores") else pl.DataFrame()
-        fallback = _peer_fallback(warehouse, cutoff) if ws.peer_fallback else pl.DataFrame()
-        if scores.height == 0 and fallback.height == 0:
-            # Early cutoffs have no model yet (no closed training window); nothing to rank is not an error.
-            build = empty_whitespace(cutoff, run_id, cfg.divisions)
-            reason = build.reason
-            context.log.warning(f"whitespace {context.partition_key}: empty list — {reason}")
-            # The partition's files say the same as its tables: an earlier list's exports are not left behind.
-            shutil.rmtree(artifacts.path("whitespace", c), ignore_errors=True)
-            _write_files(artifacts, build)
-            for name, frame in build.tables.items():
-                yield Output(frame, output_name=name, metadata={"dagster/row_count": frame.height, "reason": reason,
-                                                                "published_divisions": 0})
-            for asset_key, check in [("whitespace", "explanations"), ("whitespace", "percentile_uniformity"),
-                                     *((a, "contract") for a in OUTPUTS)]:
-                yield AssetCheckResult(check_name=check, asset_key=asset_key, passed=True,
-                                       description=f"not applicable: {reason}", metadata={"applicable": False})
-            return
+        # The decision first, the list in its champion's order; yielded list first, because Dagster wants a step's
+        # outputs in the order of their declared reads (the decision reads earlier lists).
+        decision_events: list = []
+        if "ranking_decision" in context.selected_output_names:
+            decision, decision_events = _decide(context, cfg, warehouse, artifacts, cutoff, lookback, shortest_window)
+            champion, champion_note = decision.champion, f"ranking_decision at {cutoff}: {decision.reason}"
+        else:
+            champion, champion_note = _decided_champion(warehouse, cutoff, ws.ranking)
+        if set(OUTPUTS) & set(context.selected_output_names):
+            yield from _selected(context, _whitespace_list(context, cfg, warehouse, artifacts, cutoff, lookback,
+                                                           champion, champion_note))
+        yield from _selected(context, decision_events)
 
-        # ---- inputs (the declared reads) ----------------------------------------------------------------------
-        rules = warehouse.query("select * exclude (cutoff_date) from market_basket_rules where cutoff_date = ?",
-                                [cutoff])
-        als = warehouse.query("select * exclude (cutoff_date) from als_embeddings where cutoff_date = ?", [cutoff])
-        max_w = cfg.window_range()[1]
-        train_cutoff, train_rows = (_challenger_training(warehouse, cutoff, max_w, lookback)
-                                    if ws.challenger_enabled else (None, None))
-        prev_cutoff, previous = _previous(warehouse, cutoff, ws.history_months)
-        build = build_whitespace(
-            scores, fact_until(warehouse, cutoff), warehouse.query("select * from dim_customer"), cutoff=cutoff,
-            run_id=run_id, settings=ws, divisions=cfg.divisions, rules=rules, als=als,
-            eligibility=read_eligibility(cfg.landing_dir), previous=previous, previous_cutoff=prev_cutoff,
-            challenger_rows=train_rows, challenger_cutoff=train_cutoff, challenger_seed=cfg.seeds.modeling,
-            max_window_months=max_w, fallback=fallback)
-        peer_fallback = build.metrics["peer_fallback"]
-        for division, entry in peer_fallback["divisions"].items():
-            context.log.warning(f"whitespace {context.partition_key}: {division} has no promoted model; its "
-                                f"{entry['rows']} rows are ordered by {entry['score_source']} (labelled, no p_icp)")
+    return [whitespace_ranking]
 
-        # ---- files, tables, metadata -----------------------------------------------------------------------
+
+def _whitespace_list(context, cfg: Settings, warehouse: WarehouseResource, artifacts: ArtifactStore, cutoff: dt.date,
+                     lookback: int, champion: str, champion_note: str) -> list:
+    """The list at C in the champion's order, its files, and what the step yields for its four tables."""
+    ws = cfg.whitespace
+    run_id = context.run.run_id
+    c = cutoff.isoformat()
+    scores = warehouse.query("select customer_id, division, icp_score, bought_in_division from icp_scores "
+                             "where cutoff_date = ? order by division, customer_id", [cutoff]) \
+        if warehouse.table_exists("icp_scores") else pl.DataFrame()
+    fallback = _peer_fallback(warehouse, cutoff) if ws.peer_fallback else pl.DataFrame()
+    if scores.height == 0 and fallback.height == 0:
+        # Early cutoffs have no model yet (no closed training window); nothing to rank is not an error.
+        build = empty_whitespace(cutoff, run_id, cfg.divisions)
+        reason = build.reason
+        context.log.warning(f"whitespace {context.partition_key}: empty list — {reason}")
+        # The partition's files say the same as its tables: an earlier list's exports are not left behind.
+        _clear_list_files(artifacts, cutoff)
         _write_files(artifacts, build)
-        ranked, selected = build.ranked, build.selected
-        weights_note = build.weights.filter(pl.col("adjusted")).select("division", "note")
-        yield Output(ranked, output_name="whitespace", metadata={
+        events: list = [Output(frame, output_name=name, metadata={"dagster/row_count": frame.height, "reason": reason,
+                                                                  "published_divisions": 0})
+                        for name, frame in build.tables.items()]
+        events += [AssetCheckResult(check_name=check, asset_key=asset_key, passed=True,
+                                    description=f"not applicable: {reason}", metadata={"applicable": False})
+                   for asset_key, check in [("whitespace", "explanations"), ("whitespace", "percentile_uniformity"),
+                                            *((a, "contract") for a in OUTPUTS)]]
+        return events
+
+    # ---- inputs (the declared reads) ----------------------------------------------------------------------------
+    rules = warehouse.query("select * exclude (cutoff_date) from market_basket_rules where cutoff_date = ?", [cutoff])
+    als = warehouse.query("select * exclude (cutoff_date) from als_embeddings where cutoff_date = ?", [cutoff])
+    max_w = cfg.window_range()[1]
+    train_cutoff, train_rows = (_challenger_training(warehouse, cutoff, max_w, lookback)
+                                if ws.challenger_enabled else (None, None))
+    prev_cutoff, previous = _previous(warehouse, cutoff, ws.history_months)
+    build = build_whitespace(
+        scores, fact_until(warehouse, cutoff), warehouse.query("select * from dim_customer"), cutoff=cutoff,
+        run_id=run_id, settings=ws, divisions=cfg.divisions, rules=rules, als=als,
+        eligibility=read_eligibility(cfg.landing_dir), previous=previous, previous_cutoff=prev_cutoff,
+        challenger_rows=train_rows, challenger_cutoff=train_cutoff, challenger_seed=cfg.seeds.modeling,
+        max_window_months=max_w, fallback=fallback, ordering=champion, ordering_note=champion_note)
+    peer_fallback = build.metrics["peer_fallback"]
+    for division, entry in peer_fallback["divisions"].items():
+        context.log.warning(f"whitespace {context.partition_key}: {division} has no promoted model; its "
+                            f"{entry['rows']} rows are ordered by {entry['score_source']} (labelled, no p_icp)")
+
+    # ---- files, tables, metadata ---------------------------------------------------------------------------------
+    _write_files(artifacts, build)
+    ranked, selected = build.ranked, build.selected
+    weights_note = build.weights.filter(pl.col("adjusted")).select("division", "note")
+    events = [
+        Output(ranked, output_name="whitespace", metadata={
             "dagster/row_count": ranked.height, "selected": selected.height, "checksum": build.checksum,
+            "ordering": champion, "ordering_from": champion_note,
             "published_divisions": len(build.scored_divisions),
             "missing_divisions": ", ".join(build.missing_divisions) or "none",
             "peer_fallback": markdown_table([{"division": d, **e} for d, e in peer_fallback["divisions"].items()]),
@@ -206,29 +380,29 @@ def build_whitespace_assets(settings: Settings) -> list[AssetsDefinition]:
                                                             pl.col("score").round(3), "score_source",
                                                             "nba_reason").to_dicts()),
             "export": MetadataValue.path(str(artifacts.path("whitespace", c, f"whitespace_{c}.csv"))),
-        })
-        yield Output(build.grid, output_name="whitespace_thresholds", metadata={"dagster/row_count": build.grid.height})
-        yield Output(build.summary, output_name="capacity_summary",
-                     metadata={"dagster/row_count": build.summary.height})
-        yield Output(build.metrics_row, output_name="whitespace_metrics",
-                     metadata={"capture": MetadataValue.json(build.capture), "checksum": build.checksum,
-                               "division_shares": MetadataValue.json(build.metrics["division_shares"])})
+        }),
+        Output(build.grid, output_name="whitespace_thresholds", metadata={"dagster/row_count": build.grid.height}),
+        Output(build.summary, output_name="capacity_summary", metadata={"dagster/row_count": build.summary.height}),
+        Output(build.metrics_row, output_name="whitespace_metrics",
+               metadata={"capture": MetadataValue.json(build.capture), "checksum": build.checksum,
+                         "division_shares": MetadataValue.json(build.metrics["division_shares"])}),
+    ]
 
-        # ---- checks ------------------------------------------------------------------------------------------
-        for asset_key, report in whitespace_contracts(build, cfg.divisions).items():
-            yield contract_check_result(report, asset_key=asset_key)
-        violations = build.reason_rule_violations
-        yield AssetCheckResult(check_name="explanations", asset_key="whitespace", passed=not violations,
-                               severity=AssetCheckSeverity.ERROR,
-                               description=f"{len(violations)} reasons violate the length/token rules" if violations
-                               else f"all {ranked.height} reasons ≤ {ws.reason_max_chars} chars, no forbidden tokens",
-                               metadata={"violations": MetadataValue.json(violations[:20])})
-        worst = build.max_uniformity_deviation
-        yield AssetCheckResult(check_name="percentile_uniformity", asset_key="whitespace",
-                               passed=worst <= UNIFORMITY_TOLERANCE, severity=AssetCheckSeverity.WARN,
-                               description=f"largest KS distance from uniform {worst:.3f} (tolerance "
-                                           f"{UNIFORMITY_TOLERANCE})",
-                               metadata={"by_division": markdown_table(build.uniformity.with_columns(
-                                   pl.col("mean").round(3), pl.col("max_deviation").round(3)).to_dicts())})
-
-    return [whitespace_ranking]
+    # ---- checks ------------------------------------------------------------------------------------------------------
+    events += [contract_check_result(report, asset_key=asset_key)
+               for asset_key, report in whitespace_contracts(build, cfg.divisions).items()]
+    violations = build.reason_rule_violations
+    events.append(AssetCheckResult(check_name="explanations", asset_key="whitespace", passed=not violations,
+                                   severity=AssetCheckSeverity.ERROR,
+                                   description=f"{len(violations)} reasons violate the length/token rules"
+                                   if violations else f"all {ranked.height} reasons ≤ {ws.reason_max_chars} chars, "
+                                                      "no forbidden tokens",
+                                   metadata={"violations": MetadataValue.json(violations[:20])}))
+    worst = build.max_uniformity_deviation
+    events.append(AssetCheckResult(check_name="percentile_uniformity", asset_key="whitespace",
+                                   passed=worst <= UNIFORMITY_TOLERANCE, severity=AssetCheckSeverity.WARN,
+                                   description=f"largest KS distance from uniform {worst:.3f} (tolerance "
+                                               f"{UNIFORMITY_TOLERANCE})",
+                                   metadata={"by_division": markdown_table(build.uniformity.with_columns(
+                                       pl.col("mean").round(3), pl.col("max_deviation").round(3)).to_dicts())}))
+    return events

@@ -2,8 +2,10 @@
 
 For every new `drift` materialization at or above `automation.alert_min_severity`, and every new failed asset
 check of ERROR severity (promotion gate, leakage, contracts, hard drift), the sensor
-- writes one consolidated alert file `<artifacts>/alerts/alert_<drift cursor>_<check cursor>.json` and adds a
-  line to `<artifacts>/alerts/alerts.jsonl` (the index of every alert raised),
+- writes one consolidated alert file `<artifacts>/alerts/alert_<drift cursor>_<check cursor>.json` (its `subjects`
+  say what the drift findings are about across partitions: `region=West` raised in 9 partitions is one change of
+  the customer base, with its action) and adds a line to `<artifacts>/alerts/alerts.jsonl` (the index of every
+  alert raised),
 - tags each run that produced a finding (`gosales/alert`, `gosales/alert_file`), so the UI's run list can be
   filtered on alerts, and logs each finding,
 - when `automation.retrain_on_hard_drift` is on, requests a retraining run (model → scores → drift) for each
@@ -57,14 +59,43 @@ class AlertItem:
     findings: list[dict] = field(default_factory=list)
 
 
+def _finding_text(f: dict) -> str:
+    value = f.get("value")
+    z = f.get("z")
+    return (f"{f['subject']} ({f['kind']}{'' if value is None else f' {value:+.3g}'}"
+            f"{'' if z is None else f', z {z:+.1f}'}, {f['severity']})")
+
+
 def drift_item(partition: str | None, run_id: str, max_severity: str, report: dict | None) -> AlertItem:
-    """An alert for one drift materialization, from its alerts.json report (findings at warn or above)."""
+    """An alert for one drift materialization, from its alerts.json report (findings at warn or above, in the
+    report's order: worst first, then the strongest). The action is the first finding's: the worst, surest one."""
     findings = [f for f in (report or {}).get("findings", []) if SEVERITY_RANK.get(f.get("severity"), 0) >= 1]
     worst = max(findings, key=lambda f: SEVERITY_RANK[f["severity"]], default=None)
-    summary = "; ".join(f"{f['kind']} {f['subject']}: {f['value']} ({f['severity']})" for f in findings)[:400]
+    summary = "; ".join(_finding_text(f) for f in findings)[:400]
     return AlertItem("drift", "drift", None, partition, run_id, max_severity,
                      summary or f"max severity {max_severity}",
                      worst["action"] if worst else "review the drift report", findings)
+
+
+def alert_subjects(items: Sequence[AlertItem]) -> list[dict]:
+    """What the drift items are about, across partitions: one entry per finding subject (e.g. `region=West`,
+    `division=Solidworks`, a feature) with its worst severity, the partitions it was raised in and the action of
+    its strongest finding; worst first, then the most partitions. A change of the customer base (a segment, a
+    division's SKUs or prices) shows in every division of the cutoff: this is where it reads as one change. Pure."""
+    by: dict[str, dict] = {}
+    for item in items:
+        if item.source != "drift":
+            continue
+        for f in item.findings:
+            entry = by.setdefault(f["subject"], {"subject": f["subject"], "severity": f["severity"], "kinds": set(),
+                                                 "partitions": set(), "action": f["action"]})
+            if SEVERITY_RANK[f["severity"]] > SEVERITY_RANK[entry["severity"]]:
+                entry["severity"], entry["action"] = f["severity"], f["action"]
+            entry["kinds"].add(f["kind"])
+            if item.partition:
+                entry["partitions"].add(item.partition)
+    out = [e | {"kinds": sorted(e["kinds"]), "partitions": sorted(e["partitions"])} for e in by.values()]
+    return sorted(out, key=lambda e: (-SEVERITY_RANK[e["severity"]], -len(e["partitions"]), e["subject"]))
 
 
 def check_item(asset: str, check: str, partition: str | None, run_id: str, description: str | None) -> AlertItem:
@@ -73,13 +104,15 @@ def check_item(asset: str, check: str, partition: str | None, run_id: str, descr
 
 
 def consolidated_alert(items: Sequence[AlertItem], cursor_from: dict, cursor_to: dict) -> dict:
-    """The alert file's content: every finding of one sensor tick, worst first, then by partition. Pure."""
+    """The alert file's content: every finding of one sensor tick, worst first, then by partition, and `subjects`:
+    what they are about across partitions (`alert_subjects`). Pure."""
     ordered = sorted(items, key=lambda i: (-SEVERITY_RANK[i.severity], i.partition or "", i.asset, i.check or ""))
     by_severity = {s: sum(1 for i in items if i.severity == s) for s in ("hard", "warn")}
     return {
         "max_severity": ordered[0].severity if ordered else "info",
         "counts": by_severity,
         "partitions": sorted({i.partition for i in items if i.partition}),
+        "subjects": alert_subjects(items),
         "cursor_from": cursor_from, "cursor_to": cursor_to,
         "items": [asdict(i) for i in ordered],
     }
@@ -164,7 +197,8 @@ def build_drift_alert_sensor(settings: Settings, check_keys: Sequence[AssetCheck
         index = Path(artifacts.root, "alerts", "alerts.jsonl")
         with index.open("a", encoding="utf-8") as fh:
             fh.write(json.dumps({"file": name, "max_severity": report["max_severity"], "counts": report["counts"],
-                                 "partitions": report["partitions"]}, sort_keys=True) + "\n")
+                                 "partitions": report["partitions"],
+                                 "subjects": [e["subject"] for e in report["subjects"]][:10]}, sort_keys=True) + "\n")
         for item in items:
             context.instance.add_run_tags(item.run_id, {ALERT_TAG: item.severity, ALERT_FILE_TAG: name})
             context.log.warning(f"[{item.severity}] {item.asset}{':' + item.check if item.check else ''} "

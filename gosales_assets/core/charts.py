@@ -1,4 +1,4 @@
-"""Small PNG charts for asset metadata (gains and calibration), rendered headless with matplotlib."""
+"""Small PNG charts for asset metadata (gains, calibration, the ranking decision), rendered headless with matplotlib."""
 
 from __future__ import annotations
 
@@ -60,4 +60,47 @@ def calibration_chart(bins: pl.DataFrame, title: str) -> bytes:
     ax.set_title(title, fontsize=9)
     ax.legend(loc="upper left", fontsize=8)
     ax.grid(alpha=0.3)
+    return _png(fig)
+
+
+def ranking_decision_chart(captures: pl.DataFrame, decision) -> bytes:
+    """Left: each ordering's capture (the objective) per window, the windows used shaded; right: each other
+    ordering minus the champion before over those windows, with its interval. `decision`: a
+    `core.ranking_decision.RankingDecision` (duck-typed: charts import nothing from the domain modules)."""
+    plt = _pyplot()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9.0, 3.4))
+    col = decision.capture_column
+    known = captures.filter(pl.col(col).is_not_null())
+    windows = sorted(set(known.get_column("window_cutoff").to_list()))
+    if windows:
+        x = {w: i for i, w in enumerate(windows)}
+        for o in known.get_column("ordering").unique(maintain_order=True).to_list():
+            part = known.filter(pl.col("ordering") == o).sort("window_cutoff")
+            bold = o == decision.champion
+            left.plot([x[w] for w in part.get_column("window_cutoff").to_list()], part.get_column(col).to_list(),
+                      marker="o", linewidth=2.4 if bold else 1.2, linestyle="-" if o != "legacy" else ":",
+                      label=f"{o} (champion)" if bold else o)
+        for w in decision.windows_used:
+            left.axvspan(x[w] - 0.4, x[w] + 0.4, color="grey", alpha=0.12)
+        left.set_xticks(range(len(windows)), [str(w) for w in windows], rotation=30, fontsize=7)
+        left.legend(fontsize=7, loc="best")
+    else:
+        left.text(0.5, 0.5, "no closed window yet", ha="center", va="center", transform=left.transAxes)
+    left.set_ylabel(f"capture@{decision.k_pct:g}% ({decision.objective})")
+    left.set_title("closed windows (shaded: used)", fontsize=9)
+    left.grid(alpha=0.3)
+    names = list(decision.comparisons)
+    if names:
+        diffs = [decision.comparisons[o]["diff"] for o in names]
+        lo = [decision.comparisons[o]["diff"] - decision.comparisons[o]["ci_low"] for o in names]
+        hi = [decision.comparisons[o]["ci_high"] - decision.comparisons[o]["diff"] for o in names]
+        right.errorbar(diffs, range(len(names)), xerr=[lo, hi], fmt="o", capsize=4)
+        right.set_yticks(range(len(names)), names, fontsize=8)
+        right.axvline(0.0, color="grey", linestyle="--")
+    else:
+        right.text(0.5, 0.5, "nothing to compare", ha="center", va="center", transform=right.transAxes)
+    right.set_xlabel(f"minus {decision.champion_before} (mean over windows)")
+    right.set_title(f"{decision.cutoff}: {'changed to' if decision.changed else 'kept'} {decision.champion} "
+                    f"({len(decision.windows_used)} of {decision.windows_required} windows)", fontsize=9)
+    right.grid(alpha=0.3)
     return _png(fig)

@@ -25,6 +25,11 @@ How a reason is built (`nba_reason`), per row:
 
 Example: "High likelihood (top 5%) + strong affinity from Hardware; EV ~$23k".
 
+A reason cites what moves the list's order (`ordering_reasons`): under the `blend` ordering the blend's effective
+weights (the rule above); under `p_icp` only the likelihood; under `expected_value` the likelihood and the
+expected value equally (with the EV suffix); under `legacy` (a shadow, champion only when configured) one fixed
+sentence, `LEGACY_REASON`, since that order comes from the customer's revenue and recency, not from any signal.
+
 Token rule of the guard (case-insensitive): a token made of letters (words separated by single spaces)
 matches whole words only ("age" does not match "average" or "coverage"); a token ending in `*` matches a
 word prefix ("pregnan*" matches "pregnancy"); any other token (e.g. "@") matches as a plain substring.
@@ -43,6 +48,9 @@ __all__ = [
     "SIGNALS",
     "STRONG_THRESHOLDS",
     "nba_reason",
+    "ORDERING_REASON_WEIGHTS",
+    "LEGACY_REASON",
+    "ordering_reasons",
     "truncate_words",
     "format_money",
     "compile_forbidden",
@@ -64,6 +72,12 @@ STRONG_THRESHOLDS: dict[str, float] = {"p_icp": 0.80, "lift": 0.50, "als": 0.80,
 VERY_STRONG_LIFT = 0.75
 _TOP_BUCKETS = (1, 2, 5, 10, 20)
 DEFAULT_WEIGHTS: dict[str, float] = {"p_icp": 0.60, "lift": 0.20, "als": 0.10, "ev": 0.10}
+# The weights a reason cites under an ordering other than the blend (which cites its own effective weights).
+ORDERING_REASON_WEIGHTS: dict[str, dict[str, float]] = {
+    "p_icp": {"p_icp": 1.0, "lift": 0.0, "als": 0.0, "ev": 0.0},
+    "expected_value": {"p_icp": 0.5, "lift": 0.0, "als": 0.0, "ev": 0.5},
+}
+LEGACY_REASON = "Recent, high-spending account (legacy order by total revenue and recency)"
 _ELLIPSIS = "..."
 
 
@@ -230,6 +244,18 @@ def nba_reason(
             dtype=pl.String,
         )
     return out.rename("nba_reason")
+
+
+def ordering_reasons(frame: pl.DataFrame, ordering: str, max_chars: int = 150) -> pl.Series:
+    """The `nba_reason` of each row of a list that follows `ordering` (module docstring): the blend's reasons from
+    the frame's own weight columns; `p_icp` / `expected_value` from `ORDERING_REASON_WEIGHTS`; `legacy` the fixed
+    `LEGACY_REASON`."""
+    if ordering == "legacy":
+        return pl.Series("nba_reason", [truncate_words(LEGACY_REASON, max_chars)] * frame.height, dtype=pl.String)
+    weights = ORDERING_REASON_WEIGHTS.get(ordering)
+    if weights is None:
+        return nba_reason(frame, max_chars)
+    return nba_reason(frame.drop([w for _, w in SIGNALS.values() if w in frame.columns]), max_chars, weights=weights)
 
 
 # ---------------------------------------------------------------------------------------------------

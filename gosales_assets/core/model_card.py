@@ -27,10 +27,25 @@ import numpy as np
 import polars as pl
 
 from gosales_assets.core.charts import calibration_chart, gains_chart
-from gosales_assets.core.gates import GateResult, evaluate_gate
+from gosales_assets.core.gates import (
+    ChampionComparison,
+    GateResult,
+    champion_not_applicable,
+    compare_with_champion,
+    evaluate_gate,
+    out_of_champion_sample,
+)
 from gosales_assets.core.peers import PeerComparison, compare_with_peers, fit_rfm_logistic, peer_record, peer_scores
 from gosales_assets.core.leakage import feature_code_paths, scan_wall_clock, time_order_violations
-from gosales_assets.core.registry import METRIC_COLUMNS, SKIPPED, registry_row, verdict
+from gosales_assets.core.registry import (
+    METRIC_COLUMNS,
+    PROMOTED,
+    RETAINED,
+    SKIPPED,
+    registry_row,
+    serving_model,
+    verdict,
+)
 from gosales_assets.settings import GateThresholds
 
 if TYPE_CHECKING:  # the record needs no training libraries; the model comes from the caller
@@ -112,6 +127,27 @@ def _peer_comparison(model: TrainedModel, frame: pl.DataFrame, margin: float, n_
     return comparison, rows, y
 
 
+def _champion_comparison(model: TrainedModel, frame: pl.DataFrame, champion: dict | None, champion_model,
+                         note: str | None, margin: float, n_boot: int, seed: int) -> ChampionComparison:
+    """The candidate against the current champion (`champion`: its registry row; `champion_model`: its loaded model,
+    None when it could not be used, `note` says why) on the candidate's out-of-fold rows out of the champion's sample
+    (cutoff ≥ the champion's: labels it never saw, `core.gates.out_of_champion_sample`): the candidate's calibrated
+    out-of-fold score vs the champion's score on the same rows (their features from the training frame)."""
+    if champion is None or champion_model is None:
+        return champion_not_applicable(note or "no current champion", champion)
+    oof = model.oof
+    out = oof.filter(pl.Series(out_of_champion_sample(oof.get_column("cutoff_date").to_list(), champion)))
+    rows = out.select("customer_id", "cutoff_date").join(frame, on=["customer_id", "cutoff_date"], how="left",
+                                                         maintain_order="left")
+    try:
+        champion_score = champion_model.predict_proba(rows) if rows.height else np.empty(0)
+    except (pl.exceptions.PolarsError, KeyError, ValueError) as err:  # e.g. a feature the champion needs is gone
+        return champion_not_applicable(f"the champion model {champion.get('model_version')} of "
+                                       f"{champion['cutoff_date']} cannot score the candidate's rows: {err}", champion)
+    return compare_with_champion(out.get_column("label").to_numpy(), out.get_column("score_calibrated").to_numpy(),
+                                 champion_score, champion=champion, margin=margin, n_boot=n_boot, seed=seed)
+
+
 def model_record(
     model: TrainedModel,
     *,
@@ -132,6 +168,10 @@ def model_record(
     wall_clock_hits: Sequence[Any] | None = None,
     peer_bootstrap: int | None = 500,
     peer_gate: bool = False,
+    champion: dict | None = None,
+    champion_model: Any = None,
+    champion_note: str | None = None,
+    champion_gate: bool = True,
 ) -> ModelRecord:
     """Gate, gauntlet, card, verdict and registry row of a trained `model` at (`division`, `cutoff`).
 
@@ -146,6 +186,10 @@ def model_record(
       comparison, and no `peers.json`); `peer_gate`: whether trailing the best peer beyond the margin holds the
       model. With the comparison, `files` has `peers.json` (`core.peers.peer_record`): the peers' out-of-fold AUCs,
       the best of them and the RFM regression refitted on all training rows.
+    - `champion`: the registry row of the division's current champion (`core.gates.current_champion`; None: none),
+      `champion_model` its loaded model (None when unusable), `champion_note` why there is none / it is unusable;
+      `champion_gate`: whether trailing it beyond `champion_margin` holds the model (then `retained`: the champion
+      keeps serving). The comparison uses `peer_bootstrap` resamples (500 when the peers are off).
     """
     from gosales_assets.core.modeling import fold_overlap  # the caller trained the model: already imported
 
@@ -155,7 +199,10 @@ def model_record(
         peers, rows, y = _peer_comparison(model, frame, gate_thresholds.peer_margin, peer_bootstrap, seed)
         peer_file = peer_record(peers, fit_rfm_logistic(rows, y), division=division, cutoff=cutoff,
                                 model_version=model_version, rows=int(y.size), positives=int(y.sum()))
-    gate = evaluate_gate(model.metrics, gate_thresholds, peers, peer_gate=peer_gate)
+    vs_champion = _champion_comparison(model, frame, champion, champion_model, champion_note,
+                                       gate_thresholds.champion_margin, peer_bootstrap or 500, seed)
+    gate = evaluate_gate(model.metrics, gate_thresholds, peers, peer_gate=peer_gate, champion=vs_champion,
+                         champion_gate=champion_gate)
     scanned = feature_code_paths()
     hits = scan_wall_clock(scanned) if wall_clock_hits is None else list(wall_clock_hits)
     overlap = fold_overlap(model.oof.get_column("customer_id").to_list(), model.oof.get_column("fold").to_numpy())
@@ -171,7 +218,11 @@ def model_record(
         "config_checksum": config_checksum,
     }
     m = model.metrics
-    status, reason = verdict(gate.passed, gate.detail, leakage)
+    status, reason = verdict(gate.passed, gate.detail, leakage, champion_only=gate.champion_only, champion=champion)
+    serving = {PROMOTED: {"model_version": model_version, "model_path": str(model_path), "cutoff": cutoff},
+               RETAINED: serving_model(champion) if champion else None}.get(status) or {}
+    card |= {"status": status, "reason": reason, "serving_model_version": serving.get("model_version"),
+             "serving_cutoff": str(serving["cutoff"]) if serving.get("cutoff") else None}
     registry = registry_row(
         division=division, cutoff_date=cutoff, status=status, reason=reason, model_version=model_version,
         model_type=model.model_type, calibration_method=model.calibration_method,
@@ -179,7 +230,9 @@ def model_record(
         train_rows=int(model.class_balance.get("rows", frame.height)),
         train_positives=int(model.class_balance.get("positives", 0)),
         **{k: m.get(k) for k in METRIC_COLUMNS},
-        gate_passed=gate.passed, gate_detail=gate.detail, model_path=str(model_path), run_id=run_id)
+        gate_passed=gate.passed, gate_detail=gate.detail, model_path=str(model_path), run_id=run_id,
+        serving_model_version=serving.get("model_version"), serving_cutoff=serving.get("cutoff"),
+        serving_model_path=serving.get("model_path"))
     title = f"{division} @ {cutoff} ({model.model_type})"
     files = {
         "metrics.json": model.metrics,

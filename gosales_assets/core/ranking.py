@@ -12,7 +12,18 @@ sum 1; `p_icp` always has factor 1. If all effective weights are 0, p_icp takes 
 
 score = w_p_icp * p_icp_pct + w_lift * lift_norm + w_als * als_norm + w_ev * EV_norm
 
-Deterministic order: score desc, p_icp desc, EV desc, last_activity_date desc (nulls last),
+Orderings (`ORDERINGS`; each model row keeps every ordering's score as a column `score_<ordering>`):
+- `blend` — the weighted score above (`score_blend`);
+- `p_icp` — the calibrated probability alone, comparable across divisions (`score_p_icp`);
+- `expected_value` — p_icp x EV, the expected spend in the division (`score_expected_value`, currency units);
+- `legacy` — the legacy revenue x recency heuristic (`score_legacy`, currency units; a shadow, champion only when
+  configured).
+The list follows ONE of them, the cutoff's champion (`ordering` column; `core.ranking_decision` chooses it from
+closed windows): `rank`, `rank_in_division`, the capacity plan and `nba_reason` come from its order, and `score` is
+its score on [0, 1] (the blend and p_icp as they are; a currency ordering divided by its largest model row of the
+cutoff, which keeps the order).
+
+Deterministic order: the champion's score desc, p_icp desc, EV desc, last_activity_date desc (nulls last),
 customer_id asc, division asc. `rank` is the 1-based global position in that order, `rank_in_division`
 the position within the division.
 
@@ -20,7 +31,8 @@ Peer fallback (`peer_fallback`): the customers of a division whose model is held
 ranked too, ordered by the division's best simple peer (`core.peers`; the `peer_scores` asset) instead of a model:
 `score` = the per-division average-rank percentile of the peer's score over the division's candidate pairs (a
 missing peer score, never bought, lowest), `p_icp` and `p_icp_pct` null (nothing here is a calibrated probability),
-the blend weights 0 (lift, ALS and EV are computed and shown, but do not move the order), `score_source`
+the blend weights 0 (lift, ALS and EV are computed and shown, but do not move the order), every `score_<ordering>`
+null (no ordering of the champion applies to them), `score_source`
 `peer:<peer>` (`model` on every other row), and a reason that says it is a simple-peer ordering and why there is no
 promoted model. These rows come after every model row in the global order (the order within them: the same
 tie-breaker chain), so a peer ordering never outranks a validated model's recommendation, and the model rows keep
@@ -42,7 +54,7 @@ from typing import Any
 
 import polars as pl
 
-from gosales_assets.core.explain import FALLBACK_REASON, check_reasons, guard_reasons, nba_reason, truncate_words
+from gosales_assets.core.explain import FALLBACK_REASON, check_reasons, guard_reasons, ordering_reasons, truncate_words
 from gosales_assets.core.pair_frames import PAIR_KEYS, keys_as_str, require_columns
 from gosales_assets.core.peers import CROSS_VALIDATION, PEER_DESCRIPTIONS
 from gosales_assets.core.whitespace_signals import (
@@ -51,11 +63,12 @@ from gosales_assets.core.whitespace_signals import (
     candidates,
     ev_division_stats,
     expected_value,
+    legacy_scores,
     normalize_als,
     normalize_lift,
     percentile_within_division,
 )
-from gosales_assets.settings import WhitespaceSettings, WhitespaceWeights
+from gosales_assets.settings import RANKING_ORDERINGS, WhitespaceSettings, WhitespaceWeights
 
 __all__ = [
     "SIGNAL_KEYS",
@@ -67,6 +80,10 @@ __all__ = [
     "effective_weights",
     "apply_weights",
     "sort_ranked",
+    "ORDERINGS",
+    "ORDERING_COLUMNS",
+    "ordering_scores",
+    "unit_score",
     "rank_whitespace",
     "MODEL_SOURCE",
     "FALLBACK_COLUMNS",
@@ -90,8 +107,12 @@ MODEL_SOURCE = "model"  # `score_source` of a row ranked by its division's promo
 # The peer-fallback input of `rank_whitespace`: one row per customer of a division without a promoted model.
 FALLBACK_COLUMNS = ("customer_id", "division", "peer", "peer_basis", "peer_score", "model_status", "model_reason")
 _FALLBACK_WORK = ("peer", "peer_basis", "peer_score", "model_status", "model_reason", "_peer_key")
+ORDERINGS = RANKING_ORDERINGS
+ORDERING_COLUMNS = {o: f"score_{o}" for o in ORDERINGS}
+CURRENCY_ORDERINGS = ("expected_value", "legacy")  # in currency units: `score` shows them scaled into [0, 1]
 RANKED_COLUMNS = [
     "rank", "rank_in_division", "division", "customer_id", "score", "score_source",
+    "ordering", *ORDERING_COLUMNS.values(),
     "p_icp", "p_icp_pct", "lift", "lift_norm", "top_affinity_division",
     "als_similarity", "als_coverage", "als_norm", "EV", "EV_norm",
     "w_p_icp", "w_lift", "w_als", "w_ev", "nba_reason",
@@ -221,24 +242,55 @@ def apply_weights(signals: pl.DataFrame, weights_by_division: pl.DataFrame) -> p
     return out.with_columns(score.alias("score"))
 
 
-def sort_ranked(frame: pl.DataFrame) -> pl.DataFrame:
-    """Sort by the tie-breaker chain: score desc, p_icp desc, EV desc, last_activity_date desc (nulls
-    last), customer_id asc, division asc. With a `score_source` column, rows of a promoted model come first (peer
-    fallback rows after them, in the same chain)."""
+def sort_ranked(frame: pl.DataFrame, by: str = "score") -> pl.DataFrame:
+    """Sort by the tie-breaker chain: `by` desc (default `score`; an ordering's `score_<ordering>`), p_icp desc, EV
+    desc, last_activity_date desc (nulls last), customer_id asc, division asc. With a `score_source` column, rows of
+    a promoted model come first and peer fallback rows after them, in the same chain on their own `score` (they have
+    no ordering score)."""
     f = frame
     if "last_activity_date" not in f.columns:
         f = f.with_columns(pl.lit(None, dtype=pl.Date).alias("last_activity_date"))
     tiered = "score_source" in f.columns
+    key = pl.col(by)
     if tiered:
-        f = f.with_columns((pl.col("score_source") != MODEL_SOURCE).fill_null(True).alias("_fallback_tier"))
-    by = ["score", "p_icp", "EV", "last_activity_date", "customer_id", "division"]
+        fallback = (pl.col("score_source") != MODEL_SOURCE).fill_null(True)
+        f = f.with_columns(fallback.alias("_fallback_tier"))
+        key = pl.when(fallback).then(pl.col("score")).otherwise(pl.col(by)) if by != "score" else key
+    f = f.with_columns(key.cast(pl.Float64).alias("_order_key"))
+    cols = ["_order_key", "p_icp", "EV", "last_activity_date", "customer_id", "division"]
     descending = [True, True, True, True, False, False]
     if tiered:
-        by, descending = ["_fallback_tier", *by], [False, *descending]
-    out = f.sort(by, descending=descending, nulls_last=True, maintain_order=True)
+        cols, descending = ["_fallback_tier", *cols], [False, *descending]
+    out = f.sort(cols, descending=descending, nulls_last=True, maintain_order=True).drop("_order_key")
     if tiered:
         out = out.drop("_fallback_tier")
     return out if "last_activity_date" in frame.columns else out.drop("last_activity_date")
+
+
+def ordering_scores(frame: pl.DataFrame, customer_revenue: pl.DataFrame | None = None,
+                    recency: pl.DataFrame | None = None) -> pl.DataFrame:
+    """Add every ordering's score to model rows that carry the blend `score`, `p_icp` and `EV`: `score_blend`,
+    `score_p_icp`, `score_expected_value` (p_icp x EV) and `score_legacy` (`legacy_scores`; null when the
+    customers' revenue and recency are not given)."""
+    out = frame.with_columns(
+        pl.col("score").cast(pl.Float64).alias(ORDERING_COLUMNS["blend"]),
+        pl.col("p_icp").cast(pl.Float64).alias(ORDERING_COLUMNS["p_icp"]),
+        (pl.col("p_icp").cast(pl.Float64) * pl.col("EV").cast(pl.Float64)).alias(ORDERING_COLUMNS["expected_value"]),
+    )
+    if customer_revenue is None or recency is None:
+        return out.with_columns(pl.lit(None, dtype=pl.Float64).alias(ORDERING_COLUMNS["legacy"]))
+    legacy = legacy_scores(out.select(PAIR_KEYS), customer_revenue, recency).get_column("legacy_score")
+    return out.with_columns(legacy.alias(ORDERING_COLUMNS["legacy"]))
+
+
+def unit_score(ordering: str) -> pl.Expr:
+    """The champion's score on [0, 1], in the same order: the blend and p_icp are probabilities or weighted
+    percentiles already; a currency ordering is divided by its largest value over the frame (0 when that is 0)."""
+    col = pl.col(ORDERING_COLUMNS[ordering])
+    if ordering not in CURRENCY_ORDERINGS:
+        return col
+    top = col.max()
+    return pl.when(top > 0).then(col / top).otherwise(0.0)
 
 
 def peer_source(peer: str) -> str:
@@ -337,6 +389,7 @@ def _peer_reasons(rows: pl.DataFrame, s: WhitespaceSettings, *, offset: int) -> 
 @dataclass(frozen=True)
 class WhitespaceResult:
     ranked: pl.DataFrame  # RANKED_COLUMNS (+ bought_in_division, + extra icp_scores columns), in rank order
+    ordering: str  # the champion the list follows (`ORDERINGS`)
     weights: pl.DataFrame  # effective_weights output, one row per division
     coverage: pl.DataFrame  # signal_coverage output
     ev_stats: pl.DataFrame  # ev_division_stats output
@@ -367,6 +420,9 @@ def rank_whitespace(
     customers: pl.DataFrame | None = None,
     divisions: Sequence[str] | None = None,
     peer_fallback: pl.DataFrame | None = None,
+    ordering: str | None = None,
+    customer_revenue: pl.DataFrame | None = None,
+    recency: pl.DataFrame | None = None,
 ) -> WhitespaceResult:
     """Score, rank and explain all candidate pairs of one cutoff.
 
@@ -383,8 +439,16 @@ def rank_whitespace(
     - `peer_fallback`: `FALLBACK_COLUMNS` (+ `bought_in_division`) of the divisions without a promoted model, ranked
       by their best peer after every model row (module docstring); None -> model rows only. A division that also
       has icp_scores is ranked by its model only.
+    - `ordering`: the champion the list follows (`ORDERINGS`); None -> `settings.ranking.initial_champion`.
+    - `customer_revenue`, `recency`: the legacy heuristic's inputs (`core.whitespace_inputs`); None ->
+      `score_legacy` null (and the `legacy` ordering refused).
     """
     s = settings or WhitespaceSettings()
+    ordering = ordering or s.ranking.initial_champion
+    if ordering not in ORDERINGS:
+        raise ValueError(f"unknown ordering {ordering!r}; known: {list(ORDERINGS)}")
+    if ordering == "legacy" and (customer_revenue is None or recency is None):
+        raise ValueError("the legacy ordering needs the customers' revenue and recency")
     decision_log: list[dict] = []
     cand = candidates(icp_scores, owned).with_columns(pl.lit(MODEL_SOURCE).alias("score_source"))
     fb = _fallback_candidates(peer_fallback, owned, set(cand.get_column("division").unique().to_list()))
@@ -464,18 +528,26 @@ def rank_whitespace(
             "coverage": {k: _f(rec[f"{k}_coverage"]) for k in ("lift", "als", "ev")},
         })  # fmt: skip
     cand = apply_weights(cand, weights)
+    # every ordering's score; `score` becomes the champion's (on [0, 1]); peer rows keep their own score
+    cand = ordering_scores(cand, customer_revenue, recency)
+    cand = cand.with_columns(unit_score(ordering).alias("score"))
+    decision_log.append({"event": "ordering", "champion": ordering, "score": ORDERING_COLUMNS[ordering],
+                         "scaled": ordering in CURRENCY_ORDERINGS,
+                         "orderings": {o: c for o, c in ORDERING_COLUMNS.items()}})
     n_model = cand.height
     if fallback_rows is not None:
         cand = pl.concat([cand, _peer_ordered(fallback_rows, decision_log)], how="diagonal_relaxed")
+    cand = cand.with_columns(pl.lit(ordering).alias("ordering"))
 
     # order, ranks
-    ranked = sort_ranked(cand).with_row_index("rank", offset=1).with_columns(pl.col("rank").cast(pl.Int64))
+    ranked = sort_ranked(cand, by=ORDERING_COLUMNS[ordering]).with_row_index("rank", offset=1).with_columns(
+        pl.col("rank").cast(pl.Int64))
     ranked = ranked.with_columns(
         pl.col("rank").rank("ordinal").over("division").cast(pl.Int64).alias("rank_in_division")
     )
 
     # reasons (model rows first: the guard's row numbers are positions in the ranked frame)
-    reasons = nba_reason(ranked.head(n_model), s.reason_max_chars)
+    reasons = ordering_reasons(ranked.head(n_model), ordering, s.reason_max_chars)
     reasons, violations = guard_reasons(reasons, s.forbidden_tokens, s.reason_max_chars)
     if fallback_rows is not None:
         peer_reasons, peer_violations = _peer_reasons(ranked.slice(n_model), s, offset=n_model)
@@ -494,6 +566,6 @@ def rank_whitespace(
     tail = [c for c in ("bought_in_division",) if c in ranked.columns]
     ranked = ranked.select(RANKED_COLUMNS + tail + extra)
     return WhitespaceResult(
-        ranked=ranked, weights=weights, coverage=coverage, ev_stats=ev_stats,
+        ranked=ranked, ordering=ordering, weights=weights, coverage=coverage, ev_stats=ev_stats,
         decision_log=decision_log, reason_violations=violations,
     )  # fmt: skip

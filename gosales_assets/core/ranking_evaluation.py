@@ -12,7 +12,8 @@ import numpy as np
 import polars as pl
 
 from gosales_assets.core.capacity import capacity_count
-from gosales_assets.core.pair_frames import keys_as_str, outcomes_known, require_columns
+from gosales_assets.core.pair_frames import outcomes_known, require_columns
+from gosales_assets.core.whitespace_signals import LEGACY_HALF_LIFE_DAYS, legacy_scores
 
 __all__ = [
     "capture_at_k",
@@ -169,35 +170,16 @@ def legacy_heuristic(
     customers_revenue: pl.DataFrame,
     recency: pl.DataFrame,
     *,
-    half_life_days: float = 180.0,
+    half_life_days: float = LEGACY_HALF_LIFE_DAYS,
 ) -> pl.DataFrame:
-    """The legacy list: legacy_score = max(revenue, 0) * 0.5 ** (recency_days / half_life_days).
+    """The legacy list: legacy_score = max(revenue, 0) * 0.5 ** (recency_days / half_life_days)
+    (`core.whitespace_signals.legacy_scores`, which also says what the inputs are).
 
-    `customers_revenue`: customer_id, revenue (total pre-cutoff net revenue); `recency`: customer_id,
-    recency_days (days from last purchase to the cutoff). Missing revenue -> 0; missing recency -> score 0.
     The heuristic ignores the division (as the legacy did). Adds `legacy_score` and `legacy_rank`
     (score desc, customer_id asc, division asc) and returns rows in legacy rank order.
     """
-    require_columns(customers_revenue, ["customer_id", "revenue"], "customers_revenue")
-    require_columns(recency, ["customer_id", "recency_days"], "recency")
-    rev = customers_revenue.select(
-        pl.col("customer_id").cast(pl.String), pl.col("revenue").cast(pl.Float64).alias("legacy_revenue")
-    )
-    rec = recency.select(
-        pl.col("customer_id").cast(pl.String), pl.col("recency_days").cast(pl.Float64).alias("legacy_recency_days")
-    )
-    base = keys_as_str(candidates_frame)
-    out = (
-        base.join(rev, on="customer_id", how="left", maintain_order="left")
-        .join(rec, on="customer_id", how="left", maintain_order="left")
-        .with_columns(
-            (pl.col("legacy_revenue").fill_null(0.0).clip(lower_bound=0.0)
-             * pl.when(pl.col("legacy_recency_days").is_null()).then(0.0)
-             .otherwise(pl.lit(0.5).pow(pl.col("legacy_recency_days").clip(lower_bound=0.0) / float(half_life_days))))
-            .alias("legacy_score")
-        )  # fmt: skip
-        .sort(["legacy_score", "customer_id", "division"], descending=[True, False, False], maintain_order=True)
-    )
+    out = legacy_scores(candidates_frame, customers_revenue, recency, half_life_days=half_life_days).sort(
+        ["legacy_score", "customer_id", "division"], descending=[True, False, False], maintain_order=True)
     return out.with_columns(pl.int_range(1, out.height + 1, dtype=pl.Int64).alias("legacy_rank"))
 
 

@@ -12,26 +12,36 @@ FORWARD_METRICS = ("auc", "pr_auc", "brier", "lift_at_10", "rev_lift_at_10", "ca
 
 
 def metrics_summary(models: pl.DataFrame, forward: pl.DataFrame | None) -> pl.DataFrame:
-    """One row per division × cutoff of the model registry, with its verdict (`status`, `reason`): training
-    (out-of-fold) metrics as `train_*`, forward metrics as
+    """One row per division × cutoff of the model registry, with its verdict (`status`, `reason`) and the model that
+    served the partition (`serving_model_version`, `serving_cutoff`: its own when promoted, the champion's when
+    retained): training (out-of-fold) metrics of the candidate as `train_*`, forward metrics of the served scores as
     `fwd_*` (null until the window has closed and forward_validation ran), the gate result and the gap."""
     if models.height == 0:
         return pl.DataFrame(schema={"division": pl.String, "cutoff_date": pl.Date})
+    # Rows written before the serving columns existed (absent or null): a promoted row serves itself.
+    for name, own, dtype in (("serving_model_version", "model_version", pl.String),
+                             ("serving_cutoff", "cutoff_date", pl.Date)):
+        recorded = pl.col(name).cast(dtype) if name in models.columns else pl.lit(None, dtype=dtype)
+        models = models.with_columns(pl.coalesce(recorded, pl.when(pl.col("status") == "promoted")
+                                                 .then(pl.col(own).cast(dtype))).alias(name))
     base = models.select(
-        "division", "cutoff_date", "status", "reason", "model_version", "model_type", "calibration_method",
-        "training_cutoffs",
+        "division", "cutoff_date", "status", "reason", "model_version", "serving_model_version", "serving_cutoff",
+        "model_type", "calibration_method", "training_cutoffs",
         "train_rows", "train_positives", "gate_passed", "gate_detail",
         *[pl.col(m).alias(f"train_{m}") for m in TRAINING_METRICS],
     )
     if forward is not None and forward.height:
-        fwd = forward.select("division", "cutoff_date", "model_version",
+        fwd = forward.select("division", "cutoff_date", pl.col("model_version").alias("serving_model_version"),
                              *[pl.col(m).alias(f"fwd_{m}") for m in FORWARD_METRICS])
-        # Forward results belong to the model that produced the scores (same version), not a later retrain.
-        base = base.join(fwd, on=["division", "cutoff_date", "model_version"], how="left")
+        # Forward results belong to the model that produced the scores (the serving version: the champion's when
+        # retained), not a later retrain.
+        base = base.join(fwd, on=["division", "cutoff_date", "serving_model_version"], how="left")
     else:
         base = base.with_columns([pl.lit(None, dtype=pl.Float64).alias(f"fwd_{m}") for m in FORWARD_METRICS])
+    # The gap is one model's (its cross-validated vs forward AUC): null when the champion served a retained row.
     return base.with_columns(
-        (pl.col("train_auc") - pl.col("fwd_auc")).alias("auc_train_minus_forward"),
+        pl.when(pl.col("model_version") == pl.col("serving_model_version"))
+        .then(pl.col("train_auc") - pl.col("fwd_auc")).alias("auc_train_minus_forward"),
     ).sort("division", "cutoff_date")
 
 

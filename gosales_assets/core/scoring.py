@@ -1,4 +1,5 @@
-"""Scoring a population with a promoted division model, and the zero-prevalence guard."""
+"""Scoring a population with a division's serving model (promoted, or the champion of a retained candidate), and the
+zero-prevalence guard."""
 
 from __future__ import annotations
 
@@ -25,7 +26,8 @@ def score_population(frame: pl.DataFrame, model: TrainedModel, model_row: dict, 
     """One row per customer of the division × cutoff frame, with the model's calibrated probability.
 
     `bought_in_division` is the realized label when the partition's window is inside the data (evaluation
-    mode), null when censored. `model_row` is the division_model registry row (version, window, calibration).
+    mode), null when censored. `model_row` is the division_model registry row (window) with the serving model's
+    version and calibration method (the champion's when the partition's candidate was retained).
     """
     out = frame.select(
         "customer_id", "division", "cutoff_date",

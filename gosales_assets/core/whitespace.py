@@ -15,6 +15,12 @@ capture@K, the legacy shadow, the challenger, stability and the percentile-unifo
 models' list and look at model rows only. So a cutoff where every division is promoted produces exactly the list it did before,
 plus the `score_source` column.
 
+Ordering (`ordering`): the list follows the cutoff's champion ordering (`core.ranking`: blend, p_icp,
+expected_value or legacy; the `ranking_decision` asset chooses it from closed windows, the asset passes it in; None =
+`settings.ranking.initial_champion`). Every model row keeps every ordering's score (`score_<ordering>`), so a later
+cutoff can judge all of them on this list once its window has closed; `rank`, `score`, the capacity plan, the grid,
+capture@K (the unsuffixed columns) and `nba_reason` follow the champion. The metrics name it (`ordering`).
+
 Steps of `build_whitespace`, in order (the decision log records each): rank (`core.ranking.rank_whitespace`),
 eligibility gates (`core.eligibility`), capacity selection (`core.capacity`), the challenger score when enabled
 (`core.ranking_evaluation`: fitted on the earlier list's realized outcomes, never on its own scores), the capacity
@@ -47,7 +53,7 @@ from gosales_assets.core.contracts import (
 from gosales_assets.core.eligibility import ELIGIBILITY_RULES, apply_eligibility
 from gosales_assets.core.explain import check_reasons, explanation_frame
 from gosales_assets.core.peers import PEERS
-from gosales_assets.core.ranking import FALLBACK_COLUMNS, MODEL_SOURCE, rank_whitespace
+from gosales_assets.core.ranking import FALLBACK_COLUMNS, MODEL_SOURCE, ORDERING_COLUMNS, ORDERINGS, rank_whitespace
 from gosales_assets.core.ranking_evaluation import (
     capture_at_k,
     fit_challenger,
@@ -212,6 +218,8 @@ def build_whitespace(
     challenger_seed: int = 0,
     max_window_months: int | None = None,
     fallback: pl.DataFrame | None = None,
+    ordering: str | None = None,
+    ordering_note: str | None = None,
 ) -> WhitespaceBuild:
     """Rank, gate, select and measure one cutoff's whitespace list.
 
@@ -227,6 +235,8 @@ def build_whitespace(
       with a known outcome only; used only when `settings.challenger_enabled` (None = no such list, the
       challenger column stays null). `challenger_seed` seeds its fit; `max_window_months` (W_max) is quoted in
       the log when it is skipped.
+    - `ordering`: the champion ordering the list follows (None = `settings.ranking.initial_champion`);
+      `ordering_note` says where it came from (e.g. the decision's reason), quoted in the metrics.
     """
     ws = settings
     divisions = list(divisions)
@@ -245,7 +255,8 @@ def build_whitespace(
     result = rank_whitespace(scores, inputs.owned, settings=ws,
                              rules=rules if rules is not None and rules.height else None, portfolios=inputs.owned,
                              als=als if als is not None and als.height else None, ev_history=inputs.ev_history,
-                             customers=inputs.customers, divisions=divisions, peer_fallback=fallback)
+                             customers=inputs.customers, divisions=divisions, peer_fallback=fallback,
+                             ordering=ordering, customer_revenue=inputs.customer_revenue, recency=inputs.recency)
     log: list[dict] = [{"event": "inputs", "cutoff": str(cutoff), "scored_divisions": scored_divisions,
                         "missing_divisions": missing_divisions}]
     if fallback_divisions:
@@ -306,6 +317,8 @@ def build_whitespace(
         "cutoff": str(cutoff), "run_id": run_id, "rows": ranked.height,
         "candidates_before_gating": result.ranked.height, "selected": selected.height,
         "capacity_mode": ws.capacity_mode,
+        "ordering": {"champion": result.ordering, "score": ORDERING_COLUMNS[result.ordering],
+                     "note": ordering_note or "the configured initial champion (whitespace.ranking.initial_champion)"},
         "eligibility": gate_counts.to_dicts(),
         "coverage": result.coverage.to_dicts(),
         "weights": result.weights.to_dicts(),
@@ -360,11 +373,13 @@ def _p_icp_only_from_a_model(data) -> pl.LazyFrame:
 
 def whitespace_table_schema(divisions: Sequence[str]) -> pa.DataFrameSchema:
     """The stored `whitespace` slice: `core.contracts.whitespace_schema`, plus `score_source` (`model` or
-    `peer:<peer>`) and, because peer-ordered rows carry no probability, `p_icp` / `p_icp_pct` null exactly on
-    those rows."""
+    `peer:<peer>`), the champion `ordering` and every ordering's score (`score_<ordering>`, >= 0, null on peer rows)
+    and, because peer-ordered rows carry no probability, `p_icp` / `p_icp_pct` null exactly on those rows."""
     base = whitespace_schema(list(divisions))
+    scores = {c: pa.Column(pl.Float64, nullable=True, checks=[pa.Check.ge(0.0)]) for c in ORDERING_COLUMNS.values()}
     schema = base.update_columns({"p_icp": {"nullable": True}, "p_icp_pct": {"nullable": True}}).add_columns(
-        {"score_source": pa.Column(pl.String, checks=[pa.Check.isin(list(SCORE_SOURCES))])})
+        {"score_source": pa.Column(pl.String, checks=[pa.Check.isin(list(SCORE_SOURCES))]),
+         "ordering": pa.Column(pl.String, checks=[pa.Check.isin(list(ORDERINGS))]), **scores})
     return pa.DataFrameSchema(schema.columns, strict=schema.strict, unique=schema.unique, name=schema.name,
                               checks=[*(schema.checks or []),
                                       pa.Check(_p_icp_only_from_a_model, name="p_icp_only_on_model_rows")])

@@ -24,6 +24,10 @@ Signals per candidate pair (customer does not own the division at the cutoff), a
   (customers too new/thin for ALS or absent from the ALS frame). Percentiles because the raw cosine's
   scale differs between divisions and fits.
 - `EV_norm` — expected-value proxy (see `expected_value`): shrunk segment median revenue / division cap.
+
+Also the legacy heuristic's score of a pair (`legacy_scores`: the customer's pre-cutoff net revenue decayed by
+recency, the same for every division), which `core.ranking` keeps as the `legacy` ordering and
+`core.ranking_evaluation` as the shadow list.
 """
 
 from __future__ import annotations
@@ -46,6 +50,8 @@ __all__ = [
     "normalize_als",
     "ev_division_stats",
     "expected_value",
+    "LEGACY_HALF_LIFE_DAYS",
+    "legacy_scores",
 ]
 
 UNKNOWN_SEGMENT = "__unknown__"
@@ -273,3 +279,39 @@ def expected_value(
     )
     drop = ["_div", "_n", "_m", "_g", "_cap", *[f"_seg_{c}" for c in SEGMENT_COLUMNS]]
     return work.drop(drop)
+
+
+LEGACY_HALF_LIFE_DAYS = 180.0
+
+
+def legacy_scores(
+    pairs: pl.DataFrame,
+    customers_revenue: pl.DataFrame,
+    recency: pl.DataFrame,
+    *,
+    half_life_days: float = LEGACY_HALF_LIFE_DAYS,
+) -> pl.DataFrame:
+    """`pairs` (row order kept) with `legacy_revenue`, `legacy_recency_days` and
+    `legacy_score = max(revenue, 0) * 0.5 ** (recency_days / half_life_days)`.
+
+    `customers_revenue`: customer_id, revenue (total pre-cutoff net revenue); `recency`: customer_id,
+    recency_days (days from the last purchase to the cutoff). Missing revenue -> 0; missing recency -> score 0.
+    The division plays no part (as in the legacy system)."""
+    require_columns(customers_revenue, ["customer_id", "revenue"], "customers_revenue")
+    require_columns(recency, ["customer_id", "recency_days"], "recency")
+    rev = customers_revenue.select(
+        pl.col("customer_id").cast(pl.String), pl.col("revenue").cast(pl.Float64).alias("legacy_revenue")
+    )
+    rec = recency.select(
+        pl.col("customer_id").cast(pl.String), pl.col("recency_days").cast(pl.Float64).alias("legacy_recency_days")
+    )
+    decay = pl.lit(0.5).pow(pl.col("legacy_recency_days").clip(lower_bound=0.0) / float(half_life_days))
+    return (
+        keys_as_str(pairs)
+        .join(rev, on="customer_id", how="left", maintain_order="left")
+        .join(rec, on="customer_id", how="left", maintain_order="left")
+        .with_columns(
+            (pl.col("legacy_revenue").fill_null(0.0).clip(lower_bound=0.0)
+             * pl.when(pl.col("legacy_recency_days").is_null()).then(0.0).otherwise(decay)).alias("legacy_score")
+        )  # fmt: skip
+    )

@@ -186,3 +186,25 @@ def test_explanation_frame_contributions_and_drivers():
     assert ex.get_column("second_driver").to_list() == ["lift", "p_icp", None]
     for col in ("division", "customer_id", "score", "w_p_icp", "w_lift", "w_als", "w_ev", "top_affinity_division"):
         assert col in ex.columns
+
+
+def test_explanation_frame_follows_the_ordering_of_the_list():
+    """The drivers shown are those the reasons cite: under p_icp only the likelihood, under expected_value the
+    likelihood and the value equally, under legacy none; under the blend the row's own weights."""
+    f = frame([
+        {"p_icp_pct": 0.9, "lift_norm": 1.0, "als_norm": 0.5, "EV_norm": 0.2},
+        {"p_icp_pct": 0.3, "lift_norm": 0.5, "als_norm": 0.0, "EV_norm": 0.8},
+    ]).with_columns(pl.lit("c").alias("customer_id"), pl.lit(0.5).alias("score"))
+    blend = explanation_frame(f.with_columns(pl.lit("blend").alias("ordering")))
+    assert blend.get_column("contrib_lift").to_list() == pytest.approx([0.2, 0.1])
+    p_icp = explanation_frame(f.with_columns(pl.lit("p_icp").alias("ordering")))
+    assert p_icp.get_column("contrib_p_icp").to_list() == pytest.approx([0.9, 0.3])
+    assert p_icp.get_column("contrib_lift").to_list() == [0.0, 0.0]
+    assert p_icp.get_column("top_driver").to_list() == ["p_icp", "p_icp"]
+    assert p_icp.get_column("second_driver").to_list() == [None, None]
+    ev = explanation_frame(f.with_columns(pl.lit("expected_value").alias("ordering")))
+    assert ev.get_column("contrib_ev").to_list() == pytest.approx([0.1, 0.4])
+    assert ev.get_column("top_driver").to_list() == ["p_icp", "ev"]
+    assert ev.get_column("w_ev").to_list() == [0.5, 0.5]
+    legacy = explanation_frame(f.with_columns(pl.lit("legacy").alias("ordering")))
+    assert legacy.get_column("top_driver").to_list() == [None, None]

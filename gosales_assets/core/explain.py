@@ -355,7 +355,19 @@ def explanation_frame(ranked: pl.DataFrame) -> pl.DataFrame:
     names (`p_icp`, `lift`, `als`, `ev`) of the top two drivers by contribution (ties in that order;
     a driver is null when it contributes 0). Columns of `EXPLANATION_COLUMNS` the input lacks are left
     out; contributions and drivers are always computed (missing inputs count as 0). Input row order.
+
+    The weights are those of the reasons of the row's `ordering` (when the frame has that column): the blend's own
+    weight columns; `ORDERING_REASON_WEIGHTS` under `p_icp` / `expected_value`; 0 under `legacy` (no signal orders
+    it). So the drivers shown are the ones `nba_reason` cites, whichever ordering the list follows.
     """
+    if "ordering" in ranked.columns:
+        ordering = pl.col("ordering")
+        ranked = ranked.with_columns(
+            pl.when(ordering == "legacy").then(0.0)
+            .when(ordering == "p_icp").then(ORDERING_REASON_WEIGHTS["p_icp"][s])
+            .when(ordering == "expected_value").then(ORDERING_REASON_WEIGHTS["expected_value"][s])
+            .otherwise(_weight_expr(ranked, s, None)).alias(SIGNALS[s][1])
+            for s in SIGNALS)
     contrib = {s: _weight_expr(ranked, s, None) * _value_expr(ranked, s) for s in SIGNALS}
     positive = {s: contrib[s] > 0 for s in SIGNALS}
     pos = _positions(contrib, positive)

@@ -50,9 +50,12 @@ bench: venv
 	$(PY) benchmarks/bench_features.py --with-als-basket
 	$(PY) benchmarks/bench_native.py
 
-## make bench-large: the suite's 500,000-customer profile (many hours on 2 cores; see docs/PERFORMANCE.md).
+## make bench-large: production scale, measured (issue 15): the whole `large` profile (12 divisions, 8 cutoffs) as one
+## native backfill (webserver + daemon) at 50,000, 100,000, 250,000 and 500,000 customers, each followed by the monthly
+## increment (one more cutoff); wall, CPU and peak RSS per stage and their growth exponents -> benchmarks/results/
+## scale.json and its section of docs/PERFORMANCE.md (several hours on 2 cores; see benchmarks/bench_scale.py).
 bench-large: venv
-	nice -n 10 $(PY) benchmarks/bench_suite.py --profile large
+	nice -n 10 $(PY) benchmarks/bench_scale.py
 
 ## make quality: the model-quality bars of issue 14 (engine vs the simple peers, calibration, list coverage; oracle gap
 ## watched) on the demo seeds 7, 101 and 202, each built under .gosales/quality/seed<N> -> docs/MODEL_QUALITY.md and

@@ -170,7 +170,7 @@ def growth_exponent(points: list[tuple[float, float]]) -> dict | None:
     ss_tot = sum((y - my) ** 2 for y in ly)
     ss_res = sum((y - (a + b * x)) ** 2 for x, y in zip(lx, ly))
     return {"exponent": round(b, 3), "r2": round(1 - ss_res / ss_tot, 3) if ss_tot > 0 else 1.0,
-            "points": len(pts), "superlinear": b > SUPERLINEAR}
+            "points": len(pts), "superlinear": round(b, 3) > SUPERLINEAR}
 
 
 def stage_summary(steps: list[dict]) -> dict[str, dict]:
@@ -593,12 +593,17 @@ def run_size(customers: int, args, work: Path, code: Path, loads: bn.LoadSampler
     home = size_dir / "home"
     settings = load_settings(cfg, home=home)
     out: dict = {"customers": customers, "cutoffs": [c.isoformat() for c in settings.cutoffs],
-                 "divisions": len(settings.divisions), "config_checksum": settings.checksum}
+                 "divisions": len(settings.divisions), "config_checksum": settings.checksum,
+                 "code": {k: res["code"][k] for k in ("source", "commit", "files_sha256")},
+                 "measured_at": dt.datetime.now().isoformat(timespec="seconds")}
 
     manifest = settings.landing_dir / "demo_manifest.json"
-    reuse = args.reuse_data and manifest.is_file() and json.loads(manifest.read_text()).get("customers") == customers
-    if reuse:
-        m = json.loads(manifest.read_text())
+    m = json.loads(manifest.read_text()) if args.reuse_data and manifest.is_file() else {}
+    if m and (m.get("customers"), m.get("seed")) != (customers, settings.seeds.demo):
+        bn.log(f"n={customers:,}: the landing data in {settings.landing_dir} is of {m.get('customers')} customers, "
+               f"seed {m.get('seed')}: generated again")
+        m = {}
+    if m:
         out["generation"] = {"reused": True, "customers": customers, "sales_rows": m["sales_rows"],
                              "customer_rows": m["customer_rows"], "wall_s": None, "cpu_s": None, "peak_rss_mb": None}
         bn.log(f"n={customers:,}: data reused from {settings.landing_dir} ({m['sales_rows']:,} sales lines)")
@@ -789,6 +794,15 @@ def render(res: dict) -> str:
                     + (f" / increment {(s['increment'].get('load_average') or {}).get('mean', '–')}"
                        if s.get("increment") and not s["increment"].get("skipped") else "")
                     for s in sizes) + ".",
+    ]
+    codes = {(s.get("code") or code).get("files_sha256") for s in sizes}
+    if len(codes) > 1 or res.get("merged"):
+        lines += ["", "**Sizes measured by separate runs (`--merge`)**: " + "; ".join(
+            f"{s['customers']:,} at {s.get('measured_at', res['started_at'])[:16]} on "
+            f"`{(s.get('code') or code).get('commit', '?')[:12]}` (engine files sha256 "
+            f"`{(s.get('code') or code).get('files_sha256', '?')}`)" for s in sizes)
+            + ("." if len(codes) == 1 else " — **the engine's code differs between sizes**.")]
+    lines += [
         "",
         "### Per size",
         "",

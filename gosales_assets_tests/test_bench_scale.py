@@ -175,3 +175,6 @@ def test_render_fails_what_misses_and_says_when_500k_was_not_run(scale):
     assert all(r["verdict"] == "–" and "largest size measured: 4,000" in r["value"] for r in rows[:5])
     text = scale.render(small)
     assert "limited with `--cutoffs`" in text and "not measured (largest size measured: 4,000)" in text
+    assert "separate runs" not in text
+    small["sizes"][1]["code"] = {"source": "head", "commit": "fedcba9876543210", "files_sha256": "other"}
+    assert "**the engine's code differs between sizes**" in scale.render(small)

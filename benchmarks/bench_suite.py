@@ -432,7 +432,7 @@ def d_models(d: Direct) -> None:
             record = model_record(
                 model, division=division, cutoff=cutoff, training=training, model_version=model_version,
                 model_path=model_path, gate_thresholds=cfg.gate_thresholds(division),
-                peer_bootstrap=cfg.models.gates.peer_bootstrap, peer_gate=cfg.models.gates.peer_gate,
+                peer_resamples=cfg.models.gates.peer_resamples, peer_gate=cfg.models.gates.peer_gate,
                 feature_shift=feature_shift_report(cfg.artifacts_dir, division, usable),
                 prediction_window_months=int(window_at_c) if window_at_c is not None else cfg.window_months(division),
                 frame=frame, drift_sample_rows=params.drift_sample_rows, seed=cfg.seeds.modeling, run_id="direct",

@@ -173,7 +173,17 @@ class GateSettings(GateThresholds):
                                 "dependency), the comparison is not applicable")
     champion_lookback_months: int = Field(12, ge=1, description="How far back division_model looks for the current "
                                           "champion (its declared dependency on its own earlier partitions)")
-    peer_bootstrap: int = Field(500, ge=50, description="Resamples of the paired interval shown with the comparison")
+    peer_interval: Literal["delong", "bootstrap"] = Field(
+        "delong", description="How the paired interval of an AUC difference (peer and champion comparisons, forward "
+        "validation) is computed: DeLong's analytic one (one pass, any size) or a paired bootstrap of peer_bootstrap "
+        "resamples (hundreds of AUCs: minutes per model at 300,000 out-of-fold rows)")
+    peer_bootstrap: int = Field(500, ge=50, description="Resamples of the paired interval when peer_interval is "
+                                "bootstrap")
+
+    @property
+    def peer_resamples(self) -> int | None:
+        """`core.peers.paired_auc_difference`'s n_boot: None for DeLong's interval."""
+        return self.peer_bootstrap if self.peer_interval == "bootstrap" else None
     default_peer: Literal["recency", "frequency", "monetary"] = Field(
         "monetary", description="The peer that orders a division × cutoff where no model was trained (skipped: no "
         "out-of-fold comparison to choose the best peer by); peer_scores, forward validation and the whitespace "

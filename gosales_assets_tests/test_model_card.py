@@ -76,7 +76,7 @@ def record(model=None, **kw):
     args = dict(division="PDM", cutoff=C, training=TRAINING, model_version="abc123", model_path="/m/model.joblib",
                 gate_thresholds=THRESHOLDS, feature_shift=SHIFT_OK, prediction_window_months=6, frame=FRAME,
                 drift_sample_rows=5, seed=3, run_id="run-1", config_checksum="cfg", versions={"polars": "1"},
-                wall_clock_hits=[], peer_bootstrap=None) | kw  # the peer comparison: test_peers.py
+                wall_clock_hits=[], peer_comparison=False) | kw  # the peer comparison: test_peers.py
     return model_record(model or StandInModel(GOOD, oof([0, 0, 1, 2, 3, 0, 1, 2])), **args)
 
 

@@ -187,7 +187,7 @@ def build_model_assets(settings: Settings) -> list[AssetsDefinition]:
         record = model_record(
             model, division=division, cutoff=cutoff, training=training, model_version=model_version,
             model_path=model_path, gate_thresholds=cfg.gate_thresholds(division),
-            peer_bootstrap=gates_cfg.peer_bootstrap, peer_gate=gates_cfg.peer_gate, champion=champion,
+            peer_resamples=gates_cfg.peer_resamples, peer_gate=gates_cfg.peer_gate, champion=champion,
             champion_model=champion_model, champion_note=champion_note, champion_gate=gates_cfg.champion_gate,
             feature_shift=feature_shift_report(artifacts.path(), division, [c for c, _ in training]),
             prediction_window_months=int(window_at_c) if window_at_c is not None else cfg.window_months(division),

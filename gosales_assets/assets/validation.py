@@ -193,7 +193,7 @@ def build_validation_assets(settings: Settings) -> list[AssetsDefinition]:
             return
         outcomes = labels.filter(~pl.col("censored")).select(
             "customer_id", pl.col("label").alias("bought_in_division"), "net_revenue_window")
-        n_boot, seed = cfg.models.gates.peer_bootstrap, cfg.seeds.modeling
+        n_boot, seed = cfg.models.gates.peer_resamples, cfg.seeds.modeling
 
         if not published:  # the peers alone, on the peers' population (the same labels population icp_scores has)
             frame = (peer_scores.select("customer_id").join(outcomes, on="customer_id", how="left")

@@ -142,9 +142,9 @@ def champion_not_applicable(reason: str, champion: dict | None = None) -> Champi
 
 
 def compare_with_champion(y: np.ndarray, candidate: np.ndarray, champion_score: np.ndarray, *, champion: dict,
-                          margin: float, n_boot: int = 500, seed: int = 0) -> ChampionComparison:
+                          margin: float, n_boot: int | None = None, seed: int = 0) -> ChampionComparison:
     """AUC(candidate) − AUC(champion) on the same rows (already restricted to rows out of the champion's sample,
-    `out_of_champion_sample`), with its 95 % paired bootstrap interval; passes when the difference is ≥ −`margin`.
+    `out_of_champion_sample`), with its 95 % paired interval (`core.peers.paired_auc_difference`); passes when the difference is ≥ −`margin`.
     No row or one class only → not applicable."""
     y = np.asarray(y).astype(int)
     name = f"champion {champion.get('model_version')} of {champion['cutoff_date']}"

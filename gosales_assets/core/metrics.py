@@ -29,6 +29,7 @@ import polars as pl
 
 __all__ = [
     "roc_auc",
+    "paired_auc_delong",
     "pr_auc",
     "brier",
     "base_rate",
@@ -116,6 +117,33 @@ def roc_auc(y, p) -> float | None:
     ranks = rankdata(pa, method="average")
     u = float(ranks[ya == 1].sum()) - n1 * (n1 + 1) / 2.0
     return u / (n1 * n0)
+
+
+def paired_auc_delong(y, a, b) -> tuple[float, float] | None:
+    """AUC(a) − AUC(b) on the same rows and the standard error of that difference by DeLong's method (DeLong,
+    DeLong & Clarke-Pearson 1988, with Sun & Xu's midrank formulation): each score's AUC is split into per-positive
+    and per-negative placement values; the difference's variance is that of the paired placements over positives /
+    m plus over negatives / n. O(N log N) (three rankings per score), where a bootstrap repeats the AUC hundreds of
+    times: at 300,000 out-of-fold rows that is the difference between milliseconds and minutes. None with one class."""
+    ya = _as_y(y)
+    pa, pb = _as_p(a, ya.size, "a"), _as_p(b, ya.size, "b")
+    pos = ya == 1
+    m, n = int(pos.sum()), int(ya.size - pos.sum())
+    if m == 0 or n == 0:
+        return None
+    from scipy.stats import rankdata  # here, as in roc_auc: keeps scipy out of every run process's import
+
+    v01, v10, aucs = [], [], []
+    for s in (pa, pb):
+        x, z = s[pos], s[~pos]
+        tz = rankdata(np.concatenate([x, z]), method="average")
+        tx, ty = rankdata(x, method="average"), rankdata(z, method="average")
+        aucs.append((tz[:m].sum() - m * (m + 1) / 2.0) / (m * n))
+        v01.append((tz[:m] - tx) / n)           # per positive: share of negatives it outranks
+        v10.append(1.0 - (tz[m:] - ty) / m)     # per negative: share of positives that outrank it
+    d01, d10 = v01[0] - v01[1], v10[0] - v10[1]
+    var = (d01.var(ddof=1) if m > 1 else 0.0) / m + (d10.var(ddof=1) if n > 1 else 0.0) / n
+    return float(aucs[0] - aucs[1]), float(math.sqrt(max(var, 0.0)))
 
 
 def pr_auc(y, p) -> float | None:

@@ -113,7 +113,7 @@ class ModelRecord:
         return {k: v["status"] for k, v in self.leakage.items()}
 
 
-def _peer_comparison(model: TrainedModel, frame: pl.DataFrame, margin: float, n_boot: int,
+def _peer_comparison(model: TrainedModel, frame: pl.DataFrame, margin: float, n_boot: int | None,
                      seed: int) -> tuple[PeerComparison, pl.DataFrame, np.ndarray]:
     """The candidate against the simple peers on its own out-of-fold rows and folds; also those rows (the training
     frame in out-of-fold order) and their labels, on which the RFM regression is refitted for `peers.json`."""
@@ -128,7 +128,7 @@ def _peer_comparison(model: TrainedModel, frame: pl.DataFrame, margin: float, n_
 
 
 def _champion_comparison(model: TrainedModel, frame: pl.DataFrame, champion: dict | None, champion_model,
-                         note: str | None, margin: float, n_boot: int, seed: int) -> ChampionComparison:
+                         note: str | None, margin: float, n_boot: int | None, seed: int) -> ChampionComparison:
     """The candidate against the current champion (`champion`: its registry row; `champion_model`: its loaded model,
     None when it could not be used, `note` says why) on the candidate's out-of-fold rows out of the champion's sample
     (cutoff ≥ the champion's: labels it never saw, `core.gates.out_of_champion_sample`): the candidate's calibrated
@@ -166,7 +166,8 @@ def model_record(
     config_checksum: str,
     versions: dict[str, str] | None = None,
     wall_clock_hits: Sequence[Any] | None = None,
-    peer_bootstrap: int | None = 500,
+    peer_comparison: bool = True,
+    peer_resamples: int | None = None,
     peer_gate: bool = False,
     champion: dict | None = None,
     champion_model: Any = None,
@@ -182,25 +183,26 @@ def model_record(
       feature sample); `drift_sample_rows`, `seed`: the size and seed of the drift baselines.
     - `versions`: package versions for the card (default: `package_versions()`); `wall_clock_hits`: the static
       scan's hits when already computed (default: scan the feature and label code now).
-    - `peer_bootstrap`: resamples of the comparison with the simple peers on the out-of-fold rows (None: no
-      comparison, and no `peers.json`); `peer_gate`: whether trailing the best peer beyond the margin holds the
+    - `peer_comparison`: compare with the simple peers on the out-of-fold rows (False: no comparison, and no
+      `peers.json`); `peer_resamples`: the paired interval's bootstrap resamples (None: DeLong's analytic
+      interval, `core.peers.paired_auc_difference`); `peer_gate`: whether trailing the best peer beyond the margin holds the
       model. With the comparison, `files` has `peers.json` (`core.peers.peer_record`): the peers' out-of-fold AUCs,
       the best of them and the RFM regression refitted on all training rows.
     - `champion`: the registry row of the division's current champion (`core.gates.current_champion`; None: none),
       `champion_model` its loaded model (None when unusable), `champion_note` why there is none / it is unusable;
       `champion_gate`: whether trailing it beyond `champion_margin` holds the model (then `retained`: the champion
-      keeps serving). The comparison uses `peer_bootstrap` resamples (500 when the peers are off).
+      keeps serving). Its interval is computed as the peers'.
     """
     from gosales_assets.core.modeling import fold_overlap  # the caller trained the model: already imported
 
     training = list(training)
     peers = peer_file = None
-    if peer_bootstrap:
-        peers, rows, y = _peer_comparison(model, frame, gate_thresholds.peer_margin, peer_bootstrap, seed)
+    if peer_comparison:
+        peers, rows, y = _peer_comparison(model, frame, gate_thresholds.peer_margin, peer_resamples, seed)
         peer_file = peer_record(peers, fit_rfm_logistic(rows, y), division=division, cutoff=cutoff,
                                 model_version=model_version, rows=int(y.size), positives=int(y.sum()))
     vs_champion = _champion_comparison(model, frame, champion, champion_model, champion_note,
-                                       gate_thresholds.champion_margin, peer_bootstrap or 500, seed)
+                                       gate_thresholds.champion_margin, peer_resamples, seed)
     gate = evaluate_gate(model.metrics, gate_thresholds, peers, peer_gate=peer_gate, champion=vs_champion,
                          champion_gate=champion_gate)
     scanned = feature_code_paths()

@@ -10,7 +10,7 @@ Peers (higher score = more likely to buy):
 
 An absolute AUC floor set for one business says little about another; what a rep needs is a list better than the
 one they would build themselves. So the gate asks whether the candidate is not worse than the best peer beyond a
-margin, on the same rows, with a paired bootstrap interval of the difference.
+margin, on the same rows, with a paired interval of the difference (DeLong's by default).
 
 The same peers also order a division's customers at a cutoff whatever its model's verdict (`score_peers`, the
 `peer_scores` asset): the heuristics need nothing fitted, and the RFM logistic regression is refitted on all of the
@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import polars as pl
 
-from gosales_assets.core.metrics import roc_auc
+from gosales_assets.core.metrics import paired_auc_delong, roc_auc
 
 PEERS = ("recency", "frequency", "monetary", "rfm_logistic")
 # (feature, sign): the heuristic peers are one feature each.
@@ -298,13 +298,22 @@ def peer_values(frame: pl.DataFrame, peer: str) -> np.ndarray | None:
     return np.where(known, x, x[known].min() - 1.0)
 
 
-def paired_auc_difference(y: np.ndarray, a: np.ndarray, b: np.ndarray, *, n_boot: int = 500, seed: int = 0
+Z95 = 1.959963984540054  # two-sided 95 % normal quantile
+
+
+def paired_auc_difference(y: np.ndarray, a: np.ndarray, b: np.ndarray, *, n_boot: int | None = None, seed: int = 0
                           ) -> tuple[float | None, float | None, float | None]:
-    """AUC(a) − AUC(b) on the same rows and its 95 % paired bootstrap interval (rows resampled with replacement,
-    positives and negatives separately so every resample has both classes). None when undefined."""
+    """AUC(a) − AUC(b) on the same rows and its 95 % paired interval. `n_boot` None (the default): DeLong's analytic
+    interval (`core.metrics.paired_auc_delong`, difference ± 1.96 standard errors; one pass, the cost does not grow
+    with a resample count: the gate's comparison at 300,000 out-of-fold rows). `n_boot` N: a paired bootstrap of N
+    resamples (rows drawn with replacement, positives and negatives separately so every resample has both classes;
+    percentile interval). None when undefined (one class)."""
     base_a, base_b = roc_auc(y, a), roc_auc(y, b)
     if base_a is None or base_b is None:
         return None, None, None
+    if n_boot is None:
+        diff, se = paired_auc_delong(y, a, b)
+        return base_a - base_b, diff - Z95 * se, diff + Z95 * se
     rng = np.random.default_rng(seed)
     pos, neg = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
     diffs = np.empty(n_boot)
@@ -330,7 +339,7 @@ class PeerComparison:
 
 
 def compare_with_peers(y: np.ndarray, candidate: np.ndarray, peers: dict[str, np.ndarray], *, margin: float,
-                       n_boot: int = 500, seed: int = 0, folds: np.ndarray | None = None) -> PeerComparison:
+                       n_boot: int | None = None, seed: int = 0, folds: np.ndarray | None = None) -> PeerComparison:
     """Whether the candidate is not worse than the best peer beyond `margin` (AUC, same rows), with the interval."""
     y = np.asarray(y).astype(int)
     cand = roc_auc(y, candidate)

@@ -200,10 +200,11 @@ def ranking_metrics(y, score) -> dict[str, float | None]:
     return {"auc": roc_auc(y, score), "lift_at_10": lift_at_k(y, score, 10.0), "capture_at_10": capture_at(y, score)}
 
 
-def engine_vs_peers(y, engine, peers: dict[str, np.ndarray | None], best_peer: str, *, n_boot: int = 500,
+def engine_vs_peers(y, engine, peers: dict[str, np.ndarray | None], best_peer: str, *, n_boot: int | None = None,
                     seed: int = 0) -> dict:
     """The engine's (None: nothing published) and every peer's ranking metrics on the same rows, and
-    AUC(engine) − AUC(`best_peer`) with its 95 % paired bootstrap interval (`core.peers.paired_auc_difference`;
+    AUC(engine) − AUC(`best_peer`) with its 95 % paired interval (`core.peers.paired_auc_difference`: DeLong's, or
+    a bootstrap of `n_boot` resamples;
     None when the engine or that peer has no scores or the rows have one class). `peers`: name -> scores where a
     missing score ranks last (`core.peers.peer_values`), or None for a peer without scores.
 

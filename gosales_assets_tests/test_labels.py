@@ -5,7 +5,7 @@ import datetime as dt
 import polars as pl
 import pytest
 
-from gosales_assets.core.labels import build_labels, customers_known_at
+from gosales_assets.core.labels import build_labels, customers_known_at, positives_by_cutoff
 
 D = dt.date
 DIV = "Success Plan"
@@ -125,3 +125,17 @@ def test_customers_known_at():
 def test_bad_mode():
     with pytest.raises(ValueError, match="expansion"):
         labels(mode="new")
+
+
+@pytest.mark.parametrize("mode", ["expansion", "all"])
+@pytest.mark.parametrize("min_net", [0.0, 450.0])
+def test_positives_by_cutoff_equal_build_labels_at_every_cutoff(mode, min_net):
+    """The prevalence check recounts earlier cutoffs from the facts; it must count what the labels would."""
+    cutoffs = [D(2023, 2, 28), D(2023, 12, 31), D(2024, 3, 31), C, D(2024, 7, 31), D(2025, 9, 30)]
+    kw = dict(division=DIV, window_months=6, data_end=END, mode=mode, min_net_revenue=min_net,
+              sku_denylist=["SP-FEE"])
+    got = positives_by_cutoff(fact_rows(), dim(), cutoffs=cutoffs, **kw)
+    want = {c: build_labels(fact_rows(), customers_known_at(fact_rows(), dim(), c), cutoff=c, **kw).positives
+            for c in cutoffs}
+    assert got == {c: n for c, n in want.items() if n is not None}   # censored (2025-09-30) left out
+    assert D(2025, 9, 30) not in got and sum(got.values()) > 0

@@ -14,13 +14,12 @@ from dagster import (
 )
 
 from gosales_assets.assets.common import partition_checks, table_metadata
-from gosales_assets.core.labels import build_labels
+from gosales_assets.core.labels import build_labels, positives_by_cutoff
 from gosales_assets.partitions import (
     add_months,
     cutoff_key,
     division_cutoff_partitions,
     same_cutoff,
-    same_division_earlier_cutoffs,
     split_key,
     window_end,
 )
@@ -41,9 +40,11 @@ def build_label_assets(settings: Settings) -> list[AssetsDefinition]:
         group_name="labels",
         partitions_def=parts,
         pool=WAREHOUSE_POOL,
-        # The population is the customer features' roster of this cutoff (one definition of who is known at C).
-        deps=["fact_transactions", AssetDep("customer_features", partition_mapping=same_cutoff()),
-              AssetDep("labels", partition_mapping=same_division_earlier_cutoffs(PREVALENCE_LOOKBACK_MONTHS, 1))],
+        # The population is the customer features' roster of this cutoff (one definition of who is known at C). The
+        # prevalence check recounts the year before from the facts instead of reading earlier `labels` partitions:
+        # a self-dependency would chain every cutoff's labels behind the previous one and split each division ×
+        # cutoff partition of a native backfill into several runs (docs/ARCHITECTURE.md, "Runs of a backfill").
+        deps=["fact_transactions", "dim_customer", AssetDep("customer_features", partition_mapping=same_cutoff())],
         metadata={"partition_expr": DIVISION_CUTOFF_EXPR},
         check_specs=partition_checks(parts, AssetCheckSpec(
             "prevalence_not_collapsed", asset="labels",
@@ -90,7 +91,7 @@ def build_label_assets(settings: Settings) -> list[AssetsDefinition]:
         }
         yield Output(res.frame, metadata=meta)
 
-        earlier = _earlier_positives(warehouse, division, cutoff)
+        earlier = _earlier_positives(cfg, warehouse, fact, division, cutoff, requested)
         collapsed = (not res.censored) and res.positives == 0 and any(p > 0 for p in earlier.values())
         yield AssetCheckResult(
             check_name="prevalence_not_collapsed",
@@ -118,12 +119,16 @@ def _roster(warehouse: WarehouseResource, cutoff, fact: pl.DataFrame) -> pl.Data
     return roster
 
 
-def _earlier_positives(warehouse: WarehouseResource, division: str, cutoff) -> dict[str, int]:
-    if not warehouse.table_exists("labels"):
+def _earlier_positives(cfg: Settings, warehouse: WarehouseResource, fact: pl.DataFrame, division: str, cutoff,
+                       window_months: int) -> dict[str, int]:
+    """Positives of the division at the configured cutoffs of the year before C (C − 12 .. C − 1 months) whose window
+    (the requested one, not widened) had closed by the data end, recounted from the facts this partition read (they
+    reach C + W ≥ those windows' ends)."""
+    earlier = [c for c in cfg.cutoffs if add_months(cutoff, -PREVALENCE_LOOKBACK_MONTHS) <= c <= add_months(cutoff, -1)]
+    if not earlier:
         return {}
-    df = warehouse.query(
-        "select cutoff_date, sum(label)::bigint as positives from labels "
-        "where division = ? and cutoff_date between ? and ? and not censored group by cutoff_date order by cutoff_date",
-        [division, add_months(cutoff, -PREVALENCE_LOOKBACK_MONTHS), add_months(cutoff, -1)],
-    )
-    return {str(c): int(p) for c, p in df.iter_rows()}
+    dim = warehouse.query("select customer_id, first_seen_date from dim_customer")
+    counts = positives_by_cutoff(fact, dim, division=division, cutoffs=earlier, window_months=window_months,
+                                 data_end=cfg.data.end_date, mode=cfg.labels.mode,
+                                 min_net_revenue=cfg.labels.min_net_revenue, sku_denylist=cfg.labels.sku_denylist)
+    return {str(c): n for c, n in sorted(counts.items())}

@@ -74,6 +74,9 @@ def _report(outcomes) -> int:
     counts = summarize(outcomes)
     print(f"{len(outcomes)} runs: {counts['ok']} ok, {counts['held']} with held models, {counts['failed']} failed, "
           f"{counts['skipped']} skipped (upstream failed)")
+    if counts["retained"]:
+        print(f"{counts['retained']} of the ok runs retained a model: it trailed the division's champion, which keeps "
+              "serving (registry `serving_model_version`)")
     if counts["held"]:
         print("held models are the engine refusing to publish (a missed promotion gate, too little history): each "
               "has its registry row and reason; nothing from it was published. See docs/TROUBLESHOOTING.md")

@@ -29,7 +29,7 @@ from dagster._core.execution.backfill import BulkActionStatus, PartitionBackfill
 from dagster._core.utils import make_new_backfill_id
 from dagster._time import get_current_timestamp
 
-from gosales_assets.core.registry import HELD, SKIPPED
+from gosales_assets.core.registry import HELD, RETAINED, SKIPPED
 from gosales_assets.jobs import (
     CUTOFF_JOB,
     DIVISION_CUTOFF_JOB,
@@ -60,6 +60,7 @@ class RunOutcome:
     assets: list[str] = field(default_factory=list)
     failed_checks: list[str] = field(default_factory=list)
     held: list[str] = field(default_factory=list)   # "<partition>: <status> — <reason>" of held/skipped models
+    retained: list[str] = field(default_factory=list)  # the same for retained ones (the champion keeps serving)
     error: str | None = None
 
 
@@ -308,10 +309,8 @@ def _execute(defs: Definitions, run: PlannedRun, instance: DagsterInstance, tags
         f" — {e.asset_check_evaluation_data.description}"
         for e in events
         if e.event_type_value == "ASSET_CHECK_EVALUATION" and not e.asset_check_evaluation_data.passed]
-    held = [f"{run.partition}: {m.metadata['status'].value} — {m.metadata['reason'].value}"
-            for e in events if e.is_step_materialization
-            and (m := e.step_materialization_data.materialization).asset_key == AssetKey("division_model")
-            and "status" in m.metadata and m.metadata["status"].value in (HELD, SKIPPED)]
+    held, retained = model_verdicts(e.step_materialization_data.materialization for e in events
+                                    if e.is_step_materialization)
     error = None
     if not result.success:
         errors = [e.step_failure_data.error for e in events if e.is_step_failure and e.step_failure_data.error]
@@ -319,7 +318,8 @@ def _execute(defs: Definitions, run: PlannedRun, instance: DagsterInstance, tags
             cause = errors[0].cause or errors[0]
             error = (cause.message or errors[0].message).strip().splitlines()[0]
     status = "failed" if not result.success else ("held" if held else "ok")
-    outcome = RunOutcome(run.job, run.partition, result.run_id, status, materialized, failed_checks, held, error)
+    outcome = RunOutcome(run.job, run.partition, result.run_id, status, materialized, failed_checks, held, retained,
+                         error)
     if error and "DagsterExecutionInterruptedError" in error:
         # Dagster turns Ctrl-C / SIGTERM into a failed step and returns; the whole materialize stops here instead
         # of going on with the next run.
@@ -327,11 +327,29 @@ def _execute(defs: Definitions, run: PlannedRun, instance: DagsterInstance, tags
     return outcome
 
 
+def model_verdicts(materializations: Iterable) -> tuple[list[str], list[str]]:
+    """"<partition>: <status> — <reason>" of the `division_model` materializations whose model does not serve
+    (held, skipped) and of those whose champion serves instead (retained)."""
+    held, retained = [], []
+    for m in materializations:
+        if m.asset_key != AssetKey("division_model") or "status" not in m.metadata:
+            continue
+        status = m.metadata["status"].value
+        line = f"{m.partition}: {status} — {m.metadata['reason'].value}"
+        if status in (HELD, SKIPPED):
+            held.append(line)
+        elif status == RETAINED:
+            retained.append(line)
+    return held, retained
+
+
 def _log_outcome(o: RunOutcome, log: Callable[[str], None]) -> None:
     run = f"(run {o.run_id[:8]})" if o.run_id else ""
     log(f"{o.status:<7} {o.job} {o.partition or ''} {run}".rstrip())
     for line in o.held:
         log(f"        held: {line}")
+    for line in o.retained:
+        log(f"        retained: {line}")
     if o.status in ("failed", "skipped"):
         for line in o.failed_checks:
             log(f"        check did not pass: {line}")
@@ -349,9 +367,12 @@ def _release_free_heap() -> None:
 
 
 def summarize(outcomes: Sequence[RunOutcome]) -> dict[str, int]:
+    """Runs per status (ok | held | failed | skipped), and `retained`: runs with a retained model (their status is
+    `ok`: the division's champion serves)."""
     counts = {s: 0 for s in ("ok", "held", "failed", "skipped")}
     for o in outcomes:
         counts[o.status] += 1
+    counts["retained"] = sum(1 for o in outcomes if o.retained)
     return counts
 
 
@@ -403,14 +424,10 @@ def backfill_outcomes(instance: DagsterInstance, backfill_id: str) -> list[RunOu
     out = []
     for record in reversed(instance.get_run_records(RunsFilter(tags={"dagster/backfill": backfill_id}))):
         run = record.dagster_run
-        held, materialized = [], []
-        for entry in instance.all_logs(run.run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION):
-            m = entry.asset_materialization
-            materialized.append(m.asset_key.to_user_string())
-            if m.asset_key == AssetKey("division_model") and "status" in m.metadata \
-                    and m.metadata["status"].value in (HELD, SKIPPED):
-                held.append(f"{m.partition}: {m.metadata['status'].value} — {m.metadata['reason'].value}")
+        ms = [entry.asset_materialization
+              for entry in instance.all_logs(run.run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION)]
+        held, retained = model_verdicts(ms)
         status = ("held" if held else "ok") if run.status == DagsterRunStatus.SUCCESS else "failed"
         out.append(RunOutcome(run.job_name, run.tags.get("dagster/partition"), run.run_id, status,
-                              sorted(set(materialized)), held=held))
+                              sorted({m.asset_key.to_user_string() for m in ms}), held=held, retained=retained))
     return out

@@ -215,3 +215,23 @@ with DagsterInstance.ephemeral() as instance:
     proc.send_signal(signal.SIGINT)
     out = proc.communicate(timeout=60)[0]
     assert "stopped: failed" in out and "interrupted: 0 run(s) not started" in out and "after ran" not in out
+
+
+def test_model_verdicts_list_held_skipped_and_retained_models_apart():
+    from dagster import AssetMaterialization
+
+    from gosales_assets.runner import RunOutcome, model_verdicts, summarize
+
+    def m(key, status, reason="r", partition="2026-03|CPE"):
+        return AssetMaterialization(key, partition=partition, metadata={"status": status, "reason": reason})
+
+    held, retained = model_verdicts([
+        m("division_model", "held", "trails monetary by 0.05"), m("division_model", "promoted"),
+        m("division_model", "retained", "trails the champion v1 of 2025-12-31", "2026-03|PDM"),
+        m("division_model", "skipped", "3 positives", "2026-03|Hardware"), m("icp_scores", "held"),
+        AssetMaterialization("division_model", partition="2026-03|X")])
+    assert held == ["2026-03|CPE: held — trails monetary by 0.05", "2026-03|Hardware: skipped — 3 positives"]
+    assert retained == ["2026-03|PDM: retained — trails the champion v1 of 2025-12-31"]
+    counts = summarize([RunOutcome("j", "p", "1", "ok", retained=retained), RunOutcome("j", "q", "2", "ok"),
+                        RunOutcome("j", "r", "3", "held", held=held)])
+    assert counts == {"ok": 2, "held": 1, "failed": 0, "skipped": 0, "retained": 1}

@@ -150,8 +150,14 @@ def plan_runs(graph: BaseAssetGraph, targets: Iterable[AssetKeyPartitionKey]) ->
         ready.sort(key=_sort_key)
     if len(stage) != len(targets):
         raise ValueError("the asset graph has a cycle among the chosen partitions")
-    # Then a run joins the next run of the same partition when every child of its pairs still runs after it
-    # (e.g. the labels and model of a first cutoff, which read no earlier partition, join its features' run).
+    # Then a run joins the next run of the same partition when every child of its pairs still runs after it (e.g.
+    # the labels and model of a first cutoff, which read no earlier partition, join its features' run; the frames of
+    # a cutoff join its model's run when the models that read them come later in the plan's order).
+    jobs = {GLOBAL_JOB: 0, CUTOFF_JOB: 1, DIVISION_CUTOFF_JOB: 2}
+
+    def position(s: int, g: tuple[str, str]) -> tuple[int, int, str]:  # where a run sorts in the plan
+        return s, jobs[g[0]], g[1]
+
     members: dict[tuple[tuple[str, str], int], list[AssetKeyPartitionKey]] = {}
     for t in order:
         members.setdefault((group(t), stage[t]), []).append(t)
@@ -160,7 +166,9 @@ def plan_runs(graph: BaseAssetGraph, targets: Iterable[AssetKeyPartitionKey]) ->
         later = stages[-1]
         for s in reversed(stages[:-1]):
             run = set(members[(g, s)])
-            if all(stage[c] - (group(c) != g) >= later for t in run for c in children[t] if c not in run):
+            if all(position(stage[c], group(c)) > position(later, g) for t in run for c in children[t]
+                   if c not in run and group(c) != g) \
+                    and all(stage[c] >= later for t in run for c in children[t] if c not in run and group(c) == g):
                 for t in run:
                     stage[t] = later
             else:
@@ -168,10 +176,8 @@ def plan_runs(graph: BaseAssetGraph, targets: Iterable[AssetKeyPartitionKey]) ->
     runs: dict[tuple[int, str, str], list[AssetKey]] = {}
     for t, s in stage.items():
         runs.setdefault((s, *group(t)), []).append(t.asset_key)
-    order = {GLOBAL_JOB: 0, CUTOFF_JOB: 1, DIVISION_CUTOFF_JOB: 2}
     return [PlannedRun(job, partition or None, tuple(sorted(keys, key=lambda k: k.to_user_string())))
-            for (s, job, partition), keys in sorted(runs.items(), key=lambda kv: (kv[0][0], order[kv[0][1]],
-                                                                                   kv[0][2]))]
+            for (s, job, partition), keys in sorted(runs.items(), key=lambda kv: position(kv[0][0], kv[0][1:]))]
 
 
 def _sort_key(t: AssetKeyPartitionKey) -> tuple[str, str]:

@@ -56,6 +56,16 @@ def test_plan_follows_the_declared_reads_of_earlier_partitions(project):
     # a later cutoff's division run never comes before an earlier cutoff's run of the same division
     pdm = [str(r.partition) for r in plan if r.job == DIVISION_CUTOFF_JOB and str(r.partition).endswith("|PDM")]
     assert pdm == sorted(pdm)
+    # and every (asset, partition) runs after everything it reads, whatever run it is in
+    where = {AssetKeyPartitionKey(k, r.partition): i for i, r in enumerate(plan) for k in r.assets}
+    reads = 0
+    for t, i in where.items():
+        for parent in graph.get_parents_partitions(t.asset_key, t.partition_key).parent_partitions:
+            if parent in where and parent != t:
+                reads += 1
+                assert where[parent] < i or (where[parent] == i and parent.partition_key == t.partition_key), \
+                    (parent, t)
+    assert reads > 1000  # the model's reads of earlier frames, whitespace's of every division, ...
     # each partition of a later cutoff is one run: labels → features → model → scores, peers → validation, drift
     one = [r for r in plan if str(r.partition) == "2026-03|PDM"]
     assert len(one) == 1 and len(one[0].assets) == 7

@@ -148,6 +148,9 @@ class GateThresholds(_Model):
     # The absolute floors only say "better than chance" (AUC 0.5, lift 1): a floor tuned to one business says little
     # about another; what holds a model is the comparison with the alternatives (peers, champion) below.
     auc_min: float = Field(0.55, ge=0.0, le=1.0)
+    auc_above_chance: bool = Field(True, description="Hold a model whose out-of-fold AUC is not distinguishable "
+                                   "from chance: the lower end of its 95 % DeLong interval must be above 0.5 (a "
+                                   "model without signal can clear the low floors when its peers have none either)")
     lift10_min: float = Field(1.2, ge=0.0)
     cal_mae_max: float = Field(0.10, ge=0.0, le=1.0)
     # Margins below the typical half-width of the paired interval (~0.03-0.05 AUC at demo size): a candidate
@@ -499,8 +502,7 @@ class Settings(_Model):
         override of one threshold leaves the other two at the project's values, not at the class defaults)."""
         g = self.models.gates
         override = g.per_division.get(division)
-        values = {"auc_min": g.auc_min, "lift10_min": g.lift10_min, "cal_mae_max": g.cal_mae_max,
-                  "peer_margin": g.peer_margin, "champion_margin": g.champion_margin}
+        values = {k: getattr(g, k) for k in GateThresholds.model_fields}
         return GateThresholds(**values | (override.model_dump(exclude_unset=True) if override else {}))
 
     def window_months(self, division: str) -> int:

@@ -58,7 +58,8 @@ def test_new_cutoff_backfill_and_drift_alerts_against_a_real_instance(tmp_path):
     project = new_project(tmp_path / "p", {
         "cutoffs": ["2025-10-31", "2026-04-30"],
         "models": {"training_cutoffs": 1, "min_positives": 3, "lightgbm": {"min_child_samples": [10]},
-                   "gates": {"auc_min": 0.0, "lift10_min": 0.0, "cal_mae_max": 1.0, "peer_gate": False}},
+                   "gates": {"auc_min": 0.0, "lift10_min": 0.0, "cal_mae_max": 1.0, "peer_gate": False,
+                             "auc_above_chance": False}},
         "drift": {"psi_warn": 0.0, "psi_hard": 1e-9, "alpha": 1.0, "top_features": 3},
         "automation": {"retrain_on_hard_drift": True},
         # The sales log of all twelve divisions; lines of the other ten are quarantined as unknown SKUs.

@@ -255,7 +255,7 @@ def test_defaults_are_relative_with_low_floors(tmp_path):
     gate. The champion gate is off by default (at a cadence shorter than the label window it never applies, and its
     declared read splits a native partition run in two). The shipped config and the class defaults agree."""
     expected = {"auc_min": 0.55, "lift10_min": 1.2, "cal_mae_max": 0.10, "peer_margin": 0.02, "champion_margin": 0.02,
-                "peer_gate": True, "champion_gate": False, "champion_lookback_months": 12}
+                "peer_gate": True, "champion_gate": False, "champion_lookback_months": 12, "auc_above_chance": True}
     shipped = load_settings(DEFAULT_CONFIG_PATH, home=tmp_path).models.gates
     for gates in (GateSettings(), shipped):
         assert {k: getattr(gates, k) for k in expected} == expected

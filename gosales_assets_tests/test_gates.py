@@ -53,6 +53,17 @@ def test_partial_override_keeps_the_projects_other_thresholds(tmp_path):
     s = load_settings(cfg, home=tmp_path)
     # only auc_min is overridden; the others stay the project's (not the class defaults 1.2 / 0.10)
     assert s.gate_thresholds("CPE").model_dump() == {"auc_min": 0.6, "lift10_min": 1.1, "cal_mae_max": 0.3,
-                                                     "peer_margin": 0.02, "champion_margin": 0.02}
+                                                     "peer_margin": 0.02, "champion_margin": 0.02,
+                                                     "auc_above_chance": True}
     assert s.gate_thresholds("PDM").model_dump() == {"auc_min": 0.52, "lift10_min": 1.1, "cal_mae_max": 0.3,
-                                                     "peer_margin": 0.02, "champion_margin": 0.02}
+                                                     "peer_margin": 0.02, "champion_margin": 0.02,
+                                                     "auc_above_chance": True}
+
+
+def test_the_projects_auc_above_chance_reaches_every_division(tmp_path):
+    from gosales_assets.settings import DEFAULT_CONFIG_PATH
+
+    cfg = tmp_path / "gosales.yaml"
+    cfg.write_text(DEFAULT_CONFIG_PATH.read_text().replace("auc_above_chance: true", "auc_above_chance: false"))
+    s = load_settings(cfg, home=tmp_path)
+    assert s.gate_thresholds("CPE").auc_above_chance is False

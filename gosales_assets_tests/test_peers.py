@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 
 from gosales_assets.core.gates import evaluate_gate
-from gosales_assets.core.metrics import paired_auc_delong, roc_auc
+from gosales_assets.core.metrics import auc_interval, paired_auc_delong, roc_auc
 from gosales_assets.core.peers import (
     PEERS,
     compare_with_peers,
@@ -191,3 +191,29 @@ def test_peer_choice_follows_the_model_that_the_registry_row_names():
     stale = peer_choice({"status": "held", "model_version": "v2", "reason": "gate"}, record)
     assert stale.basis == DEFAULT and stale.rfm is None and "belongs to model v1" in stale.note
     assert peer_choice({}, None).basis == DEFAULT
+
+
+def test_auc_interval_is_delongs_and_tells_signal_from_luck():
+    rng = np.random.default_rng(5)
+    y = (rng.random(400) < 0.1).astype(int)
+    signal, noise = y * 1.0 + rng.random(400), rng.random(400)
+    lo, hi = auc_interval(y, signal)
+    auc = roc_auc(y, signal)
+    _, se = _delong_by_pairs(y, signal, np.zeros(400))  # a constant has placements ½: the difference's se is AUC's
+    assert lo == pytest.approx(auc - 1.959963984540054 * se) and hi == pytest.approx(min(1.0, auc + 1.96 * se), abs=1e-3)
+    assert lo > 0.5
+    nlo, nhi = auc_interval(y, noise)
+    assert nlo < 0.5 < nhi
+    assert auc_interval(np.zeros(4, int), noise[:4]) is None
+
+
+def test_gate_holds_a_model_not_distinguishable_from_chance():
+    loose = GateThresholds(auc_min=0.0, lift10_min=0.0, cal_mae_max=1.0)
+    lucky = {"auc": 0.568, "lift_at_10": 1.5, "cal_mae": 0.01, "auc_low": 0.49, "auc_high": 0.646}
+    g = evaluate_gate(lucky, loose, peer_gate=False)
+    assert not g.passed and g.misses == [
+        "auc 0.5680 is not distinguishable from chance: its 95 % interval [0.4900, 0.6460] includes 0.5"]
+    assert g.values["auc_low"] == 0.49 and g.values["auc_above_chance"] is True
+    assert evaluate_gate(lucky | {"auc_low": 0.51}, loose, peer_gate=False).passed
+    assert evaluate_gate(lucky, loose.model_copy(update={"auc_above_chance": False}), peer_gate=False).passed
+    assert evaluate_gate({k: v for k, v in lucky.items() if k != "auc_low"}, loose, peer_gate=False).passed

@@ -137,7 +137,7 @@ def test_materialize_in_process_and_a_native_backfill_submission(tmp_path):
                                            "models": {"training_cutoffs": 1, "min_positives": 3,
                                                       # relaxed (peers too: one small training cutoff)
                                                       "gates": {"auc_min": 0.0, "lift10_min": 0.0, "cal_mae_max": 1.0,
-                                                                "peer_gate": False,
+                                                                "peer_gate": False, "auc_above_chance": False,
                                                                 "per_division": {"PDM": {"auc_min": 1.0}}}}},
                           only_divisions=["Simulation", "PDM"])
     generate_demo_data(project.settings.landing_dir, customers=2000, seed=3,

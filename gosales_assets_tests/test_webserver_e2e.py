@@ -81,8 +81,10 @@ OVERRIDES = {
     # The demo sales log holds the lines of all twelve divisions; the other ten are quarantined as unknown SKUs.
     "contracts": {"max_violation_rate": 1.0},
     "models": {"training_cutoffs": 1, "min_positives": 3,
-               # relaxed: one training cutoff of a few positives is no fair fight with the peers (peer_gate off)
+               # relaxed: one training cutoff of a few positives is no fair fight with the peers (peer_gate off),
+               # nor has an AUC interval narrow enough to clear chance (auc_above_chance off)
                "gates": {"auc_min": 0.0, "lift10_min": 0.0, "cal_mae_max": 1.0, "peer_gate": False,
+                         "auc_above_chance": False,
                          "per_division": {HELD_DIV: {"auc_min": 1.0}}}},  # an AUC nobody reaches: PDM is held
 }
 

@@ -91,7 +91,7 @@ def build_model_assets(settings: Settings) -> list[AssetsDefinition]:
                        description="Not worse than the best simple peer (recency, frequency, monetary, RFM logistic "
                        "regression) beyond the margin on the same out-of-fold rows, nor than the division's current "
                        "champion on the rows out of its sample (labels it never saw), with the paired intervals; "
-                       "calibration MAE ≤ its limit; AUC and lift@10% above their (low) floors. A model that misses is held and "
+                       "calibration MAE ≤ its limit; AUC and lift@10% above their (low) floors, the AUC's 95 % interval above 0.5. A model that misses is held and "
                        "never feeds scoring (retained, WARN, when it only trails the champion: the champion keeps "
                        "serving); a below-chance model's result starts with its diagnosis"),
         AssetCheckSpec("fold_overlap", asset="division_model",

@@ -55,7 +55,8 @@ class GateResult:
 def evaluate_gate(metrics: dict, thresholds: GateThresholds, peers: PeerComparison | None = None, *,
                   peer_gate: bool = True, champion: ChampionComparison | None = None,
                   champion_gate: bool = True) -> GateResult:
-    """AUC ≥ auc_min, lift@10% ≥ lift10_min, calibration MAE ≤ cal_mae_max (a missing metric is a miss); with a peer
+    """AUC ≥ auc_min, lift@10% ≥ lift10_min, calibration MAE ≤ cal_mae_max (a missing metric is a miss); with
+    `auc_above_chance`, the lower end of the AUC's interval (`metrics["auc_low"]`, when recorded) above 0.5; with a peer
     comparison and `peer_gate`, not worse than the best simple peer beyond `peer_margin` on the same out-of-fold
     rows; with an applicable champion comparison and `champion_gate`, not worse than the champion beyond
     `champion_margin`. Both comparisons (and a below-chance diagnosis) are recorded in the values either way."""
@@ -72,8 +73,13 @@ def evaluate_gate(metrics: dict, thresholds: GateThresholds, peers: PeerComparis
             misses.append(f"{name} {value:.4f} < {limit:g} (short by {limit - value:.4f})")
         elif op == "<=" and value > limit:
             misses.append(f"{name} {value:.4f} > {limit:g} (over by {value - limit:.4f})")
+    low, high = metrics.get("auc_low"), metrics.get("auc_high")
+    if thresholds.auc_above_chance and low is not None and low <= 0.5:
+        misses.append(f"auc {metrics.get('auc'):.4f} is not distinguishable from chance: its 95 % interval "
+                      f"[{low:.4f}, {high:.4f}] includes 0.5")
     values = {name: value for name, value, _, _ in rules} | {
-        "auc_min": thresholds.auc_min, "lift10_min": thresholds.lift10_min, "cal_mae_max": thresholds.cal_mae_max}
+        "auc_min": thresholds.auc_min, "lift10_min": thresholds.lift10_min, "cal_mae_max": thresholds.cal_mae_max,
+        "auc_low": low, "auc_high": high, "auc_above_chance": thresholds.auc_above_chance}
     if peers is not None:
         values |= peers.values
         if peer_gate and not peers.passed:

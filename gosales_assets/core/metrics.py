@@ -30,6 +30,7 @@ import polars as pl
 __all__ = [
     "roc_auc",
     "paired_auc_delong",
+    "auc_interval",
     "pr_auc",
     "brier",
     "base_rate",
@@ -119,6 +120,25 @@ def roc_auc(y, p) -> float | None:
     return u / (n1 * n0)
 
 
+def _placements(ya: np.ndarray, s: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    """AUC of `s` and DeLong's placement values: per positive, the share of negatives it outranks; per negative,
+    the share of positives that outrank it (ties count ½; midranks, Sun & Xu's formulation)."""
+    from scipy.stats import rankdata  # here, as in roc_auc: keeps scipy out of every run process's import
+
+    pos = ya == 1
+    m, n = int(pos.sum()), int(ya.size - pos.sum())
+    x, z = s[pos], s[~pos]
+    tz = rankdata(np.concatenate([x, z]), method="average")
+    tx, ty = rankdata(x, method="average"), rankdata(z, method="average")
+    auc = (tz[:m].sum() - m * (m + 1) / 2.0) / (m * n)
+    return float(auc), (tz[:m] - tx) / n, 1.0 - (tz[m:] - ty) / m
+
+
+def _variance(v01: np.ndarray, v10: np.ndarray) -> float:
+    m, n = v01.size, v10.size
+    return (v01.var(ddof=1) if m > 1 else 0.0) / m + (v10.var(ddof=1) if n > 1 else 0.0) / n
+
+
 def paired_auc_delong(y, a, b) -> tuple[float, float] | None:
     """AUC(a) − AUC(b) on the same rows and the standard error of that difference by DeLong's method (DeLong,
     DeLong & Clarke-Pearson 1988, with Sun & Xu's midrank formulation): each score's AUC is split into per-positive
@@ -127,23 +147,22 @@ def paired_auc_delong(y, a, b) -> tuple[float, float] | None:
     times: at 300,000 out-of-fold rows that is the difference between milliseconds and minutes. None with one class."""
     ya = _as_y(y)
     pa, pb = _as_p(a, ya.size, "a"), _as_p(b, ya.size, "b")
-    pos = ya == 1
-    m, n = int(pos.sum()), int(ya.size - pos.sum())
-    if m == 0 or n == 0:
+    if ya.sum() in (0, ya.size):
         return None
-    from scipy.stats import rankdata  # here, as in roc_auc: keeps scipy out of every run process's import
+    auc_a, v01_a, v10_a = _placements(ya, pa)
+    auc_b, v01_b, v10_b = _placements(ya, pb)
+    return auc_a - auc_b, float(math.sqrt(max(_variance(v01_a - v01_b, v10_a - v10_b), 0.0)))
 
-    v01, v10, aucs = [], [], []
-    for s in (pa, pb):
-        x, z = s[pos], s[~pos]
-        tz = rankdata(np.concatenate([x, z]), method="average")
-        tx, ty = rankdata(x, method="average"), rankdata(z, method="average")
-        aucs.append((tz[:m].sum() - m * (m + 1) / 2.0) / (m * n))
-        v01.append((tz[:m] - tx) / n)           # per positive: share of negatives it outranks
-        v10.append(1.0 - (tz[m:] - ty) / m)     # per negative: share of positives that outrank it
-    d01, d10 = v01[0] - v01[1], v10[0] - v10[1]
-    var = (d01.var(ddof=1) if m > 1 else 0.0) / m + (d10.var(ddof=1) if n > 1 else 0.0) / n
-    return float(aucs[0] - aucs[1]), float(math.sqrt(max(var, 0.0)))
+
+def auc_interval(y, p, z: float = 1.959963984540054) -> tuple[float, float] | None:
+    """DeLong's interval of one AUC: AUC ± z standard errors (95 % by default), clipped to [0, 1]. Whether a ranking
+    is better than chance with confidence: the lower end above 0.5. None with one class."""
+    ya, pa = _check(y, p)
+    if ya.sum() in (0, ya.size):
+        return None
+    auc, v01, v10 = _placements(ya, pa)
+    se = math.sqrt(max(_variance(v01, v10), 0.0))
+    return max(0.0, auc - z * se), min(1.0, auc + z * se)
 
 
 def pr_auc(y, p) -> float | None:

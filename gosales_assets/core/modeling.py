@@ -74,6 +74,7 @@ from sklearn.linear_model import LogisticRegression
 
 from gosales_assets.core.calibration import Calibrator, calibration_method, logit
 from gosales_assets.core.metrics import (
+    auc_interval,
     brier,
     calibration_bins,
     capacity_thresholds,
@@ -1190,6 +1191,7 @@ def train_division_model(
     ks = tuple(dict.fromkeys([5.0, 10.0, 20.0, *(float(c) for c in params.capacity_pcts)]))
     metrics = metric_summary(y, cal_oof, revenue, ks=ks, n_bins=params.calibration_bins)
     metrics["auc_raw"] = roc_auc(y, raw)
+    metrics["auc_low"], metrics["auc_high"] = auc_interval(y, cal_oof) or (None, None)
     oof_cols: dict[str, Any] = {"customer_id": pl.Series(ids, dtype=pl.String)}
     oof_cols["cutoff_date"] = (data.get_column("cutoff_date") if "cutoff_date" in data.columns
                                else pl.Series([None] * n, dtype=pl.Date))

@@ -120,6 +120,9 @@ def roc_auc(y, p) -> float | None:
     return u / (n1 * n0)
 
 
+Z95 = 1.959963984540054  # two-sided 95 % normal quantile
+
+
 def _placements(ya: np.ndarray, s: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
     """AUC of `s` and DeLong's placement values: per positive, the share of negatives it outranks; per negative,
     the share of positives that outrank it (ties count ½; midranks, Sun & Xu's formulation)."""
@@ -154,7 +157,7 @@ def paired_auc_delong(y, a, b) -> tuple[float, float] | None:
     return auc_a - auc_b, float(math.sqrt(max(_variance(v01_a - v01_b, v10_a - v10_b), 0.0)))
 
 
-def auc_interval(y, p, z: float = 1.959963984540054) -> tuple[float, float] | None:
+def auc_interval(y, p, z: float = Z95) -> tuple[float, float] | None:
     """DeLong's interval of one AUC: AUC ± z standard errors (95 % by default), clipped to [0, 1]. Whether a ranking
     is better than chance with confidence: the lower end above 0.5. None with one class."""
     ya, pa = _check(y, p)

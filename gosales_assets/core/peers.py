@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import polars as pl
 
-from gosales_assets.core.metrics import paired_auc_delong, roc_auc
+from gosales_assets.core.metrics import Z95, paired_auc_delong, roc_auc
 
 PEERS = ("recency", "frequency", "monetary", "rfm_logistic")
 # (feature, sign): the heuristic peers are one feature each.
@@ -298,9 +298,6 @@ def peer_values(frame: pl.DataFrame, peer: str) -> np.ndarray | None:
     return np.where(known, x, x[known].min() - 1.0)
 
 
-Z95 = 1.959963984540054  # two-sided 95 % normal quantile
-
-
 def paired_auc_difference(y: np.ndarray, a: np.ndarray, b: np.ndarray, *, n_boot: int | None = None, seed: int = 0
                           ) -> tuple[float | None, float | None, float | None]:
     """AUC(a) − AUC(b) on the same rows and its 95 % paired interval. `n_boot` None (the default): DeLong's analytic
@@ -308,12 +305,15 @@ def paired_auc_difference(y: np.ndarray, a: np.ndarray, b: np.ndarray, *, n_boot
     with a resample count: the gate's comparison at 300,000 out-of-fold rows). `n_boot` N: a paired bootstrap of N
     resamples (rows drawn with replacement, positives and negatives separately so every resample has both classes;
     percentile interval). None when undefined (one class)."""
+    if n_boot is None:  # DeLong's placements give both AUCs: no separate roc_auc pass over the rows
+        delong = paired_auc_delong(y, a, b)
+        if delong is None:
+            return None, None, None
+        diff, se = delong
+        return diff, diff - Z95 * se, diff + Z95 * se
     base_a, base_b = roc_auc(y, a), roc_auc(y, b)
     if base_a is None or base_b is None:
         return None, None, None
-    if n_boot is None:
-        diff, se = paired_auc_delong(y, a, b)
-        return base_a - base_b, diff - Z95 * se, diff + Z95 * se
     rng = np.random.default_rng(seed)
     pos, neg = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
     diffs = np.empty(n_boot)

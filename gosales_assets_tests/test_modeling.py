@@ -182,6 +182,20 @@ def test_preprocessor_reuses_learned_values_at_scoring(linear_frame):
     assert abs(xt[:, j].mean()) < 1e-9 and xt[:, j].std() == pytest.approx(1.0)
 
 
+def test_onehot_design_is_numerics_then_one_indicator_per_level(linear_frame):
+    feats = feature_columns(linear_frame)
+    pre = Preprocessor("onehot_scaled", max_category_levels=2).fit(linear_frame.head(400), feats)
+    x = pre.transform(linear_frame)
+    k = len(pre.numeric_features)
+    codes = pre.category_codes(linear_frame)[:, 0]
+    width = len(pre.levels[INDUSTRY]) + 2
+    # the stacked definition: scaled numerics, then one 0/1 column per level, other and missing
+    expected = np.hstack([x[:, :k], np.eye(width)[codes]])
+    assert x.shape == (linear_frame.height, k + width) and x.flags["C_CONTIGUOUS"]
+    assert np.array_equal(x, expected)
+    assert (x[:, k:].sum(axis=1) == 1.0).all()
+
+
 def test_category_levels_top_k_by_frequency_ties_by_name():
     f = pl.DataFrame({"attr__all__region__static": ["b", "a", "c", "b", "a", "c", "d", None, "c"]})
     pre = Preprocessor("codes", max_category_levels=2).fit(f, ["attr__all__region__static"])

@@ -418,12 +418,18 @@ class Preprocessor:
 
     def _onehot_design(self, xs: np.ndarray, codes: np.ndarray) -> np.ndarray:
         """The `onehot_scaled` design matrix from the standardized numerics `xs` and the category codes."""
-        blocks = [xs]
-        for j, f in enumerate(self.categorical_features):
-            width = len(self.levels[f]) + 2
-            blocks.append(np.eye(width)[codes[:, j]])
-        out = np.hstack(blocks) if len(blocks) > 1 else xs
-        return np.ascontiguousarray(out, dtype=np.float64)
+        if not self.categorical_features:
+            return np.ascontiguousarray(xs, dtype=np.float64)
+        # One zeroed matrix filled in place (not one 0/1 block per categorical stacked after: two more copies).
+        widths = [len(self.levels[f]) + 2 for f in self.categorical_features]
+        n, k = xs.shape
+        out = np.zeros((n, k + sum(widths)), dtype=np.float64)
+        out[:, :k] = xs
+        rows, start = np.arange(n), k
+        for j, width in enumerate(widths):
+            out[rows, start + codes[:, j]] = 1.0
+            start += width
+        return out
 
     # ---- description ------------------------------------------------------------------------------
     @property

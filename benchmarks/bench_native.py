@@ -287,11 +287,24 @@ def run_error(instance, run_id: str) -> str | None:
     return None
 
 
-def overlaps(runs: list[dict]) -> list[list[str]]:
-    """Pairs of runs that both held a run worker at the same time (RUN_STARTING → end): every run of the graph
-    opens the warehouse, so the one-slot pool should make this empty."""
+def pool_slots() -> int:
+    """The warehouse pool's slots in the repository's dagster.yaml: how many runs of the graph may go at once (they
+    take turns with the warehouse file through its lease)."""
+    import yaml
+
+    return int(yaml.safe_load((ROOT / "dagster.yaml").read_text())["concurrency"]["pools"]["default_limit"])
+
+
+def overlaps(runs: list[dict], slots: int = 1) -> list[list[str]]:
+    """Groups of more than `slots` runs that held a run worker at the same time (RUN_STARTING → end): every run of
+    the graph is in the warehouse pool, so its `slots` slots should make this empty."""
     spans = sorted((r["starting"] or r["start"] or r["end"], r["end"], r["run_id"][:8]) for r in runs)
-    return [[a[2], b[2]] for i, a in enumerate(spans) for b in spans[i + 1:] if b[0] < a[1]]
+    out = []
+    for i, (start, _, run_id) in enumerate(spans):
+        active = [b[2] for b in spans[:i] if b[1] > start]
+        if len(active) >= slots:
+            out.append([*active, run_id])
+    return out
 
 
 def timeline(t0: float, t1: float, runs: list[dict]) -> dict:
@@ -535,7 +548,7 @@ def native_backfill(name: str, home: Path, cfg: Path, stack_root: Path, targets,
         "backfill_status": bf.status.value, "t_submit": t_submit, "t_end": t_end, "wall_s": round(t_end - t_submit, 3),
         "counts": counts, "held": [h for o in outcomes for h in o.held], "runs": runs,
         "timeline": timeline(t_submit, t_end, runs), "ticks": daemon_ticks(t_submit, runs),
-        "overlapping_runs": overlaps(runs),
+        "pool_slots": pool_slots(), "overlapping_runs": overlaps(runs, pool_slots()),
         "failed_runs": [{"run_id": r["run_id"], "partition": r["partition"], "assets": r["assets"],
                          "error": r["error"]} for r in runs if r["status"] != "SUCCESS"],
         "daemon_iterations_logged": daemon_iterations(stack_root / "daemon.log", backfill_id, t_submit, t_end),
@@ -662,8 +675,8 @@ def _failures(native: dict) -> list[str]:
                          f"{(f['error'] or 'no error recorded')[:160]}" for f in native["failed_runs"][:4])
         out.append(f"**Failed native runs ({len(native['failed_runs'])}):** {errs}.")
     if native["overlapping_runs"]:
-        out.append(f"**Pairs of runs launched while another was still running (the one-slot warehouse pool "
-                   f"should prevent it): {len(native['overlapping_runs'])}** — " + ", ".join(
+        out.append(f"**Runs launched while the warehouse pool's {native.get('pool_slots', 1)} slot(s) were taken "
+                   f"(the pool should prevent it): {len(native['overlapping_runs'])}** — " + ", ".join(
                        "/".join(p) for p in native["overlapping_runs"][:6]) + ".")
     return out
 
@@ -690,11 +703,12 @@ def _vs_rows(native: dict, inproc: dict, ratio: dict, in_label: str) -> list[str
 
 
 def queue_floor(native: dict) -> dict:
-    """What the run queue alone allows: it dequeues once per interval, and the one-slot pool admits one run, so a
-    run holds the slot for a whole number of intervals."""
+    """What the run queue alone allows: it dequeues once per interval, and the pool admits `pool_slots` runs at once
+    (1 before the warehouse lease), so a run holds its slot for a whole number of intervals."""
     interval = native.get("dequeue_interval_s") or DEQUEUE_DEFAULT_S
-    return {"interval_s": interval,
-            "floor_s": sum(math.ceil(r["run_s"] / interval) * interval for r in native["runs"])}
+    slots = native.get("pool_slots", 1)
+    return {"interval_s": interval, "slots": slots,
+            "floor_s": sum(math.ceil(r["run_s"] / interval) * interval for r in native["runs"]) / slots}
 
 
 def load_caution(res: dict) -> str:
@@ -783,8 +797,9 @@ def render_doc(res: dict) -> str:
         + f"); the backfill daemon evaluated the backfill {a['native']['daemon_iterations_logged']} times. Depth of "
         f"these targets: {a['depth']['depth_runs']} runs in a chain ({a['depth']['planned_runs']} runs planned in "
         "process). The run queue dequeues once every "
-        f"{queue_floor(a['native'])['interval_s']} s and the pool admits one run at a time: Σ ⌈run / interval⌉ × "
-        f"interval = {fmt_s(queue_floor(a['native'])['floor_s'])}, plus the daemon waits = "
+        f"{queue_floor(a['native'])['interval_s']} s and the pool admits {queue_floor(a['native'])['slots']} "
+        f"run(s) at a time: Σ ⌈run / interval⌉ × interval / slots = {fmt_s(queue_floor(a['native'])['floor_s'])}, "
+        "plus the daemon waits = "
         f"{fmt_s(queue_floor(a['native'])['floor_s'] + a['native']['timeline']['daemon'])} of the "
         f"{fmt_s(a['native']['wall_s'])} measured.",
         "",
@@ -818,12 +833,13 @@ def render_doc(res: dict) -> str:
         "Floor (no target): the backfill daemon iterates every 30 s (Dagster's fixed DEFAULT_DAEMON_INTERVAL_SECONDS) "
         "and creates a run only after its upstream runs have finished; the targets' depth is "
         f"{b['depth']['depth_runs']} runs in a chain ({b['depth']['planned_runs']} runs planned in process), so "
-        f"≥ {fmt_s(b['floor']['daemon_s'])} of daemon iterations; the one-slot warehouse pool runs one run at a "
-        f"time, so ≥ the sum of the runs themselves ({fmt_s(b['floor']['pool_s'])}); and the run queue dequeues "
+        f"≥ {fmt_s(b['floor']['daemon_s'])} of daemon iterations; the warehouse pool runs "
+        f"{queue_floor(b['native'])['slots']} run(s) at a time, so ≥ the sum of the runs themselves / slots "
+        f"({fmt_s(b['floor']['pool_s'])}); and the run queue dequeues "
         f"once every {queue_floor(b['native'])['interval_s']} s (`dequeue_interval_seconds` in dagster.yaml; "
-        "Dagster's default is 5 s), one "
-        "warehouse run at a time, so each run occupies at least one dequeue interval: ≥ Σ ⌈run / interval⌉ × interval "
-        f"= {fmt_s(queue_floor(b['native'])['floor_s'])}, plus the daemon waits above = "
+        f"Dagster's default is 5 s), {queue_floor(b['native'])['slots']} "
+        "warehouse run(s) at a time, so each run occupies at least one dequeue interval: ≥ Σ ⌈run / interval⌉ × "
+        f"interval / slots = {fmt_s(queue_floor(b['native'])['floor_s'])}, plus the daemon waits above = "
         f"{fmt_s(queue_floor(b['native'])['floor_s'] + b['native']['timeline']['daemon'])}. Measured "
         f"{fmt_s(b['native']['wall_s'])}.",
         "",
@@ -1031,8 +1047,8 @@ def main(argv: list[str] | None = None) -> int:
             depth_b = plan_depth(graph, targets_b)
             floor_daemon = depth_b["depth_runs"] * 30.0
             res["B"] = {"native": native_b, "depth": depth_b, "ratio": ratio_of(native_b, base["runs"]),
-                        "floor": {"daemon_s": floor_daemon, "pool_s": native_b["sums"]["run_s"],
-                                  "max_s": max(floor_daemon, native_b["sums"]["run_s"])},
+                        "floor": {"daemon_s": floor_daemon, "pool_s": native_b["sums"]["run_s"] / native_b["pool_slots"],
+                                  "max_s": max(floor_daemon, native_b["sums"]["run_s"] / native_b["pool_slots"])},
                         "kinds": by_kind(native_b["runs"], base["runs"]),
                         "compare": compare_snapshots(native_b["snapshot"], base["snapshot"],
                                                      res["settings"]["cutoffs"])}

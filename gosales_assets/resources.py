@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import socket
@@ -34,8 +35,8 @@ from gosales_assets.jobs import HOST_TAG, PID_TAG
 from gosales_assets.settings import DEFAULT_SNAPSHOT_INTERVAL_MINUTES, Settings, load_settings
 from gosales_assets.snapshot import Published, SnapshotError, publish
 
-# Every step that opens the DuckDB file runs in this pool; dagster.yaml limits pools to one slot, so two
-# writers never hold the file at once (DuckDB allows a single writing process).
+# Every step that opens the DuckDB file runs in this pool; dagster.yaml gives it two slots (two runs at once), and the
+# warehouse's lease (`hold_warehouse`) gives them turns with the file: DuckDB allows a single writing process.
 WAREHOUSE_POOL = "gosales_warehouse"
 WAREHOUSE_SCHEMA = "main"
 
@@ -114,27 +115,129 @@ def _key(database: str | Path) -> str:
     return os.path.abspath(str(database))
 
 
+def lease_path(database: str | Path) -> Path:
+    """The warehouse's lease file: the engine's processes take turns with the DuckDB file by an exclusive lock on it."""
+    return Path(str(database) + ".lease")
+
+
+# The lines a run logs when it takes and lets go of the warehouse (the UI shows who held it when; tests check that no
+# two runs held it at once).
+HELD, LET_GO, RELEASED, RETAKEN = ("warehouse: held", "warehouse: let go", "warehouse: let go while computing",
+                                   "warehouse: held again")
+
+
+class _Hold:
+    """This process's hold of one warehouse: the open connection, the locked lease file, how many holds share them, and
+    where the hold says what it does."""
+
+    def __init__(self, conn: duckdb.DuckDBPyConnection, lease, log, journal):
+        self.conn, self.lease, self.log, self.journal, self.count = conn, lease, log, journal, 1
+        self.owner: str | None = None
+
+    def note(self, line: str) -> None:
+        if self.journal is not None:
+            self.journal(line)
+
+
+_HOLDS: dict[str, _Hold] = {}
+
+
+def _take_lease(database: str | Path, log=None, owner: str | None = None):
+    """Lock the warehouse's lease file (exclusive, blocking): the turn of this process. Another run of the engine that
+    holds it is waited for, however long its steps take (a killed holder's lock is released by the kernel at once);
+    the wait is said once in `log`, naming the holder. Returns the open, locked file."""
+    path = lease_path(database)
+    lease = open(path, "a+")  # noqa: SIM115 — kept open for the whole hold
+    try:
+        fcntl.flock(lease, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        if log is not None:
+            lease.seek(0)
+            holder = lease.read().strip() or "another process"
+            log(f"waiting for {holder} to let go of the warehouse {database}")
+        fcntl.flock(lease, fcntl.LOCK_EX)
+    except BaseException:
+        lease.close()
+        raise
+    lease.seek(0)
+    lease.truncate()
+    lease.write(f"{owner + ' ' if owner else ''}(process {os.getpid()} on {socket.gethostname()})")
+    lease.flush()
+    return lease
+
+
+def _open_hold(path: str, log, owner: str | None) -> tuple[duckdb.DuckDBPyConnection, Any]:
+    lease = _take_lease(path, log, owner)
+    try:
+        return connect_warehouse(path, log=log), lease
+    except BaseException:
+        lease.close()  # closing the file releases its lock
+        raise
+
+
 @contextmanager
-def hold_warehouse(database: str | Path, log=None) -> Iterator[None]:
+def hold_warehouse(database: str | Path, log=None, *, owner: str | None = None, journal=None) -> Iterator[None]:
     """Keep the warehouse file open in this process while a run executes in it (the `warehouse` resource holds it
-    for the whole run).
+    for the whole run), after taking the warehouse's lease: the engine's runs take turns with the file.
 
     Every step opens and closes DuckDB several times (each input, output and query). A cold open reads the
     catalog and the last close checkpoints: ~90 ms a time, ~2.5 s per division x cutoff run. While one
     connection stays open, DuckDB shares that database instance with every later `connect` of the same path
     in the process, so those cost ~3 ms and the checkpoint happens once, when the hold ends. The file stays
-    locked against other processes for the whole hold: runs that use the warehouse queue for it (the pool
-    `gosales_warehouse` has one slot at run granularity, see dagster.yaml).
+    locked against other processes while held; a step that computes for long without it lets go for that time
+    (`released_warehouse`). Holds of the same file in one process share the connection and the lease. `log`: where a
+    wait is said; `owner`: who holds it, as a waiting process names it (e.g. the run); `journal`: where the hold's
+    moves are noted (HELD, RELEASED, RETAKEN, LET_GO).
     """
     path = str(database)
+    key = _key(path)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    conn = connect_warehouse(path, log=log)
-    _HELD[_key(path)] += 1
+    hold = _HOLDS.get(key)
+    if hold is not None:
+        hold.count += 1
+    else:
+        conn, lease = _open_hold(path, log, owner)
+        hold = _HOLDS[key] = _Hold(conn, lease, log, journal)
+        hold.owner = owner
+        hold.note(HELD)
+    _HELD[key] += 1
     try:
         yield
     finally:
-        _HELD[_key(path)] -= 1
-        conn.close()
+        _HELD[key] -= 1
+        hold.count -= 1
+        if hold.count == 0:
+            del _HOLDS[key]
+            try:
+                if hold.conn is not None:
+                    hold.conn.close()
+            finally:
+                if hold.lease is not None:
+                    hold.lease.close()
+                    hold.note(LET_GO)
+
+
+@contextmanager
+def released_warehouse(database: str | Path) -> Iterator[None]:
+    """Let another run of the engine use the warehouse while this process computes without it (a model's training):
+    close this process's held connection and lease, then take both again afterwards (waiting for a run that got in
+    meanwhile). Nothing of the warehouse may be open in this process inside (every query and IO-manager access opens
+    and closes its own connection). Without a hold in this process (a step called outside a run) it does nothing."""
+    key = _key(database)
+    hold = _HOLDS.get(key)
+    if hold is None or hold.conn is None:
+        yield
+        return
+    hold.conn.close()
+    hold.conn = None
+    hold.lease.close()
+    hold.lease = None
+    hold.note(RELEASED)
+    try:
+        yield
+    finally:
+        hold.conn, hold.lease = _open_hold(str(database), hold.log, hold.owner)
+        hold.note(RETAKEN)
 
 
 def _checkpoint(database: str | Path, wait_s: float | None) -> Callable[[], None]:
@@ -178,6 +281,25 @@ def publish_after_run(database: str | Path, interval_minutes: float | None, run_
         log.info(f"published the warehouse snapshot {done.path} ({done.reason}; {done.meta['copy_seconds']} s)")
 
 
+@contextmanager
+def run_hold(database: str, snapshot_interval_minutes: float | None, context: InitResourceContext) -> Iterator[None]:
+    """A run's hold of the warehouse, set up once per run (in-process executor) by each resource that opens it (the
+    `warehouse` resource and the IO manager share it): one open database serves every step, input and output, the
+    run's log says when it took and let go of it, and the snapshot is published after the run when due."""
+    if context.run_id and context.instance is not None:
+        # Which process holds the warehouse: if it is killed, `release_dead_runs` can tell the run is dead and
+        # free the pool (Dagster's default run launcher cannot check a run worker's health).
+        context.instance.add_run_tags(context.run_id, {HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid())})
+    log = context.log.warning if context.log else None
+    journal = context.log.info if context.log else None
+    owner = f"run {context.run_id[:8]}" if context.run_id else None
+    with hold_warehouse(database, log=log, owner=owner, journal=journal):
+        yield
+    # Not reached when the run is interrupted (the exception leaves through the `with`); skipped while the other
+    # resource of the run still holds the warehouse (it publishes when it lets go).
+    publish_after_run(database, snapshot_interval_minutes, context.run_id, log=context.log)
+
+
 class WarehouseResource(ConfigurableResource):
     """Direct SQL access to the warehouse for steps that query rather than load whole tables. At the end of the run
     it publishes the read-only snapshot when due (`snapshot_interval_minutes`, see `publish_snapshot`)."""
@@ -187,16 +309,8 @@ class WarehouseResource(ConfigurableResource):
 
     @contextmanager
     def yield_for_execution(self, context: InitResourceContext) -> Iterator["WarehouseResource"]:
-        # Set up once per run (in-process executor): one open database serves every step, input and output.
-        if context.run_id and context.instance is not None:
-            # Which process holds the warehouse: if it is killed, `release_dead_runs` can tell the run is dead and
-            # free the pool (Dagster's default run launcher cannot check a run worker's health).
-            context.instance.add_run_tags(context.run_id, {HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid())})
-        log = context.log.warning if context.log else None
-        with hold_warehouse(self.database, log=log):
+        with run_hold(self.database, self.snapshot_interval_minutes, context):
             yield self
-        # Not reached when the run is interrupted (the exception leaves through the `with`).
-        publish_after_run(self.database, self.snapshot_interval_minutes, context.run_id, log=context.log)
 
     @contextmanager
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -206,6 +320,10 @@ class WarehouseResource(ConfigurableResource):
             yield conn
         finally:
             conn.close()
+
+    def released(self):
+        """`released_warehouse` of this warehouse: other runs may use it meanwhile (see there)."""
+        return released_warehouse(self.database)
 
     def table_exists(self, table: str) -> bool:
         with self.connect() as conn:
@@ -285,13 +403,15 @@ class _PolarsTableHandler(DuckDBPolarsTypeHandler):
 
 class WarehouseIOManager(DuckDBIOManager):
     """Stores polars DataFrames as DuckDB tables (one table per asset; partitions are row slices). Every run that
-    writes the warehouse uses it, so it also publishes the snapshot at the end of the run when due (runs that hold
-    the warehouse through the `warehouse` resource publish once that hold ends)."""
+    writes the warehouse uses it, so it holds the warehouse for the run like the `warehouse` resource (`run_hold`:
+    the lease, one open database, the snapshot at the end of the run when due)."""
 
     snapshot_interval_minutes: float | None = DEFAULT_SNAPSHOT_INTERVAL_MINUTES
 
-    def teardown_after_execution(self, context: InitResourceContext) -> None:
-        publish_after_run(self.database, self.snapshot_interval_minutes, context.run_id, log=context.log)
+    @contextmanager
+    def yield_for_execution(self, context: InitResourceContext):
+        with run_hold(self.database, self.snapshot_interval_minutes, context):
+            yield self.create_resource(context)
 
     @staticmethod
     def type_handlers() -> Sequence[DbTypeHandler]:

@@ -245,9 +245,9 @@ def _names(keys: Iterable[AssetKey]) -> list[str]:
 
 
 def ensure_warehouse_pool(instance: DagsterInstance) -> None:
-    """Create the `gosales_warehouse` pool's limit (dagster.yaml's default, one slot) if the instance has none yet.
+    """Create the `gosales_warehouse` pool's limit (dagster.yaml's default, two slots) if the instance has none yet.
     Dagster's run queue creates it on the fly, but in that first iteration it counts the pool as unlimited, so two
-    warehouse runs could start together on a fresh instance (measured: docs/PERFORMANCE.md)."""
+    more warehouse runs than the limit could start together on a fresh instance (measured: docs/PERFORMANCE.md)."""
     storage = instance.event_log_storage
     if storage.supports_global_concurrency_limits and WAREHOUSE_POOL not in storage.get_concurrency_keys():
         storage.initialize_concurrency_limit_to_default(WAREHOUSE_POOL)

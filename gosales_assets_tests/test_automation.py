@@ -142,7 +142,7 @@ def test_new_cutoff_backfill_and_drift_alerts_against_a_real_instance(tmp_path):
 
 
 def test_release_dead_runs_sensor_frees_the_pool_of_a_killed_run(project):
-    """A started run whose process is gone is marked failed (so the one-slot warehouse pool is free); a run whose
+    """A started run whose process is gone is marked failed (so its warehouse pool slot is free); a run whose
     process lives, or that ran on another host, is left alone."""
     import os
     import socket

@@ -1,14 +1,15 @@
 """End to end against a real `dagster-webserver` and `dagster-daemon` on 127.0.0.1 (marker `webserver`; runs in
 `make test`, select it alone with `pytest -m webserver`).
 
-A temporary DAGSTER_HOME (the repository's dagster.yaml: queued runs, one warehouse slot per run) and a project of
+A temporary DAGSTER_HOME (the repository's dagster.yaml: queued runs, two warehouse pool slots) and a project of
 two divisions (Simulation, PDM) with demo landing files and an EMPTY warehouse. Nothing is materialized in process:
 - one native asset backfill of the two configured cutoffs (2025-09, 2026-03; star schema and reports included) is
   launched through GraphQL `launchPartitionBackfill`, as the UI does, and the daemon's backfill loop runs it;
 - while it runs (as soon as one of its whitespace/report runs waits for the warehouse), one cutoff run
   (job `gosales_cutoff`, `customer_features` of 2025-12, a partition outside the backfill) is launched
-  through GraphQL `launchRun`: it waits in the queue for the warehouse slot instead of failing on DuckDB's lock,
-  then succeeds; no two warehouse runs overlap;
+  through GraphQL `launchRun`: it waits (in the queue for a pool slot, then for the warehouse's lease) instead of
+  failing on DuckDB's lock, then succeeds; two runs go at once, but no two ever hold the warehouse at once (the
+  runs' own log lines of taking and letting go of it), and model runs let go of it while they train;
 - PDM misses a forced promotion gate (AUC ≥ 1.0): its model is held, its scores publish nothing, and the cutoff's
   whitespace still materializes with Simulation's rows.
 The order of the backfill (earlier cutoff's labels/features before the model trained on them, one run per
@@ -30,7 +31,7 @@ from gosales_assets.definitions import build_definitions
 from gosales_assets.demo_data import generate_demo_data
 from gosales_assets.jobs import CUTOFF_JOB
 from gosales_assets.partitions import cutoff_key
-from gosales_assets.resources import WAREHOUSE_POOL
+from gosales_assets.resources import HELD, LET_GO, RELEASED, RETAKEN, WAREHOUSE_POOL
 from gosales_assets.runner import target_partitions
 from gosales_assets.settings import division_slug
 from gosales_assets_tests.conftest import Project, new_project
@@ -252,6 +253,29 @@ CHECKS_QUERY = """query($k: AssetKeyInput!, $c: String!) {
     runId status partition evaluation { success severity description } } }"""
 
 
+WAREHOUSE_LOG_QUERY = """query($id: ID!) { logsForRun(runId: $id) { __typename ... on EventConnection { events {
+    __typename ... on MessageEvent { message timestamp } } } } }"""
+
+
+def warehouse_holds(st: Stack, run_id: str) -> list[tuple[float, float, str]]:
+    """(start, end, how) of each time the run held the warehouse, from its own log lines (`resources.hold_warehouse`):
+    from HELD or RETAKEN to RELEASED or LET_GO, every hold ended."""
+    events = st.gql(WAREHOUSE_LOG_QUERY, {"id": run_id})["logsForRun"]["events"]
+    marks = [(int(e["timestamp"]) / 1000, e["message"]) for e in events
+             if e.get("message") in (HELD, LET_GO, RELEASED, RETAKEN)]
+    holds, start = [], None
+    for t, message in marks:
+        if message in (HELD, RETAKEN):
+            assert start is None, (run_id, marks)
+            start = (t, message)
+        else:
+            assert start is not None, (run_id, marks)
+            holds.append((start[0], t, f"{start[1]} .. {message}"))
+            start = None
+    assert start is None and holds, (run_id, marks)
+    return holds
+
+
 def warehouse(project: Project, sql: str, params: list | None = None):
     with duckdb.connect(str(project.settings.warehouse_path), read_only=True) as conn:
         return conn.execute(sql, params or []).pl()
@@ -358,17 +382,25 @@ def test_run_launched_during_the_backfill_waits_for_the_warehouse_then_succeeds(
     assert run["jobName"] == CUTOFF_JOB and assets_of(run) == set(SIDE_ASSETS)
     assert tags_of(run)["dagster/partition"] == SIDE_PARTITION and "dagster/backfill" not in tags_of(run)
     assert run["allPools"] == [WAREHOUSE_POOL]
-    # it was launched while a backfill run queued for the warehouse, and waited in the queue while backfill runs
-    # held it: it started only after every run seen holding it had finished (and after the one queued before it)
+    # it was launched while a backfill run queued for the warehouse, and waited in the queue while both pool slots
+    # were taken: it started only once a run seen running then had finished (and after the one queued before it)
     by_id = {r["runId"]: r for r in runs}
     assert side["queued_behind"] and side["queued_behind"] <= set(by_id), side
     assert side["ahead"] in by_id and by_id[side["ahead"]]["creationTime"] < run["creationTime"]
-    ahead = [by_id[i] for i in side["queued_behind"] | {side["ahead"]}]
-    assert all(run["creationTime"] < r["endTime"] <= run["startTime"] for r in ahead), (run, ahead)
-    # no two warehouse runs overlapped, the side run included (one slot, claimed per run)
-    spans = sorted((r["startTime"], r["endTime"], r["runId"]) for r in [*runs, run])
-    overlaps = [(a[2], b[2]) for a, b in zip(spans, spans[1:]) if b[0] < a[1]]
+    assert by_id[side["ahead"]]["startTime"] <= run["startTime"]
+    assert any(run["creationTime"] < by_id[i]["endTime"] <= run["startTime"] for i in side["queued_behind"]), side
+    # runs overlapped (two slots), but no two held the warehouse at once, the side run included: each run's holds
+    # from its own log lines
+    holds = sorted((start, end, r["runId"], how) for r in [*runs, run]
+                   for start, end, how in warehouse_holds(stack, r["runId"]))
+    overlaps = [(a, b) for a, b in zip(holds, holds[1:]) if b[0] < a[1]]
     assert not overlaps, overlaps
+    spans = sorted((r["startTime"], r["endTime"]) for r in [*runs, run])
+    assert any(b[0] < a[1] for a, b in zip(spans, spans[1:])), "no two runs ever went at once"
+    # and every model run that trained let go of the warehouse while it did
+    trained = [r["runId"] for r in runs if "division_model" in assets_of(r)]
+    released = [i for i in trained if any("let go while computing" in how for *_, how in warehouse_holds(stack, i))]
+    assert released, trained
     # and it did its work: one materialization of the customer features of 2025-12, rows in the warehouse
     [event] = materializations[("customer_features", SIDE_PARTITION)]
     assert event["run_id"] == run["runId"]

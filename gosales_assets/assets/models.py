@@ -165,7 +165,10 @@ def build_model_assets(settings: Settings) -> list[AssetsDefinition]:
             f"select * from division_features where division = ? and cutoff_date in ({cutoff_list}) "
             "order by cutoff_date, customer_id", [division])
         try:
-            model = train_division_model(frame, params, cfg.seeds.modeling)
+            # The fit needs nothing of the warehouse: another run may use it meanwhile (dagster.yaml's pool lets two
+            # runs in; the warehouse's lease gives them turns with the file).
+            with warehouse.released():
+                model = train_division_model(frame, params, cfg.seeds.modeling)
         except (InsufficientData, DegenerateModel) as err:
             yield from skip(f"{type(err).__name__}: {err.reason}")
             return

@@ -1,0 +1,151 @@
+"""The warehouse's lease: the engine's processes take turns with the DuckDB file, a run lets go of it while it computes
+without it (a model's training), and a killed holder never blocks the next one."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+
+from gosales_assets.partitions import multi_key
+from gosales_assets.resources import (
+    HELD,
+    LET_GO,
+    RELEASED,
+    RETAKEN,
+    hold_warehouse,
+    lease_path,
+    released_warehouse,
+)
+
+SPAWN = mp.get_context("spawn")  # a fresh interpreter per process, as Dagster's run workers are
+
+
+def _stamp(folder: str, name: str) -> None:
+    Path(folder, name).write_text(repr(time.monotonic()))
+
+
+def _read(folder: Path, name: str) -> float:
+    return float((folder / name).read_text())
+
+
+def _wait_for(path: Path, timeout: float = 30.0) -> None:
+    end = time.monotonic() + timeout
+    while not path.exists():
+        if time.monotonic() > end:
+            raise AssertionError(f"{path.name} never appeared")
+        time.sleep(0.02)
+
+
+def _first_run(db: str, folder: str) -> None:
+    """Holds the warehouse, writes, lets go while it 'trains' until the second run has written, then takes it back."""
+    messages = []
+    with hold_warehouse(db, log=messages.append, owner="run first", journal=messages.append):
+        with duckdb.connect(db) as conn:
+            conn.execute("create table a as select 1 as x")
+        _stamp(folder, "a_held")
+        with released_warehouse(db):
+            _stamp(folder, "a_released")
+            _wait_for(Path(folder, "b_wrote"))
+        _stamp(folder, "a_back")
+        with duckdb.connect(db) as conn:  # what the other run wrote meanwhile is there
+            Path(folder, "a_sees").write_text(str(conn.execute("select count(*) from b").fetchone()[0]))
+    Path(folder, "a_log").write_text("\n".join(messages))
+
+
+def _second_run(db: str, folder: str) -> None:
+    with hold_warehouse(db, owner="run second"):
+        _stamp(folder, "b_held")
+        with duckdb.connect(db) as conn:
+            conn.execute("create table b as select * from range(5)")
+        _stamp(folder, "b_wrote")
+        time.sleep(0.5)  # the first run, done 'training', waits for this hold to end
+        _stamp(folder, "b_end")
+
+
+def test_runs_take_turns_and_a_run_lets_go_while_it_computes(tmp_path):
+    db, folder = str(tmp_path / "warehouse.duckdb"), tmp_path / "stamps"
+    folder.mkdir()
+    first = SPAWN.Process(target=_first_run, args=(db, str(folder)))
+    first.start()
+    _wait_for(folder / "a_held")
+    second = SPAWN.Process(target=_second_run, args=(db, str(folder)))
+    second.start()
+    for p in (first, second):
+        p.join(60)
+        assert p.exitcode == 0
+    # the second run got the warehouse only once the first let go of it, and the first took it back only after the
+    # second's hold ended: never two holders at once
+    assert _read(folder, "a_released") <= _read(folder, "b_held")
+    assert _read(folder, "b_end") <= _read(folder, "a_back")
+    assert (folder / "a_sees").read_text() == "5"
+    # the first run noted its moves and, back from its computation, said whom it waited for (the second run), once
+    log = (folder / "a_log").read_text().splitlines()
+    assert log[:2] == [HELD, RELEASED] and log[3:] == [RETAKEN, LET_GO], log
+    assert log[2].startswith(f"waiting for run second (process {second.pid} on "), log
+
+
+def test_a_killed_holder_does_not_block_the_next_run(tmp_path):
+    db = tmp_path / "warehouse.duckdb"
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys, time; from gosales_assets.resources import hold_warehouse\n"
+         f"with hold_warehouse({str(db)!r}):\n    print('held', flush=True); time.sleep(120)"],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert "process" in lease_path(db).read_text()
+        os.kill(holder.pid, signal.SIGKILL)  # kill -9: no cleanup runs in it
+        holder.wait(10)
+        start = time.monotonic()
+        with hold_warehouse(db):  # the kernel released the dead process's lock and DuckDB's
+            assert time.monotonic() - start < 5
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+
+
+def test_release_outside_a_hold_does_nothing(tmp_path):
+    db = tmp_path / "warehouse.duckdb"
+    with released_warehouse(db):  # a step called outside a run: nothing held, nothing to let go
+        pass
+    with hold_warehouse(db), hold_warehouse(db):  # nested holds share one connection and one lease
+        with released_warehouse(db):
+            other = subprocess.run([sys.executable, "-c", f"import duckdb; duckdb.connect({str(db)!r}).close()"],
+                                   capture_output=True, text=True)
+            assert other.returncode == 0, other.stderr  # let go: another process opens the file
+        other = subprocess.run([sys.executable, "-c", f"import duckdb; duckdb.connect({str(db)!r}).close()"],
+                               capture_output=True, text=True)
+        assert other.returncode != 0 and "lock" in other.stderr.lower()  # held again
+
+
+def test_division_model_lets_go_of_the_warehouse_while_it_trains(tmp_path, monkeypatch):
+    from gosales_assets.core import modeling
+    from gosales_assets_tests.conftest import demo_pipeline
+
+    project, instance = demo_pipeline(tmp_path / "p", {"labels": {"auto_widen": {"enabled": False}}}, customers=600,
+                                      cutoffs=["2025-03-31", "2025-09-30"], divisions=["Simulation"],
+                                      division_assets=["labels", "division_features"])
+    db = str(project.settings.warehouse_path)
+    seen = []
+    train = modeling.train_division_model
+
+    def training(*args, **kw):
+        # while the model trains, another process can open the warehouse (and could take the lease)
+        other = subprocess.run([sys.executable, "-c", f"import duckdb; duckdb.connect({db!r}).close()"],
+                               capture_output=True, text=True)
+        seen.append(other.returncode)
+        return train(*args, **kw)
+
+    monkeypatch.setattr(modeling, "train_division_model", training)
+    result = project.materialize(["division_model"], instance=instance,
+                                 partition_key=multi_key("Simulation", "2025-09-30"))
+    assert seen == [0]
+    # and the run held it again to write its registry row
+    assert project.table("division_model").height == 1 and result.success

@@ -7,7 +7,6 @@ import os
 import re
 import socket
 import time
-from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
@@ -106,11 +105,6 @@ def connect_warehouse(database: str | Path, *, read_only: bool = False, config: 
             time.sleep(0.5)
 
 
-# Databases this process holds open for a run (`hold_warehouse`), by absolute path: the end-of-run snapshot is
-# published once the hold ends (a copy needs the file released, see gosales_assets/snapshot.py).
-_HELD: Counter[str] = Counter()
-
-
 def _key(database: str | Path) -> str:
     return os.path.abspath(str(database))
 
@@ -133,12 +127,15 @@ class _Hold:
     def __init__(self, conn: duckdb.DuckDBPyConnection, lease, log, journal):
         self.conn, self.lease, self.log, self.journal, self.count = conn, lease, log, journal, 1
         self.owner: str | None = None
+        self.before_let_go: Callable[[], None] | None = None
 
     def note(self, line: str) -> None:
         if self.journal is not None:
             self.journal(line)
 
 
+# This process's holds (`hold_warehouse`), by the database's absolute path: the end-of-run snapshot is published once
+# the file is closed (a copy needs it released, see gosales_assets/snapshot.py).
 _HOLDS: dict[str, _Hold] = {}
 
 
@@ -176,7 +173,8 @@ def _open_hold(path: str, log, owner: str | None) -> tuple[duckdb.DuckDBPyConnec
 
 
 @contextmanager
-def hold_warehouse(database: str | Path, log=None, *, owner: str | None = None, journal=None) -> Iterator[None]:
+def hold_warehouse(database: str | Path, log=None, *, owner: str | None = None, journal=None,
+                   before_let_go: Callable[[], None] | None = None) -> Iterator[None]:
     """Keep the warehouse file open in this process while a run executes in it (the `warehouse` resource holds it
     for the whole run), after taking the warehouse's lease: the engine's runs take turns with the file.
 
@@ -187,7 +185,9 @@ def hold_warehouse(database: str | Path, log=None, *, owner: str | None = None, 
     locked against other processes while held; a step that computes for long without it lets go for that time
     (`released_warehouse`). Holds of the same file in one process share the connection and the lease. `log`: where a
     wait is said; `owner`: who holds it, as a waiting process names it (e.g. the run); `journal`: where the hold's
-    moves are noted (HELD, RELEASED, RETAKEN, LET_GO).
+    moves are noted (HELD, RELEASED, RETAKEN, LET_GO); `before_let_go`: called when the last hold ends without an
+    error, with the file closed but the lease still held (the end-of-run snapshot: a run waiting for the lease would
+    otherwise open the file first, every time).
     """
     path = str(database)
     key = _key(path)
@@ -199,18 +199,21 @@ def hold_warehouse(database: str | Path, log=None, *, owner: str | None = None, 
         conn, lease = _open_hold(path, log, owner)
         hold = _HOLDS[key] = _Hold(conn, lease, log, journal)
         hold.owner = owner
+        hold.before_let_go = before_let_go
         hold.note(HELD)
-    _HELD[key] += 1
+    ok = False
     try:
         yield
+        ok = True
     finally:
-        _HELD[key] -= 1
         hold.count -= 1
         if hold.count == 0:
             del _HOLDS[key]
             try:
                 if hold.conn is not None:
                     hold.conn.close()
+                if ok and hold.lease is not None and hold.before_let_go is not None:
+                    hold.before_let_go()
             finally:
                 if hold.lease is not None:
                     hold.lease.close()
@@ -268,8 +271,9 @@ def publish_after_run(database: str | Path, interval_minutes: float | None, run_
     """The end of a run: publish the snapshot if it is due (see `publish_snapshot`). Never raises and never waits: a
     run never breaks or hangs on the snapshot; when the warehouse is busy, a later run publishes. `log`: the run's
     Dagster log (or None)."""
-    if _HELD[_key(database)] or not Path(database).exists():
-        return  # still held by this process (the holder publishes when it lets go), or nothing written yet
+    hold = _HOLDS.get(_key(database))
+    if (hold is not None and hold.conn is not None) or not Path(database).exists():
+        return  # still open in this process (the holder publishes when it lets go), or nothing written yet
     try:
         done = publish_snapshot(database, interval_minutes=interval_minutes, run_id=run_id, source="run", wait_s=0)
     except (WarehouseLocked, SnapshotError, OSError, duckdb.Error) as err:
@@ -293,11 +297,12 @@ def run_hold(database: str, snapshot_interval_minutes: float | None, context: In
     log = context.log.warning if context.log else None
     journal = context.log.info if context.log else None
     owner = f"run {context.run_id[:8]}" if context.run_id else None
-    with hold_warehouse(database, log=log, owner=owner, journal=journal):
+    # The snapshot is published as the run's last hold ends (not when the run is interrupted), before its lease is
+    # let go: a run waiting for the lease would otherwise always open the file first.
+    with hold_warehouse(database, log=log, owner=owner, journal=journal,
+                        before_let_go=lambda: publish_after_run(database, snapshot_interval_minutes, context.run_id,
+                                                                log=context.log)):
         yield
-    # Not reached when the run is interrupted (the exception leaves through the `with`); skipped while the other
-    # resource of the run still holds the warehouse (it publishes when it lets go).
-    publish_after_run(database, snapshot_interval_minutes, context.run_id, log=context.log)
 
 
 class WarehouseResource(ConfigurableResource):

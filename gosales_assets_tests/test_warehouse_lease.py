@@ -149,3 +149,41 @@ def test_division_model_lets_go_of_the_warehouse_while_it_trains(tmp_path, monke
     assert seen == [0]
     # and the run held it again to write its registry row
     assert project.table("division_model").height == 1 and result.success
+
+
+def _run_then_publish(db: str, folder: str) -> None:
+    from gosales_assets.resources import publish_after_run
+
+    with hold_warehouse(db, owner="run publishing",
+                        before_let_go=lambda: publish_after_run(db, 30.0, "run-publishing")):
+        with duckdb.connect(db) as conn:
+            conn.execute("create table published as select * from range(3)")
+        _stamp(folder, "p_held")
+        _wait_for(Path(folder, "w_waiting"))
+        time.sleep(0.3)  # the other run is blocked on the lease now
+
+
+def _waiting_run(db: str, folder: str) -> None:
+    _wait_for(Path(folder, "p_held"))
+    _stamp(folder, "w_waiting")
+    with hold_warehouse(db, owner="run waiting"):
+        _stamp(folder, "w_held")
+        time.sleep(2.0)  # holds the file while the test looks at the snapshot
+
+
+def test_the_end_of_run_snapshot_is_published_before_a_waiting_run_gets_the_file(tmp_path):
+    """A run waiting for the lease takes it the moment it is let go; the snapshot of the run that ends is copied
+    before that (file closed, lease still held), so it is never starved by a busy backfill."""
+    db, folder = str(tmp_path / "warehouse.duckdb"), tmp_path / "stamps"
+    folder.mkdir()
+    procs = [SPAWN.Process(target=f, args=(db, str(folder))) for f in (_run_then_publish, _waiting_run)]
+    for p in procs:
+        p.start()
+    _wait_for(folder / "w_held")
+    snapshot = tmp_path / "snapshot" / "warehouse.duckdb"
+    assert snapshot.is_file()  # published while the waiting run still waited
+    with duckdb.connect(str(snapshot), read_only=True) as conn:
+        assert conn.execute("select count(*) from published").fetchone()[0] == 3
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0

@@ -124,10 +124,10 @@ class _Hold:
     """This process's hold of one warehouse: the open connection, the locked lease file, how many holds share them, and
     where the hold says what it does."""
 
-    def __init__(self, conn: duckdb.DuckDBPyConnection, lease, log, journal):
-        self.conn, self.lease, self.log, self.journal, self.count = conn, lease, log, journal, 1
-        self.owner: str | None = None
-        self.before_let_go: Callable[[], None] | None = None
+    def __init__(self, conn: duckdb.DuckDBPyConnection, lease, log, journal, owner: str | None,
+                 before_let_go: Callable[[], None] | None):
+        self.conn, self.lease, self.count = conn, lease, 1
+        self.log, self.journal, self.owner, self.before_let_go = log, journal, owner, before_let_go
 
     def note(self, line: str) -> None:
         if self.journal is not None:
@@ -197,9 +197,7 @@ def hold_warehouse(database: str | Path, log=None, *, owner: str | None = None, 
         hold.count += 1
     else:
         conn, lease = _open_hold(path, log, owner)
-        hold = _HOLDS[key] = _Hold(conn, lease, log, journal)
-        hold.owner = owner
-        hold.before_let_go = before_let_go
+        hold = _HOLDS[key] = _Hold(conn, lease, log, journal, owner, before_let_go)
         hold.note(HELD)
     ok = False
     try:

@@ -187,3 +187,34 @@ def test_the_end_of_run_snapshot_is_published_before_a_waiting_run_gets_the_file
     for p in procs:
         p.join(60)
         assert p.exitcode == 0
+
+
+def test_cutoff_features_let_go_of_the_warehouse_while_they_compute(tmp_path, monkeypatch):
+    from gosales_assets.assets import features as feature_assets
+    from gosales_assets.demo_data import generate_demo_data
+    from gosales_assets.partitions import cutoff_key
+    from gosales_assets_tests.conftest import CUTOFF_ASSETS, new_project
+
+    project = new_project(tmp_path / "p", {"cutoffs": ["2025-09-30"]})
+    generate_demo_data(project.settings.landing_dir, customers=400, seed=7, settings=project.settings,
+                       ground_truth=False)
+    assert project.materialize().success
+    db = str(project.settings.warehouse_path)
+    seen = {}
+
+    def opened_elsewhere(name, compute):
+        def wrapped(*args, **kw):
+            other = subprocess.run([sys.executable, "-c", f"import duckdb; duckdb.connect({db!r}).close()"],
+                                   capture_output=True, text=True)
+            seen.setdefault(name, []).append(other.returncode)
+            return compute(*args, **kw)
+        return wrapped
+
+    monkeypatch.setattr(feature_assets, "build_customer_features",
+                        opened_elsewhere("customer_features", feature_assets.build_customer_features))
+    monkeypatch.setattr(feature_assets, "fit_als", opened_elsewhere("als", feature_assets.fit_als))
+    assert project.materialize(CUTOFF_ASSETS, partition_key=cutoff_key("2025-09-30")).success
+    # the first call of each is the published build (released); the leakage rebuilds after it run with the
+    # warehouse held again (they read it)
+    assert seen["customer_features"][0] == 0 and seen["als"][0] == 0, seen
+    assert all(code != 0 for code in seen["customer_features"][1:] + seen["als"][1:]), seen

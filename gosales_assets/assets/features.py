@@ -135,7 +135,8 @@ def build_feature_assets(settings: Settings) -> list[AssetsDefinition]:
         def build(rows: pl.DataFrame) -> pl.DataFrame:
             return build_customer_features(rows, dim, cutoff, cfg.divisions, cfg.features)
 
-        feats = build(fact)
+        with warehouse.released():  # the features need nothing more of the warehouse: another run may use it
+            feats = build(fact)
         meta = table_metadata(feats, cfg) | _catalog_outputs(artifacts, ["features", cutoff.isoformat()], feats)
         meta["latest_source_date"] = str(fact.get_column("invoice_date").max()) if fact.height else "none"
         yield Output(_with_cutoff(feats, cutoff), metadata=meta)
@@ -199,7 +200,8 @@ def build_feature_assets(settings: Settings) -> list[AssetsDefinition]:
         def build(rows: pl.DataFrame) -> pl.DataFrame:
             return fit_als(rows, cutoff, cfg.divisions, cfg.als, cfg.seeds.als).similarity
 
-        result = fit_als(fact, cutoff, cfg.divisions, cfg.als, cfg.seeds.als)
+        with warehouse.released():  # the fit needs nothing more of the warehouse: another run may use it
+            result = fit_als(fact, cutoff, cfg.divisions, cfg.als, cfg.seeds.als)
         sim = result.similarity
         rel = ["features", cutoff.isoformat()]
         artifacts.write_csv([*rel, "als_division_vectors.csv"], result.division_vectors)

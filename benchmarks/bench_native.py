@@ -544,11 +544,12 @@ def native_backfill(name: str, home: Path, cfg: Path, stack_root: Path, targets,
         t_end = bf.backfill_end_timestamp or res["observed_done_wall"]
         res["dequeue_interval_s"] = getattr(instance.run_coordinator, "dequeue_interval_seconds", None)
     counts = {s: sum(o.status == s for o in outcomes) for s in ("ok", "held", "failed")}
+    slots = pool_slots()
     res.update({
         "backfill_status": bf.status.value, "t_submit": t_submit, "t_end": t_end, "wall_s": round(t_end - t_submit, 3),
         "counts": counts, "held": [h for o in outcomes for h in o.held], "runs": runs,
         "timeline": timeline(t_submit, t_end, runs), "ticks": daemon_ticks(t_submit, runs),
-        "pool_slots": pool_slots(), "overlapping_runs": overlaps(runs, pool_slots()),
+        "pool_slots": slots, "overlapping_runs": overlaps(runs, slots),
         "failed_runs": [{"run_id": r["run_id"], "partition": r["partition"], "assets": r["assets"],
                          "error": r["error"]} for r in runs if r["status"] != "SUCCESS"],
         "daemon_iterations_logged": daemon_iterations(stack_root / "daemon.log", backfill_id, t_submit, t_end),
@@ -1046,9 +1047,9 @@ def main(argv: list[str] | None = None) -> int:
                                        "bench: the whole demo", loads, args.timeout)
             depth_b = plan_depth(graph, targets_b)
             floor_daemon = depth_b["depth_runs"] * 30.0
+            floor_pool = native_b["sums"]["run_s"] / native_b["pool_slots"]
             res["B"] = {"native": native_b, "depth": depth_b, "ratio": ratio_of(native_b, base["runs"]),
-                        "floor": {"daemon_s": floor_daemon, "pool_s": native_b["sums"]["run_s"] / native_b["pool_slots"],
-                                  "max_s": max(floor_daemon, native_b["sums"]["run_s"] / native_b["pool_slots"])},
+                        "floor": {"daemon_s": floor_daemon, "pool_s": floor_pool, "max_s": max(floor_daemon, floor_pool)},
                         "kinds": by_kind(native_b["runs"], base["runs"]),
                         "compare": compare_snapshots(native_b["snapshot"], base["snapshot"],
                                                      res["settings"]["cutoffs"])}

@@ -20,10 +20,9 @@ sampling and the early-stopping tolerance (issue 15, "training cost grows with t
 0.03–1 % prevalence of real deployments on the same customers and features (the demo generator's ~3 %).
 
 Variants: `previous` = the settings before issue 15 (no sampling, learning rate 0.05, tolerance 0, 4 folds);
-`first_step` = the defaults of its first step (10 negatives per positive, at least 20,000; 4 folds); `default` = the
-configuration as shipped (5 per positive, at least 10,000; 3 folds). The code is this one for all three: the
-logistic fits' warm start between folds (the second step) applies to every variant. `--variant NAME=YAML` adds
-others. The machine is shared: compare CPU seconds more than wall.
+`first_step` = the defaults of its first step (10 negatives per positive, at least 20,000); `default` = the
+configuration as shipped (5 per positive, at least 10,000). The code is this one for all three. `--variant NAME=YAML`
+adds others. The machine is shared: compare CPU seconds more than wall.
 """
 
 from __future__ import annotations
@@ -51,9 +50,9 @@ CUTOFFS = ["2024-09-30", "2024-12-31", "2025-03-31"]
 FORWARD = "2025-03-31"
 PREVIOUS = {"models": {"lightgbm": {"learning_rate": [0.05], "early_stopping_tolerance": 0.0},
                        "sampling": {"enabled": False}, "n_folds": 4}}
-# The first step of issue 15 (sampling 10 negatives per positive, at least 20,000; 4 folds), before the second (5 per
-# positive, at least 10,000; 3 folds; logistic fits warm-started from the previous fold).
-FIRST_STEP = {"models": {"sampling": {"negatives_per_positive": 10, "min_negatives": 20000}, "n_folds": 4}}
+# The first step of issue 15 (sampling 10 negatives per positive, at least 20,000), before the second (5 per positive,
+# at least 10,000).
+FIRST_STEP = {"models": {"sampling": {"negatives_per_positive": 10, "min_negatives": 20000}}}
 
 
 def _config(work: Path, customers: int, overrides: dict | None = None) -> Path:

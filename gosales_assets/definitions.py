@@ -9,7 +9,6 @@ from dagster import AssetsDefinition, AssetSpec, Definitions, define_asset_job, 
 
 from gosales_assets.assets import raw, star
 from gosales_assets.assets.features import build_feature_assets
-from gosales_assets.assets.labels import build_label_assets
 from gosales_assets.assets.models import build_model_assets
 from gosales_assets.assets.peers import build_peer_assets
 from gosales_assets.assets.reports import build_report_assets, build_top_accounts_assets
@@ -57,7 +56,7 @@ def _labelled(spec: AssetSpec) -> AssetSpec:
 
 
 def build_assets(settings: Settings) -> list[AssetsDefinition]:
-    assets = [*load_assets_from_modules([raw, star]), *build_label_assets(settings), *build_feature_assets(settings),
+    assets = [*load_assets_from_modules([raw, star]), *build_feature_assets(settings),
               *build_model_assets(settings), *build_scoring_assets(settings), *build_peer_assets(settings),
               *build_validation_assets(settings), *build_whitespace_assets(settings),
               *build_top_accounts_assets(settings), *build_report_assets(settings)]

@@ -375,7 +375,16 @@ def _table_exists(connection, schema: str, table: str) -> bool:
 
 
 class _PolarsTableHandler(DuckDBPolarsTypeHandler):
-    """Writes polars frames, including empty ones, and lets a partitioned table gain new columns."""
+    """Writes polars frames, including empty ones, and lets a partitioned table gain new columns; an input whose
+    table was never written is refused with what to materialize first (not DuckDB's catalog error)."""
+
+    def load_input(self, context: InputContext, table_slice: TableSlice, connection) -> pl.DataFrame:
+        if not _table_exists(connection, table_slice.schema, table_slice.table):
+            partitions = sorted(map(str, context.asset_partition_keys)) if context.has_asset_partitions else []
+            raise ValueError(
+                f"the warehouse has no table {table_slice.schema}.{table_slice.table} (an input of {context.op_def.name})"
+                f": materialize {table_slice.table}{' for ' + ', '.join(partitions) if partitions else ''} first")
+        return super().load_input(context, table_slice, connection)
 
     def handle_output(self, context: OutputContext, table_slice: TableSlice, obj: pl.DataFrame, connection):
         arrow = obj.to_arrow()

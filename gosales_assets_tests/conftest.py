@@ -26,16 +26,21 @@ class Project:
 
     def materialize(self, selection: str | list[str] | AssetSelection | None = None, *,
                     instance: DagsterInstance | None = None, partition_key=None) -> ExecuteInProcessResult:
-        """Materialize `selection` (default: the unpartitioned raw + star assets) in process."""
+        """Materialize `selection` (default: the unpartitioned raw + star assets) in process, with the assets made
+        by the same op as a selected one (`labels` and `division_features` are one step), as the UI selects them."""
         from gosales_assets.definitions import build_definitions
 
         defs = build_definitions(self.settings, self.config_path)
         assets = list(defs.assets or [])
+        if selection is None:
+            selection = AssetSelection.groups("raw", "star")
+        elif not isinstance(selection, AssetSelection):
+            selection = AssetSelection.assets(*([selection] if isinstance(selection, str) else selection))
         return materialize(
             assets,
             resources=dict(defs.resources or {}),
             instance=instance or DagsterInstance.ephemeral(),
-            selection=selection if selection is not None else AssetSelection.groups("raw", "star"),
+            selection=selection.required_multi_asset_neighbors(),
             partition_key=partition_key,
             raise_on_error=False,
         )

@@ -1,12 +1,18 @@
 """`labels` materialized for real, per division × cutoff partition."""
 
+import datetime as dt
 import json
 
 import polars as pl
 from dagster import DagsterInstance
+from polars.testing import assert_frame_equal
+
+from gosales_assets.assets.features import LABEL_COLUMNS
+from gosales_assets.core.basket import customer_portfolios
+from gosales_assets.core.division_features import build_division_features
 
 from gosales_assets.partitions import multi_key
-from gosales_assets_tests.conftest import check_results, latest_metadata
+from gosales_assets_tests.conftest import CUTOFF_ASSETS, check_results, latest_metadata
 from gosales_assets_tests.test_star_assets import CUSTOMERS, HEADER
 
 SALES = [
@@ -29,12 +35,14 @@ def test_labels_partition_end_to_end(make_project):
     (landing / "customers.csv").write_text(CUSTOMERS)
     instance = DagsterInstance.ephemeral()
     assert project.materialize(instance=instance).success
-    # The labels' population is the customer features' roster of the cutoff: without it, labels refuse to run.
+    # The labels' population is the customer features' roster of the cutoff (and the model frame made with them
+    # joins the cutoff's features): without them, the step refuses to run and says what to materialize first.
     refused = project.materialize(["labels"], instance=instance, partition_key=multi_key("Success Plan", "2024-06-30"))
     assert not refused.success
-    assert "customer_features has no rows for cutoff 2024-06-30" in str(refused.all_events)
+    assert "the warehouse has no table main.als_embeddings (an input of division_frame): materialize " \
+        "als_embeddings for 2024-06 first" in str(refused.all_events)
     for c in ("2024-06", "2025-06"):
-        assert project.materialize(["customer_features"], instance=instance, partition_key=c).success
+        assert project.materialize(CUTOFF_ASSETS, instance=instance, partition_key=c).success
 
     result = project.materialize(["labels"], instance=instance, partition_key=multi_key("Success Plan", "2024-06-30"))
     assert result.success
@@ -63,6 +71,23 @@ def test_labels_partition_end_to_end(make_project):
                                partition_key=multi_key("Success Plan", "2024-06-30")).success
     assert project.table("labels").height == 4
 
+    # The same step made the model frame from the labels in memory: it equals the frame built from the stored
+    # tables (the labels as a later reader sees them), values and types.
+    cutoff = dt.date(2024, 6, 30)
+    stored = project.table("division_features").filter(pl.col("cutoff_date") == cutoff)
+    assert set(stored.get_column("division")) == {"Success Plan"}
+
+    def cut(name):
+        return project.table(name).filter(pl.col("cutoff_date") == cutoff).drop("cutoff_date")
+
+    fact = project.table("fact_transactions").filter(pl.col("invoice_date") <= cutoff)
+    rebuilt = build_division_features(
+        cut("customer_features"), customer_portfolios(fact, cutoff), cut("market_basket_rules"),
+        cut("als_embeddings"), "Success Plan",
+        labels=project.table("labels").filter(pl.col("cutoff_date") == cutoff, pl.col("division") == "Success Plan")
+        .select("customer_id", *LABEL_COLUMNS))
+    assert_frame_equal(stored, rebuilt)
+
 
 def test_zero_prevalence_after_positive_history_warns(make_project):
     project = make_project({"cutoffs": ["2024-03-31", "2024-06-30"],
@@ -79,7 +104,7 @@ def test_zero_prevalence_after_positive_history_warns(make_project):
     instance = DagsterInstance.ephemeral()
     assert project.materialize(instance=instance).success
     for c in ("2024-03", "2024-06"):
-        assert project.materialize(["customer_features"], instance=instance, partition_key=c).success
+        assert project.materialize(CUTOFF_ASSETS, instance=instance, partition_key=c).success
     first = project.materialize(["labels"], instance=instance, partition_key=multi_key("Success Plan", "2024-03-31"))
     assert check_results(first)[("labels", "prevalence_not_collapsed")].passed
     second = project.materialize(["labels"], instance=instance, partition_key=multi_key("Success Plan", "2024-06-30"))

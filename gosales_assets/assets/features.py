@@ -1,5 +1,5 @@
 """Group `features`: per-cutoff customer features, basket rules, ALS similarities; per division × cutoff
-model frames. Every builder reads only fact rows dated ≤ the cutoff (filtered in SQL, and again inside the
+model frames (made with their labels by one op, `division_frame`). Every builder reads only fact rows dated ≤ the cutoff (filtered in SQL, and again inside the
 builder); the leakage checks prove it on every materialization."""
 
 import datetime as dt
@@ -10,16 +10,19 @@ from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
     AssetCheckSpec,
+    AssetDep,
     AssetExecutionContext,
     AssetIn,
     AssetsDefinition,
+    AssetSpec,
     MetadataValue,
     Output,
     asset,
+    multi_asset,
 )
 
 from gosales_assets.assets.common import markdown_table, partition_checks, table_metadata
-from gosales_assets.assets.labels import DIVISION_CUTOFF_EXPR
+from gosales_assets.assets.labels import DIVISION_CUTOFF_EXPR, labels_check_specs, labels_outputs, labels_spec
 from gosales_assets.core.als import fit_als
 from gosales_assets.core.basket import customer_portfolios, market_basket_rules
 from gosales_assets.core.checksum import frame_checksum
@@ -218,27 +221,37 @@ def build_feature_assets(settings: Settings) -> list[AssetsDefinition]:
         yield from _leakage_results("als_embeddings", fact, cutoff, build, warehouse, artifacts, meta["checksum"],
                                     cfg.seeds.modeling)
 
-    @asset(
-        name="division_features",
-        group_name="features",
+    @multi_asset(
+        name="division_frame",
+        # Both outputs are stored by the warehouse IO manager (a spec without one would be a Nothing output).
+        specs=[s.with_io_manager_key("io_manager") for s in (
+            labels_spec(),
+            AssetSpec(
+                "division_features",
+                group_name="features",
+                deps=[AssetDep("customer_features", partition_mapping=cutoff_only),
+                      AssetDep("market_basket_rules", partition_mapping=cutoff_only),
+                      AssetDep("als_embeddings", partition_mapping=cutoff_only), "labels", "fact_transactions"],
+                metadata={"partition_expr": DIVISION_CUTOFF_EXPR},
+                description="The model frame of one division at one cutoff: customer features plus target-division "
+                "signals (basket lift, ALS similarity, prior ownership) for the labels population, with labels "
+                "joined.",
+            ),
+        )],
+        ins={"customer_features": AssetIn(), "market_basket_rules": AssetIn(), "als_embeddings": AssetIn()},
         partitions_def=division_parts,
         pool=WAREHOUSE_POOL,
-        ins={
-            "customer_features": AssetIn(partition_mapping=cutoff_only),
-            "market_basket_rules": AssetIn(partition_mapping=cutoff_only),
-            "als_embeddings": AssetIn(partition_mapping=cutoff_only),
-            "labels": AssetIn(),
-        },
-        deps=["fact_transactions"],
-        metadata={"partition_expr": DIVISION_CUTOFF_EXPR},
-        check_specs=partition_checks(division_parts, *_leakage_specs("division_features")[:1]),
-        description="The model frame of one division at one cutoff: customer features plus target-division signals "
-        "(basket lift, ALS similarity, prior ownership) for the labels population, with labels joined.",
+        # Not subsettable: the labels and the frame that joins them are one step, so a native backfill runs them as
+        # one run (as separate assets each became a run of its own) and a refresh never leaves one stale.
+        can_subset=False,
+        check_specs=[*labels_check_specs(division_parts),
+                     *partition_checks(division_parts, *_leakage_specs("division_features")[:1])],
     )
-    def division_features(context: AssetExecutionContext, settings: GosalesSettings, warehouse: WarehouseResource,
-                          artifacts: ArtifactStore, customer_features: pl.DataFrame,
-                          market_basket_rules: pl.DataFrame, als_embeddings: pl.DataFrame, labels: pl.DataFrame):
+    def division_frame(context: AssetExecutionContext, settings: GosalesSettings, warehouse: WarehouseResource,
+                       artifacts: ArtifactStore, customer_features: pl.DataFrame,
+                       market_basket_rules: pl.DataFrame, als_embeddings: pl.DataFrame):
         cfg = settings.get()
+        labels = yield from labels_outputs(context, cfg, warehouse, artifacts)
         division, cutoff = split_key(context.partition_key)
         history = fact_until(warehouse, cutoff)
         portfolios = customer_portfolios(history, cutoff)
@@ -261,7 +274,7 @@ def build_feature_assets(settings: Settings) -> list[AssetsDefinition]:
                 {c: round(float(frame.get_column(c).mean() or 0.0), 4) for c in TARGET_SIGNAL_COLUMNS}),
             "feature_checksum": frame_checksum(features_only),
         }
-        yield Output(frame, metadata=meta)
+        yield Output(frame, output_name="division_features", metadata=meta)
         # Upstream partitions carry their own invariance checks; here only the ownership history is read.
         audit = source_date_audit(history, cutoff)
         # The model trained on this frame reads this record (its declared input), not the cutoff assets' own files.
@@ -271,4 +284,4 @@ def build_feature_assets(settings: Settings) -> list[AssetsDefinition]:
         yield AssetCheckResult(check_name="source_date_audit", asset_key="division_features", passed=audit.passed,
                                severity=AssetCheckSeverity.ERROR, description=audit.detail, metadata=audit.values)
 
-    return [customer_features, market_basket_rules_asset, als_embeddings, division_features]
+    return [customer_features, market_basket_rules_asset, als_embeddings, division_frame]

@@ -1,4 +1,7 @@
-"""Group `labels`: the one target definition, partitioned by division × cutoff."""
+"""Group `labels`: the one target definition, partitioned by division × cutoff (made by the op that also makes the
+model frame, `division_features`: assets/features.py)."""
+
+from collections.abc import Generator
 
 import polars as pl
 from dagster import (
@@ -7,10 +10,10 @@ from dagster import (
     AssetCheckSpec,
     AssetDep,
     AssetExecutionContext,
-    AssetsDefinition,
+    AssetSpec,
     MetadataValue,
     Output,
-    asset,
+    PartitionsDefinition,
 )
 
 from gosales_assets.assets.common import partition_checks, table_metadata
@@ -18,12 +21,11 @@ from gosales_assets.core.labels import build_labels, positives_by_cutoff
 from gosales_assets.partitions import (
     add_months,
     cutoff_key,
-    division_cutoff_partitions,
     same_cutoff,
     split_key,
     window_end,
 )
-from gosales_assets.resources import WAREHOUSE_POOL, ArtifactStore, GosalesSettings, WarehouseResource
+from gosales_assets.resources import ArtifactStore, WarehouseResource
 from gosales_assets.settings import Settings, division_slug
 
 # How a division × cutoff partition maps to rows of a partitioned DuckDB table.
@@ -32,78 +34,81 @@ DIVISION_CUTOFF_EXPR = {"division": "division", "cutoff": "cutoff_date"}
 PREVALENCE_LOOKBACK_MONTHS = 12
 
 
-def build_label_assets(settings: Settings) -> list[AssetsDefinition]:
-    parts = division_cutoff_partitions(settings)
-
-    @asset(
-        name="labels",
+def labels_spec() -> AssetSpec:
+    """`labels` of one division × cutoff. Made by the same op as `division_features` (`assets.features`): the
+    model frame joins these labels, the refresh of a closed window rebuilds both, and one op makes them one run of
+    a native backfill (two separate assets ran as two runs: docs/ARCHITECTURE.md, "Runs of a backfill")."""
+    return AssetSpec(
+        "labels",
         group_name="labels",
-        partitions_def=parts,
-        pool=WAREHOUSE_POOL,
         # The population is the customer features' roster of this cutoff (one definition of who is known at C). The
         # prevalence check recounts the year before from the facts instead of reading earlier `labels` partitions:
         # a self-dependency would chain every cutoff's labels behind the previous one and split each division ×
         # cutoff partition of a native backfill into several runs (docs/ARCHITECTURE.md, "Runs of a backfill").
         deps=["fact_transactions", "dim_customer", AssetDep("customer_features", partition_mapping=same_cutoff())],
         metadata={"partition_expr": DIVISION_CUTOFF_EXPR},
-        check_specs=partition_checks(parts, AssetCheckSpec(
-            "prevalence_not_collapsed", asset="labels",
-            description="WARN when a trainable partition has zero positives although the division's cutoffs of the "
-            "year before had some (a broken join or a renamed division looks exactly like this)",
-        )),
         description="Did the customer make a qualifying purchase of the division in (cutoff, cutoff + W]? Net of "
         "returns, denylisted SKUs excluded; censored partitions carry null labels.",
     )
-    def labels(
-        context: AssetExecutionContext, settings: GosalesSettings, warehouse: WarehouseResource,
-        artifacts: ArtifactStore,
-    ):
-        cfg = settings.get()
-        division, cutoff = split_key(context.partition_key)
-        requested = cfg.window_months(division)
-        widen = cfg.labels.auto_widen
-        horizon = window_end(cutoff, max(requested, widen.max_window_months) if widen.enabled else requested)
-        # Only rows up to the end of the widest window this partition could use are read.
-        fact = warehouse.query(
-            "select customer_id, invoice_date, division, sku, revenue from fact_transactions where invoice_date <= ?",
-            [horizon],
-        )
-        known = _roster(warehouse, cutoff, fact)
-        res = build_labels(
-            fact, known, division=division, cutoff=cutoff, window_months=requested, data_end=cfg.data.end_date,
-            mode=cfg.labels.mode, min_net_revenue=cfg.labels.min_net_revenue, sku_denylist=cfg.labels.sku_denylist,
-            auto_widen_min_positives=widen.min_positives if widen.enabled else None,
-            auto_widen_max_months=widen.max_window_months if widen.enabled else None,
-        )
-        summary = res.summary() | {"mode": cfg.labels.mode, "window_end": str(window_end(cutoff, res.window_months))}
-        artifacts.write_json(["labels", division_slug(division), cutoff.isoformat(), "label_summary.json"], summary)
-        if res.widened:
-            context.log.info(f"{division} {cutoff}: window widened from {requested} to {res.window_months} months "
-                             f"to reach {widen.min_positives} positives (got {res.positives})")
-        meta = table_metadata(res.frame, cfg) | {
-            "positives": res.positives if res.positives is not None else MetadataValue.null(),
-            "prevalence": res.prevalence if res.prevalence is not None else MetadataValue.null(),
-            "window_months": res.window_months,
-            "requested_window_months": requested,
-            "widened": res.widened,
-            "censored": res.censored,
-            "cohorts": MetadataValue.json(dict(sorted(res.frame.group_by("cohort").len().iter_rows()))),
-        }
-        yield Output(res.frame, metadata=meta)
 
-        earlier = _earlier_positives(cfg, warehouse, fact, division, cutoff, requested)
-        collapsed = (not res.censored) and res.positives == 0 and any(p > 0 for p in earlier.values())
-        yield AssetCheckResult(
-            check_name="prevalence_not_collapsed",
-            passed=not collapsed,
-            severity=AssetCheckSeverity.WARN,
-            description=(f"zero positives at {cutoff} while earlier cutoffs had {earlier}" if collapsed
-                         else "censored: prevalence unknown" if res.censored
-                         else f"{res.positives} positives; earlier cutoffs {earlier or 'none materialized'}"),
-            metadata={"earlier_positives": MetadataValue.json(earlier)},
-        )
 
-    return [labels]
+def labels_check_specs(parts: PartitionsDefinition) -> list[AssetCheckSpec]:
+    return partition_checks(parts, AssetCheckSpec(
+        "prevalence_not_collapsed", asset="labels",
+        description="WARN when a trainable partition has zero positives although the division's cutoffs of the "
+        "year before had some (a broken join or a renamed division looks exactly like this)",
+    ))
+
+
+def labels_outputs(context: AssetExecutionContext, cfg: Settings, warehouse: WarehouseResource,
+                   artifacts: ArtifactStore) -> Generator[Output | AssetCheckResult, None, pl.DataFrame]:
+    """Build the partition's labels; yield their output and check; return the frame (what the op's next output,
+    the model frame, joins)."""
+    division, cutoff = split_key(context.partition_key)
+    requested = cfg.window_months(division)
+    widen = cfg.labels.auto_widen
+    horizon = window_end(cutoff, max(requested, widen.max_window_months) if widen.enabled else requested)
+    # Only rows up to the end of the widest window this partition could use are read.
+    fact = warehouse.query(
+        "select customer_id, invoice_date, division, sku, revenue from fact_transactions where invoice_date <= ?",
+        [horizon],
+    )
+    known = _roster(warehouse, cutoff, fact)
+    res = build_labels(
+        fact, known, division=division, cutoff=cutoff, window_months=requested, data_end=cfg.data.end_date,
+        mode=cfg.labels.mode, min_net_revenue=cfg.labels.min_net_revenue, sku_denylist=cfg.labels.sku_denylist,
+        auto_widen_min_positives=widen.min_positives if widen.enabled else None,
+        auto_widen_max_months=widen.max_window_months if widen.enabled else None,
+    )
+    summary = res.summary() | {"mode": cfg.labels.mode, "window_end": str(window_end(cutoff, res.window_months))}
+    artifacts.write_json(["labels", division_slug(division), cutoff.isoformat(), "label_summary.json"], summary)
+    if res.widened:
+        context.log.info(f"{division} {cutoff}: window widened from {requested} to {res.window_months} months "
+                         f"to reach {widen.min_positives} positives (got {res.positives})")
+    meta = table_metadata(res.frame, cfg) | {
+        "positives": res.positives if res.positives is not None else MetadataValue.null(),
+        "prevalence": res.prevalence if res.prevalence is not None else MetadataValue.null(),
+        "window_months": res.window_months,
+        "requested_window_months": requested,
+        "widened": res.widened,
+        "censored": res.censored,
+        "cohorts": MetadataValue.json(dict(sorted(res.frame.group_by("cohort").len().iter_rows()))),
+    }
+    yield Output(res.frame, output_name="labels", metadata=meta)
+
+    earlier = _earlier_positives(cfg, warehouse, fact, division, cutoff, requested)
+    collapsed = (not res.censored) and res.positives == 0 and any(p > 0 for p in earlier.values())
+    yield AssetCheckResult(
+        check_name="prevalence_not_collapsed",
+        asset_key="labels",
+        passed=not collapsed,
+        severity=AssetCheckSeverity.WARN,
+        description=(f"zero positives at {cutoff} while earlier cutoffs had {earlier}" if collapsed
+                     else "censored: prevalence unknown" if res.censored
+                     else f"{res.positives} positives; earlier cutoffs {earlier or 'none materialized'}"),
+        metadata={"earlier_positives": MetadataValue.json(earlier)},
+    )
+    return res.frame
 
 
 def _roster(warehouse: WarehouseResource, cutoff, fact: pl.DataFrame) -> pl.DataFrame:

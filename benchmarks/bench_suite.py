@@ -133,6 +133,7 @@ STEP_STAGE = {
     "division_model": "models", "icp_scores": "scoring", "whitespace_ranking": "whitespace",
     "top_accounts_report": "whitespace", "forward_validation": "validation", "drift": "validation",
     "metrics_summary": "reports",
+    "division_frame": "division_features",  # the op making `labels` and `division_features`
 }
 # Mirrors of constants that live in the (Dagster-importing) asset modules.
 FACT_COLUMNS = ["invoice_id", "line_no", "invoice_date", "customer_id", "sku", "division", "quantity", "revenue",

@@ -1,6 +1,8 @@
 """icp_scores and the whitespace assets, materialized for real on demo data."""
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import duckdb
@@ -145,6 +147,27 @@ def test_whitespace_ranking_files_checks_and_determinism(scored):
     gate = {r["rule"]: r for r in json.loads((d / f"whitespace_metrics_{C}.json").read_text())["eligibility"]}
     assert gate["do_not_contact"]["removed"] == removed and gate["region_allow"]["active"] is False
     (landing / "eligibility" / "do_not_contact.csv").unlink()
+
+
+def test_whitespace_lets_go_of_the_warehouse_while_it_ranks(scored, monkeypatch):
+    from gosales_assets.assets import whitespace as whitespace_assets
+
+    project, instance = scored
+    db = str(project.settings.warehouse_path)
+    opened = []
+
+    def build(*args, **kw):  # another process opens the warehouse while the list is ranked
+        other = subprocess.run([sys.executable, "-c", f"import duckdb; duckdb.connect({db!r}).close()"],
+                               capture_output=True, text=True)
+        opened.append(other.returncode)
+        return real(*args, **kw)
+
+    real = whitespace_assets.build_whitespace
+    monkeypatch.setattr(whitespace_assets, "build_whitespace", build)
+    result = project.materialize(WS, instance=instance, partition_key=cutoff_key(C))
+    assert result.success and opened == [0]
+    # held again afterwards: the list was stored
+    assert project.table("whitespace").filter(pl.col("cutoff_date") == pl.date(2026, 3, 31)).height > 0
 
 
 def test_top_accounts_report(scored):

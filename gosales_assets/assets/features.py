@@ -77,7 +77,9 @@ def _leakage_results(asset_name: str, used: pl.DataFrame, cutoff: dt.date, build
                      artifacts: ArtifactStore, stored_checksum: str, seed: int):
     """Yield the three leakage checks and record them in `<artifacts>/features/<cutoff>/leakage_<asset>.json`
     (the model's consolidated leakage report reads these files for its training cutoffs)."""
-    shift, perturb = invariance_report(build, fact_all(warehouse), cutoff, stored_checksum, seed=seed)
+    fact = fact_all(warehouse)
+    with warehouse.released():  # the two rebuilds need nothing more of the warehouse: another run may use it
+        shift, perturb = invariance_report(build, fact, cutoff, stored_checksum, seed=seed)
     results = {"source_date_audit": source_date_audit(used, cutoff), "shift_test": shift,
                "post_cutoff_invariance": perturb}
     artifacts.write_json(["features", cutoff.isoformat(), f"leakage_{asset_name}.json"], audit_record(results))

@@ -352,12 +352,14 @@ def _whitespace_list(context, cfg: Settings, warehouse: WarehouseResource, artif
     train_cutoff, train_rows = (_challenger_training(warehouse, cutoff, max_w, lookback)
                                 if ws.challenger_enabled else (None, None))
     prev_cutoff, previous = _previous(warehouse, cutoff, ws.history_months)
-    build = build_whitespace(
-        scores, fact_until(warehouse, cutoff), warehouse.query("select * from dim_customer"), cutoff=cutoff,
-        run_id=run_id, settings=ws, divisions=cfg.divisions, rules=rules, als=als,
-        eligibility=read_eligibility(cfg.landing_dir), previous=previous, previous_cutoff=prev_cutoff,
-        challenger_rows=train_rows, challenger_cutoff=train_cutoff, challenger_seed=cfg.seeds.modeling,
-        max_window_months=max_w, fallback=fallback, ordering=champion, ordering_note=champion_note)
+    history, customers = fact_until(warehouse, cutoff), warehouse.query("select * from dim_customer")
+    with warehouse.released():  # the ranking needs nothing more of the warehouse: another run may use it
+        build = build_whitespace(
+            scores, history, customers, cutoff=cutoff, run_id=run_id, settings=ws, divisions=cfg.divisions,
+            rules=rules, als=als, eligibility=read_eligibility(cfg.landing_dir), previous=previous,
+            previous_cutoff=prev_cutoff, challenger_rows=train_rows, challenger_cutoff=train_cutoff,
+            challenger_seed=cfg.seeds.modeling, max_window_months=max_w, fallback=fallback, ordering=champion,
+            ordering_note=champion_note)
     peer_fallback = build.metrics["peer_fallback"]
     for division, entry in peer_fallback["divisions"].items():
         context.log.warning(f"whitespace {context.partition_key}: {division} has no promoted model; its "

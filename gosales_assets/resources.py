@@ -381,9 +381,10 @@ class _PolarsTableHandler(DuckDBPolarsTypeHandler):
     def load_input(self, context: InputContext, table_slice: TableSlice, connection) -> pl.DataFrame:
         if not _table_exists(connection, table_slice.schema, table_slice.table):
             partitions = sorted(map(str, context.asset_partition_keys)) if context.has_asset_partitions else []
+            table = f"{table_slice.schema}.{table_slice.table}"
             raise ValueError(
-                f"the warehouse has no table {table_slice.schema}.{table_slice.table} (an input of {context.op_def.name})"
-                f": materialize {table_slice.table}{' for ' + ', '.join(partitions) if partitions else ''} first")
+                f"the warehouse has no table {table} (an input of {context.op_def.name}): materialize "
+                f"{table_slice.table}{' for ' + ', '.join(partitions) if partitions else ''} first")
         return super().load_input(context, table_slice, connection)
 
     def handle_output(self, context: OutputContext, table_slice: TableSlice, obj: pl.DataFrame, connection):

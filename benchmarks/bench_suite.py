@@ -14,7 +14,7 @@ What runs, each part in its own subprocess (so every part's memory is its own):
 1. data generation: `generate_demo_data` into `<work>/landing`, without the ground-truth oracle file (the
    engine never reads it); both paths read this landing folder.
 2. direct path: one subprocess per stage (star, cutoff features, labels + division features, models,
-   scoring, whitespace, validation + drift, metrics summary) calling the `gosales_assets.core` functions with
+   scoring + drift, whitespace, forward validation, metrics summary) calling the `gosales_assets.core` functions with
    the arguments the asset functions use, checks and artifact files included; where an asset body is one core
    call, the direct path makes the same call (`core.whitespace.build_whitespace` / `empty_whitespace`,
    `core.model_card.model_record` / `skipped_model`, the `core.leakage_records` records) and writes the files it
@@ -121,9 +121,9 @@ STAGES = {
     "cutoff_features": "features per cutoff: customer features, basket rules, ALS, leakage checks",
     "division_features": "labels + division features per division × cutoff",
     "models": "model training per division × cutoff (skips included)",
-    "scoring": "scoring per division × cutoff",
+    "scoring": "scoring + drift per division × cutoff",
     "whitespace": "whitespace ranking + top accounts per cutoff",
-    "validation": "forward validation + drift per division × cutoff",
+    "validation": "forward validation per division × cutoff",
     "reports": "metrics summary",
 }
 STEP_STAGE = {
@@ -134,6 +134,7 @@ STEP_STAGE = {
     "top_accounts_report": "whitespace", "forward_validation": "validation", "drift": "validation",
     "metrics_summary": "reports",
     "division_frame": "division_features",  # the op making `labels` and `division_features`
+    "scores_with_drift": "scoring",  # the op making `icp_scores` and `drift`
 }
 # Mirrors of constants that live in the (Dagster-importing) asset modules.
 FACT_COLUMNS = ["invoice_id", "line_no", "invoice_date", "customer_id", "sku", "division", "quantity", "revenue",
@@ -462,8 +463,8 @@ def d_scoring(d: Direct) -> None:
                 rec["status"] = "skipped"
                 continue
             row = models[(division, cutoff)]
-            scores = score_population(d.load("division_features", *key), load_model(row["model_path"]), row, names,
-                                      run_id="direct")
+            current = d.load("division_features", *key)
+            scores = score_population(current, load_model(row["model_path"]), row, names, run_id="direct")
             alert = zero_prevalence_alert(scores, row)
             if alert is not None:
                 d.json(["alerts", key[1], f"icp_scores_{key[0]}.json"], alert)
@@ -475,6 +476,23 @@ def d_scoring(d: Direct) -> None:
             export = pl.concat(published[cutoff]).select(ICP_COLUMNS).sort("division", "customer_id")
             d.csv(["scores", key[1], "icp_scores.csv"], export)
             check_contract(scores, icp_scores_schema(cfg.divisions))
+        # drift (the same Dagster step: scores_with_drift)
+        with d.rec.item(f"drift {division} @ {key[1]}", cutoff=key[1], division=division):
+            model_dir = Path(row["model_path"]).parent
+            train_features = pl.read_parquet(model_dir / "train_feature_sample.parquet")
+            baseline = load_model(row["model_path"]).predict_proba(train_features)
+            top = [f for f in pl.read_csv(model_dir / "feature_importance.csv").get_column("feature")
+                   .head(cfg.drift.top_features).to_list() if f in train_features.columns and f in current.columns]
+            known = scores.filter(pl.col("bought_in_division").is_not_null())
+            y_cur = known.get_column("bought_in_division").to_numpy().astype(int) if known.height else None
+            findings = drift_findings(
+                baseline, scores.get_column("icp_score").to_numpy(), train_features, current, top,
+                prevalence_train=row["base_rate"], prevalence_current=float(np.mean(y_cur)) if known.height else None,
+                cal_mae_train=row["cal_mae"],
+                cal_mae_current=calibration_mae(y_cur, known.get_column("icp_score").to_numpy(),
+                                                cfg.models.calibration_bins) if known.height else None,
+                thresholds=DriftThresholds(**cfg.drift.model_dump(exclude={"top_features"})))
+            d.json(["validation", *key, "alerts.json"], alerts_json(findings, division, cutoff))
 
 
 def _previous(lists: dict[dt.date, pl.DataFrame], cutoff: dt.date, months: int):
@@ -529,7 +547,6 @@ def d_whitespace(d: Direct) -> None:
 
 def d_validation(d: Direct) -> None:
     cfg = d.cfg
-    models = _model_rows(d)
     attrs = d.load("dim_customer").select("customer_id", *SEGMENTS)
     forward = []
     for division, cutoff, key in d.partitions():
@@ -565,24 +582,6 @@ def d_validation(d: Direct) -> None:
                                 "positives": int(y.sum()), "flagged_segments": segments.filter(pl.col("flag")).height,
                                 **{k: metrics.get(k) for k in ("auc", "pr_auc", "brier", "lift_at_5", "lift_at_10",
                                                                "lift_at_20", "rev_lift_at_10", "cal_mae", "base_rate")}})
-        with d.rec.item(f"drift {division} @ {key[1]}", cutoff=key[1], division=division):
-            row = models[(division, cutoff)]
-            model_dir = Path(row["model_path"]).parent
-            train_features = pl.read_parquet(model_dir / "train_feature_sample.parquet")
-            baseline = load_model(row["model_path"]).predict_proba(train_features)
-            current = d.load("division_features", *key)
-            top = [f for f in pl.read_csv(model_dir / "feature_importance.csv").get_column("feature")
-                   .head(cfg.drift.top_features).to_list() if f in train_features.columns and f in current.columns]
-            known = scores.filter(pl.col("bought_in_division").is_not_null())
-            y_cur = known.get_column("bought_in_division").to_numpy().astype(int) if known.height else None
-            findings = drift_findings(
-                baseline, scores.get_column("icp_score").to_numpy(), train_features, current, top,
-                prevalence_train=row["base_rate"], prevalence_current=float(np.mean(y_cur)) if known.height else None,
-                cal_mae_train=row["cal_mae"],
-                cal_mae_current=calibration_mae(y_cur, known.get_column("icp_score").to_numpy(),
-                                                cfg.models.calibration_bins) if known.height else None,
-                thresholds=DriftThresholds(**cfg.drift.model_dump(exclude={"top_features"})))
-            d.json([*rel, "alerts.json"], alerts_json(findings, division, cutoff))
     d.save(pl.DataFrame(forward, infer_schema_length=None), "forward_validation")
 
 

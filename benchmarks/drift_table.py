@@ -251,7 +251,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--root", type=Path, default=ROOT / ".gosales" / "drift", help="one home per world under it")
     ap.add_argument("--worlds", default=None, help=f"comma-separated subset of {', '.join(worlds())}")
     ap.add_argument("--reuse", action="store_true", help="re-read the worlds built before; build nothing")
-    ap.add_argument("--redrift", action="store_true", help="re-materialize only `drift` on the built worlds")
+    ap.add_argument("--redrift", action="store_true",
+                    help="re-materialize only `drift` (and the scores its op makes) on the built worlds")
     ap.add_argument("--doc", type=Path, default=ROOT / "docs" / "DRIFT.md")
     ap.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "drift_table.json")
     ap.add_argument("--child", nargs=3, metavar=("HOME", "SCENARIO", "SEED"), help=argparse.SUPPRESS)

@@ -197,9 +197,11 @@ def materialize(defs: Definitions, instance: DagsterInstance, settings: Settings
 
 def materialize_targets(defs: Definitions, instance: DagsterInstance, targets: Iterable[AssetKeyPartitionKey], *,
                         log: Callable[[str], None] = print) -> list[RunOutcome]:
-    """Materialize exactly these (asset, partition) pairs in this process (e.g. what a native backfill would)."""
+    """Materialize these (asset, partition) pairs in this process (e.g. what a native backfill would), with the other
+    outputs of their op where it makes several as one step (`drift` brings `icp_scores`, as the UI selects them)."""
     graph = defs.resolve_asset_graph()
-    targets = set(targets)
+    targets = {AssetKeyPartitionKey(k, t.partition_key) for t in targets
+               for k in graph.get(t.asset_key).execution_set_asset_keys}
     ensure_warehouse_pool(instance)
     plan = plan_runs(graph, targets)
     tags = {MATERIALIZE_TAG: f"cli-{uuid.uuid4().hex[:8]}"}

@@ -274,6 +274,15 @@ class Stack:
             self.services.append(start_service("daemon", [str(BIN / "dagster-daemon"), "run", "-w", "workspace.yaml"],
                                                self.root, self.env))
 
+    def start_dev(self) -> None:
+        """`dagster dev` on 127.0.0.1:`port`, once: what `make ui` runs. It starts the webserver and the daemon with
+        one code server they share (kept running: the daemon's workspace refresh every minute asks it for the
+        definitions instead of starting a fresh code server of its own, as `dagster-daemon run` alone does)."""
+        if not any(s.name == "dev" for s in self.services):
+            self.services.append(start_service("dev", [str(BIN / "dagster"), "dev", "-w", "workspace.yaml",
+                                                       "-h", "127.0.0.1", "-p", str(self.port)],
+                                               self.root, self.env))
+
     def check_alive(self) -> None:
         for s in self.services:
             if s.proc.poll() is not None:

@@ -141,7 +141,7 @@ def _train_with_oof(monkeypatch, rescore):
 def _materialize_model_and_scores(project, instance):
     defs = build_definitions(project.settings, project.config_path)
     return materialize(list(defs.assets), resources=dict(defs.resources), instance=instance,
-                       partition_key=multi_key(DIV, "2026-03-31"), selection=["division_model", "icp_scores"],
+                       partition_key=multi_key(DIV, "2026-03-31"), selection=["division_model", "icp_scores", "drift"],
                        raise_on_error=False)
 
 

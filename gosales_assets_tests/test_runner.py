@@ -127,6 +127,26 @@ def test_a_failed_run_skips_what_depends_on_it(fail_with_error):
         assert outcome.failed_checks == ["thing:gate — rows lost"] and outcome.assets == ["thing"]
 
 
+def test_a_target_made_with_others_by_one_op_brings_them(tmp_path):
+    """`drift` alone as a target: its op also makes `icp_scores` (not subsettable), so the run makes both, as the UI
+    would select them, instead of failing on an impossible subset."""
+    from dagster import AssetSpec, multi_asset
+
+    made = []
+
+    @multi_asset(specs=[AssetSpec("scores"), AssetSpec("drift_of_scores", deps=["scores"])], can_subset=False)
+    def scores_and_drift():
+        made.append("op")
+        yield Output(None, output_name="scores")
+        yield Output(None, output_name="drift_of_scores")
+
+    defs = Definitions(assets=[scores_and_drift], jobs=[define_asset_job(GLOBAL_JOB, selection=[scores_and_drift])])
+    with DagsterInstance.ephemeral() as instance:
+        [outcome] = materialize_targets(defs, instance, {AssetKeyPartitionKey(AssetKey("drift_of_scores"))},
+                                        log=lambda line: None)
+    assert outcome.status == "ok" and outcome.assets == ["drift_of_scores", "scores"] and made == ["op"]
+
+
 @pytest.mark.slow
 def test_materialize_in_process_and_a_native_backfill_submission(tmp_path):
     from gosales_assets.demo_data import generate_demo_data

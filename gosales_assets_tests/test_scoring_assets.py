@@ -53,7 +53,8 @@ def test_forward_validation_and_drift(scored):
     project, instance = scored
     closed = project.materialize(["forward_validation", "drift"], instance=instance,
                                  partition_key=multi_key("Simulation", C))
-    assert closed.success and materialized(closed) == {"forward_validation", "drift"}
+    # drift is made by the scoring op: selecting it re-scores the partition too (one step, as in the UI).
+    assert closed.success and materialized(closed) == {"forward_validation", "drift", "icp_scores"}
     row = project.table("forward_validation").row(0, named=True)
     scores = project.table("icp_scores").filter((pl.col("division") == "Simulation")
                                                 & (pl.col("cutoff_date") == pl.date(2026, 3, 31)))
@@ -89,6 +90,35 @@ def test_forward_validation_and_drift(scored):
     with duckdb.connect(str(project.settings.warehouse_path)) as conn:
         conn.execute(f'update division_features set "{feature}" = ("{feature}" - 1000) / 50 '
                      f"where division = 'Simulation' and cutoff_date = '{C}'")
+
+
+def test_drift_of_the_scores_in_memory_equals_drift_of_the_stored_scores(scored):
+    """The op measures drift on the scores it just made, in memory; a later reader sees the stored table. Both give
+    the same findings, values and types. (Before the tests below withdraw this partition's scores.)"""
+    from types import SimpleNamespace
+
+    from dagster import Output
+    from polars.testing import assert_frame_equal
+
+    from gosales_assets.assets.validation import drift_outputs
+    from gosales_assets.resources import ArtifactStore, WarehouseResource
+
+    project, instance = scored
+    key = multi_key("Simulation", C)
+    assert project.materialize(["drift"], instance=instance, partition_key=key).success
+    cutoff = pl.date(2026, 3, 31)
+
+    def part(name):
+        return project.table(name).filter((pl.col("division") == "Simulation") & (pl.col("cutoff_date") == cutoff))
+
+    stored_scores, stored_drift = part("icp_scores"), part("drift")
+    assert stored_scores.height and stored_drift.height
+    context = SimpleNamespace(partition_key=key, log=SimpleNamespace(info=lambda *_: None))
+    warehouse = WarehouseResource(database=str(project.settings.warehouse_path))
+    outputs = list(drift_outputs(context, project.settings, ArtifactStore(root=str(project.settings.artifacts_dir)),
+                                 warehouse, part("division_model"), stored_scores, part("division_features")))
+    again = next(o for o in outputs if isinstance(o, Output)).value
+    assert_frame_equal(stored_drift, again)
 
 
 def test_metrics_summary_covers_every_materialized_model(scored):
@@ -253,3 +283,4 @@ def test_scores_refuse_a_model_file_that_is_not_the_registered_one(scored):
         path.write_bytes(original)
     again = project.materialize(["icp_scores"], instance=instance, partition_key=multi_key("Simulation", "2026-06-30"))
     assert again.success and latest_metadata(instance, "icp_scores")["published"] is True
+

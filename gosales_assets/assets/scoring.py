@@ -1,5 +1,8 @@
 """Group `scoring`: ICP scores per division × cutoff from the serving model (the partition's promoted model, or the
-champion a retained candidate could not beat), and the CRM export."""
+champion a retained candidate could not beat), and the CRM export. The op that scores also measures the scores'
+drift (`drift`, group `validation`)."""
+
+from collections.abc import Generator
 
 import polars as pl
 from dagster import (
@@ -9,13 +12,16 @@ from dagster import (
     AssetExecutionContext,
     AssetIn,
     AssetsDefinition,
+    AssetSpec,
     MetadataValue,
     Output,
-    asset,
+    PartitionsDefinition,
+    multi_asset,
 )
 
 from gosales_assets.assets.common import contract_check_result, partition_checks, table_metadata
 from gosales_assets.assets.labels import DIVISION_CUTOFF_EXPR
+from gosales_assets.assets.validation import drift_check_specs, drift_outputs, drift_spec
 from gosales_assets.core.contracts import check_contract, icp_scores_schema
 from gosales_assets.core.registry import RETAINED, serving_model, unpublished_reason
 from gosales_assets.core.scoring import ICP_COLUMNS, ICP_SCHEMA, score_population, zero_prevalence_alert
@@ -33,25 +39,15 @@ def export_icp_scores(warehouse: WarehouseResource, artifacts: ArtifactStore, cu
     return str(artifacts.write_csv(["scores", cutoff.isoformat(), "icp_scores.csv"], rows))
 
 
-def build_scoring_assets(settings: Settings) -> list[AssetsDefinition]:
-    parts = division_cutoff_partitions(settings)
-
-    @asset(
-        name="icp_scores",
+def icp_scores_spec() -> AssetSpec:
+    """`icp_scores` of one division × cutoff. Made by the same op as `drift` (`scores_with_drift`): drift compares
+    these scores with the model's training baseline, so one op makes them one run of a native backfill (as separate
+    assets, drift ran as a run of its own in most partitions: docs/ARCHITECTURE.md, "Runs of a backfill")."""
+    return AssetSpec(
+        "icp_scores",
         group_name="scoring",
-        partitions_def=parts,
-        pool=WAREHOUSE_POOL,
-        ins={"division_model": AssetIn(), "division_features": AssetIn()},
-        deps=["dim_customer"],
+        deps=["division_model", "division_features", "dim_customer"],
         metadata={"partition_expr": DIVISION_CUTOFF_EXPR},
-        check_specs=partition_checks(
-            parts,
-            AssetCheckSpec("contract", asset="icp_scores", blocking=True,
-                           description="Columns and types, icp_score in [0, 1], one row per customer"),
-            AssetCheckSpec("zero_prevalence_guard", asset="icp_scores",
-                           description="Labels known, zero positives, but the model trained on positives: the "
-                           "partition is not published (a broken join looks exactly like this)"),
-        ),
         description="Calibrated probability that each eligible customer buys the division in the window after "
         "the cutoff, from the serving model of the partition's division_model row: its own model when promoted, "
         "the division's champion when the candidate was retained (`model_version` says which); "
@@ -59,69 +55,107 @@ def build_scoring_assets(settings: Settings) -> list[AssetsDefinition]:
         "the zero-prevalence guard is materialized as an empty slice with `published: false` and the reason. Also "
         "exported, all published divisions of a cutoff, to <artifacts>/scores/<cutoff>/icp_scores.csv.",
     )
-    def icp_scores(context: AssetExecutionContext, settings: GosalesSettings, warehouse: WarehouseResource,
-                   artifacts: ArtifactStore, division_model: pl.DataFrame, division_features: pl.DataFrame):
-        from gosales_assets.core.modeling import load_model  # heavy: only where a model is loaded
 
-        cfg = settings.get()
-        division, cutoff = split_key(context.partition_key)
 
-        def unpublished(reason: str, **metadata):
-            """An empty slice: whatever an earlier model published for this partition is withdrawn with it."""
-            context.log.warning(f"icp_scores {context.partition_key}: not published — {reason}")
-            yield Output(pl.DataFrame(schema=ICP_SCHEMA),
-                         metadata={"published": False, "reason": reason, "dagster/row_count": 0, **metadata})
-            export_icp_scores(warehouse, artifacts, cutoff)
+def icp_scores_check_specs(parts: PartitionsDefinition) -> list[AssetCheckSpec]:
+    return partition_checks(
+        parts,
+        AssetCheckSpec("contract", asset="icp_scores", blocking=True,
+                       description="Columns and types, icp_score in [0, 1], one row per customer"),
+        AssetCheckSpec("zero_prevalence_guard", asset="icp_scores",
+                       description="Labels known, zero positives, but the model trained on positives: the "
+                       "partition is not published (a broken join looks exactly like this)"),
+    )
 
-        model_row = division_model.row(0, named=True) if division_model.height else {}
-        refused = unpublished_reason(model_row)
-        if refused is not None:  # nothing is published unless a model serves the partition
-            yield from unpublished(refused)
-            for check in ("zero_prevalence_guard", "contract"):
-                yield AssetCheckResult(check_name=check, asset_key="icp_scores", passed=True,
-                                       description="not evaluated: no serving model, nothing was scored",
-                                       metadata={"applicable": False})
-            return
-        names = warehouse.query("select customer_id, customer_name from dim_customer")
-        serving = serving_model(model_row)
-        model = load_model(serving["model_path"])
-        # The rows carry the serving model's version and calibration (the champion's when retained).
-        served = model_row | {"model_version": serving["model_version"], "calibration_method": model.calibration_method}
-        scores = score_population(division_features, model, served, names, run_id=context.run.run_id)
 
-        alert = zero_prevalence_alert(scores, served)
-        if alert is not None:
-            path = artifacts.write_json(["alerts", cutoff.isoformat(), f"icp_scores_{division_slug(division)}.json"],
-                                        alert | {"run_id": context.run.run_id})
-            yield from unpublished(f"zero-prevalence guard: {alert['reason']}",
-                                   alert_path=MetadataValue.path(str(path)))
-            yield AssetCheckResult(check_name="zero_prevalence_guard", asset_key="icp_scores", passed=False,
-                                   severity=AssetCheckSeverity.ERROR, description=alert["reason"])
-            yield AssetCheckResult(check_name="contract", asset_key="icp_scores", passed=True,
-                                   description="not evaluated: the partition was not published",
+def icp_scores_outputs(context: AssetExecutionContext, cfg: Settings, warehouse: WarehouseResource,
+                       artifacts: ArtifactStore, division_model: pl.DataFrame, division_features: pl.DataFrame
+                       ) -> Generator[Output | AssetCheckResult, None, pl.DataFrame]:
+    """Score the partition's population; yield the `icp_scores` output and its checks; return what was stored (an
+    empty slice when nothing is published), which the op's `drift` compares with the training baseline."""
+    from gosales_assets.core.modeling import load_model  # heavy: only where a model is loaded
+
+    division, cutoff = split_key(context.partition_key)
+
+    def unpublished(reason: str, **metadata):
+        """An empty slice: whatever an earlier model published for this partition is withdrawn with it."""
+        context.log.warning(f"icp_scores {context.partition_key}: not published — {reason}")
+        yield Output(pl.DataFrame(schema=ICP_SCHEMA), output_name="icp_scores",
+                     metadata={"published": False, "reason": reason, "dagster/row_count": 0, **metadata})
+        export_icp_scores(warehouse, artifacts, cutoff)
+
+    model_row = division_model.row(0, named=True) if division_model.height else {}
+    refused = unpublished_reason(model_row)
+    if refused is not None:  # nothing is published unless a model serves the partition
+        yield from unpublished(refused)
+        for check in ("zero_prevalence_guard", "contract"):
+            yield AssetCheckResult(check_name=check, asset_key="icp_scores", passed=True,
+                                   description="not evaluated: no serving model, nothing was scored",
                                    metadata={"applicable": False})
-            return
+        return pl.DataFrame(schema=ICP_SCHEMA)
+    names = warehouse.query("select customer_id, customer_name from dim_customer")
+    serving = serving_model(model_row)
+    model = load_model(serving["model_path"])
+    # The rows carry the serving model's version and calibration (the champion's when retained).
+    served = model_row | {"model_version": serving["model_version"], "calibration_method": model.calibration_method}
+    scores = score_population(division_features, model, served, names, run_id=context.run.run_id)
 
-        known = scores.get_column("bought_in_division").null_count() < scores.height
-        meta = table_metadata(scores, cfg) | {
-            "published": True,
-            "model_status": model_row["status"],
-            "model_version": serving["model_version"],
-            "model_cutoff": str(serving["cutoff"]),
-            "serving": f"the champion of {serving['cutoff']}: candidate {model_row['model_version']} retained — "
-                       f"{model_row['reason']}" if model_row["status"] == RETAINED else "the partition's own model",
-            "calibration_method": model.calibration_method,
-            "mean_icp_score": round(float(scores.get_column("icp_score").mean() or 0.0), 6),
-            "labels_known": known,
-        }
-        if known:
-            meta["realized_positives"] = int(scores.get_column("bought_in_division").sum() or 0)
-        yield Output(scores, metadata=meta)
-        meta_path = export_icp_scores(warehouse, artifacts, cutoff)
-        context.log.info(f"exported {meta_path}")
-        yield contract_check_result(check_contract(scores, icp_scores_schema(cfg.divisions)), asset_key="icp_scores")
-        yield AssetCheckResult(check_name="zero_prevalence_guard", asset_key="icp_scores", passed=True,
-                               description="labels unknown (window open)" if not known
-                               else f"{meta['realized_positives']} realized positives")
+    alert = zero_prevalence_alert(scores, served)
+    if alert is not None:
+        path = artifacts.write_json(["alerts", cutoff.isoformat(), f"icp_scores_{division_slug(division)}.json"],
+                                    alert | {"run_id": context.run.run_id})
+        yield from unpublished(f"zero-prevalence guard: {alert['reason']}",
+                               alert_path=MetadataValue.path(str(path)))
+        yield AssetCheckResult(check_name="zero_prevalence_guard", asset_key="icp_scores", passed=False,
+                               severity=AssetCheckSeverity.ERROR, description=alert["reason"])
+        yield AssetCheckResult(check_name="contract", asset_key="icp_scores", passed=True,
+                               description="not evaluated: the partition was not published",
+                               metadata={"applicable": False})
+        return pl.DataFrame(schema=ICP_SCHEMA)
 
-    return [icp_scores]
+    known = scores.get_column("bought_in_division").null_count() < scores.height
+    meta = table_metadata(scores, cfg) | {
+        "published": True,
+        "model_status": model_row["status"],
+        "model_version": serving["model_version"],
+        "model_cutoff": str(serving["cutoff"]),
+        "serving": f"the champion of {serving['cutoff']}: candidate {model_row['model_version']} retained — "
+                   f"{model_row['reason']}" if model_row["status"] == RETAINED else "the partition's own model",
+        "calibration_method": model.calibration_method,
+        "mean_icp_score": round(float(scores.get_column("icp_score").mean() or 0.0), 6),
+        "labels_known": known,
+    }
+    if known:
+        meta["realized_positives"] = int(scores.get_column("bought_in_division").sum() or 0)
+    yield Output(scores, output_name="icp_scores", metadata=meta)
+    meta_path = export_icp_scores(warehouse, artifacts, cutoff)
+    context.log.info(f"exported {meta_path}")
+    yield contract_check_result(check_contract(scores, icp_scores_schema(cfg.divisions)), asset_key="icp_scores")
+    yield AssetCheckResult(check_name="zero_prevalence_guard", asset_key="icp_scores", passed=True,
+                           description="labels unknown (window open)" if not known
+                           else f"{meta['realized_positives']} realized positives")
+    return scores
+
+
+def build_scoring_assets(settings: Settings) -> list[AssetsDefinition]:
+    parts = division_cutoff_partitions(settings)
+
+    @multi_asset(
+        name="scores_with_drift",
+        # Both outputs are stored by the warehouse IO manager (a spec without one would be a Nothing output).
+        specs=[s.with_io_manager_key("io_manager") for s in (icp_scores_spec(), drift_spec())],
+        ins={"division_model": AssetIn(), "division_features": AssetIn()},
+        partitions_def=parts,
+        pool=WAREHOUSE_POOL,
+        # Not subsettable: drift measures the scores just made, so a native backfill runs both as one run per
+        # partition, and a retraining (model → scores → drift) never leaves drift describing older scores.
+        can_subset=False,
+        check_specs=[*icp_scores_check_specs(parts), *drift_check_specs(parts)],
+    )
+    def scores_with_drift(context: AssetExecutionContext, settings: GosalesSettings, warehouse: WarehouseResource,
+                          artifacts: ArtifactStore, division_model: pl.DataFrame, division_features: pl.DataFrame):
+        cfg = settings.get()
+        scores = yield from icp_scores_outputs(context, cfg, warehouse, artifacts, division_model, division_features)
+        yield from drift_outputs(context, cfg, artifacts, warehouse, division_model, scores, division_features)
+
+    return [scores_with_drift]

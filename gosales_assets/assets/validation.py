@@ -1,8 +1,10 @@
 """Group `validation`: forward validation of published scores once their window has closed — beside every simple
 peer on the same rows, and for the peers alone where nothing was published — and drift of the scoring population
-against the model's training baseline. Files: <artifacts>/validation/<division>/<cutoff>/."""
+against the model's training baseline (made with the scores, by `assets.scoring`'s op). Files:
+<artifacts>/validation/<division>/<cutoff>/."""
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -15,8 +17,10 @@ from dagster import (
     AssetExecutionContext,
     AssetIn,
     AssetsDefinition,
+    AssetSpec,
     MetadataValue,
     Output,
+    PartitionsDefinition,
     asset,
 )
 
@@ -270,110 +274,118 @@ def build_validation_assets(settings: Settings) -> list[AssetsDefinition]:
             "flagged_segments": markdown_table(flagged.select("segment_col", "segment", "rows", "reason").to_dicts()),
         })
 
-    @asset(
-        name="drift",
+    return [forward_validation]
+
+
+def drift_spec() -> AssetSpec:
+    """`drift` of one division × cutoff. Made by the same op as `icp_scores` (`assets.scoring.scores_with_drift`),
+    whose scores it compares with the serving model's training baseline."""
+    return AssetSpec(
+        "drift",
         group_name="validation",
-        partitions_def=parts,
-        pool=WAREHOUSE_POOL,
-        ins={"division_model": AssetIn(), "icp_scores": AssetIn(), "division_features": AssetIn()},
         # The roster's purchase lines and segments: who buys, per segment and division, vs the training cutoffs.
-        deps=["fact_transactions", "dim_customer"],
+        deps=["division_model", "icp_scores", "division_features", "fact_transactions", "dim_customer"],
         metadata={"partition_expr": DIVISION_CUTOFF_EXPR},
-        check_specs=partition_checks(parts, AssetCheckSpec(
-            "no_hard_drift", asset="drift", description="No drift finding (score or top-feature PSI, prevalence "
-            "shift, calibration regression, a segment's or division's activity, a division's unit prices) reaches "
-            "its hard threshold beyond sampling noise")),
         description="What the engine sees at the cutoff vs the serving model's training baseline: PSI of the score "
         "and of the top features (zero-inflated ones also among their non-zero values), prevalence (vs the same "
         "month a year earlier) and calibration, and the roster's invoices per "
         "segment (region, territory, industry) and per division and each division's unit-price index; alerts.json "
         "per partition (docs/DRIFT.md).",
     )
-    def drift(context: AssetExecutionContext, settings: GosalesSettings, artifacts: ArtifactStore,
-              warehouse: WarehouseResource, division_model: pl.DataFrame, icp_scores: pl.DataFrame,
-              division_features: pl.DataFrame):
-        from gosales_assets.core.modeling import load_model  # heavy: only where a model is loaded
 
-        cfg = settings.get()
-        division, cutoff = split_key(context.partition_key)
-        if division_model.height == 0 or icp_scores.height == 0:
-            reason = "no published scores for this partition: nothing to compare (see its division_model row)"
-            context.log.info(f"drift {context.partition_key}: {reason}")
-            yield Output(pl.DataFrame(schema=DRIFT_SCHEMA), metadata={"max_severity": "none", "reason": reason})
-            yield AssetCheckResult(check_name="no_hard_drift", asset_key="drift", passed=True,
-                                   description="not applicable: nothing was scored", metadata={"applicable": False})
-            return
-        model_row = division_model.row(0, named=True)
-        serving = serving_model(model_row)
-        if serving is not None and serving["model_version"] != model_row["model_version"]:
-            # Retained: the champion scored icp_scores, so the baselines (samples, importance, training prevalence
-            # and calibration) are the champion's, from its own partition's files.
-            served = json.loads((Path(serving["model_path"]).parent / "metrics.json").read_text())
-            model_row = model_row | {"model_path": serving["model_path"], "base_rate": served.get("base_rate"),
-                                     "cal_mae": served.get("cal_mae")}
-        model_dir = Path(model_row["model_path"]).parent
-        train_features = pl.read_parquet(model_dir / "train_feature_sample.parquet")
-        # Baseline scores: the serving model itself on its training sample, so both sides of the score PSI
-        # come from the same scoring function (the out-of-fold scores are cross-fitted, a different function).
-        baseline_scores = load_model(model_row["model_path"]).predict_proba(train_features)
-        importance = pl.read_csv(model_dir / "feature_importance.csv")
-        top = [f for f in importance.get_column("feature").head(cfg.drift.top_features).to_list()
-               if f in train_features.columns and f in division_features.columns]
-        known = icp_scores.get_column("bought_in_division").drop_nulls()
-        y_cur = known.to_numpy().astype(int) if known.len() else None
-        cal_cur = None
-        if y_cur is not None:
-            p_known = icp_scores.filter(pl.col("bought_in_division").is_not_null()).get_column("icp_score").to_numpy()
-            cal_cur = calibration_mae(y_cur, p_known, cfg.models.calibration_bins)
-        th = DriftThresholds(**cfg.drift.model_dump(exclude={"top_features", "activity_months", "segment_columns"}))
-        # Seasonal like with like: the model's training cutoff in C's month of the year when it has one (its
-        # out-of-fold sample carries each training row's cutoff and label), else C - 12 months labelled from the
-        # fact table, else the pooled training rate; the finding's detail says which.
-        oof_path = model_dir / "train_scores.parquet"
-        prev_base = prevalence_baseline(cutoff, pl.read_parquet(oof_path)) if oof_path.is_file() else None
-        if y_cur is not None and (prev_base is None or not prev_base.seasonal):
-            # No training cutoff in C's month: the same month a year earlier, labelled from the fact table.
-            year = _year_earlier_prevalence(warehouse, cfg, division, cutoff,
-                                            int(icp_scores.item(0, "prediction_window_months")),
-                                            train_features.get_column("cutoff_date").unique().to_list())
-            prev_base = year or prev_base
-        findings = drift_findings(
-            baseline_scores, icp_scores.get_column("icp_score").to_numpy(),
-            train_features, division_features, top,
-            prevalence_train=prev_base.prevalence if prev_base else model_row["base_rate"],
-            prevalence_current=float(np.mean(y_cur)) if y_cur is not None else None,
-            prevalence_rows_train=prev_base.rows if prev_base else None,
-            prevalence_rows_current=len(y_cur) if y_cur is not None else None,
-            prevalence_basis=prev_base.basis if prev_base else "the model's pooled training base rate",
-            cal_mae_train=model_row["cal_mae"], cal_mae_current=cal_cur,
-            thresholds=th,
-        )
-        # Who buys: the roster's purchases in the months to C vs the same months to each training cutoff.
-        months = cfg.drift.activity_months
-        training_cutoffs = sorted(set(train_features.get_column("cutoff_date").to_list()))
-        if training_cutoffs:
-            lines = _purchase_lines(warehouse, cfg.drift.segment_columns, add_months(training_cutoffs[0], -months),
-                                    cutoff)
-            # A configured segment column that dim_customer lacks, or whose values are all null, becomes a note.
-            findings += activity_findings(lines, cfg.drift.segment_columns, cutoff, training_cutoffs, months, th)
-        report = alerts_json(findings, division, cutoff)
-        artifacts.write_json(["validation", division_slug(division), cutoff.isoformat(), "alerts.json"], report)
-        table = pl.DataFrame([f.to_dict() | {"division": division, "cutoff_date": cutoff} for f in findings],
-                             schema=DRIFT_SCHEMA)
-        raised = [f for f in report["findings"] if f["severity"] != "info"]
-        yield Output(table, metadata={
-            "max_severity": report["max_severity"],
-            "counts": MetadataValue.json(report["counts"]),
-            # Only what was raised: every comparison (a few dozen segments) is in the table and alerts.json.
-            "findings": markdown_table([{k: (round(v, 4) if isinstance(v, float) else v) for k, v in f.items()
-                                         if k in ("kind", "subject", "value", "z", "severity", "action")}
-                                        for f in raised]) if raised else "nothing above info",
-        })
-        hard = [f for f in report["findings"] if f["severity"] == "hard"]  # strongest first
-        yield AssetCheckResult(
-            check_name="no_hard_drift", asset_key="drift", passed=not hard, severity=AssetCheckSeverity.ERROR,
-            description="; ".join(f"{f['kind']} {f['subject']}: {_rounded(f['value'])} → {f['action']}"
-                                  for f in hard)[:500] or f"max severity {report['max_severity']}",
-            metadata={"alerts": MetadataValue.json(json.loads(json.dumps(report, default=str)))})
 
-    return [forward_validation, drift]
+def drift_check_specs(parts: PartitionsDefinition) -> list[AssetCheckSpec]:
+    return partition_checks(parts, AssetCheckSpec(
+        "no_hard_drift", asset="drift", description="No drift finding (score or top-feature PSI, prevalence "
+        "shift, calibration regression, a segment's or division's activity, a division's unit prices) reaches "
+        "its hard threshold beyond sampling noise"))
+
+
+def drift_outputs(context: AssetExecutionContext, cfg: Settings, artifacts: ArtifactStore,
+                  warehouse: WarehouseResource, division_model: pl.DataFrame, icp_scores: pl.DataFrame,
+                  division_features: pl.DataFrame) -> Iterator[Output | AssetCheckResult]:
+    """The partition's drift findings (the `drift` output, alerts.json) and its `no_hard_drift` check, for the
+    scores `icp_scores` just made."""
+    from gosales_assets.core.modeling import load_model  # heavy: only where a model is loaded
+
+    division, cutoff = split_key(context.partition_key)
+    if division_model.height == 0 or icp_scores.height == 0:
+        reason = "no published scores for this partition: nothing to compare (see its division_model row)"
+        context.log.info(f"drift {context.partition_key}: {reason}")
+        yield Output(pl.DataFrame(schema=DRIFT_SCHEMA), output_name="drift",
+                 metadata={"max_severity": "none", "reason": reason})
+        yield AssetCheckResult(check_name="no_hard_drift", asset_key="drift", passed=True,
+                               description="not applicable: nothing was scored", metadata={"applicable": False})
+        return
+    model_row = division_model.row(0, named=True)
+    serving = serving_model(model_row)
+    if serving is not None and serving["model_version"] != model_row["model_version"]:
+        # Retained: the champion scored icp_scores, so the baselines (samples, importance, training prevalence
+        # and calibration) are the champion's, from its own partition's files.
+        served = json.loads((Path(serving["model_path"]).parent / "metrics.json").read_text())
+        model_row = model_row | {"model_path": serving["model_path"], "base_rate": served.get("base_rate"),
+                                 "cal_mae": served.get("cal_mae")}
+    model_dir = Path(model_row["model_path"]).parent
+    train_features = pl.read_parquet(model_dir / "train_feature_sample.parquet")
+    # Baseline scores: the serving model itself on its training sample, so both sides of the score PSI
+    # come from the same scoring function (the out-of-fold scores are cross-fitted, a different function).
+    baseline_scores = load_model(model_row["model_path"]).predict_proba(train_features)
+    importance = pl.read_csv(model_dir / "feature_importance.csv")
+    top = [f for f in importance.get_column("feature").head(cfg.drift.top_features).to_list()
+           if f in train_features.columns and f in division_features.columns]
+    known = icp_scores.get_column("bought_in_division").drop_nulls()
+    y_cur = known.to_numpy().astype(int) if known.len() else None
+    cal_cur = None
+    if y_cur is not None:
+        p_known = icp_scores.filter(pl.col("bought_in_division").is_not_null()).get_column("icp_score").to_numpy()
+        cal_cur = calibration_mae(y_cur, p_known, cfg.models.calibration_bins)
+    th = DriftThresholds(**cfg.drift.model_dump(exclude={"top_features", "activity_months", "segment_columns"}))
+    # Seasonal like with like: the model's training cutoff in C's month of the year when it has one (its
+    # out-of-fold sample carries each training row's cutoff and label), else C - 12 months labelled from the
+    # fact table, else the pooled training rate; the finding's detail says which.
+    oof_path = model_dir / "train_scores.parquet"
+    prev_base = prevalence_baseline(cutoff, pl.read_parquet(oof_path)) if oof_path.is_file() else None
+    if y_cur is not None and (prev_base is None or not prev_base.seasonal):
+        # No training cutoff in C's month: the same month a year earlier, labelled from the fact table.
+        year = _year_earlier_prevalence(warehouse, cfg, division, cutoff,
+                                        int(icp_scores.item(0, "prediction_window_months")),
+                                        train_features.get_column("cutoff_date").unique().to_list())
+        prev_base = year or prev_base
+    findings = drift_findings(
+        baseline_scores, icp_scores.get_column("icp_score").to_numpy(),
+        train_features, division_features, top,
+        prevalence_train=prev_base.prevalence if prev_base else model_row["base_rate"],
+        prevalence_current=float(np.mean(y_cur)) if y_cur is not None else None,
+        prevalence_rows_train=prev_base.rows if prev_base else None,
+        prevalence_rows_current=len(y_cur) if y_cur is not None else None,
+        prevalence_basis=prev_base.basis if prev_base else "the model's pooled training base rate",
+        cal_mae_train=model_row["cal_mae"], cal_mae_current=cal_cur,
+        thresholds=th,
+    )
+    # Who buys: the roster's purchases in the months to C vs the same months to each training cutoff.
+    months = cfg.drift.activity_months
+    training_cutoffs = sorted(set(train_features.get_column("cutoff_date").to_list()))
+    if training_cutoffs:
+        lines = _purchase_lines(warehouse, cfg.drift.segment_columns, add_months(training_cutoffs[0], -months),
+                                cutoff)
+        # A configured segment column that dim_customer lacks, or whose values are all null, becomes a note.
+        findings += activity_findings(lines, cfg.drift.segment_columns, cutoff, training_cutoffs, months, th)
+    report = alerts_json(findings, division, cutoff)
+    artifacts.write_json(["validation", division_slug(division), cutoff.isoformat(), "alerts.json"], report)
+    table = pl.DataFrame([f.to_dict() | {"division": division, "cutoff_date": cutoff} for f in findings],
+                         schema=DRIFT_SCHEMA)
+    raised = [f for f in report["findings"] if f["severity"] != "info"]
+    yield Output(table, output_name="drift", metadata={
+        "max_severity": report["max_severity"],
+        "counts": MetadataValue.json(report["counts"]),
+        # Only what was raised: every comparison (a few dozen segments) is in the table and alerts.json.
+        "findings": markdown_table([{k: (round(v, 4) if isinstance(v, float) else v) for k, v in f.items()
+                                     if k in ("kind", "subject", "value", "z", "severity", "action")}
+                                    for f in raised]) if raised else "nothing above info",
+    })
+    hard = [f for f in report["findings"] if f["severity"] == "hard"]  # strongest first
+    yield AssetCheckResult(
+        check_name="no_hard_drift", asset_key="drift", passed=not hard, severity=AssetCheckSeverity.ERROR,
+        description="; ".join(f"{f['kind']} {f['subject']}: {_rounded(f['value'])} → {f['action']}"
+                              for f in hard)[:500] or f"max severity {report['max_severity']}",
+        metadata={"alerts": MetadataValue.json(json.loads(json.dumps(report, default=str)))})

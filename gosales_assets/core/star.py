@@ -112,6 +112,8 @@ def _q(col: str) -> pl.Expr:
 
 
 def _violations(df: pl.DataFrame, table: str) -> pl.DataFrame:
+    """The rejected rows of `df` (each with its rule and detail) as violation rows, their original values as JSON
+    (encoded here, for the rejected rows only: for every row of a large log it was most of the star's memory)."""
     return df.select(
         pl.lit(table).alias("source_table"),
         "source_file",
@@ -119,8 +121,19 @@ def _violations(df: pl.DataFrame, table: str) -> pl.DataFrame:
         pl.lit(None, dtype=pl.Int64).alias("source_line"),  # filled by `with_source_lines`
         "rule",
         "detail",
-        "original",
+        _original_json(table),
     ).cast(VIOLATION_SCHEMA)
+
+
+def _with_rule(df: pl.DataFrame, rules: list[tuple[str, pl.Expr, pl.Expr]]) -> pl.DataFrame:
+    """`df` with `rule` and `detail` of the first failing rule (null when the row passes all), the failing rows
+    after the passing ones (the caller orders by source next). The details are formatted for the failing rows only:
+    the rules are evaluated on every row, the text on the few that fail."""
+    rule, detail = _first_rule(rules)
+    df = df.with_columns(rule.alias("rule"))
+    failing = pl.col("rule").is_not_null()
+    return pl.concat([df.filter(~failing).with_columns(pl.lit(None, dtype=pl.String).alias("detail")),
+                      df.filter(failing).with_columns(detail.cast(pl.String).alias("detail"))], how="vertical")
 
 
 def _mark_duplicates(df: pl.DataFrame, content_cols: list[str], key_cols: list[str], label: str) -> pl.DataFrame:
@@ -132,33 +145,43 @@ def _mark_duplicates(df: pl.DataFrame, content_cols: list[str], key_cols: list[s
     order = ["source_file", "source_row"]
     df = df.sort(order)
     passed = df.filter(pl.col("rule").is_null())
-    later = pl.int_range(pl.len())
-    passed = passed.with_columns(
-        pl.when(later.over(content_cols) > 0).then(pl.lit("duplicate_line")).alias("rule"),
+    # "Not the first of its group in source order" (the frame is sorted by it): one hash pass per key, and the text
+    # of a detail only for the rows it rejects.
+    copy = ~pl.struct(content_cols).is_first_distinct()
+    copies = passed.filter(copy).with_columns(
+        pl.lit("duplicate_line").alias("rule"),
         pl.format("exact copy of an earlier {} line", pl.lit(label)).alias("detail"),
     )
-    copies = passed.filter(pl.col("rule").is_not_null())
-    distinct = passed.filter(pl.col("rule").is_null()).with_columns(
-        pl.when(later.over(key_cols) > 0).then(pl.lit("duplicate_key")).alias("rule"),
+    distinct = passed.filter(~copy)
+    conflict = ~pl.struct(key_cols).is_first_distinct()
+    conflicts = distinct.filter(conflict).with_columns(
+        pl.lit("duplicate_key").alias("rule"),
         pl.format("key ({}) already used by an earlier, different line",
                   pl.concat_str([pl.col(c).cast(pl.String) for c in key_cols], separator=", ")).alias("detail"),
     )
-    return pl.concat([df.filter(pl.col("rule").is_not_null()), copies, distinct], how="vertical").sort(order)
+    return pl.concat([df.filter(pl.col("rule").is_not_null()), copies, distinct.filter(~conflict), conflicts],
+                     how="vertical").sort(order)
 
 
 def _mark_conflicting_invoices(df: pl.DataFrame) -> pl.DataFrame:
     """Quarantine every passing line of an invoice whose passing lines disagree on customer_id or date."""
     ok = pl.col("rule").is_null()
-    customers = pl.col("customer_id").filter(ok).unique().sort()
-    dates = pl.col("_date").filter(ok).unique().sort()
-    per_invoice = (
+    # The invoices in conflict first (counts only), then their lists of customers and dates: building the lists for
+    # every invoice cost more than the rest of the star.
+    conflicting = (
         df.filter(ok)
         .group_by("invoice_id")
-        .agg(customers.alias("_customers"), dates.alias("_dates"))
-        .filter((pl.col("_customers").list.len() > 1) | (pl.col("_dates").list.len() > 1))
+        .agg(pl.col("customer_id").n_unique().alias("_nc"), pl.col("_date").n_unique().alias("_nd"))
+        .filter((pl.col("_nc") > 1) | (pl.col("_nd") > 1))
+        .select("invoice_id")
     )
-    if per_invoice.height == 0:
+    if conflicting.height == 0:
         return df
+    per_invoice = (
+        df.filter(ok).join(conflicting, on="invoice_id", how="semi")
+        .group_by("invoice_id")
+        .agg(pl.col("customer_id").unique().sort().alias("_customers"), pl.col("_date").unique().sort().alias("_dates"))
+    )
     why = pl.format(
         "invoice {} has lines of {} customer(s) [{}] and {} date(s) [{}]; one invoice must be one customer on one "
         "day, so all its lines are quarantined",
@@ -180,11 +203,8 @@ def _mark_conflicting_invoices(df: pl.DataFrame) -> pl.DataFrame:
 
 def build_customers(customers_raw: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(dim_customer, violations) from the typed raw customers table."""
-    df = customers_raw.with_columns(
-        _original_json("customers"),
-        parse_iso_date(pl.col("first_seen_date")).alias("_first_seen"),
-    )
-    rule, detail = _first_rule([
+    df = customers_raw.with_columns(parse_iso_date(pl.col("first_seen_date")).alias("_first_seen"))
+    df = _with_rule(df, [
         ("missing_value",
          pl.col("customer_id").is_null() | pl.col("customer_name").is_null(),
          pl.lit("customer_id and customer_name are required")),
@@ -192,7 +212,6 @@ def build_customers(customers_raw: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataF
          pl.col("first_seen_date").is_not_null() & pl.col("_first_seen").is_null(),
          pl.format("first_seen_date {} is not YYYY-MM-DD", _q("first_seen_date"))),
     ])
-    df = df.with_columns(rule.alias("rule"), detail.alias("detail"))
     content = [c.name for c in RAW_TABLES["customers"]]
     df = _mark_duplicates(df, content, ["customer_id"], "customer")
     dim = (
@@ -268,8 +287,7 @@ def build_star(
     )
     known_customers = dim.select("customer_id").with_columns(pl.lit(True).alias("_known"))
     df = (
-        sales_raw.with_columns(_original_json("sales_log"))
-        .join(sku_frame, on="sku", how="left")
+        sales_raw.join(sku_frame, on="sku", how="left")
         .join(known_customers, on="customer_id", how="left")
         .with_columns(parse_iso_date(pl.col("invoice_date")).alias("_date"))
     )
@@ -278,7 +296,7 @@ def build_star(
         [pl.col(c).is_finite() for c in ("quantity", "revenue")]
     ) | (pl.col("gross_profit").is_not_null() & ~pl.col("gross_profit").is_finite())
     too_big = [(pl.col(c).abs() > MAX_LINE_AMOUNT).fill_null(False) for c in ("revenue", "gross_profit")]
-    rule, detail = _first_rule([
+    df = _with_rule(df, [
         ("missing_value", missing,
          pl.concat_str([pl.lit("empty or non-finite required value in "),
                         pl.concat_str([pl.when(pl.col(c).is_null()).then(pl.lit(c)) for c in required],
@@ -301,7 +319,6 @@ def build_star(
         ("unknown_customer", pl.col("_known").is_null(),
          pl.format("customer_id {} not in customers", _q("customer_id"))),
     ])
-    df = df.with_columns(rule.alias("rule"), detail.alias("detail"))
     content = [c.name for c in RAW_TABLES["sales_log"]]
     df = _mark_conflicting_invoices(_mark_duplicates(df, content, ["invoice_id", "line_no"], "sales_log"))
     fact = (

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -132,3 +134,10 @@ def demo_pipeline(root: Path, overrides: dict, *, customers: int, cutoffs: list[
             result = project.materialize(division_assets, instance=instance, partition_key=multi_key(d, c))
             assert result.success or not strict, (d, c)
     return project, instance
+
+
+def open_elsewhere(database: str | Path) -> subprocess.CompletedProcess:
+    """Open and close the DuckDB file `database` from another process (as another run or an analyst would): the
+    finished process, `returncode` 0 when the file was free (else its stderr says why)."""
+    return subprocess.run([sys.executable, "-c", f"import duckdb; duckdb.connect({str(database)!r}).close()"],
+                          capture_output=True, text=True)

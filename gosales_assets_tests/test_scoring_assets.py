@@ -1,8 +1,6 @@
 """icp_scores and the whitespace assets, materialized for real on demo data."""
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import duckdb
@@ -11,7 +9,7 @@ import pytest
 
 from gosales_assets.core.scoring import ICP_COLUMNS, zero_prevalence_alert
 from gosales_assets.partitions import cutoff_key, multi_key
-from gosales_assets_tests.conftest import check_results, demo_pipeline, latest_metadata, materialized
+from gosales_assets_tests.conftest import check_results, demo_pipeline, latest_metadata, materialized, open_elsewhere
 
 CUTOFFS = ["2025-03-31", "2025-06-30", "2025-09-30", "2026-03-31", "2026-06-30"]
 DIVS = ["Simulation", "PDM"]
@@ -187,8 +185,7 @@ def test_whitespace_lets_go_of_the_warehouse_while_it_ranks(scored, monkeypatch)
     opened = []
 
     def build(*args, **kw):  # another process opens the warehouse while the list is ranked
-        other = subprocess.run([sys.executable, "-c", f"import duckdb; duckdb.connect({db!r}).close()"],
-                               capture_output=True, text=True)
+        other = open_elsewhere(db)
         opened.append(other.returncode)
         return real(*args, **kw)
 

@@ -23,6 +23,7 @@ from gosales_assets.resources import (
     lease_path,
     released_warehouse,
 )
+from gosales_assets_tests.conftest import open_elsewhere
 
 SPAWN = mp.get_context("spawn")  # a fresh interpreter per process, as Dagster's run workers are
 
@@ -117,11 +118,9 @@ def test_release_outside_a_hold_does_nothing(tmp_path):
         pass
     with hold_warehouse(db), hold_warehouse(db):  # nested holds share one connection and one lease
         with released_warehouse(db):
-            other = subprocess.run([sys.executable, "-c", f"import duckdb; duckdb.connect({str(db)!r}).close()"],
-                                   capture_output=True, text=True)
+            other = open_elsewhere(db)
             assert other.returncode == 0, other.stderr  # let go: another process opens the file
-        other = subprocess.run([sys.executable, "-c", f"import duckdb; duckdb.connect({str(db)!r}).close()"],
-                               capture_output=True, text=True)
+        other = open_elsewhere(db)
         assert other.returncode != 0 and "lock" in other.stderr.lower()  # held again
 
 
@@ -138,8 +137,7 @@ def test_division_model_lets_go_of_the_warehouse_while_it_trains(tmp_path, monke
 
     def training(*args, **kw):
         # while the model trains, another process can open the warehouse (and could take the lease)
-        other = subprocess.run([sys.executable, "-c", f"import duckdb; duckdb.connect({db!r}).close()"],
-                               capture_output=True, text=True)
+        other = open_elsewhere(db)
         seen.append(other.returncode)
         return train(*args, **kw)
 
@@ -204,8 +202,7 @@ def test_cutoff_features_let_go_of_the_warehouse_while_they_compute(tmp_path, mo
 
     def opened_elsewhere(name, compute):
         def wrapped(*args, **kw):
-            other = subprocess.run([sys.executable, "-c", f"import duckdb; duckdb.connect({db!r}).close()"],
-                                   capture_output=True, text=True)
+            other = open_elsewhere(db)
             seen.setdefault(name, []).append(other.returncode)
             return compute(*args, **kw)
         return wrapped

@@ -233,7 +233,7 @@ def build_feature_assets(settings: Settings) -> list[AssetsDefinition]:
                 group_name="features",
                 deps=[AssetDep("customer_features", partition_mapping=cutoff_only),
                       AssetDep("market_basket_rules", partition_mapping=cutoff_only),
-                      AssetDep("als_embeddings", partition_mapping=cutoff_only), "labels", "fact_transactions"],
+                      AssetDep("als_embeddings", partition_mapping=cutoff_only), "fact_transactions", "dim_customer"],
                 metadata={"partition_expr": DIVISION_CUTOFF_EXPR},
                 description="The model frame of one division at one cutoff: customer features plus target-division "
                 "signals (basket lift, ALS similarity, prior ownership) for the labels population, with labels "
@@ -244,7 +244,9 @@ def build_feature_assets(settings: Settings) -> list[AssetsDefinition]:
         partitions_def=division_parts,
         pool=WAREHOUSE_POOL,
         # Not subsettable: the labels and the frame that joins them are one step, so a native backfill runs them as
-        # one run (as separate assets each became a run of its own) and a refresh never leaves one stale.
+        # one run (as separate assets each became a run of its own) and a refresh never leaves one stale. The frame
+        # declares what the op reads, not an edge from its sibling `labels`: Dagster's backfill holds an op whose
+        # output depends on a sibling until every remaining partition of the op is ready (docs/ARCHITECTURE.md).
         can_subset=False,
         check_specs=[*labels_check_specs(division_parts),
                      *partition_checks(division_parts, *_leakage_specs("division_features")[:1])],

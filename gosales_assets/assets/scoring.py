@@ -148,7 +148,8 @@ def build_scoring_assets(settings: Settings) -> list[AssetsDefinition]:
         partitions_def=parts,
         pool=WAREHOUSE_POOL,
         # Not subsettable: drift measures the scores just made, so a native backfill runs both as one run per
-        # partition, and a retraining (model → scores → drift) never leaves drift describing older scores.
+        # partition, and a retraining (model → scores → drift) never leaves drift describing older scores. Drift
+        # declares what the op reads, not an edge from its sibling `icp_scores` (docs/ARCHITECTURE.md).
         can_subset=False,
         check_specs=[*icp_scores_check_specs(parts), *drift_check_specs(parts)],
     )

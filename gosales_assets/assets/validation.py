@@ -283,8 +283,10 @@ def drift_spec() -> AssetSpec:
     return AssetSpec(
         "drift",
         group_name="validation",
-        # The roster's purchase lines and segments: who buys, per segment and division, vs the training cutoffs.
-        deps=["division_model", "icp_scores", "division_features", "fact_transactions", "dim_customer"],
+        # What the op reads (the scores it compares are made from the same model and frame, in the same step: no
+        # edge from the sibling `icp_scores`, see assets.scoring); the roster's purchase lines and segments: who
+        # buys, per segment and division, vs the training cutoffs.
+        deps=["division_model", "division_features", "fact_transactions", "dim_customer"],
         metadata={"partition_expr": DIVISION_CUTOFF_EXPR},
         description="What the engine sees at the cutoff vs the serving model's training baseline: PSI of the score "
         "and of the top features (zero-inflated ones also among their non-zero values), prevalence (vs the same "

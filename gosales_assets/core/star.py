@@ -168,8 +168,9 @@ def _mark_conflicting_invoices(df: pl.DataFrame) -> pl.DataFrame:
     ok = pl.col("rule").is_null()
     # The invoices in conflict first (counts only), then their lists of customers and dates: building the lists for
     # every invoice cost more than the rest of the star.
+    passing = df.filter(ok)
     conflicting = (
-        df.filter(ok)
+        passing
         .group_by("invoice_id")
         .agg(pl.col("customer_id").n_unique().alias("_nc"), pl.col("_date").n_unique().alias("_nd"))
         .filter((pl.col("_nc") > 1) | (pl.col("_nd") > 1))
@@ -178,7 +179,7 @@ def _mark_conflicting_invoices(df: pl.DataFrame) -> pl.DataFrame:
     if conflicting.height == 0:
         return df
     per_invoice = (
-        df.filter(ok).join(conflicting, on="invoice_id", how="semi")
+        passing.join(conflicting, on="invoice_id", how="semi")
         .group_by("invoice_id")
         .agg(pl.col("customer_id").unique().sort().alias("_customers"), pl.col("_date").unique().sort().alias("_dates"))
     )

@@ -477,6 +477,18 @@ LIGHT_BACKFILL_QUERY = """query($id: String!) { partitionBackfillOrError(backfil
   ... on PartitionBackfill { status } ... on Error { message } } }"""
 
 
+DAGSTER_DEV = "dagster dev"
+SEPARATE_SERVICES = "dagster-webserver + dagster-daemon"
+
+
+def front_door_text(door: str | None) -> str:
+    """How a measured backfill's services were started, for the docs. Measurements made before the benchmark ran
+    `dagster dev` (no `front_door` recorded) started the two services on their own."""
+    if door == DAGSTER_DEV:
+        return "`dagster dev` (what `make ui` runs: the webserver and the daemon sharing one code server)"
+    return "`dagster-webserver` + `dagster-daemon`"
+
+
 def native_backfill(name: str, home: Path, cfg: Path, stack_root: Path, targets, title: str,
                     loads: LoadSampler, timeout_s: float) -> dict:
     from dagster import RunsFilter
@@ -498,8 +510,9 @@ def native_backfill(name: str, home: Path, cfg: Path, stack_root: Path, targets,
         st.wait_until_ready()
         st.wait_daemon_healthy()
         res["services_ready_s"] = round(time.time() - t0, 1)
-        res["front_door"] = "dagster dev"
-        log(f"{name}: dagster dev (webserver + daemon + their code server) ready in {res['services_ready_s']} s (port {st.port}); launching the "
+        res["front_door"] = DAGSTER_DEV
+        log(f"{name}: dagster dev (webserver + daemon + their code server) ready in {res['services_ready_s']} s "
+            f"(port {st.port}); launching the "
             f"backfill of {len(targets)} asset partitions through GraphQL")
         res["submitted_wall"] = time.time()
         backfill_id = launch_backfill_via_graphql(st, targets_by_asset(targets), title=title,
@@ -735,9 +748,7 @@ def notes_for(res: dict) -> list[str]:
 def render_doc(res: dict) -> str:
     a, b, base = res["A"], res["B"], res["A_base"]
     m, loads = res["machine"], res["load_average"]
-    # Measurements before the benchmark ran `dagster dev` started the two services on their own.
-    front_door = {"dagster dev": "`dagster dev` (what `make ui` runs: the webserver and the daemon sharing one code "
-                                 "server)"}.get(a["native"].get("front_door"), "`dagster-webserver` + `dagster-daemon`")
+    front_door = front_door_text(a["native"].get("front_door"))
     pk = m["packages"]
     pool_note = ("**The warehouse pool's limit was set on each instance before the services started "
                  "(`--init-pool`, a work-around of the first-dequeue race described below).** "

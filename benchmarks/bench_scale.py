@@ -543,7 +543,7 @@ def measured_backfill(name: str, home: Path, cfg: Path, stack_root: Path, target
     events = run_events(home, [r["run_id"] for r in native["runs"]])
     summary, detail = measure(native, events, sampler)
     summary["load_average"] = loads.summary().get(name)
-    summary["front_door"] = native.get("front_door", "dagster-webserver + dagster-daemon")
+    summary["front_door"] = native.get("front_door", bn.SEPARATE_SERVICES)
     detail_path.write_text(json.dumps({"summary": summary, **detail,
                                        "native": {k: v for k, v in native.items() if k != "runs"}},
                                       indent=1, default=str))
@@ -745,11 +745,8 @@ def render(res: dict) -> str:
     cut = first.get("cutoffs", [])
     inc_cut = next((s["increment"].get("cutoff") for s in sizes if s.get("increment", {}).get("cutoff")), None)
     mode = next((s["increment"].get("mode") for s in sizes if s.get("increment", {}).get("mode")), "cutoff")
-    # Measurements before the benchmark ran `dagster dev` (what `make ui` runs) started the two services on their own.
-    doors = {s["full"].get("front_door", "dagster-webserver + dagster-daemon") for s in sizes if s.get("full")}
-    door = ("`dagster dev` (what `make ui` runs: the webserver and the daemon sharing one code server)"
-            if doors == {"dagster dev"} else "`dagster-webserver` + `dagster-daemon`" if "dagster dev" not in doors
-            else "`dagster dev` or, for the sizes measured before it, `dagster-webserver` + `dagster-daemon`")
+    doors = sorted({s["full"].get("front_door") or bn.SEPARATE_SERVICES for s in sizes if s.get("full")})
+    door = " or, for other sizes, ".join(bn.front_door_text(d) for d in doors)
     lines = [
         "## Production scale, measured (make bench-large)",
         "",

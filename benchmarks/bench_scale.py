@@ -6,7 +6,7 @@ the monthly increment, and how cost grows with the customers.
 
 For each size in `--sizes` (default 50,000, 100,000, 250,000 and 500,000 customers; smallest first), with the
 `large` profile's config (bench_suite.write_config: 12 divisions, the 8 quarterly cutoffs 2024-09-30 … 2026-06-30,
-`models.num_threads` 2) and `demo.customers` = the size:
+`models.num_threads` as shipped) and `demo.customers` = the size:
 1. the demo data, generated once per size by bench_suite's generation child (`--reuse-data` keeps the landing
    folder of an earlier run in `--work`);
 2. a fresh GOSALES_HOME and DAGSTER_HOME (the snapshot's dagster.yaml), `dagster dev` (as `make ui`: webserver +
@@ -597,7 +597,8 @@ def run_size(customers: int, args, work: Path, code: Path, loads: bn.LoadSampler
     home = size_dir / "home"
     settings = load_settings(cfg, home=home)
     out: dict = {"customers": customers, "cutoffs": [c.isoformat() for c in settings.cutoffs],
-                 "divisions": len(settings.divisions), "config_checksum": settings.checksum,
+                 "divisions": len(settings.divisions), "num_threads": settings.models.num_threads,
+                 "config_checksum": settings.checksum,
                  "code": {k: res["code"][k] for k in ("source", "commit", "files_sha256")},
                  "measured_at": dt.datetime.now().isoformat(timespec="seconds")}
 
@@ -767,7 +768,8 @@ def render(res: dict) -> str:
         f"The `large` profile's config ({first.get('divisions', '?')} divisions, {len(cut)} cutoffs "
         f"{cut[0] if cut else '?'} … {cut[-1] if cut else '?'}"
         + (" — **limited with `--cutoffs`; the profile has 8**" if res.get("args", {}).get("cutoffs") else "")
-        + ", `models.num_threads` 2) at " + ", ".join(f"{s['customers']:,}" for s in sizes)
+        # measurements before the shipped default became 1 forced 2 and did not record it
+        + f", `models.num_threads` {first.get('num_threads', 2)}) at " + ", ".join(f"{s['customers']:,}" for s in sizes)
         + " customers, its demo data generated once per size (seed 7, no ground-truth file). Per size, on a fresh "
         "GOSALES_HOME with the repository's dagster.yaml: " + door + " started and healthy, "
         "then the whole profile (every asset of every division and cutoff, star and reports included) as **one "

@@ -59,7 +59,7 @@ def _config(work: Path, customers: int, overrides: dict | None = None) -> Path:
     from gosales_assets.settings import DEFAULT_CONFIG_PATH, merge_config
 
     doc = merge_config(yaml.safe_load(DEFAULT_CONFIG_PATH.read_text()),
-                       {"paths": {"landing": str(work / "landing")}, "models": {"num_threads": 2},
+                       {"paths": {"landing": str(work / "landing")},
                         "cutoffs": CUTOFFS, "demo": {"customers": customers}})
     if overrides:
         doc = merge_config(doc, overrides)

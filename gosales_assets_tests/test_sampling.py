@@ -297,3 +297,55 @@ def test_invalid_sampling_keys_are_named(tmp_path, section, key, value, words):
         load_settings(cfg, home=tmp_path)
     msg = str(err.value)
     assert f"models.{section}.{key}" in msg and words in msg
+
+
+def test_early_stopping_of_a_sampled_fit_measures_the_held_out_fold_sample(frame, monkeypatch):
+    """The held-out fold's loss that stops the trees is measured on its sampled rows with their weights (the same
+    draw as the training folds'); its out-of-fold scores are still of every row."""
+    p = params(FORCED, ensemble=False, logistic=LogisticGrid(C=[]))
+    seen = []
+    real = modeling_mod._fit_estimator
+
+    def spy(est, model_type, x, y, cat_idx, eval_xy=None, *a, **kw):
+        if eval_xy is not None:
+            seen.append((len(eval_xy[1]), kw.get("eval_weight")))
+        return real(est, model_type, x, y, cat_idx, eval_xy, *a, **kw)
+
+    monkeypatch.setattr(modeling_mod, "_fit_estimator", spy)
+    model = train_division_model(frame, p, SEED)
+    y = frame.get_column("label").to_numpy()
+    s = sample_negatives(y, frame.get_column("customer_id"), frame.get_column("cutoff_date"), FORCED, SEED)
+    folds = model.oof.get_column("fold").to_numpy()
+    assert len(seen) == p.n_folds
+    for k, (rows, weight) in enumerate(seen):
+        va = folds == k
+        assert rows == int((va & s.keep).sum()) < int(va.sum())
+        assert np.array_equal(weight, s.weight[va & s.keep])
+    assert model.oof.get_column("score_raw").is_not_nan().all()  # every held-out row scored
+
+    seen.clear()  # unsampled: the whole held-out fold, unweighted
+    train_division_model(frame, params(SamplingSettings(enabled=False), ensemble=False,
+                                       logistic=LogisticGrid(C=[])), SEED)
+    assert [rows for rows, _ in seen] == [int((folds == k).sum()) for k in range(p.n_folds)]
+    assert all(weight is None for _, weight in seen)
+
+
+def test_num_threads_bounds_the_fit_and_leaves_the_model_unchanged(frame, monkeypatch):
+    """`num_threads` is LightGBM's thread count and the BLAS limit of the whole fit; the trees do not depend on it."""
+    from threadpoolctl import threadpool_info
+
+    blas_threads = []
+    real = modeling_mod._fit_estimator
+
+    def spy(*a, **kw):
+        blas_threads.append({pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"})
+        return real(*a, **kw)
+
+    monkeypatch.setattr(modeling_mod, "_fit_estimator", spy)
+    gbm = dict(ensemble=False, logistic=LogisticGrid(C=[]))
+    one = train_division_model(frame, params(FORCED, num_threads=1, **gbm), SEED)
+    assert blas_threads and all(t == {1} for t in blas_threads)  # numpy's BLAS is found and bounded
+    two = train_division_model(frame, params(FORCED, num_threads=2, **gbm), SEED)
+    assert np.array_equal(one.predict_proba(frame), two.predict_proba(frame))
+    assert one.cv_results.equals(two.cv_results)
+    assert load_settings(DEFAULT_CONFIG_PATH).models.num_threads == 1

@@ -114,6 +114,19 @@ def test_portfolio_is_net_of_returns_and_pre_cutoff():
     assert ports.equals(ports.sort("customer_id", "division"))
 
 
+def test_portfolio_is_independent_of_row_order_and_extra_columns():
+    """The model frame reads ownership rows unordered and with four columns only (`ownership_rows`): a sale and its
+    return in either order, amounts whose float sum depends on the order, the same portfolios."""
+    extra = [("r1", "c3", "CAMWorks", dt.date(2024, 2, 1), 0.1), ("r2", "c3", "CAMWorks", dt.date(2024, 3, 1), 0.2),
+             ("r3", "c3", "CAMWorks", dt.date(2024, 3, 2), -0.3)]  # 0.1 + 0.2 - 0.3 is not 0 in floats, but in cents
+    fact = make_fact(extra)
+    ports = customer_portfolios(fact, C)
+    assert "CAMWorks" not in ports.filter(pl.col("customer_id") == "c3").get_column("division").to_list()
+    narrow = fact.select("customer_id", "division", "revenue", "invoice_date")
+    for seed in range(5):
+        assert customer_portfolios(narrow.sample(fraction=1.0, shuffle=True, seed=seed), C).equals(ports)
+
+
 def test_rules_invariant_to_post_cutoff_rows_and_line_at_c_counts(rules):
     ref = frame_checksum(rules)
     fact = make_fact()

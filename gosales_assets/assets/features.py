@@ -56,6 +56,14 @@ def fact_until(warehouse: WarehouseResource, cutoff: dt.date) -> pl.DataFrame:
                            "order by invoice_date, invoice_id, line_no", [cutoff])
 
 
+def ownership_rows(warehouse: WarehouseResource, cutoff: dt.date) -> pl.DataFrame:
+    """Fact rows dated ≤ cutoff with only what ownership needs (customer, division, revenue, date), unordered:
+    `customer_portfolios` sums exact cents, so no order can change it (at 500,000 customers a quarter of the
+    cost of `fact_until`, read once per division × cutoff)."""
+    return warehouse.query("select customer_id, division, revenue, invoice_date from fact_transactions "
+                           "where invoice_date <= ?", [cutoff])
+
+
 def fact_all(warehouse: WarehouseResource) -> pl.DataFrame:
     return warehouse.query(f"select {FACT_COLUMNS_SQL} from fact_transactions order by invoice_date, invoice_id, line_no")
 
@@ -257,7 +265,7 @@ def build_feature_assets(settings: Settings) -> list[AssetsDefinition]:
         cfg = settings.get()
         labels = yield from labels_outputs(context, cfg, warehouse, artifacts)
         division, cutoff = split_key(context.partition_key)
-        history = fact_until(warehouse, cutoff)
+        history = ownership_rows(warehouse, cutoff)
         portfolios = customer_portfolios(history, cutoff)
         frame = build_division_features(
             customer_features.drop("cutoff_date"),

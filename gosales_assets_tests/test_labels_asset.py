@@ -39,8 +39,8 @@ def test_labels_partition_end_to_end(make_project):
     # joins the cutoff's features): without them, the step refuses to run and says what to materialize first.
     refused = project.materialize(["labels"], instance=instance, partition_key=multi_key("Success Plan", "2024-06-30"))
     assert not refused.success
-    assert "the warehouse has no table main.als_embeddings (an input of division_frame): materialize " \
-        "als_embeddings for 2024-06 first" in str(refused.all_events)
+    assert "the warehouse has no table main.market_basket_rules (an input of division_frame): materialize " \
+        "market_basket_rules for 2024-06 first" in str(refused.all_events)
     for c in ("2024-06", "2025-06"):
         assert project.materialize(CUTOFF_ASSETS, instance=instance, partition_key=c).success
 
@@ -71,22 +71,25 @@ def test_labels_partition_end_to_end(make_project):
                                partition_key=multi_key("Success Plan", "2024-06-30")).success
     assert project.table("labels").height == 4
 
-    # The same step made the model frame from the labels in memory: it equals the frame built from the stored
-    # tables (the labels as a later reader sees them), values and types.
-    cutoff = dt.date(2024, 6, 30)
-    stored = project.table("division_features").filter(pl.col("cutoff_date") == cutoff)
-    assert set(stored.get_column("division")) == {"Success Plan"}
+    # The same step made the model frame from the labels in memory, reading the cutoff's features and ALS rows for
+    # the labelled population only: it equals the frame built from the whole stored tables (the labels as a later
+    # reader sees them), values and types; at 2025-06 C1 owns the division and is outside the population.
+    for cutoff in (dt.date(2024, 6, 30), dt.date(2025, 6, 30)):
+        stored = project.table("division_features").filter(pl.col("cutoff_date") == cutoff)
+        assert set(stored.get_column("division")) == {"Success Plan"}
 
-    def cut(name):
-        return project.table(name).filter(pl.col("cutoff_date") == cutoff).drop("cutoff_date")
+        def cut(name):
+            return project.table(name).filter(pl.col("cutoff_date") == cutoff).drop("cutoff_date")
 
-    fact = project.table("fact_transactions").filter(pl.col("invoice_date") <= cutoff)
-    rebuilt = build_division_features(
-        cut("customer_features"), customer_portfolios(fact, cutoff), cut("market_basket_rules"),
-        cut("als_embeddings"), "Success Plan",
-        labels=project.table("labels").filter(pl.col("cutoff_date") == cutoff, pl.col("division") == "Success Plan")
-        .select("customer_id", *LABEL_COLUMNS))
-    assert_frame_equal(stored, rebuilt)
+        assert cut("customer_features").height > stored.height or cutoff.year == 2024
+        fact = project.table("fact_transactions").filter(pl.col("invoice_date") <= cutoff)
+        rebuilt = build_division_features(
+            cut("customer_features"), customer_portfolios(fact, cutoff), cut("market_basket_rules"),
+            cut("als_embeddings"), "Success Plan",
+            labels=project.table("labels").filter(pl.col("cutoff_date") == cutoff,
+                                                  pl.col("division") == "Success Plan")
+            .select("customer_id", *LABEL_COLUMNS))
+        assert_frame_equal(stored, rebuilt)
 
 
 def test_zero_prevalence_after_positive_history_warns(make_project):

@@ -131,6 +131,13 @@ class FeatureSettings(_Model):
         return sorted(v)
 
 
+class LeakageSettings(_Model):
+    invariance_max_customers: int | None = Field(
+        20_000, ge=1, description="The invariance checks of the cutoff features, basket rules and ALS rebuild them "
+        "on every row of this many sampled customers seen by the cutoff (plus a tenth as many first seen after it) "
+        "when there are more; null: always on the whole history, compared with the stored output")
+
+
 class BasketSettings(_Model):
     min_support: float = Field(0.005, ge=0.0, le=1.0)
     min_confidence: float = Field(0.05, ge=0.0, le=1.0)
@@ -415,6 +422,7 @@ class Settings(_Model):
     contracts: ContractSettings = ContractSettings()
     labels: LabelSettings = LabelSettings()
     features: FeatureSettings = FeatureSettings()
+    leakage: LeakageSettings = LeakageSettings()
     basket: BasketSettings = BasketSettings()
     als: AlsSettings = AlsSettings()
     models: ModelSettings = ModelSettings()

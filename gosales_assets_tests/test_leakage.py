@@ -3,6 +3,7 @@
 import datetime as dt
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 
 from gosales_assets.core.basket import market_basket_rules
@@ -11,6 +12,7 @@ from gosales_assets.core.features import build_customer_features
 from gosales_assets import core
 from gosales_assets.core.leakage import (
     feature_code_paths,
+    invariance_customers,
     invariance_report,
     perturb_after_cutoff,
     scan_wall_clock,
@@ -141,3 +143,92 @@ def test_core_does_not_import_dagster():
     for path in Path(core.__file__).parent.glob("*.py"):
         text = path.read_text()
         assert "import dagster" not in text and "from dagster" not in text, path
+
+
+def _first_seen(n_known: int, n_later: int) -> pl.DataFrame:
+    ids = [f"K{i:04d}" for i in range(n_known)] + [f"L{i:04d}" for i in range(n_later)]
+    dates = [dt.date(2024, 1, 1)] * n_known + [dt.date(2024, 8, 1)] * n_later
+    return pl.DataFrame({"customer_id": ids, "first_date": dates})
+
+
+def test_invariance_customers_sample_only_above_the_cap():
+    seen = _first_seen(120, 40)
+    assert invariance_customers(seen, C, None, 7) is None
+    assert invariance_customers(seen, C, 120, 7) is None  # every customer seen by C fits: the whole table
+    picked = invariance_customers(seen, C, 50, 7)
+    assert picked.len() == 55 and picked.is_sorted() and picked.n_unique() == 55
+    assert picked.str.starts_with("K").sum() == 50 and picked.str.starts_with("L").sum() == 5  # a tenth, later
+    # seeded, independent of row order, different for another seed
+    assert invariance_customers(seen.sample(fraction=1.0, shuffle=True, seed=3), C, 50, 7).equals(picked)
+    assert not invariance_customers(seen, C, 50, 8).equals(picked)
+
+
+def _history(n_customers: int) -> pl.DataFrame:
+    """Two lines per customer (one before C, one after) and a few customers first seen after C."""
+    rng = np.random.default_rng(5)
+    rows = []
+    for i in range(n_customers):
+        cust = f"K{i:04d}"
+        rows.append((f"A{i}", 1, dt.date(2024, 3, 1 + i % 28), cust, "SWX-STD", "Solidworks", 1.0,
+                     float(rng.integers(10, 500)), 1.0, None, False))
+        rows.append((f"B{i}", 1, dt.date(2024, 8, 1 + i % 28), cust, "SP-STD", "Success Plan", 1.0,
+                     float(rng.integers(10, 500)), 1.0, None, False))
+    for i in range(10):
+        rows.append((f"L{i}", 1, dt.date(2024, 9, 2), f"L{i:04d}", "SP-STD", "Success Plan", 1.0, 99.0, 1.0, None,
+                     False))
+    return pl.DataFrame(rows, orient="row", schema=fact().schema)
+
+
+def test_sampled_invariance_passes_a_safe_builder_and_catches_a_leaky_one():
+    hist = _history(300)
+    first = hist.group_by("customer_id").agg(pl.col("invoice_date").min().alias("first_date"))
+    sample = invariance_customers(first, C, 40, 11)
+    rows = hist.filter(pl.col("customer_id").is_in(sample.implode()))
+    assert rows.get_column("customer_id").n_unique() == 44  # 40 known by C, 4 (a tenth) first seen after
+
+    def safe(r):
+        return (r.filter(pl.col("invoice_date") <= C).group_by("customer_id").agg(pl.col("revenue").sum())
+                .sort("customer_id"))
+
+    shift, perturb = invariance_report(safe, rows, C, None, seed=2)
+    assert shift.passed and perturb.passed
+    assert shift.values["sample_customers"] == 44 and "checksum_stored" not in shift.values
+    assert shift.values["checksum_reference"] == frame_checksum(safe(rows.filter(pl.col("invoice_date") <= C)))
+    assert "44 sampled customers" in shift.detail
+
+    def leaky(r):
+        return r.group_by("customer_id").agg(pl.col("revenue").sum()).sort("customer_id")
+
+    shift, perturb = invariance_report(leaky, rows, C, None, seed=2)
+    assert not shift.passed and not perturb.passed and "leakage" in shift.detail
+
+
+def test_cutoff_assets_check_invariance_on_a_sample_of_the_customers(make_project):
+    """Above `leakage.invariance_max_customers` the three cutoff assets' shift and perturbation checks rebuild them
+    on every row of a seeded sample of the customers (and pass, on real builders); at or below it, on the whole
+    history against the stored output, as before."""
+    from dagster import DagsterInstance
+
+    from gosales_assets.demo_data import generate_demo_data
+    from gosales_assets_tests.conftest import CUTOFF_ASSETS, check_results
+
+    for cap, sampled in ((60, True), (None, False)):
+        project = make_project({"cutoffs": ["2025-06-30"], "leakage": {"invariance_max_customers": cap}},
+                               name=f"cap_{cap}")
+        generate_demo_data(project.settings.landing_dir, customers=300, seed=7, settings=project.settings,
+                           ground_truth=False)
+        instance = DagsterInstance.ephemeral()
+        assert project.materialize(instance=instance).success
+        result = project.materialize(CUTOFF_ASSETS, instance=instance, partition_key="2025-06")
+        assert result.success
+        checks = check_results(result)
+        for asset in CUTOFF_ASSETS:
+            for name in ("shift_test", "post_cutoff_invariance"):
+                check = checks[(asset, name)]
+                assert check.passed, (asset, name, check.description)
+                values = {k: v.value for k, v in check.metadata.items()}
+                if sampled:
+                    assert 60 <= values["sample_customers"] <= 66 and "checksum_stored" not in values
+                    assert "sampled customers" in check.description
+                else:
+                    assert "sample_customers" not in values and "checksum_stored" in values

@@ -28,7 +28,7 @@ from gosales_assets.core.basket import customer_portfolios, market_basket_rules
 from gosales_assets.core.checksum import frame_checksum
 from gosales_assets.core.division_features import TARGET_SIGNAL_COLUMNS, build_division_features
 from gosales_assets.core.features import build_customer_features, feature_catalog, feature_stats
-from gosales_assets.core.leakage import invariance_report, source_date_audit
+from gosales_assets.core.leakage import invariance_customers, invariance_report, source_date_audit
 from gosales_assets.core.leakage_records import (
     audit_record,
     cutoff_record_path,
@@ -100,13 +100,33 @@ def _leakage_specs(asset_name: str) -> list[AssetCheckSpec]:
     ]
 
 
+def invariance_rows(warehouse: WarehouseResource, cutoff: dt.date, max_customers: int | None,
+                    seed: int) -> tuple[pl.DataFrame, pl.Series | None]:
+    """The fact rows the invariance rebuilds use (in the order of `fact_all`) and the sampled customers they belong
+    to (`core.leakage.invariance_customers`; None, the whole table, up to `max_customers`: the demo's size)."""
+    first_seen = warehouse.query("select customer_id, min(invoice_date) as first_date from fact_transactions "
+                                 "group by customer_id")
+    customers = invariance_customers(first_seen, cutoff, max_customers, seed)
+    if customers is None:
+        return fact_all(warehouse), None
+    with warehouse.connect() as conn:
+        conn.register("_sample", customers.to_frame("customer_id").to_arrow())
+        rows = conn.execute(f"select {FACT_COLUMNS_SQL} from fact_transactions where customer_id in (select "
+                            "customer_id from _sample) order by invoice_date, invoice_id, line_no").pl()
+    return rows, customers
+
+
 def _leakage_results(asset_name: str, used: pl.DataFrame, cutoff: dt.date, build, warehouse: WarehouseResource,
-                     artifacts: ArtifactStore, stored_checksum: str, seed: int):
+                     artifacts: ArtifactStore, stored_checksum: str, cfg: Settings):
     """Yield the three leakage checks and record them in `<artifacts>/features/<cutoff>/leakage_<asset>.json`
-    (the model's consolidated leakage report reads these files for its training cutoffs)."""
-    fact = fact_all(warehouse)
-    with warehouse.released():  # the two rebuilds need nothing more of the warehouse: another run may use it
-        shift, perturb = invariance_report(build, fact, cutoff, stored_checksum, seed=seed)
+    (the model's consolidated leakage report reads these files for its training cutoffs). `build(rows, customers)`:
+    the asset's builder on these fact rows; `customers` (None: everyone) are the sampled customers whose rows they
+    are, for a builder that also reads other tables by customer."""
+    seed = cfg.seeds.modeling
+    fact, customers = invariance_rows(warehouse, cutoff, cfg.leakage.invariance_max_customers, seed)
+    with warehouse.released():  # the rebuilds need nothing more of the warehouse: another run may use it
+        shift, perturb = invariance_report(lambda rows: build(rows, customers), fact, cutoff,
+                                           stored_checksum if customers is None else None, seed=seed)
     results = {"source_date_audit": source_date_audit(used, cutoff), "shift_test": shift,
                "post_cutoff_invariance": perturb}
     artifacts.write_json(["features", cutoff.isoformat(), f"leakage_{asset_name}.json"], audit_record(results))
@@ -164,8 +184,10 @@ def build_feature_assets(settings: Settings) -> list[AssetsDefinition]:
         dim = warehouse.query("select * from dim_customer order by customer_id")
         fact = fact_until(warehouse, cutoff)
 
-        def build(rows: pl.DataFrame) -> pl.DataFrame:
-            return build_customer_features(rows, dim, cutoff, cfg.divisions, cfg.features)
+        def build(rows: pl.DataFrame, customers: pl.Series | None = None) -> pl.DataFrame:
+            # The roster comes from dim_customer: a sampled rebuild keeps the sampled customers' rows of it.
+            known = dim if customers is None else dim.filter(pl.col("customer_id").is_in(customers.implode()))
+            return build_customer_features(rows, known, cutoff, cfg.divisions, cfg.features)
 
         with warehouse.released():  # the features need nothing more of the warehouse: another run may use it
             feats = build(fact)
@@ -173,7 +195,7 @@ def build_feature_assets(settings: Settings) -> list[AssetsDefinition]:
         meta["latest_source_date"] = str(fact.get_column("invoice_date").max()) if fact.height else "none"
         yield Output(_with_cutoff(feats, cutoff), metadata=meta)
         yield from _leakage_results("customer_features", fact, cutoff, build, warehouse, artifacts, meta["checksum"],
-                                    cfg.seeds.modeling)
+                                    cfg)
 
     @asset(
         name="market_basket_rules",
@@ -191,7 +213,7 @@ def build_feature_assets(settings: Settings) -> list[AssetsDefinition]:
         cutoff = parse_cutoff(context.partition_key)
         fact = fact_until(warehouse, cutoff)
 
-        def build(rows: pl.DataFrame) -> pl.DataFrame:
+        def build(rows: pl.DataFrame, customers: pl.Series | None = None) -> pl.DataFrame:
             return market_basket_rules(rows, cutoff, cfg.divisions, min_support=cfg.basket.min_support,
                                        min_confidence=cfg.basket.min_confidence)
 
@@ -210,7 +232,7 @@ def build_feature_assets(settings: Settings) -> list[AssetsDefinition]:
         }
         yield Output(rules.with_columns(pl.lit(cutoff).alias("cutoff_date")), metadata=meta)
         yield from _leakage_results("market_basket_rules", fact, cutoff, build, warehouse, artifacts, meta["checksum"],
-                                    cfg.seeds.modeling)
+                                    cfg)
 
     @asset(
         name="als_embeddings",
@@ -229,7 +251,7 @@ def build_feature_assets(settings: Settings) -> list[AssetsDefinition]:
         cutoff = parse_cutoff(context.partition_key)
         fact = fact_until(warehouse, cutoff)
 
-        def build(rows: pl.DataFrame) -> pl.DataFrame:
+        def build(rows: pl.DataFrame, customers: pl.Series | None = None) -> pl.DataFrame:
             return fit_als(rows, cutoff, cfg.divisions, cfg.als, cfg.seeds.als).similarity
 
         with warehouse.released():  # the fit needs nothing more of the warehouse: another run may use it
@@ -248,7 +270,7 @@ def build_feature_assets(settings: Settings) -> list[AssetsDefinition]:
         }
         yield Output(_with_cutoff(sim, cutoff), metadata=meta)
         yield from _leakage_results("als_embeddings", fact, cutoff, build, warehouse, artifacts, meta["checksum"],
-                                    cfg.seeds.modeling)
+                                    cfg)
 
     @multi_asset(
         name="division_frame",

@@ -5,7 +5,8 @@
   signs, SKUs moved to other divisions, brand-new customers, dates moved within the future); a computation for
   cutoff C must give identical output whether it sees the real future rows, the perturbed ones or none.
 - `invariance_report`: the shift test (real post-cutoff rows present) and the perturbation test (perturbed
-  post-cutoff rows), each compared with the output built from pre-cutoff rows only.
+  post-cutoff rows), each compared with the output built from pre-cutoff rows only (the stored output, or a
+  rebuild when the rows are a sample of the customers: `invariance_customers`).
 - `scan_wall_clock`: static scan of feature/label code for calls that read the wall clock.
 - `time_order_violations`: training cutoffs whose label window had not closed at the scoring cutoff.
 """
@@ -73,28 +74,61 @@ def perturb_after_cutoff(fact: pl.DataFrame, cutoff: dt.date, seed: int = 0) -> 
     return pl.concat([pre, changed, newcomers], how="vertical_relaxed")
 
 
-def invariance_report(build: Callable[[pl.DataFrame], pl.DataFrame], fact: pl.DataFrame, cutoff: dt.date,
-                      expected_checksum: str, seed: int = 0) -> tuple[AuditResult, AuditResult]:
-    """(shift test, perturbation test) of a cutoff-C builder against the output it stored.
+def invariance_customers(first_seen: pl.DataFrame, cutoff: dt.date, max_customers: int | None,
+                         seed: int) -> pl.Series | None:
+    """The customers whose rows the invariance rebuilds of a cutoff-C builder use, from `first_seen` (one row per
+    customer: `customer_id`, `first_date` = the date of its first fact row). None — every row, compared with the
+    stored output — when at most `max_customers` customers were seen by C, or `max_customers` is None. Otherwise
+    `max_customers` of them and up to `max_customers` // 10 of those first seen after C (whom the roster must not
+    admit), each drawn with `seed` from the ids in sorted order (independent of row order); sorted.
 
-    `expected_checksum` is the checksum of what the asset stored, built from rows dated ≤ cutoff only.
-    - shift test: `build` on the full table (the real rows after C present) must give the stored output;
-    - perturbation test: `build` on the full table with every post-cutoff row perturbed must give it too.
+    The rebuilds then cost a sample's, not the whole history's, at any roster size: the property they test — the
+    builder ignores every row after C — is the builder's, and a sample of whole customer histories exercises it."""
+    known = first_seen.filter(pl.col("first_date") <= cutoff).get_column("customer_id").sort()
+    if max_customers is None or known.len() <= max_customers:
+        return None
+    later = first_seen.filter(pl.col("first_date") > cutoff).get_column("customer_id").sort()
+    rng = np.random.default_rng([seed, 0x1EA4])
+    picked = [known.gather(np.sort(rng.choice(known.len(), max_customers, replace=False)))]
+    n_later = min(later.len(), max_customers // 10)
+    if n_later:
+        picked.append(later.gather(np.sort(rng.choice(later.len(), n_later, replace=False))))
+    return pl.concat(picked).sort()
+
+
+def invariance_report(build: Callable[[pl.DataFrame], pl.DataFrame], fact: pl.DataFrame, cutoff: dt.date,
+                      expected_checksum: str | None, seed: int = 0) -> tuple[AuditResult, AuditResult]:
+    """(shift test, perturbation test) of a cutoff-C builder.
+
+    `expected_checksum`: the checksum of what the asset stored, built from rows dated ≤ cutoff only, when `fact` is
+    the whole table; None when `fact` holds the rows of a sample of the customers (`invariance_customers`): the
+    reference is then `build` on the sample's rows dated ≤ cutoff.
+    - shift test: `build` on `fact` (the real rows after C present) must give the reference;
+    - perturbation test: `build` on `fact` with every post-cutoff row perturbed must give it too.
     A leakage-safe builder ignores rows after C, so both pass; one that reads them fails at least one.
     """
+    sampled = expected_checksum is None
+    reference = (frame_checksum(build(fact.filter(pl.col("invoice_date") <= cutoff))) if sampled
+                 else expected_checksum)
     real = frame_checksum(build(fact))
     perturbed = frame_checksum(build(perturb_after_cutoff(fact, cutoff, seed)))
+    if sampled:
+        n = fact.get_column("customer_id").n_unique()
+        ref = {"checksum_reference": reference, "sample_customers": n}
+        against = f" (every row of {n:,} sampled customers)"
+    else:
+        ref, against = {"checksum_stored": reference}, ""
     shift = AuditResult(
-        real == expected_checksum,
-        "identical output with the rows after the cutoff present or removed" if real == expected_checksum
+        real == reference,
+        f"identical output with the rows after the cutoff present or removed{against}" if real == reference
         else "output changes when the rows after the cutoff are present: leakage",
-        {"checksum_stored": expected_checksum, "checksum_with_future_rows": real},
+        {**ref, "checksum_with_future_rows": real},
     )
     perturb = AuditResult(
-        perturbed == expected_checksum,
-        "identical output when every row after the cutoff is perturbed" if perturbed == expected_checksum
+        perturbed == reference,
+        f"identical output when every row after the cutoff is perturbed{against}" if perturbed == reference
         else "output changes when rows dated after the cutoff change: leakage",
-        {"checksum_stored": expected_checksum, "checksum_perturbed": perturbed},
+        {**ref, "checksum_perturbed": perturbed},
     )
     return shift, perturb
 

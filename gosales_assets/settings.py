@@ -230,7 +230,7 @@ class SamplingSettings(_Model):
     enabled: bool = Field(True, description="Sample the negatives of large training cutoffs; off: every labelled "
                           "row is fitted")
     negatives_per_positive: float = Field(
-        5.0, gt=0.0, description="Negatives kept per positive of a training cutoff (at least min_negatives)")
+        3.0, gt=0.0, description="Negatives kept per positive of a training cutoff (at least min_negatives)")
     min_negatives: int = Field(10_000, ge=1, description="Never fewer negatives kept per training cutoff")
     min_rows_to_sample: int = Field(
         50_000, ge=0, description="A training cutoff with fewer labelled rows is kept whole (small divisions and "

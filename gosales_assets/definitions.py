@@ -42,9 +42,11 @@ EXTRA_KINDS = {"als_embeddings": {"implicit"}, "customer_features": {"pandera"}}
 def build_resources(settings: Settings, cfg_path: Path) -> dict:
     return {
         "io_manager": WarehouseIOManager(database=str(settings.warehouse_path), schema=WAREHOUSE_SCHEMA,
-                                         snapshot_interval_minutes=settings.snapshot.interval_minutes),
+                                         snapshot_interval_minutes=settings.snapshot.interval_minutes,
+                                         threads=settings.duckdb.threads),
         "warehouse": WarehouseResource(database=str(settings.warehouse_path),
-                                       snapshot_interval_minutes=settings.snapshot.interval_minutes),
+                                       snapshot_interval_minutes=settings.snapshot.interval_minutes,
+                                       threads=settings.duckdb.threads),
         "settings": GosalesSettings(config_path=str(cfg_path), home=str(settings.home)),
         "artifacts": ArtifactStore(root=str(settings.artifacts_dir)),
     }

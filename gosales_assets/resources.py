@@ -81,14 +81,21 @@ class WarehouseLocked(Exception):
 
 
 def connect_warehouse(database: str | Path, *, read_only: bool = False, config: dict | None = None,
-                      wait_s: float | None = None, log=None) -> duckdb.DuckDBPyConnection:
+                      wait_s: float | None = None, log=None, threads: int | None = None) -> duckdb.DuckDBPyConnection:
     """Open the warehouse, waiting while another process holds its lock (polled); after `wait_s` (default
-    GOSALES_WAREHOUSE_LOCK_WAIT_S, 120 s) raise `WarehouseLocked` with one line naming the holder and what to do."""
+    GOSALES_WAREHOUSE_LOCK_WAIT_S, 120 s) raise `WarehouseLocked` with one line naming the holder and what to do.
+
+    `threads` (the `duckdb.threads` setting; None: DuckDB's default, one per core) is SET on the open database, not
+    passed in `config`: connections of one process share the database instance of a held warehouse, and DuckDB
+    refuses a second connection whose config differs from the first's."""
     wait_s = LOCK_WAIT_S if wait_s is None else wait_s
     start, said = time.monotonic(), False
     while True:
         try:
-            return duckdb.connect(str(database), read_only=read_only, config=config or {})
+            conn = duckdb.connect(str(database), read_only=read_only, config=config or {})
+            if threads is not None:
+                conn.execute(f"set threads = {int(threads)}")
+            return conn
         except duckdb.IOException as err:
             holder = _LOCK_HOLDER.search(str(err))
             if holder is None:
@@ -125,9 +132,10 @@ class _Hold:
     where the hold says what it does."""
 
     def __init__(self, conn: duckdb.DuckDBPyConnection, lease, log, journal, owner: str | None,
-                 before_let_go: Callable[[], None] | None):
+                 before_let_go: Callable[[], None] | None, threads: int | None = None):
         self.conn, self.lease, self.count = conn, lease, 1
         self.log, self.journal, self.owner, self.before_let_go = log, journal, owner, before_let_go
+        self.threads = threads
 
     def note(self, line: str) -> None:
         if self.journal is not None:
@@ -163,10 +171,11 @@ def _take_lease(database: str | Path, log=None, owner: str | None = None):
     return lease
 
 
-def _open_hold(path: str, log, owner: str | None) -> tuple[duckdb.DuckDBPyConnection, Any]:
+def _open_hold(path: str, log, owner: str | None, threads: int | None = None
+               ) -> tuple[duckdb.DuckDBPyConnection, Any]:
     lease = _take_lease(path, log, owner)
     try:
-        return connect_warehouse(path, log=log), lease
+        return connect_warehouse(path, log=log, threads=threads), lease
     except BaseException:
         lease.close()  # closing the file releases its lock
         raise
@@ -174,7 +183,7 @@ def _open_hold(path: str, log, owner: str | None) -> tuple[duckdb.DuckDBPyConnec
 
 @contextmanager
 def hold_warehouse(database: str | Path, log=None, *, owner: str | None = None, journal=None,
-                   before_let_go: Callable[[], None] | None = None) -> Iterator[None]:
+                   before_let_go: Callable[[], None] | None = None, threads: int | None = None) -> Iterator[None]:
     """Keep the warehouse file open in this process while a run executes in it (the `warehouse` resource holds it
     for the whole run), after taking the warehouse's lease: the engine's runs take turns with the file.
 
@@ -187,7 +196,7 @@ def hold_warehouse(database: str | Path, log=None, *, owner: str | None = None, 
     wait is said; `owner`: who holds it, as a waiting process names it (e.g. the run); `journal`: where the hold's
     moves are noted (HELD, RELEASED, RETAKEN, LET_GO); `before_let_go`: called when the last hold ends without an
     error, with the file closed but the lease still held (the end-of-run snapshot: a run waiting for the lease would
-    otherwise open the file first, every time).
+    otherwise open the file first, every time); `threads`: DuckDB's threads for the held database (`connect_warehouse`).
     """
     path = str(database)
     key = _key(path)
@@ -196,8 +205,8 @@ def hold_warehouse(database: str | Path, log=None, *, owner: str | None = None, 
     if hold is not None:
         hold.count += 1
     else:
-        conn, lease = _open_hold(path, log, owner)
-        hold = _HOLDS[key] = _Hold(conn, lease, log, journal, owner, before_let_go)
+        conn, lease = _open_hold(path, log, owner, threads)
+        hold = _HOLDS[key] = _Hold(conn, lease, log, journal, owner, before_let_go, threads)
         hold.note(HELD)
     ok = False
     try:
@@ -237,7 +246,7 @@ def released_warehouse(database: str | Path) -> Iterator[None]:
     try:
         yield
     finally:
-        hold.conn, hold.lease = _open_hold(str(database), hold.log, hold.owner)
+        hold.conn, hold.lease = _open_hold(str(database), hold.log, hold.owner, hold.threads)
         hold.note(RETAKEN)
 
 
@@ -284,7 +293,8 @@ def publish_after_run(database: str | Path, interval_minutes: float | None, run_
 
 
 @contextmanager
-def run_hold(database: str, snapshot_interval_minutes: float | None, context: InitResourceContext) -> Iterator[None]:
+def run_hold(database: str, snapshot_interval_minutes: float | None, context: InitResourceContext,
+             threads: int | None = None) -> Iterator[None]:
     """A run's hold of the warehouse, set up once per run (in-process executor) by each resource that opens it (the
     `warehouse` resource and the IO manager share it): one open database serves every step, input and output, the
     run's log says when it took and let go of it, and the snapshot is published after the run when due."""
@@ -299,7 +309,7 @@ def run_hold(database: str, snapshot_interval_minutes: float | None, context: In
     # let go: a run waiting for the lease would otherwise always open the file first.
     with hold_warehouse(database, log=log, owner=owner, journal=journal,
                         before_let_go=lambda: publish_after_run(database, snapshot_interval_minutes, context.run_id,
-                                                                log=context.log)):
+                                                                log=context.log), threads=threads):
         yield
 
 
@@ -309,16 +319,17 @@ class WarehouseResource(ConfigurableResource):
 
     database: str
     snapshot_interval_minutes: float | None = DEFAULT_SNAPSHOT_INTERVAL_MINUTES
+    threads: int | None = None  # DuckDB's threads (the `duckdb.threads` setting; None: one per core)
 
     @contextmanager
     def yield_for_execution(self, context: InitResourceContext) -> Iterator["WarehouseResource"]:
-        with run_hold(self.database, self.snapshot_interval_minutes, context):
+        with run_hold(self.database, self.snapshot_interval_minutes, context, self.threads):
             yield self
 
     @contextmanager
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
         Path(self.database).parent.mkdir(parents=True, exist_ok=True)
-        conn = connect_warehouse(self.database, read_only=read_only)
+        conn = connect_warehouse(self.database, read_only=read_only, threads=self.threads)
         try:
             yield conn
         finally:
@@ -349,7 +360,8 @@ class _TransactionalDuckDbClient(DuckDbClient):
     def connect(context, _):
         database = context.resource_config["database"]
         Path(database).parent.mkdir(parents=True, exist_ok=True)
-        conn = connect_warehouse(database, config=dict(context.resource_config["connection_config"]))
+        conn = connect_warehouse(database, config=dict(context.resource_config["connection_config"]),
+                                 threads=context.resource_config.get("threads"))
         conn.execute("begin transaction")
         try:
             yield conn
@@ -420,10 +432,11 @@ class WarehouseIOManager(DuckDBIOManager):
     the lease, one open database, the snapshot at the end of the run when due)."""
 
     snapshot_interval_minutes: float | None = DEFAULT_SNAPSHOT_INTERVAL_MINUTES
+    threads: int | None = None  # DuckDB's threads (the `duckdb.threads` setting; None: one per core)
 
     @contextmanager
     def yield_for_execution(self, context: InitResourceContext):
-        with run_hold(self.database, self.snapshot_interval_minutes, context):
+        with run_hold(self.database, self.snapshot_interval_minutes, context, self.threads):
             yield self.create_resource(context)
 
     @staticmethod

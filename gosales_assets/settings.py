@@ -403,6 +403,13 @@ class SnapshotSettings(_Model):
         "`gosales snapshot` on demand. Each copy reads and writes the whole warehouse file")
 
 
+class DuckDBSettings(_Model):
+    threads: int | None = Field(
+        1, ge=1, description="DuckDB threads of the warehouse in a run (null: DuckDB's default, one per core). Runs "
+        "already go two at a time on the two cores; DuckDB's own threads then wait on each other and cost CPU: at "
+        "95,000 rows x 317 columns an insert took 0.6 CPU-s with one thread, 1.2-2.5 with two (docs/PERFORMANCE.md)")
+
+
 class SeedSettings(_Model):
     demo: int = 7
     modeling: int = 42
@@ -430,6 +437,7 @@ class Settings(_Model):
     drift: DriftSettings = DriftSettings()
     automation: AutomationSettings = AutomationSettings()
     snapshot: SnapshotSettings = SnapshotSettings()
+    duckdb: DuckDBSettings = DuckDBSettings()
     seeds: SeedSettings = SeedSettings()
     demo: DemoSettings = DemoSettings()
     # Where GOSALES_HOME resolved to; filled by `load_settings`, not read from the YAML.

@@ -106,3 +106,42 @@ def test_a_reader_holding_the_warehouse_delays_a_run_and_never_breaks_it_with_a_
     assert time.monotonic() - start < 10
     conn.close()
     holder.wait(timeout=10)
+
+
+def test_duckdb_threads_setting_reaches_every_connection_of_a_run(tmp_path):
+    """`duckdb.threads` (default 1): SET on the held database, so the IO manager's and the `warehouse` resource's
+    connections of a run all use it, also after the hold was let go while computing; never passed as connection
+    config, which DuckDB would refuse for a second connection of the held instance."""
+    from gosales_assets.definitions import build_resources
+    from gosales_assets.resources import WarehouseResource, connect_warehouse, released_warehouse
+    from gosales_assets.settings import load_settings
+
+    db = tmp_path / "w.duckdb"
+    seen: dict[str, int] = {}
+
+    def setting(conn) -> int:
+        return int(conn.execute("select current_setting('threads')").fetchone()[0])
+
+    @asset(partitions_def=PARTS, metadata={"partition_expr": "part"})
+    def things(context: AssetExecutionContext, warehouse: WarehouseResource) -> pl.DataFrame:
+        with warehouse.connect() as conn:
+            seen["resource"] = setting(conn)
+        with released_warehouse(warehouse.database), warehouse.connect() as conn:
+            seen["released"] = setting(conn)  # a connection of its own while the run let go of the file
+        with connect_warehouse(warehouse.database) as conn:  # any other connection shares the held instance
+            seen["held"] = setting(conn)
+        return pl.DataFrame({"part": [context.partition_key], "x": [1]})
+
+    result = materialize([things], partition_key="a", resources={
+        "io_manager": WarehouseIOManager(database=str(db), schema="main", threads=1),
+        "warehouse": WarehouseResource(database=str(db), threads=1)})
+    assert result.success
+    assert seen == {"resource": 1, "released": 1, "held": 1}
+    assert _table(db).rows() == [("a", 1)]
+    with connect_warehouse(db) as conn:  # unset: DuckDB's default (one per core), as before the setting
+        assert setting(conn) >= 1
+    # The shipped default reaches both resources.
+    settings = load_settings(home=tmp_path / "home")
+    assert settings.duckdb.threads == 1
+    resources = build_resources(settings, tmp_path / "gosales.yaml")
+    assert resources["io_manager"].threads == resources["warehouse"].threads == 1

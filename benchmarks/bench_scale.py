@@ -759,7 +759,8 @@ def render(res: dict) -> str:
         f"Measured {res['started_at'][:10]} ({_s(res.get('total_wall_s'))} in all): `{res['command']}`, on "
         + (f"the committed code of `{code['commit'][:12]}` (a `git archive` snapshot taken at start)"
            if code["source"] == "head" else
-           f"a snapshot of the working tree at start (commit `{code['commit'][:12]}` + uncommitted changes)")
+           f"a snapshot of the working tree at start (at commit `{code['commit'][:12]}`, uncommitted changes included "
+           f"if any: engine files sha256 `{code['files_sha256']}`)")
         + f". Machine: {m['cores']} cores, {m['ram_gib']} GiB RAM, Python {m['python']}, dagster {pk['dagster']}, "
         f"DuckDB {pk['duckdb']}, polars {pk['polars']}, LightGBM {pk['lightgbm']}. Written by "
         "`benchmarks/bench_scale.py` between the `bench:scale` markers (not edited by hand); raw numbers in "

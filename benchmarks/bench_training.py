@@ -21,8 +21,8 @@ sampling and the early-stopping tolerance (issue 15, "training cost grows with t
 
 Variants: `previous` = the settings before issue 15 (no sampling, learning rate 0.05, tolerance 0, 4 folds);
 `first_step` = the defaults of its first step (10 negatives per positive, at least 20,000); `default` = the
-configuration as shipped (5 per positive, at least 10,000). The code is this one for all three. `--variant NAME=YAML`
-adds others. The machine is shared: compare CPU seconds more than wall.
+configuration as shipped (`models.sampling` in gosales.yaml). The code is this one for all of them. `--variant NAME=YAML`
+adds others; `--only NAME[,NAME]` runs only those. The machine is shared: compare CPU seconds more than wall.
 """
 
 from __future__ import annotations
@@ -154,6 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--thin-positives", type=float, default=1.0, metavar="F",
                     help="keep this seeded fraction of the positive rows (emulates a lower prevalence)")
     ap.add_argument("--cutoffs", choices=("1", "3", "both"), default="both", help="training sets: 1, 3 or both")
+    ap.add_argument("--only", metavar="NAME[,NAME]", help="run only these variants (built-in or --variant names)")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "training_large.json")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--cfg", type=Path, help=argparse.SUPPRESS)
@@ -169,6 +170,12 @@ def main(argv: list[str] | None = None) -> int:
     for spec in args.variant:
         name, _, path = spec.partition("=")
         variants[name] = yaml.safe_load(Path(path).read_text()) or {}
+    if args.only:
+        wanted = args.only.split(",")
+        unknown = [n for n in wanted if n not in variants]
+        if unknown:
+            raise SystemExit(f"--only: unknown variants {unknown} (known: {sorted(variants)})")
+        variants = {n: variants[n] for n in wanted}
     results = []
     trains = {"1": [CUTOFFS[0]], "3": [",".join(CUTOFFS)], "both": [CUTOFFS[0], ",".join(CUTOFFS)]}[args.cutoffs]
     for train in trains:

@@ -233,8 +233,10 @@ class SamplingSettings(_Model):
         3.0, gt=0.0, description="Negatives kept per positive of a training cutoff (at least min_negatives)")
     min_negatives: int = Field(10_000, ge=1, description="Never fewer negatives kept per training cutoff")
     min_rows_to_sample: int = Field(
-        50_000, ge=0, description="A training cutoff with fewer labelled rows is kept whole (small divisions and "
-        "the demo are not sampled)")
+        0, ge=0, description="A training cutoff with fewer labelled rows is kept whole. 0 (default): the target "
+        "alone decides — a cutoff with fewer negatives than max(min_negatives, negatives_per_positive x positives) "
+        "is kept whole (small divisions, the demo) — so a larger cutoff never keeps fewer rows than a smaller one; "
+        "a threshold above that makes the cutoffs just under it the most expensive to train")
 
 
 class ModelSettings(_Model):

@@ -99,6 +99,22 @@ def test_negatives_to_keep_rule():
                                                     min_rows_to_sample=0)) == 7  # ceil(7.5) = 8 > 7
 
 
+def test_shipped_sampling_has_no_cost_cliff():
+    """With the shipped defaults a training cutoff never keeps fewer negatives than a smaller one of the same
+    prevalence. A threshold on labelled rows (`min_rows_to_sample` 50,000, before) kept a 49,999-row cutoff whole
+    and sampled a 50,000-row one to ~10,000: the 250,000-customer backfill trained 1.6x longer than the 500,000 one
+    (docs/PERFORMANCE.md). Small cutoffs are still kept whole: the demo's frames are never sampled."""
+    s = load_settings(DEFAULT_CONFIG_PATH).models.sampling
+    for prevalence in (0.003, 0.03, 0.2):
+        sizes = range(1_000, 400_001, 250)
+        kept = [negatives_to_keep(round(n * prevalence), n - round(n * prevalence), s) for n in sizes]
+        drops = [(a, b, n) for a, b, n in zip(kept, kept[1:], sizes[1:]) if b < a]
+        assert not drops, f"prevalence {prevalence}: fewer negatives kept at larger cutoffs {drops[:3]}"
+    # every negative kept while there are fewer than the floor (the demo: ≤ 3,000 labelled rows per cutoff)
+    assert negatives_to_keep(90, s.min_negatives, s) == s.min_negatives
+    assert negatives_to_keep(1_400, 45_876, s) == s.min_negatives < 45_876  # ~250,000 customers: sampled
+
+
 def test_sample_keeps_every_positive_and_weights_back(frame):
     y = frame.get_column("label").to_numpy()
     sample = sample_negatives(y, frame.get_column("customer_id"), frame.get_column("cutoff_date"), FORCED, SEED)

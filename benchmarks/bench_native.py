@@ -32,6 +32,7 @@ waiting for the daemon (its next iteration creates runs or marks the backfill co
 from __future__ import annotations
 
 import argparse
+import compileall
 import datetime as dt
 import hashlib
 import importlib.metadata
@@ -123,7 +124,7 @@ def prepare_home(home: Path, landing_src: Path, dagster_yaml: Path) -> None:
 
 def snapshot_code(work: Path, source: str) -> dict:
     """`gosales_assets/` and dagster.yaml as of HEAD (`git archive`, read only) or of the working tree, under
-    <work>/code; that folder then goes first on sys.path and PYTHONPATH."""
+    <work>/code, byte-compiled; that folder then goes first on sys.path and PYTHONPATH."""
     code = work / "code"
     code.mkdir()
     commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
@@ -140,6 +141,9 @@ def snapshot_code(work: Path, source: str) -> dict:
     for f in sorted((code / "gosales_assets").rglob("*")):
         if f.is_file():
             digest.update(f.relative_to(code).as_posix().encode() + b"\0" + f.read_bytes())
+    # Byte-compiled, as an installed package is: where PYTHONDONTWRITEBYTECODE is set (this machine's shells) no
+    # process writes bytecode, so every run worker would compile the engine's sources again (~0.2 CPU-s a run).
+    compileall.compile_dir(code / "gosales_assets", quiet=1)
     os.environ[CODE_ENV] = str(code)
     os.environ["PYTHONPATH"] = os.pathsep.join([str(code), *filter(None, [os.environ.get("PYTHONPATH")])])
     sys.path.insert(0, str(code))

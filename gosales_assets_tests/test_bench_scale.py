@@ -178,3 +178,21 @@ def test_render_fails_what_misses_and_says_when_500k_was_not_run(scale):
     assert "separate runs" not in text
     small["sizes"][1]["code"] = {"source": "head", "commit": "fedcba9876543210", "files_sha256": "other"}
     assert "**the engine's code differs between sizes**" in scale.render(small)
+
+
+def test_code_snapshot_is_byte_compiled(scale, tmp_path, monkeypatch):
+    """The engine snapshot the benchmarks run is byte-compiled as an installed package is: where
+    PYTHONDONTWRITEBYTECODE is set no run worker writes bytecode, and each would compile the sources again."""
+    bn = scale.bn
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.setenv("PYTHONPATH", "")
+    monkeypatch.delenv(bn.CODE_ENV, raising=False)
+    info = bn.snapshot_code(tmp_path, "worktree")
+    sources = sorted((tmp_path / "code" / "gosales_assets").rglob("*.py"))
+    assert len(sources) > 20
+    missing = [p for p in sources if not Path(importlib.util.cache_from_source(str(p))).is_file()]
+    assert not missing, f"not byte-compiled: {missing[:3]}"
+    # the snapshot's identity is its sources: bytecode does not change the digest
+    (tmp_path / "again").mkdir()
+    again = bn.snapshot_code(tmp_path / "again", "worktree")
+    assert again["files_sha256"] == info["files_sha256"]

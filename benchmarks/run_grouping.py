@@ -113,7 +113,8 @@ def main() -> int:
             runs = instance.get_run_records(RunsFilter(tags={"dagster/backfill": backfill_id}))
             kinds = collections.Counter("+".join(sorted(k.to_user_string() for k in r.dagster_run.asset_selection or []))
                                         for r in runs)
-        print(f"{args.variant}: {status.value}, {len(targets)} asset partitions, {len(runs)} runs, wall {wall:.0f} s")
+        print(f"{args.variant}: {status.value}, {len(targets)} asset partitions, {len(runs)} runs, wall {wall:.0f} s "
+              f"(instance and dagster dev's log kept in {home})")
         for kind, n in sorted(kinds.items()):
             print(f"  {n:4d}  {kind}")
     finally:

@@ -66,7 +66,11 @@ def _split() -> list:
     return [division_frame, division_model, icp_scores]
 
 
-defs = Definitions(assets=[customer_features, *(_one_op() if VARIANT == "one_op" else _split())])
+def build_defs(variant: str) -> Definitions:
+    return Definitions(assets=[customer_features, *(_one_op() if variant == "one_op" else _split())])
+
+
+defs = build_defs(VARIANT)  # what `dagster dev -f` loads (the variant from the environment main() sets)
 
 
 def main() -> int:
@@ -101,8 +105,7 @@ def main() -> int:
                            start_new_session=True)
     try:
         time.sleep(25)  # the daemon up (a backfill submitted earlier simply waits for it)
-        graph = Definitions(assets=[customer_features, *(_one_op() if args.variant == "one_op" else _split())]
-                            ).resolve_asset_graph()
+        graph = build_defs(args.variant).resolve_asset_graph()
         targets = [AssetKeyPartitionKey(key, pk) for key in graph.get_all_asset_keys()
                    for pk in graph.get(key).partitions_def.get_partition_keys()]
         with DagsterInstance.get() as instance:

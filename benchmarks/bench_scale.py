@@ -379,6 +379,7 @@ def run_events(home: Path, run_ids: list[str]) -> dict[str, dict]:
             r: dict = {"pid_event": None, "pid_tag": run.tags.get(PID_TAG) if run else None, "steps": [],
                        "models": {}}
             started: dict[str, float] = {}
+            stored: dict[str, dict[str, float]] = {}  # per step: {asset: materialization time}
             for e in instance.all_logs(run_id):
                 ev = e.dagster_event
                 if ev is None:
@@ -391,8 +392,12 @@ def run_events(home: Path, run_ids: list[str]) -> dict[str, dict]:
                     started[e.step_key] = e.timestamp
                 elif kind in ("STEP_SUCCESS", "STEP_FAILURE", "STEP_SKIPPED"):
                     t0 = started.pop(e.step_key, e.timestamp)
-                    r["steps"].append({"step": e.step_key, "status": kind[5:].lower(), "t0": t0, "t1": e.timestamp})
+                    # the op of a whole division × cutoff partition: one part per stage (bench_suite.step_parts)
+                    for name, a, b in _suite().step_parts(e.step_key, t0, e.timestamp, stored.pop(e.step_key, {})):
+                        r["steps"].append({"step": name, "status": kind[5:].lower(), "t0": a, "t1": b})
                 elif kind == "ASSET_MATERIALIZATION":
+                    stored.setdefault(e.step_key, {})[ev.event_specific_data.materialization.asset_key
+                                                      .to_user_string()] = e.timestamp
                     mat = ev.event_specific_data.materialization
                     if mat.asset_key.to_user_string() == "division_model" and "status" in mat.metadata:
                         r["models"][str(mat.partition)] = mat.metadata["status"].value

@@ -133,9 +133,33 @@ STEP_STAGE = {
     "division_model": "models", "icp_scores": "scoring", "whitespace_ranking": "whitespace",
     "top_accounts_report": "whitespace", "forward_validation": "validation", "drift": "validation",
     "metrics_summary": "reports",
-    "division_frame": "division_features",  # the op making `labels` and `division_features`
-    "scores_with_drift": "scoring",  # the op making `icp_scores` and `drift`
 }
+# The op making a whole division × cutoff partition in one step (assets/division_cutoff.py) yields its outputs in
+# order: its step is cut into the stages above at its outputs' materialization events (each after its output was
+# computed and stored). (asset whose materialization ends the part, the part's name as a step of STEP_STAGE); the
+# last part ends with the step.
+STEP_PARTS = {"division_cutoff": [("division_features", "division_features"), ("division_model", "division_model"),
+                                  ("drift", "icp_scores"), ("peer_scores", "peer_scores"),
+                                  (None, "forward_validation")]}
+
+
+def step_parts(step_key: str, t0: float, t1: float, materialized: dict[str, float]) -> list[tuple[str, float, float]]:
+    """[(step name, start, end)] of one step: itself, or its parts (STEP_PARTS) cut at the materialization times
+    `materialized` ({asset: timestamp} within the step). A part whose output was never materialized (a failed
+    step) joins the next one."""
+    if step_key not in STEP_PARTS:
+        return [(step_key, t0, t1)]
+    out, start = [], t0
+    for asset, name in STEP_PARTS[step_key]:
+        end = t1 if asset is None else materialized.get(asset)
+        if end is None:
+            continue
+        end = min(max(end, start), t1)
+        out.append((name, start, end))
+        start = end
+    if start < t1:  # the step failed before its last part's boundary: the rest is its last part
+        out.append((STEP_PARTS[step_key][-1][1], start, t1))
+    return out
 # Mirrors of constants that live in the (Dagster-importing) asset modules.
 FACT_COLUMNS = ["invoice_id", "line_no", "invoice_date", "customer_id", "sku", "division", "quantity", "revenue",
                 "gross_profit", "rep_id", "is_return"]
@@ -476,7 +500,7 @@ def d_scoring(d: Direct) -> None:
             export = pl.concat(published[cutoff]).select(ICP_COLUMNS).sort("division", "customer_id")
             d.csv(["scores", key[1], "icp_scores.csv"], export)
             check_contract(scores, icp_scores_schema(cfg.divisions))
-        # drift (the same Dagster step: scores_with_drift)
+        # drift (the same Dagster step as the scores: division_cutoff)
         with d.rec.item(f"drift {division} @ {key[1]}", cutoff=key[1], division=division):
             model_dir = Path(row["model_path"]).parent
             train_features = pl.read_parquet(model_dir / "train_feature_sample.parquet")
@@ -629,7 +653,7 @@ def _step_events(instance, outcome, sampler: PeakSampler) -> tuple[dict, list[di
     run = {"job": outcome.job, "partition": outcome.partition, "run_id": outcome.run_id,
            "success": outcome.status in ("ok", "held"), "held": outcome.status == "held", "t0": min(stamps),
            "t1": max(stamps)}
-    steps, started, checksums = [], {}, {}
+    steps, started, checksums, stored = [], {}, {}, {}
     for e in logs:
         ev = e.dagster_event
         if ev is None:
@@ -639,14 +663,15 @@ def _step_events(instance, outcome, sampler: PeakSampler) -> tuple[dict, list[di
             started[e.step_key] = e.timestamp
         elif kind in ("STEP_SUCCESS", "STEP_FAILURE", "STEP_SKIPPED"):
             t0, ran = started.pop(e.step_key, e.timestamp), kind != "STEP_SKIPPED"
-            steps.append({"run_id": outcome.run_id, "partition": outcome.partition, "step": e.step_key,
-                          "stage": STEP_STAGE.get(e.step_key, "other"), "status": kind[5:].lower(), "t0": t0,
-                          "t1": e.timestamp, "wall_s": round(e.timestamp - t0, 3),
-                          "cpu_s": sampler.cpu_s(t0, e.timestamp) if ran else 0.0,
-                          "peak_rss_mb": sampler.peak_mb(t0, e.timestamp) if ran else None})
+            for name, a, b in step_parts(e.step_key, t0, e.timestamp, stored.pop(e.step_key, {})):
+                steps.append({"run_id": outcome.run_id, "partition": outcome.partition, "step": name,
+                              "stage": STEP_STAGE.get(name, "other"), "status": kind[5:].lower(), "t0": a,
+                              "t1": b, "wall_s": round(b - a, 3), "cpu_s": sampler.cpu_s(a, b) if ran else 0.0,
+                              "peak_rss_mb": sampler.peak_mb(a, b) if ran else None})
         elif kind == "ASSET_MATERIALIZATION":
             mat = ev.event_specific_data.materialization
             asset = mat.asset_key.to_user_string()
+            stored.setdefault(e.step_key, {})[asset] = e.timestamp
             run[f"materialized_{asset}"] = run.get(f"materialized_{asset}", 0) + 1
             if "checksum" in mat.metadata and asset in ("customer_features", "whitespace"):
                 checksums.setdefault(asset, {})[_iso_cutoff(mat.partition)] = mat.metadata["checksum"].value

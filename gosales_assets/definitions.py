@@ -8,12 +8,9 @@ from dagster import AssetsDefinition, AssetSpec, Definitions, define_asset_job, 
     load_assets_from_modules
 
 from gosales_assets.assets import raw, star
+from gosales_assets.assets.division_cutoff import build_division_cutoff_assets
 from gosales_assets.assets.features import build_feature_assets
-from gosales_assets.assets.models import build_model_assets
-from gosales_assets.assets.peers import build_peer_assets
 from gosales_assets.assets.reports import build_report_assets, build_top_accounts_assets
-from gosales_assets.assets.scoring import build_scoring_assets
-from gosales_assets.assets.validation import build_validation_assets
 from gosales_assets.assets.whitespace import build_whitespace_assets
 from gosales_assets.automation.alerts import build_drift_alert_sensor
 from gosales_assets.automation.cutoffs import build_new_cutoff_sensor
@@ -59,8 +56,7 @@ def _labelled(spec: AssetSpec) -> AssetSpec:
 
 def build_assets(settings: Settings) -> list[AssetsDefinition]:
     assets = [*load_assets_from_modules([raw, star]), *build_feature_assets(settings),
-              *build_model_assets(settings), *build_scoring_assets(settings), *build_peer_assets(settings),
-              *build_validation_assets(settings), *build_whitespace_assets(settings),
+              *build_division_cutoff_assets(settings), *build_whitespace_assets(settings),
               *build_top_accounts_assets(settings), *build_report_assets(settings)]
     return [a.map_asset_specs(_labelled) for a in assets]
 

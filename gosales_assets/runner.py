@@ -4,9 +4,10 @@ no daemon). Neither path knows the pipeline's stages: the work is a set of (asse
 order comes from the asset graph and its partition mappings alone.
 
 In process, the assets of one partition key (and one partitioning) run together, unless a path through another
-partition separates them (then they are two runs, in order). A native backfill groups less: it currently splits
-each division × cutoff partition into several runs (measured in docs/PERFORMANCE.md). Each run is a Dagster run recorded in the instance, so it shows in the UI. A run whose
-upstream failed is not started (it is reported as skipped), as a native backfill does.
+partition separates them (then they are two runs, in order); the assets of one op are always one run. A native
+backfill runs each division × cutoff partition as one run too (one op: docs/ARCHITECTURE.md). Each run is a Dagster
+run recorded in the instance, so it shows in the UI. A run whose upstream failed is not started (it is reported as
+skipped), as a native backfill does.
 """
 
 from __future__ import annotations
@@ -122,10 +123,18 @@ def target_partitions(graph: BaseAssetGraph, settings: Settings, *, cutoffs: Seq
 def plan_runs(graph: BaseAssetGraph, targets: Iterable[AssetKeyPartitionKey]) -> list[PlannedRun]:
     """The targets as runs in an order the asset graph allows: a (asset, partition) runs after every target it
     depends on (through any partition mapping). Assets of one partition join one run unless a dependency through
-    another run separates them. Deterministic: same targets, same plan."""
-    targets = set(targets)
-    parents = {t: {p for p in graph.get_parents_partitions(t.asset_key, t.partition_key).parent_partitions
-                   if p in targets and p != t} for t in targets}
+    another run separates them; the assets one op makes together (a non-subsettable multi-asset) are one unit, in
+    one run. Deterministic: same targets, same plan."""
+    # Every target brings the assets its op makes with it, and they are planned as one unit (its first asset).
+    op_keys = {t: sorted((k for k in graph.get_execution_set_asset_and_check_keys(t.asset_key)
+                          if isinstance(k, AssetKey)), key=lambda k: k.to_user_string()) or [t.asset_key]
+               for t in set(targets)}
+    unit_assets = {AssetKeyPartitionKey(keys[0], t.partition_key): keys for t, keys in op_keys.items()}
+    unit_of = {AssetKeyPartitionKey(k, u.partition_key): u for u, keys in unit_assets.items() for k in keys}
+    targets = set(unit_assets)
+    parents = {u: {unit_of[p] for k in unit_assets[u]
+                   for p in graph.get_parents_partitions(k, u.partition_key).parent_partitions
+                   if p in unit_of and unit_of[p] != u} for u in targets}
 
     def group(t: AssetKeyPartitionKey) -> tuple[str, str]:
         return _job_of(graph.get(t.asset_key).partitions_def), str(t.partition_key or "")
@@ -175,7 +184,7 @@ def plan_runs(graph: BaseAssetGraph, targets: Iterable[AssetKeyPartitionKey]) ->
                 later = s
     runs: dict[tuple[int, str, str], list[AssetKey]] = {}
     for t, s in stage.items():
-        runs.setdefault((s, *group(t)), []).append(t.asset_key)
+        runs.setdefault((s, *group(t)), []).extend(unit_assets[t])
     return [PlannedRun(job, partition or None, tuple(sorted(keys, key=lambda k: k.to_user_string())))
             for (s, job, partition), keys in sorted(runs.items(), key=lambda kv: position(kv[0][0], kv[0][1:]))]
 

@@ -47,6 +47,18 @@ class Project:
             raise_on_error=False,
         )
 
+    def with_overrides(self, overrides: dict) -> Project:
+        """The same project (home, warehouse, artifacts) under a config with `overrides` merged in: what an operator
+        does by editing gosales.yaml between two runs. Written beside the config, named by its content (settings are
+        cached per config path)."""
+        import hashlib
+
+        doc = merge_config(yaml.safe_load(self.config_path.read_text()), overrides)
+        text = yaml.safe_dump(doc, sort_keys=False)
+        path = self.config_path.with_name(f"gosales_{hashlib.sha256(text.encode()).hexdigest()[:8]}.yaml")
+        path.write_text(text)
+        return Project(load_settings(path, home=self.settings.home), path)
+
     def table(self, name: str) -> pl.DataFrame:
         import duckdb
 

@@ -26,8 +26,10 @@ def test_new_cutoffs_are_the_month_ends_after_the_cursor(project):
 
 
 def test_closed_windows_are_refreshed_only_where_the_cutoff_was_built(project):
-    """2026-10 closes the 6-month windows of 2026-04: its labels, model frame and forward validation are refreshed
-    when 2026-04 was built; a month never built has no roster to label, so nothing of it is targeted."""
+    """2026-10 closes the 6-month windows of 2026-04: its division × cutoff partitions are made again (the whole op:
+    labels, frame, model, scores, drift, peers, validation) when 2026-04 was built; a month never built has no roster
+    to label, so nothing of it is targeted."""
+    from gosales_assets.assets.division_cutoff import DIVISION_CUTOFF_ASSETS
     from gosales_assets.definitions import build_definitions
 
     graph = build_definitions(project.settings, project.config_path).resolve_asset_graph()
@@ -38,17 +40,18 @@ def test_closed_windows_are_refreshed_only_where_the_cutoff_was_built(project):
         return {t.asset_key.to_user_string() for t in targets if t.partition_key == multi_key(d, "2026-04-30")}
 
     assert settings.window_months(d) == 6
-    assert refreshed({"2026-04"}) == {"labels", "division_features", "peer_scores", "forward_validation"}
+    assert refreshed({"2026-04"}) == set(DIVISION_CUTOFF_ASSETS)
     assert refreshed(set()) == set()
-    assert refreshed(None) == {"labels", "division_features", "peer_scores", "forward_validation"}
+    assert refreshed(None) == set(DIVISION_CUTOFF_ASSETS)
 
 
 @pytest.mark.slow
 def test_new_cutoff_backfill_and_drift_alerts_against_a_real_instance(tmp_path):
     """One month of operation: the configured cutoffs are built; the sensor finds the newest month-end of the data
-    (2026-10) and requests one backfill of it, with the labels, model frames and forward validation of 2026-04 (whose 6-month
-    window it closes); running exactly those partitions publishes the new cutoff; the sensor then stays quiet.
-    The drift sensor alerts once and requests retraining (but not for drift that came from a retraining run)."""
+    (2026-10) and requests one backfill of it, with the division × cutoff partitions of 2026-04 (whose 6-month window
+    it closes: made again with their outcomes, the model reused, not fitted again); running exactly those partitions
+    publishes the new cutoff; the sensor then stays quiet. The drift sensor alerts once and requests retraining; a
+    partition made again with the same findings (the refresh, the retraining) raises nothing new."""
     from gosales_assets.definitions import build_definitions
     from gosales_assets.demo_data import generate_demo_data
     from gosales_assets.runner import materialize, materialize_targets
@@ -89,13 +92,20 @@ def test_new_cutoff_backfill_and_drift_alerts_against_a_real_instance(tmp_path):
         targets = set(request.asset_graph_subset.iterate_asset_partitions())
         assert AssetKeyPartitionKey(AssetKey("whitespace"), "2026-10") in targets
         assert AssetKeyPartitionKey(AssetKey("fact_transactions")) in targets  # the new data first
+        published_before = project.table("division_model").filter(pl.col("cutoff_date") == D(2026, 4, 30))
         for d in ("Simulation", "PDM"):
             assert AssetKeyPartitionKey(AssetKey("division_model"), multi_key(d, "2026-10-31")) in targets
-            for a in ("labels", "division_features", "forward_validation"):  # 2026-04's 6-month windows close
+            for a in ("labels", "division_features", "division_model", "forward_validation"):  # 2026-04 closes
                 assert AssetKeyPartitionKey(AssetKey(a), multi_key(d, "2026-04-30")) in targets
-            assert AssetKeyPartitionKey(AssetKey("division_model"), multi_key(d, "2026-04-30")) not in targets
         results = materialize_targets(defs, instance, targets, log=lambda _: None)
         assert {o.status for o in results} <= {"ok", "held"}
+        # 2026-04 made again: its models trained on the same rows, so reused (the same files, the same versions)
+        refreshed = project.table("division_model").filter(pl.col("cutoff_date") == D(2026, 4, 30))
+        assert refreshed.select("division", "model_version", "status").sort("division").equals(
+            published_before.select("division", "model_version", "status").sort("division"))
+        reused = [e.asset_materialization.metadata["model_reused"].value for e in instance.fetch_materializations(
+            AssetKey("division_model"), limit=20).records if e.asset_materialization.partition.startswith("2026-04|")]
+        assert reused[:2] == [True, True] and reused[2:] == [False, False], reused  # newest first
         models = project.table("division_model").filter(pl.col("cutoff_date") == D(2026, 10, 31))
         assert set(models.get_column("training_cutoffs")) == {"2026-04-30"}  # the window that just closed
         assert project.table("whitespace").filter(pl.col("cutoff_date") == D(2026, 10, 31)).height > 0
@@ -135,10 +145,11 @@ def test_new_cutoff_backfill_and_drift_alerts_against_a_real_instance(tmp_path):
         assert job.execute_in_process(instance=instance, partition_key=retrain.partition_key, tags=retrain.tags,
                                       asset_selection=retrain.asset_selection, raise_on_error=False).success
         after_retrain = sense(alerts_sensor, cursor=raised.cursor)
-        assert len(list(alert_dir.glob("alert_*.json"))) == 2  # the retrained partition still drifts: alerted
-        assert after_retrain.run_requests == []  # ... but a retraining run's drift does not request another
+        # the data did not change: the same model, the same drift findings, the same failed checks — nothing new
+        assert "no new drift finding" in after_retrain.skip_message and after_retrain.run_requests == []
+        assert len(list(alert_dir.glob("alert_*.json"))) == 1
         index = [json.loads(line) for line in (alert_dir / "alerts.jsonl").read_text().splitlines()]
-        assert [e["max_severity"] for e in index] == ["hard", "hard"]
+        assert [e["max_severity"] for e in index] == ["hard"]
 
 
 def test_release_dead_runs_sensor_frees_the_pool_of_a_killed_run(project):

@@ -84,6 +84,28 @@ def test_step_windows_get_their_cpu_and_peak(scale):
     assert sum(t["cpu_s"] for t in tiles) == pytest.approx(cpu[-1])
 
 
+def test_the_division_cutoff_step_is_cut_into_its_stages(scale):
+    """One step makes a whole division × cutoff partition: its stages are the intervals between its outputs'
+    materializations (labels + frame, model, scores + drift, peers, validation), and they tile the step."""
+    from gosales_assets.assets.division_cutoff import DIVISION_CUTOFF_ASSETS
+
+    suite = scale._suite()
+    stored = {"labels": 1.0, "division_features": 2.0, "division_model": 7.0, "icp_scores": 8.0, "drift": 8.5,
+              "peer_scores": 9.0, "forward_validation": 9.8}
+    assert set(stored) == set(DIVISION_CUTOFF_ASSETS)
+    parts = suite.step_parts("division_cutoff", 0.5, 10.0, stored)
+    assert parts == [("division_features", 0.5, 2.0), ("division_model", 2.0, 7.0), ("icp_scores", 7.0, 8.5),
+                     ("peer_scores", 8.5, 9.0), ("forward_validation", 9.0, 10.0)]
+    assert [scale.step_stage(n) for n, _, _ in parts] == ["division_features", "models", "scoring", "peers",
+                                                          "validation"]
+    # failed after the model: what follows it is one last part, and the parts still tile the step
+    failed = suite.step_parts("division_cutoff", 0.5, 7.5, {k: stored[k] for k in ("labels", "division_features",
+                                                                                    "division_model")})
+    assert failed == [("division_features", 0.5, 2.0), ("division_model", 2.0, 7.0), ("forward_validation", 7.0, 7.5)]
+    assert suite.step_parts("customer_features", 0.0, 3.0, {"customer_features": 2.9}) == [
+        ("customer_features", 0.0, 3.0)]
+
+
 def test_stage_summary_sums_wall_and_cpu_and_takes_the_largest_peak(scale):
     steps = [
         {"stage": "models", "status": "success", "wall_s": 10.0, "cpu_s": 18.0, "peak_rss_mb": 900.0},

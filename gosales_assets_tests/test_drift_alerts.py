@@ -5,7 +5,13 @@ from __future__ import annotations
 
 import datetime as dt
 
-from gosales_assets.automation.alerts import alert_subjects, check_item, consolidated_alert, drift_item
+from gosales_assets.automation.alerts import (
+    alert_subjects,
+    check_item,
+    consolidated_alert,
+    drift_item,
+    retrain_partitions,
+)
 from gosales_assets.core.drift import DriftFinding, alerts_json
 
 WEST = DriftFinding("segment_invoices", "region=West", -0.46, "hard", 260.0, 140.0,
@@ -38,3 +44,11 @@ def test_alert_subjects_read_one_change_across_partitions():
     assert subjects[0]["kinds"] == ["segment_invoices"] and subjects[0]["action"].startswith("region West")
     doc = consolidated_alert(items, {"drift": 0, "checks": 0}, {"drift": 2, "checks": 1})
     assert doc["subjects"] == subjects and doc["max_severity"] == "hard"
+
+
+def test_retraining_is_requested_for_hard_drift_that_did_not_come_from_a_retraining():
+    hard, warn, again = _item("2026-06|PDM", [WEST]), _item("2026-06|CAD", [PREV]), _item("2026-03|PDM", [WEST])
+    check = check_item("division_model", "promotion_gate", "2026-06|CPE", "run-x", "held")
+    assert retrain_partitions([hard, warn, again, check], retrain_runs=set()) == ["2026-03|PDM", "2026-06|PDM"]
+    # the drift of a retraining run does not request another (no retrain loops)
+    assert retrain_partitions([hard, again], retrain_runs={again.run_id}) == ["2026-06|PDM"]

@@ -39,7 +39,7 @@ def test_labels_partition_end_to_end(make_project):
     # joins the cutoff's features): without them, the step refuses to run and says what to materialize first.
     refused = project.materialize(["labels"], instance=instance, partition_key=multi_key("Success Plan", "2024-06-30"))
     assert not refused.success
-    assert "the warehouse has no table main.market_basket_rules (an input of division_frame): materialize " \
+    assert "the warehouse has no table main.market_basket_rules (an input of division_cutoff): materialize " \
         "market_basket_rules for 2024-06 first" in str(refused.all_events)
     for c in ("2024-06", "2025-06"):
         assert project.materialize(CUTOFF_ASSETS, instance=instance, partition_key=c).success

@@ -8,9 +8,9 @@ import duckdb
 import numpy as np
 import polars as pl
 import pytest
-from dagster import AssetKey, materialize
+from dagster import AssetKey
 
-from gosales_assets.definitions import build_definitions
+from gosales_assets.assets.models import FINGERPRINT_FILE
 from gosales_assets.partitions import multi_key
 from gosales_assets_tests.conftest import check_results, demo_pipeline, latest_metadata, materialized
 
@@ -49,11 +49,11 @@ def model_dir(project, cutoff="2026-03-31"):
 def test_model_is_trained_on_closed_windows_with_all_artifacts(trained):
     project, instance, result = trained
     assert result.success
-    checks = check_results(result)
+    checks = {k: ev for k, ev in check_results(result).items() if k[0] == "division_model"}
     assert {name for _, name in checks} == {"promotion_gate", "fold_overlap", "time_order", "static_scan",
                                             "feature_shift"}
     assert all(ev.passed for ev in checks.values()), {k: ev.description for k, ev in checks.items()}
-    reg = project.table("division_model").row(0, named=True)
+    reg = _registry_row(project)
     # C' + 6 months <= 2026-03-31: 2025-03-31, 2025-06-30, 2025-09-30 (not 2026-03-31 itself).
     assert reg["training_cutoffs"] == "2025-03-31,2025-06-30,2025-09-30"
     assert reg["gate_passed"] and reg["auc"] >= 0.7 and reg["lift_at_10"] >= 2.0
@@ -86,16 +86,31 @@ def test_model_is_trained_on_closed_windows_with_all_artifacts(trained):
     assert reg["status"] == "promoted" and reg["reason"] == "promotion gate and leakage checks passed"
 
 
-def test_retraining_is_deterministic(trained):
+def _registry_row(project, cutoff="2026-03-31") -> dict:
+    return project.table("division_model").filter(pl.col("cutoff_date") == dt.date.fromisoformat(cutoff)).row(
+        0, named=True)
+
+
+def test_retraining_is_deterministic_and_an_unchanged_partition_reuses_its_model(trained):
+    """Fitted again on the same rows (its fingerprint gone), the model is the same file; made again with nothing
+    changed, the partition reuses the saved model instead of fitting it."""
     project, instance, _ = trained
-    before = project.table("division_model").row(0, named=True)
+    key = multi_key(DIV, "2026-03-31")
+    before = _registry_row(project)
     scores_before = pl.read_parquet(model_dir(project) / "train_scores.parquet")
-    again = project.materialize(["division_model"], instance=instance, partition_key=multi_key(DIV, "2026-03-31"))
-    assert again.success
-    after = project.table("division_model").row(0, named=True)
-    for key in ("auc", "lift_at_10", "brier", "cal_mae", "model_version", "model_type"):
-        assert after[key] == before[key], key
+    (model_dir(project) / FINGERPRINT_FILE).unlink()
+    again = project.materialize(["division_model"], instance=instance, partition_key=key)
+    assert again.success and latest_metadata(instance, "division_model")["model_reused"] is False
+    after = _registry_row(project)
+    for k in ("auc", "lift_at_10", "brier", "cal_mae", "model_version", "model_type"):
+        assert after[k] == before[k], k
     assert pl.read_parquet(model_dir(project) / "train_scores.parquet").equals(scores_before)
+    mtime = (model_dir(project) / "model.joblib").stat().st_mtime_ns
+    reused = project.materialize(["division_model"], instance=instance, partition_key=key)
+    assert reused.success and latest_metadata(instance, "division_model")["model_reused"] is True
+    assert (model_dir(project) / "model.joblib").stat().st_mtime_ns == mtime  # not written again
+    assert {k: v for k, v in _registry_row(project).items() if k != "run_id"} == \
+        {k: v for k, v in after.items() if k != "run_id"}
 
 
 def test_partition_without_trainable_history_is_skipped_with_reason(trained):
@@ -139,10 +154,14 @@ def _train_with_oof(monkeypatch, rescore):
 
 
 def _materialize_model_and_scores(project, instance):
-    defs = build_definitions(project.settings, project.config_path)
-    return materialize(list(defs.assets), resources=dict(defs.resources), instance=instance,
-                       partition_key=multi_key(DIV, "2026-03-31"), selection=["division_model", "icp_scores", "drift"],
-                       raise_on_error=False)
+    """The partition made again with a fresh fit (the patched training): the saved model's fingerprint is removed
+    before, so it is not reused, and after, so no later test reuses the patched model."""
+    fingerprint = model_dir(project) / FINGERPRINT_FILE
+    fingerprint.unlink(missing_ok=True)
+    try:
+        return project.materialize(["division_model"], instance=instance, partition_key=multi_key(DIV, "2026-03-31"))
+    finally:
+        fingerprint.unlink(missing_ok=True)
 
 
 def test_gate_holds_a_model_worse_than_the_simple_peers_and_nothing_is_published(trained, monkeypatch):

@@ -34,7 +34,8 @@ def _at(frame: pl.DataFrame, division: str, cutoff: str) -> pl.DataFrame:
 
 
 def _metadata(result, asset: str) -> dict:
-    (mat,) = result.asset_materializations_for_node(asset)
+    (mat,) = [e.event_specific_data.materialization for e in result.get_asset_materialization_events()
+              if e.asset_key.to_user_string() == asset]
     return {k: v.value for k, v in mat.metadata.items()}
 
 

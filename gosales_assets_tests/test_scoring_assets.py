@@ -7,6 +7,7 @@ import duckdb
 import polars as pl
 import pytest
 
+from gosales_assets.assets.division_cutoff import DIVISION_CUTOFF_ASSETS
 from gosales_assets.core.scoring import ICP_COLUMNS, zero_prevalence_alert
 from gosales_assets.partitions import cutoff_key, multi_key
 from gosales_assets_tests.conftest import check_results, demo_pipeline, latest_metadata, materialized, open_elsewhere
@@ -47,15 +48,18 @@ def test_icp_scores_columns_values_and_export(scored):
     assert not [p for p in export.parent.iterdir() if p.name.endswith(".tmp")]  # atomic: no temp leftovers
 
 
+def _part(project, table: str, division: str, cutoff) -> pl.DataFrame:
+    return project.table(table).filter((pl.col("division") == division) & (pl.col("cutoff_date") == cutoff))
+
+
 def test_forward_validation_and_drift(scored):
     project, instance = scored
-    closed = project.materialize(["forward_validation", "drift"], instance=instance,
-                                 partition_key=multi_key("Simulation", C))
-    # drift is made by the scoring op: selecting it re-scores the partition too (one step, as in the UI).
-    assert closed.success and materialized(closed) == {"forward_validation", "drift", "icp_scores"}
-    row = project.table("forward_validation").row(0, named=True)
-    scores = project.table("icp_scores").filter((pl.col("division") == "Simulation")
-                                                & (pl.col("cutoff_date") == pl.date(2026, 3, 31)))
+    closed = project.materialize(["forward_validation"], instance=instance, partition_key=multi_key("Simulation", C))
+    # One op makes the whole division × cutoff partition: selecting forward validation makes all of it (as the UI).
+    assert closed.success and materialized(closed) == set(DIVISION_CUTOFF_ASSETS)
+    row = _part(project, "forward_validation", "Simulation", pl.date(2026, 3, 31)).row(0, named=True)
+    scores = _part(project, "icp_scores", "Simulation", pl.date(2026, 3, 31))
+    assert row["status"] == "validated"
     assert row["rows"] == scores.height and row["positives"] == scores.get_column("bought_in_division").sum()
     assert str(row["window_end"]) == "2026-09-30" and row["window_months"] == 6
     d = project.settings.artifacts_dir / "validation" / "simulation" / C
@@ -66,28 +70,31 @@ def test_forward_validation_and_drift(scored):
     assert check_results(closed)[("drift", "no_hard_drift")].passed
 
     # 2026-06-30 + 6 months is after the data end: scored, but not validated yet.
-    open_window = project.materialize(["forward_validation", "drift"], instance=instance,
-                                      partition_key=multi_key("Simulation", "2026-06-30"))
-    assert open_window.success and {"forward_validation", "drift"} <= materialized(open_window)
-    pending = project.table("forward_validation").filter(pl.col("cutoff_date") == pl.date(2026, 6, 30)).row(
-        0, named=True)
+    pending = _part(project, "forward_validation", "Simulation", pl.date(2026, 6, 30)).row(0, named=True)
     assert pending["status"] == "window_open" and pending["auc"] is None and "has not closed" in pending["reason"]
+    assert _part(project, "icp_scores", "Simulation", pl.date(2026, 6, 30)).height > 0
 
-    # Shift the model's most important numeric feature in the scoring population: hard drift -> ERROR.
+    # Shift the model's most important customer feature in the scoring population (the cutoff's stored customer
+    # features, which the partition's frame reads): hard drift -> ERROR.
     importance = pl.read_csv(project.settings.artifacts_dir / "models" / "simulation" / C / "feature_importance.csv")
-    frame = project.table("division_features")
-    feature = next(f for f in importance.get_column("feature") if frame.schema[f].is_numeric())
+    with duckdb.connect(str(project.settings.warehouse_path), read_only=True) as conn:
+        customer = conn.execute("select * from customer_features limit 0").pl().schema
+    feature = next(f for f in importance.get_column("feature") if f in customer and customer[f].is_numeric())
+    shift = f"update customer_features set \"{feature}\" = \"{feature}\" * 50 + 1000 where cutoff_date = '{C}'"
+    back = f"update customer_features set \"{feature}\" = (\"{feature}\" - 1000) / 50 where cutoff_date = '{C}'"
     with duckdb.connect(str(project.settings.warehouse_path)) as conn:
-        conn.execute(f'update division_features set "{feature}" = "{feature}" * 50 + 1000 '
-                     f"where division = 'Simulation' and cutoff_date = '{C}'")
-    drifted = project.materialize(["drift"], instance=instance, partition_key=multi_key("Simulation", C))
-    ev = check_results(drifted)[("drift", "no_hard_drift")]
-    assert not ev.passed and ev.severity.value == "ERROR" and feature in ev.description
-    alerts = json.loads((d / "alerts.json").read_text())
-    assert alerts["max_severity"] == "hard"
-    with duckdb.connect(str(project.settings.warehouse_path)) as conn:
-        conn.execute(f'update division_features set "{feature}" = ("{feature}" - 1000) / 50 '
-                     f"where division = 'Simulation' and cutoff_date = '{C}'")
+        conn.execute(shift)
+    try:
+        drifted = project.materialize(["drift"], instance=instance, partition_key=multi_key("Simulation", C))
+        ev = check_results(drifted)[("drift", "no_hard_drift")]
+        assert not ev.passed and ev.severity.value == "ERROR" and feature in ev.description
+        alerts = json.loads((d / "alerts.json").read_text())
+        assert alerts["max_severity"] == "hard"
+        assert latest_metadata(instance, "division_model")["model_reused"] is True  # the same training rows
+    finally:
+        with duckdb.connect(str(project.settings.warehouse_path)) as conn:
+            conn.execute(back)
+    assert project.materialize(["drift"], instance=instance, partition_key=multi_key("Simulation", C)).success
 
 
 def test_drift_of_the_scores_in_memory_equals_drift_of_the_stored_scores(scored):
@@ -127,10 +134,14 @@ def test_metrics_summary_covers_every_materialized_model(scored):
     assert summary.height == models.height > 0
     assert set(summary.select("division", "cutoff_date").rows()) == set(models.select("division", "cutoff_date").rows())
     validated = summary.filter((pl.col("division") == "Simulation") & (pl.col("cutoff_date") == pl.date(2026, 3, 31)))
-    fwd = project.table("forward_validation").row(0, named=True)
+    fwd = _part(project, "forward_validation", "Simulation", pl.date(2026, 3, 31)).row(0, named=True)
     assert validated.item(0, "fwd_auc") == pytest.approx(fwd["auc"])
     assert validated.item(0, "auc_train_minus_forward") == pytest.approx(validated.item(0, "train_auc") - fwd["auc"])
-    assert summary.filter(pl.col("fwd_auc").is_not_null()).height == 1  # only the validated partition so far
+    # a forward AUC exactly where the engine's scores were validated (closed windows of published partitions)
+    keys = ["division", "cutoff_date"]
+    engine_validated = project.table("forward_validation").filter(pl.col("status") == "validated").select(keys)
+    assert set(summary.filter(pl.col("fwd_auc").is_not_null()).select(keys).rows()) == set(engine_validated.rows())
+    assert 0 < engine_validated.height < summary.height  # 2026-06-30's windows are open, early cutoffs unpublished
     assert (project.settings.artifacts_dir / "reports" / "metrics_summary.csv").is_file()
 
 
@@ -214,40 +225,50 @@ def test_top_accounts_report(scored):
     assert md.startswith(f"# Top cross-sell accounts — cutoff {C}") and "| 1 |" in md
 
 
-def test_scores_refuse_a_model_that_failed_its_gate(scored):
+def test_a_held_model_withdraws_the_partitions_scores(scored):
+    """An operator raises PDM's AUC floor beyond its model: made again, the partition's model is held (the same fit,
+    judged again), its scores withdrawn with the reason; the run succeeds so the cutoff's whitespace goes on with the
+    other divisions. Lowered again, the partition publishes again."""
     project, instance = scored
-    with duckdb.connect(str(project.settings.warehouse_path)) as conn:
-        conn.execute("update division_model set gate_passed = false, gate_detail = 'auc 0.5 < 0.7 (short by 0.2)' "
-                     "where division = 'PDM' and cutoff_date = '2026-03-31'")
-    result = project.materialize(["icp_scores"], instance=instance, partition_key=multi_key("PDM", C))
-    # The partition materializes an empty, unpublished slice (the scores published before are withdrawn) with
-    # the reason; the run itself succeeds so the cutoff's whitespace goes on with the other divisions.
+    strict = project.with_overrides({"models": {"gates": {"per_division": {"PDM": {"auc_min": 0.99}}}}})
+    result = strict.materialize(["icp_scores"], instance=instance, partition_key=multi_key("PDM", C))
     assert result.success and "icp_scores" in materialized(result)
+    assert latest_metadata(instance, "division_model")["model_reused"] is True  # gates judge, they do not train
     meta = latest_metadata(instance, "icp_scores")
-    assert meta["published"] is False and "did not pass its promotion gate" in meta["reason"]
-    assert "short by 0.2" in meta["reason"]
-    assert project.table("icp_scores").filter((pl.col("division") == "PDM")
-                                              & (pl.col("cutoff_date") == pl.date(2026, 3, 31))).height == 0
+    assert meta["published"] is False and meta["reason"].startswith("model held: promotion gate:")
+    assert "auc" in meta["reason"] and "short by" in meta["reason"]
+    assert _part(project, "icp_scores", "PDM", pl.date(2026, 3, 31)).height == 0
     exported = pl.read_csv(project.settings.artifacts_dir / "scores" / C / "icp_scores.csv")
     assert "PDM" not in exported.get_column("division").to_list()
+    again = project.materialize(["icp_scores"], instance=instance, partition_key=multi_key("PDM", C))
+    assert again.success and latest_metadata(instance, "icp_scores")["published"] is True
+    assert _part(project, "icp_scores", "PDM", pl.date(2026, 3, 31)).height > 0
 
 
 def test_zero_prevalence_guard_blocks_publication(scored):
+    """The outcomes of a closed window show no buyer at all (here: the division's sales after C gone from the facts,
+    as a broken join would leave them) while the model trained on buyers: the partition is not published."""
     project, instance = scored
+    after_c = f"division = 'Simulation' and invoice_date > '{C}'"
     with duckdb.connect(str(project.settings.warehouse_path)) as conn:
-        conn.execute(f"update division_features set label = 0 where division = 'Simulation' and cutoff_date = '{C}'")
-        trained = conn.execute(f"select count(*) from division_model where division = 'Simulation' "
-                               f"and cutoff_date = '{C}' and gate_passed").fetchone()[0]
-    assert trained == 1
-    result = project.materialize(["icp_scores"], instance=instance, partition_key=multi_key("Simulation", C))
-    # Not published: an empty slice with the reason, and the guard is a failed ERROR check the operator sees.
-    assert result.success and latest_metadata(instance, "icp_scores")["published"] is False
-    guard = check_results(result)[("icp_scores", "zero_prevalence_guard")]
-    assert not guard.passed and guard.severity.value == "ERROR" and "0 positives" in guard.description
-    alert = json.loads((project.settings.artifacts_dir / "alerts" / C / "icp_scores_simulation.json").read_text())
-    assert alert["kind"] == "zero_prevalence" and alert["train_positives"] > 0
-    assert project.table("icp_scores").filter((pl.col("division") == "Simulation")
-                                              & (pl.col("cutoff_date") == pl.date(2026, 3, 31))).height == 0
+        conn.execute(f"create table held_back as select * from fact_transactions where {after_c}")
+        conn.execute(f"delete from fact_transactions where {after_c}")
+    try:
+        result = project.materialize(["icp_scores"], instance=instance, partition_key=multi_key("Simulation", C))
+        # Not published: an empty slice with the reason, and the guard is a failed ERROR check the operator sees.
+        assert result.success and latest_metadata(instance, "icp_scores")["published"] is False
+        assert latest_metadata(instance, "division_model")["status"] == "promoted"
+        guard = check_results(result)[("icp_scores", "zero_prevalence_guard")]
+        assert not guard.passed and guard.severity.value == "ERROR" and "0 positives" in guard.description
+        alert = json.loads((project.settings.artifacts_dir / "alerts" / C / "icp_scores_simulation.json").read_text())
+        assert alert["kind"] == "zero_prevalence" and alert["train_positives"] > 0
+        assert _part(project, "icp_scores", "Simulation", pl.date(2026, 3, 31)).height == 0
+    finally:
+        with duckdb.connect(str(project.settings.warehouse_path)) as conn:
+            conn.execute("insert into fact_transactions select * from held_back")
+            conn.execute("drop table held_back")
+    assert project.materialize(["icp_scores"], instance=instance, partition_key=multi_key("Simulation", C)).success
+    assert latest_metadata(instance, "icp_scores")["published"] is True
 
 
 def test_zero_prevalence_alert_rule():
@@ -260,24 +281,24 @@ def test_zero_prevalence_alert_rule():
     assert zero_prevalence_alert(scores.with_columns(pl.Series("bought_in_division", [0, 1, 0], pl.Int8)), row) is None
 
 
-def test_scores_refuse_a_model_file_that_is_not_the_registered_one(scored):
-    """A model file rewritten after its gate decided (a retrain killed half way, a hand edit) is never scored
-    under the registry row's version: the partition is withdrawn with the reason."""
+def test_a_model_file_rewritten_after_its_verdict_is_fitted_again_not_reused(scored):
+    """A model file changed after its gate decided (a retrain killed half way, a hand edit) is never reused, nor
+    scored under the registry row's version: the partition made again fits the model again (the same bytes: the
+    fit is deterministic) and publishes it. (Scoring's own refusal of such a file: test_champion.py.)"""
     project, instance = scored  # 2026-06-30: a partition the other tests leave alone
-    row = project.table("division_model").filter((pl.col("division") == "Simulation")
-                                                  & (pl.col("cutoff_date") == pl.date(2026, 6, 30))).row(0, named=True)
+    key = multi_key("Simulation", "2026-06-30")
+    row = _part(project, "division_model", "Simulation", pl.date(2026, 6, 30)).row(0, named=True)
     path = Path(row["model_path"])
     original = path.read_bytes()
-    try:
-        path.write_bytes(original + b"\0")  # a different file under the same name
-        result = project.materialize(["icp_scores"], instance=instance, partition_key=multi_key("Simulation", "2026-06-30"))
-        assert result.success
-        meta = latest_metadata(instance, "icp_scores")
-        assert meta["published"] is False and f"not the registry's {row['model_version']}" in meta["reason"]
-        assert project.table("icp_scores").filter((pl.col("division") == "Simulation")
-                                                  & (pl.col("cutoff_date") == pl.date(2026, 6, 30))).height == 0
-    finally:
-        path.write_bytes(original)
-    again = project.materialize(["icp_scores"], instance=instance, partition_key=multi_key("Simulation", "2026-06-30"))
-    assert again.success and latest_metadata(instance, "icp_scores")["published"] is True
-
+    path.write_bytes(original + b"\0")  # a different file under the same name
+    result = project.materialize(["icp_scores"], instance=instance, partition_key=key)
+    assert result.success
+    assert latest_metadata(instance, "division_model")["model_reused"] is False
+    assert path.read_bytes() == original
+    again = _part(project, "division_model", "Simulation", pl.date(2026, 6, 30)).row(0, named=True)
+    assert again["model_version"] == row["model_version"] and again["status"] == row["status"]
+    meta = latest_metadata(instance, "icp_scores")
+    assert meta["published"] is True and meta["model_version"] == row["model_version"]
+    # made once more with nothing changed: reused
+    assert project.materialize(["icp_scores"], instance=instance, partition_key=key).success
+    assert latest_metadata(instance, "division_model")["model_reused"] is True

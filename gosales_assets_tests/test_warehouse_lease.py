@@ -125,6 +125,11 @@ def test_release_outside_a_hold_does_nothing(tmp_path):
 
 
 def test_division_model_lets_go_of_the_warehouse_while_it_trains(tmp_path, monkeypatch):
+    import datetime as dt
+
+    import polars as pl
+
+    from gosales_assets.assets.models import FINGERPRINT_FILE
     from gosales_assets.core import modeling
     from gosales_assets_tests.conftest import demo_pipeline
 
@@ -142,11 +147,14 @@ def test_division_model_lets_go_of_the_warehouse_while_it_trains(tmp_path, monke
         return train(*args, **kw)
 
     monkeypatch.setattr(modeling, "train_division_model", training)
+    # a fresh fit: the model demo_pipeline saved is not reused
+    (project.settings.artifacts_dir / "models" / "simulation" / "2025-09-30" / FINGERPRINT_FILE).unlink(missing_ok=True)
     result = project.materialize(["division_model"], instance=instance,
                                  partition_key=multi_key("Simulation", "2025-09-30"))
     assert seen == [0]
     # and the run held it again to write its registry row
-    assert project.table("division_model").height == 1 and result.success
+    assert result.success
+    assert project.table("division_model").filter(pl.col("cutoff_date") == dt.date(2025, 9, 30)).height == 1
 
 
 def _run_then_publish(db: str, folder: str) -> None:

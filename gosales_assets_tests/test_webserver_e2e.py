@@ -27,6 +27,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from gosales_assets.assets.division_cutoff import DIVISION_CUTOFF_ASSETS
 from gosales_assets.definitions import build_definitions
 from gosales_assets.demo_data import generate_demo_data
 from gosales_assets.jobs import CUTOFF_JOB
@@ -342,6 +343,30 @@ def test_backfill_orders_the_earlier_cutoff_before_the_model_that_trains_on_it(b
             assert producer(asset, key)["run"]["endTime"] <= summary["run"]["startTime"], (asset, key)
 
 
+def test_whole_backfill_runs_each_division_partition_as_one_run(backfill, materializations):
+    """The whole backfill, not only one new cutoff: every division × cutoff partition (labels, frame, model, scores,
+    drift, peers, validation) is made by one run of the daemon, the later cutoff after the earlier one (the op reads
+    its own earlier partitions: a self-dependency). Before, the model, the scores and the validation of a partition
+    were runs of their own (4 per partition)."""
+    runs = {r["runId"]: r for r in backfill["runs"]}
+    division_runs = {}
+    for c in (EARLY, LATE):
+        for div in DIVISIONS:
+            key = f"{c}|{div}"
+            producing = {a: [m["run_id"] for m in materializations[(a, key)] if m["run_id"] in runs]
+                         for a in DIVISION_CUTOFF_ASSETS}
+            assert all(len(ids) == 1 for ids in producing.values()), (key, producing)
+            [run_id] = {ids[0] for ids in producing.values()}
+            assert assets_of(runs[run_id]) == set(DIVISION_CUTOFF_ASSETS) and tags_of(runs[run_id])[
+                "dagster/partition"] == key
+            division_runs[key] = runs[run_id]
+    partitioned = [r for r in runs.values() if "|" in tags_of(r).get("dagster/partition", "")]
+    assert len(partitioned) == len(division_runs) == 2 * len(DIVISIONS)
+    for div in DIVISIONS:
+        assert division_runs[f"{EARLY}|{div}"]["endTime"] <= division_runs[f"{LATE}|{div}"]["startTime"]
+    print(f"\nwhole backfill: {len(runs)} runs, of which {len(partitioned)} division x cutoff")
+
+
 def test_later_cutoffs_model_lists_the_earlier_cutoff_as_its_training_cutoff(stack, backfill, materializations):
     project = stack.project
     registry = {(r["division"], r["cutoff_date"].isoformat()): r
@@ -455,9 +480,8 @@ def test_held_division_does_not_fail_its_cutoffs_whitespace(stack, backfill, mat
 
 
 def test_one_more_cutoff_runs_each_division_partition_as_one_run(stack, monthly):
-    """Within a cutoff the graph has identity edges only (the model's look-back stops before its own cutoff; labels
-    wait for the cutoff features), so Dagster's backfill puts all the division assets of a partition in one run.
-    (A backfill of several cutoffs at once splits them: its iterations hold back an asset's partitions together.)"""
+    """One new cutoff: every division partition is one run of the op that makes the whole partition (its earlier
+    partitions, which its model reads, are built already), plus the cutoff's own runs (features, whitespace)."""
     runs = {r["runId"]: r for r in monthly["runs"]}
     assert runs and all(r["status"] == "SUCCESS" for r in runs.values())
     division_assets = sorted(a for a, keys in monthly["targets"].items() if keys and "|" in keys[0])

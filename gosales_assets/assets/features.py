@@ -1,9 +1,10 @@
 """Group `features`: per-cutoff customer features, basket rules, ALS similarities; per division × cutoff
-model frames (made with their labels by one op, `division_frame`). Every builder reads only fact rows dated ≤ the
+model frames (made with their labels by the op of the whole partition, `assets.division_cutoff`). Every builder reads only fact rows dated ≤ the
 cutoff (filtered in SQL, and again inside the builder); the leakage checks prove it on every materialization."""
 
 import datetime as dt
 import json
+from collections.abc import Generator
 
 import polars as pl
 from dagster import (
@@ -12,17 +13,16 @@ from dagster import (
     AssetCheckSpec,
     AssetDep,
     AssetExecutionContext,
-    AssetIn,
     AssetsDefinition,
     AssetSpec,
     MetadataValue,
     Output,
+    PartitionsDefinition,
     asset,
-    multi_asset,
 )
 
 from gosales_assets.assets.common import markdown_table, partition_checks, table_metadata
-from gosales_assets.assets.labels import DIVISION_CUTOFF_EXPR, labels_check_specs, labels_outputs, labels_spec
+from gosales_assets.assets.labels import DIVISION_CUTOFF_EXPR, labels_outputs
 from gosales_assets.core.als import fit_als
 from gosales_assets.core.basket import customer_portfolios, market_basket_rules
 from gosales_assets.core.checksum import frame_checksum
@@ -37,7 +37,6 @@ from gosales_assets.core.leakage_records import (
 )
 from gosales_assets.partitions import (
     cutoff_partitions,
-    division_cutoff_partitions,
     parse_cutoff,
     same_cutoff,
     split_key,
@@ -71,7 +70,7 @@ def population_features(warehouse: WarehouseResource, cutoff: dt.date, division:
     the population is about a fifth of the cutoff's customers, and ALS has a row per customer and division."""
     for table in ("customer_features", "als_embeddings"):
         if not warehouse.table_exists(table):
-            raise ValueError(f"the warehouse has no table {table} (an input of division_frame): materialize {table} "
+            raise ValueError(f"the warehouse has no table {table} (an input of division_cutoff): materialize {table} "
                              f"for {cutoff:%Y-%m} first")
     with warehouse.connect() as conn:
         conn.register("_population", pl.DataFrame({"customer_id": customer_ids.cast(pl.String)}).to_arrow())
@@ -162,9 +161,7 @@ def _catalog_outputs(artifacts: ArtifactStore, rel: list[str], features: pl.Data
 
 
 def build_feature_assets(settings: Settings) -> list[AssetsDefinition]:
-    cutoff_only = same_cutoff()
     cutoffs_def = cutoff_partitions(settings)
-    division_parts = division_cutoff_partitions(settings)
 
     @asset(
         name="customer_features",
@@ -272,71 +269,66 @@ def build_feature_assets(settings: Settings) -> list[AssetsDefinition]:
         yield from _leakage_results("als_embeddings", fact, cutoff, build, warehouse, artifacts, meta["checksum"],
                                     cfg)
 
-    @multi_asset(
-        name="division_frame",
-        # Both outputs are stored by the warehouse IO manager (a spec without one would be a Nothing output).
-        specs=[s.with_io_manager_key("io_manager") for s in (
-            labels_spec(),
-            AssetSpec(
-                "division_features",
-                group_name="features",
-                deps=[AssetDep("customer_features", partition_mapping=cutoff_only),
-                      AssetDep("market_basket_rules", partition_mapping=cutoff_only),
-                      AssetDep("als_embeddings", partition_mapping=cutoff_only), "fact_transactions", "dim_customer"],
-                metadata={"partition_expr": DIVISION_CUTOFF_EXPR},
-                description="The model frame of one division at one cutoff: customer features plus target-division "
-                "signals (basket lift, ALS similarity, prior ownership) for the labels population, with labels "
-                "joined.",
-            ),
-        )],
-        # The cutoff's customer features and ALS rows are read for the labelled population only
-        # (`population_features`, declared above in the deps); the basket rules are small and loaded whole.
-        ins={"market_basket_rules": AssetIn()},
-        partitions_def=division_parts,
-        pool=WAREHOUSE_POOL,
-        # Not subsettable: the labels and the frame that joins them are one step, so a native backfill runs them as
-        # one run (as separate assets each became a run of its own) and a refresh never leaves one stale. The frame
-        # declares what the op reads, not an edge from its sibling `labels`: Dagster's backfill holds an op whose
-        # output depends on a sibling until every remaining partition of the op is ready (docs/ARCHITECTURE.md).
-        can_subset=False,
-        check_specs=[*labels_check_specs(division_parts),
-                     *partition_checks(division_parts, *_leakage_specs("division_features")[:1])],
-    )
-    def division_frame(context: AssetExecutionContext, settings: GosalesSettings, warehouse: WarehouseResource,
-                       artifacts: ArtifactStore, market_basket_rules: pl.DataFrame):
-        cfg = settings.get()
-        labels = yield from labels_outputs(context, cfg, warehouse, artifacts)
-        division, cutoff = split_key(context.partition_key)
-        history = ownership_rows(warehouse, cutoff)
-        portfolios = customer_portfolios(history, cutoff)
-        features, als = population_features(warehouse, cutoff, division, labels.get_column("customer_id"))
-        frame = build_division_features(
-            features,
-            portfolios,
-            market_basket_rules.drop("cutoff_date"),
-            als,
-            division,
-            labels=labels.select("customer_id", *LABEL_COLUMNS),
-        )
-        features_only = frame.drop(LABEL_COLUMNS)
-        meta = table_metadata(frame, cfg) | _catalog_outputs(
-            artifacts, ["features", cutoff.isoformat(), division_slug(division)], features_only)
-        censored = bool(labels.height and labels.get_column("censored").all())
-        meta |= {
-            "censored": censored,
-            "positives": MetadataValue.null() if censored else int(frame.get_column("label").sum() or 0),
-            "target_signal_means": MetadataValue.json(
-                {c: round(float(frame.get_column(c).mean() or 0.0), 4) for c in TARGET_SIGNAL_COLUMNS}),
-            "feature_checksum": frame_checksum(features_only),
-        }
-        yield Output(frame, output_name="division_features", metadata=meta)
-        # Upstream partitions carry their own invariance checks; here only the ownership history is read.
-        audit = source_date_audit(history, cutoff)
-        # The model trained on this frame reads this record (its declared input), not the cutoff assets' own files.
-        upstream = cutoff_record_path(artifacts.root, cutoff, "customer_features")
-        record = division_features_record(json.loads(upstream.read_text()) if upstream.is_file() else None, audit)
-        artifacts.write_json(division_record_rel(cutoff, division), record)
-        yield AssetCheckResult(check_name="source_date_audit", asset_key="division_features", passed=audit.passed,
-                               severity=AssetCheckSeverity.ERROR, description=audit.detail, metadata=audit.values)
+    return [customer_features, market_basket_rules_asset, als_embeddings]
 
-    return [customer_features, market_basket_rules_asset, als_embeddings, division_frame]
+
+def division_features_spec() -> AssetSpec:
+    """`division_features` of one division × cutoff, made by the op of the whole partition
+    (`assets.division_cutoff`) right after its `labels`, which the frame joins in memory (not declared as an edge:
+    no edge between two outputs of one op on the same partition; docs/ARCHITECTURE.md)."""
+    return AssetSpec(
+        "division_features",
+        group_name="features",
+        deps=[AssetDep("customer_features", partition_mapping=same_cutoff()),
+              AssetDep("market_basket_rules", partition_mapping=same_cutoff()),
+              AssetDep("als_embeddings", partition_mapping=same_cutoff()), "fact_transactions", "dim_customer"],
+        metadata={"partition_expr": DIVISION_CUTOFF_EXPR},
+        description="The model frame of one division at one cutoff: customer features plus target-division "
+        "signals (basket lift, ALS similarity, prior ownership) for the labels population, with labels "
+        "joined.",
+    )
+
+
+def division_features_check_specs(parts: PartitionsDefinition) -> list[AssetCheckSpec]:
+    return partition_checks(parts, *_leakage_specs("division_features")[:1])
+
+
+def division_frame_outputs(context: AssetExecutionContext, cfg: Settings, warehouse: WarehouseResource,
+                           artifacts: ArtifactStore, market_basket_rules: pl.DataFrame
+                           ) -> Generator[Output | AssetCheckResult, None, tuple[pl.DataFrame, pl.DataFrame]]:
+    """Build the partition's labels and its model frame (labels joined); yield both outputs and their checks;
+    return (labels, frame), what the model, scores, peers and validation of the same step read."""
+    labels = yield from labels_outputs(context, cfg, warehouse, artifacts)
+    division, cutoff = split_key(context.partition_key)
+    history = ownership_rows(warehouse, cutoff)
+    portfolios = customer_portfolios(history, cutoff)
+    features, als = population_features(warehouse, cutoff, division, labels.get_column("customer_id"))
+    frame = build_division_features(
+        features,
+        portfolios,
+        market_basket_rules.drop("cutoff_date"),
+        als,
+        division,
+        labels=labels.select("customer_id", *LABEL_COLUMNS),
+    )
+    features_only = frame.drop(LABEL_COLUMNS)
+    meta = table_metadata(frame, cfg) | _catalog_outputs(
+        artifacts, ["features", cutoff.isoformat(), division_slug(division)], features_only)
+    censored = bool(labels.height and labels.get_column("censored").all())
+    meta |= {
+        "censored": censored,
+        "positives": MetadataValue.null() if censored else int(frame.get_column("label").sum() or 0),
+        "target_signal_means": MetadataValue.json(
+            {c: round(float(frame.get_column(c).mean() or 0.0), 4) for c in TARGET_SIGNAL_COLUMNS}),
+        "feature_checksum": frame_checksum(features_only),
+    }
+    yield Output(frame, output_name="division_features", metadata=meta)
+    # Upstream partitions carry their own invariance checks; here only the ownership history is read.
+    audit = source_date_audit(history, cutoff)
+    # The model trained on this frame reads this record (its declared input), not the cutoff assets' own files.
+    upstream = cutoff_record_path(artifacts.root, cutoff, "customer_features")
+    record = division_features_record(json.loads(upstream.read_text()) if upstream.is_file() else None, audit)
+    artifacts.write_json(division_record_rel(cutoff, division), record)
+    yield AssetCheckResult(check_name="source_date_audit", asset_key="division_features", passed=audit.passed,
+                           severity=AssetCheckSeverity.ERROR, description=audit.detail, metadata=audit.values)
+    return labels, frame

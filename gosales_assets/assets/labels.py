@@ -1,5 +1,5 @@
-"""Group `labels`: the one target definition, partitioned by division × cutoff (made by the op that also makes the
-model frame, `division_features`: assets/features.py)."""
+"""Group `labels`: the one target definition, partitioned by division × cutoff (made by the op of the whole
+partition, `assets.division_cutoff`)."""
 
 from collections.abc import Generator
 
@@ -35,16 +35,14 @@ PREVALENCE_LOOKBACK_MONTHS = 12
 
 
 def labels_spec() -> AssetSpec:
-    """`labels` of one division × cutoff. Made by the same op as `division_features` (`assets.features`): the
-    model frame joins these labels, the refresh of a closed window rebuilds both, and one op makes them one run of
-    a native backfill (two separate assets ran as two runs: docs/ARCHITECTURE.md, "Runs of a backfill")."""
+    """`labels` of one division × cutoff, the first output of the op of the whole partition
+    (`assets.division_cutoff`): the model frame made next joins them in memory."""
     return AssetSpec(
         "labels",
         group_name="labels",
         # The population is the customer features' roster of this cutoff (one definition of who is known at C). The
-        # prevalence check recounts the year before from the facts instead of reading earlier `labels` partitions:
-        # a self-dependency would chain every cutoff's labels behind the previous one and split each division ×
-        # cutoff partition of a native backfill into several runs (docs/ARCHITECTURE.md, "Runs of a backfill").
+        # prevalence check recounts the year before from the facts it reads anyway instead of reading earlier
+        # `labels` partitions (equal to what those labels hold; nothing more to declare).
         deps=["fact_transactions", "dim_customer", AssetDep("customer_features", partition_mapping=same_cutoff())],
         metadata={"partition_expr": DIVISION_CUTOFF_EXPR},
         description="Did the customer make a qualifying purchase of the division in (cutoff, cutoff + W]? Net of "

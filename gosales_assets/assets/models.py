@@ -7,6 +7,7 @@ frame, saves the model file, writes the files and yields the row, its metadata a
 
 import datetime as dt
 import json
+from collections.abc import Generator
 from pathlib import Path
 
 import polars as pl
@@ -16,10 +17,10 @@ from dagster import (
     AssetCheckSpec,
     AssetDep,
     AssetExecutionContext,
-    AssetsDefinition,
+    AssetSpec,
     MetadataValue,
     Output,
-    asset,
+    PartitionsDefinition,
 )
 
 from gosales_assets.assets.common import image_markdown, markdown_table, partition_checks
@@ -67,6 +68,24 @@ def champion_candidates(warehouse: WarehouseResource, division: str, cutoff: dt.
     return rows.to_dicts(), first, last
 
 
+FINGERPRINT_FILE = "training_fingerprint.json"
+
+
+def reusable_model(artifacts: ArtifactStore, out_dir: list[str], fingerprint: str):
+    """The partition's saved model when it was fitted on exactly these training rows and settings (its fingerprint
+    file says so, and the model file is still the one written with it), else None."""
+    from gosales_assets.core.modeling import load_model
+
+    record = artifacts.path(*out_dir, FINGERPRINT_FILE)
+    model_path = artifacts.path(*out_dir, "model.joblib")
+    if not record.is_file():
+        return None
+    saved = json.loads(record.read_text())
+    if saved.get("fingerprint") != fingerprint or saved.get("model_version") != model_file_version(model_path):
+        return None
+    return load_model(model_path)
+
+
 def _rounded(value, digits: int = 4):
     """Metric values as a person reads them in the UI (the registry row and metrics.json keep full precision);
     anything that is not a number (a peer's name, a diagnosis) as it is."""
@@ -75,18 +94,45 @@ def _rounded(value, digits: int = 4):
     return round(float(value), digits)
 
 
-def build_model_assets(settings: Settings) -> list[AssetsDefinition]:
-    parts = division_cutoff_partitions(settings)
+def division_model_spec(settings: Settings) -> AssetSpec:
+    """`division_model` of one division × cutoff, made by the op of the whole partition (`assets.division_cutoff`)
+    after the model frame. Its earlier-cutoff reads are the op's self-dependency."""
     lookback = training_lookback(settings)
-    # The champion is read only when it can gate: with `champion_gate` off the model reads no earlier model, so the
-    # self-dependency is not declared either (a self-dependent asset never shares a native backfill run with its
-    # same-cutoff parents: the division × cutoff partition then runs as two runs; docs/ARCHITECTURE.md).
-    champion_months = settings.models.gates.champion_lookback_months if settings.models.gates.champion_gate else None
+    champion_months = _champion_months(settings)
+    # The champion is read only when it can gate: with `champion_gate` off no earlier model is read or declared.
     champion_dep = [AssetDep("division_model", partition_mapping=same_division_earlier_cutoffs(champion_months, 1))] \
         if champion_months else []
+    return AssetSpec(
+        "division_model",
+        group_name="models",
+        # The training frames are earlier cutoffs' `division_features` (labels joined); the registry rows of earlier
+        # partitions give the current champion. Both are this op's own earlier partitions (a self-dependency: a
+        # native backfill builds a division's cutoffs in date order, each partition as one run). The prediction
+        # window comes from this partition's labels, made in the same step (not declared: no edge between two
+        # outputs of one op on the same partition; docs/ARCHITECTURE.md).
+        deps=[AssetDep("division_features", partition_mapping=same_division_earlier_cutoffs(*lookback)),
+              *champion_dep],
+        metadata={"partition_expr": DIVISION_CUTOFF_EXPR},
+        description="Calibrated per-division model (logistic regression, LightGBM or their ensemble, chosen by "
+        "customer-grouped CV) trained on the most recent cutoffs whose label window closed by this cutoff "
+        f"(looked for {lookback[1]}-{lookback[0]} months back), compared with the simple peers"
+        + (f" and with the current champion (the newest promoted model of the division in the {champion_months} "
+           "months before)" if champion_months else "") + ". One registry "
+        "row per partition with its verdict: `promoted`, `retained` (only trails the champion, which keeps serving), "
+        "`held` (gate or leakage check missed) or `skipped` (too little history), the reason and the serving model "
+        "(`serving_*`); files under <artifacts>/models/<division>/<cutoff>/. Only a serving model feeds scoring.",
+    )
+
+
+def _champion_months(settings: Settings) -> int | None:
+    gates = settings.models.gates
+    return gates.champion_lookback_months if gates.champion_gate else None
+
+
+def division_model_check_specs(parts: PartitionsDefinition) -> list[AssetCheckSpec]:
     # Not blocking: a held model is a verdict recorded in its registry row (status `held`), which scoring reads and
     # refuses; the partition, the cutoff's whitespace and the reports go on with the divisions that published.
-    specs = partition_checks(parts,
+    return partition_checks(parts,
         AssetCheckSpec("promotion_gate", asset="division_model",
                        description="Not worse than the best simple peer (recency, frequency, monetary, RFM logistic "
                        "regression) beyond the margin on the same out-of-fold rows, nor than the division's current "
@@ -105,139 +151,135 @@ def build_model_assets(settings: Settings) -> list[AssetsDefinition]:
                        description="The features of every training cutoff passed the shift and perturbation tests"),
     )
 
-    @asset(
-        name="division_model",
-        group_name="models",
-        partitions_def=parts,
-        pool=WAREHOUSE_POOL,
-        # The training frames are earlier cutoffs' `division_features` (labels joined); `labels` of this very
-        # partition gives the prediction window; the registry rows of this asset's own earlier partitions give the
-        # current champion (a declared self-dependency, so a backfill builds a division's models in date order).
-        # Only identity deps on this cutoff (a look-back that included this cutoff would split a partition's assets
-        # into one run per asset).
-        deps=[AssetDep("division_features", partition_mapping=same_division_earlier_cutoffs(*lookback)),
-              AssetDep("labels"), *champion_dep],
-        metadata={"partition_expr": DIVISION_CUTOFF_EXPR},
-        check_specs=specs,
-        description="Calibrated per-division model (logistic regression, LightGBM or their ensemble, chosen by "
-        "customer-grouped CV) trained on the most recent cutoffs whose label window closed by this cutoff "
-        f"(looked for {lookback[1]}-{lookback[0]} months back), compared with the simple peers"
-        + (f" and with the current champion (the newest promoted model of the division in the {champion_months} "
-           "months before)" if champion_months else "") + ". One registry "
-        "row per partition with its verdict: `promoted`, `retained` (only trails the champion, which keeps serving), "
-        "`held` (gate or leakage check missed) or `skipped` (too little history), the reason and the serving model "
-        "(`serving_*`); files under <artifacts>/models/<division>/<cutoff>/. Only a serving model feeds scoring.",
+
+def division_model_outputs(context: AssetExecutionContext, cfg: Settings, warehouse: WarehouseResource,
+                           artifacts: ArtifactStore, labels: pl.DataFrame
+                           ) -> Generator[Output | AssetCheckResult, None, pl.DataFrame]:
+    """Train the partition's model on the earlier cutoffs' frames; yield the registry row (`division_model`) and
+    its checks; return the row (what scoring and the peers of the same step read)."""
+    # Imported here: lightgbm and scikit-learn cost ~0.7 s, and every run process loads the code location.
+    from gosales_assets.core.modeling import (
+        DegenerateModel,
+        InsufficientData,
+        load_model,
+        train_division_model,
+        training_fingerprint,
     )
-    def division_model(context: AssetExecutionContext, settings: GosalesSettings, warehouse: WarehouseResource,
-                       artifacts: ArtifactStore):
-        # Imported here: lightgbm and scikit-learn cost ~0.7 s, and every run process loads the code location.
-        from gosales_assets.core.modeling import DegenerateModel, InsufficientData, load_model, train_division_model
 
-        cfg = settings.get()
-        division, cutoff = split_key(context.partition_key)
-        params = cfg.models
-        candidates = candidate_training_cutoffs(warehouse, division, cutoff, lookback)
-        usable = training_cutoffs(cutoff, candidates)[-params.training_cutoffs:]
-        windows = dict(candidates)
-        training = [(c, windows[c]) for c in usable]
-        out_dir = ["models", division_slug(division), cutoff.isoformat()]
+    division, cutoff = split_key(context.partition_key)
+    params = cfg.models
+    candidates = candidate_training_cutoffs(warehouse, division, cutoff, training_lookback(cfg))
+    usable = training_cutoffs(cutoff, candidates)[-params.training_cutoffs:]
+    windows = dict(candidates)
+    training = [(c, windows[c]) for c in usable]
+    out_dir = ["models", division_slug(division), cutoff.isoformat()]
 
-        def skip(reason: str):
-            context.log.warning(f"division_model {context.partition_key}: no model trained — {reason}")
-            skipped = skipped_model(division=division, cutoff=cutoff, training=training, reason=reason,
-                                    run_id=context.run.run_id)
-            artifacts.write_json([*out_dir, "skipped.json"], skipped.skipped)
-            yield Output(skipped.registry, metadata={"status": SKIPPED, "reason": reason, "dagster/row_count": 1,
-                                                     "training_cutoffs": [str(c) for c, _ in training]})
-            yield AssetCheckResult(check_name="promotion_gate", asset_key="division_model", passed=False,
-                                   severity=AssetCheckSeverity.WARN, description=f"no model to promote: {reason}")
-            for name in GAUNTLET:
-                yield AssetCheckResult(check_name=name, asset_key="division_model", passed=True,
-                                       description=f"not applicable: no model was trained ({reason})",
-                                       metadata={"applicable": False})
+    def skip(reason: str):
+        context.log.warning(f"division_model {context.partition_key}: no model trained — {reason}")
+        skipped = skipped_model(division=division, cutoff=cutoff, training=training, reason=reason,
+                                run_id=context.run.run_id)
+        artifacts.write_json([*out_dir, "skipped.json"], skipped.skipped)
+        yield Output(skipped.registry, output_name="division_model",
+                     metadata={"status": SKIPPED, "reason": reason, "dagster/row_count": 1,
+                               "training_cutoffs": [str(c) for c, _ in training]})
+        yield AssetCheckResult(check_name="promotion_gate", asset_key="division_model", passed=False,
+                               severity=AssetCheckSeverity.WARN, description=f"no model to promote: {reason}")
+        for name in GAUNTLET:
+            yield AssetCheckResult(check_name=name, asset_key="division_model", passed=True,
+                                   description=f"not applicable: no model was trained ({reason})",
+                                   metadata={"applicable": False})
+        return skipped.registry
 
-        if not training:
-            yield from skip(f"no trainable cutoff C' with C' + W' ≤ {cutoff} has labels "
-                            f"(model frames with closed labels: {[str(c) for c, _ in candidates] or 'none'})")
-            return
-        cutoff_list = ", ".join(f"'{c.isoformat()}'" for c, _ in training)
-        frame = warehouse.query(
-            f"select * from division_features where division = ? and cutoff_date in ({cutoff_list}) "
-            "order by cutoff_date, customer_id", [division])
+    if not training:
+        return (yield from skip(f"no trainable cutoff C' with C' + W' ≤ {cutoff} has labels "
+                                f"(model frames with closed labels: {[str(c) for c, _ in candidates] or 'none'})"))
+    cutoff_list = ", ".join(f"'{c.isoformat()}'" for c, _ in training)
+    frame = warehouse.query(
+        f"select * from division_features where division = ? and cutoff_date in ({cutoff_list}) "
+        "order by cutoff_date, customer_id", [division])
+    model_path = artifacts.path(*out_dir, "model.joblib")
+    fingerprint = training_fingerprint(frame, params, cfg.seeds.modeling)
+    model = reusable_model(artifacts, out_dir, fingerprint)
+    reused = model is not None
+    if reused:
+        context.log.info(f"division_model {context.partition_key}: the training rows and settings are those of the "
+                         f"saved model {model_file_version(model_path)}: reused, not fitted again")
+    else:
         try:
             # The fit needs nothing of the warehouse: another run may use it meanwhile (dagster.yaml's pool lets two
             # runs in; the warehouse's lease gives them turns with the file).
             with warehouse.released():
                 model = train_division_model(frame, params, cfg.seeds.modeling)
         except (InsufficientData, DegenerateModel) as err:
-            yield from skip(f"{type(err).__name__}: {err.reason}")
-            return
-
-        # ---- the model file, the record, the artifacts ----------------------------------------------------------
-        model_path = artifacts.path(*out_dir, "model.joblib")
+            return (yield from skip(f"{type(err).__name__}: {err.reason}"))
         model.save(model_path)
-        model_version = model_file_version(model_path)
-        window_at_c = warehouse.query(
-            "select max(window_months) from labels where division = ? and cutoff_date = ?", [division, cutoff]).item()
-        gates_cfg = cfg.models.gates
-        if champion_months:
-            rows, looked_from, looked_to = champion_candidates(warehouse, division, cutoff, champion_months)
-            champion, champion_note = find_champion(rows, cutoff, looked_from=looked_from, looked_to=looked_to)
-        else:
-            champion, champion_note = None, "models.gates.champion_gate is off: no earlier model is read"
-        champion_model = load_model(serving_model(champion)["model_path"]) \
-            if champion is not None and champion_note is None else None
-        record = model_record(
-            model, division=division, cutoff=cutoff, training=training, model_version=model_version,
-            model_path=model_path, gate_thresholds=cfg.gate_thresholds(division),
-            peer_resamples=gates_cfg.peer_resamples, peer_gate=gates_cfg.peer_gate, champion=champion,
-            champion_model=champion_model, champion_note=champion_note, champion_gate=gates_cfg.champion_gate,
-            feature_shift=feature_shift_report(artifacts.path(), division, [c for c, _ in training]),
-            prediction_window_months=int(window_at_c) if window_at_c is not None else cfg.window_months(division),
-            frame=frame, drift_sample_rows=params.drift_sample_rows, seed=cfg.seeds.modeling,
-            run_id=context.run.run_id, config_checksum=cfg.checksum)
-        for name, content in record.files.items():
-            artifacts.write([*out_dir, name], content)
+        # Written after the model file: a run killed between the two leaves no fingerprint, so the next fits again.
+        artifacts.write_json([*out_dir, FINGERPRINT_FILE],
+                             {"fingerprint": fingerprint, "model_version": model_file_version(model_path)})
 
-        # ---- the registry row, metadata, checks ----------------------------------------------------------------
-        gate, leakage, m = record.gate, record.leakage, model.metrics
-        top = model.feature_importance().head(10).with_columns(pl.col("importance").round(5))
-        meta = {
-            "status": record.status,
-            "reason": record.reason,
-            "dagster/row_count": 1,
-            "model_type": model.model_type,
-            "calibration_method": model.calibration_method,
-            **{k: _rounded(m.get(k)) for k in ("auc", "lift_at_10", "brier", "cal_mae")},
-            "positives": int(model.class_balance.get("positives", 0)),
-            "rows_fitted": int(model.class_balance.get("rows_fitted", model.class_balance.get("n", 0))),
-            "negatives_sampled": bool((model.sampling or {}).get("sampled", False)),
-            "training_cutoffs": [str(c) for c, _ in training],
-            "model_version": model_version,
-            "serving_model_version": record.registry.item(0, "serving_model_version"),
-            "serving_cutoff": str(record.registry.item(0, "serving_cutoff") or "") or None,
-            "gate": gate.detail,
-            "gains_chart": image_markdown(record.files["gains.png"], "gains"),
-            "calibration_chart": image_markdown(record.files["calibration.png"], "calibration"),
-            "top_features": markdown_table(top.to_dicts()),
-            "leakage_report": MetadataValue.json(record.leakage_status),
-            "artifacts": MetadataValue.path(str(Path(model_path).parent)),
-        }
-        meta = {k: (MetadataValue.null() if v is None else v) for k, v in meta.items()}
-        yield Output(record.registry, metadata=meta)
+    # ---- the record, the artifacts -------------------------------------------------------------------------
+    model_version = model_file_version(model_path)
+    window_at_c = labels.get_column("window_months").max() if labels.height else None
+    gates_cfg = cfg.models.gates
+    champion_months = _champion_months(cfg)
+    if champion_months:
+        rows, looked_from, looked_to = champion_candidates(warehouse, division, cutoff, champion_months)
+        champion, champion_note = find_champion(rows, cutoff, looked_from=looked_from, looked_to=looked_to)
+    else:
+        champion, champion_note = None, "models.gates.champion_gate is off: no earlier model is read"
+    champion_model = load_model(serving_model(champion)["model_path"]) \
+        if champion is not None and champion_note is None else None
+    record = model_record(
+        model, division=division, cutoff=cutoff, training=training, model_version=model_version,
+        model_path=model_path, gate_thresholds=cfg.gate_thresholds(division),
+        peer_resamples=gates_cfg.peer_resamples, peer_gate=gates_cfg.peer_gate, champion=champion,
+        champion_model=champion_model, champion_note=champion_note, champion_gate=gates_cfg.champion_gate,
+        feature_shift=feature_shift_report(artifacts.path(), division, [c for c, _ in training]),
+        prediction_window_months=int(window_at_c) if window_at_c is not None else cfg.window_months(division),
+        frame=frame, drift_sample_rows=params.drift_sample_rows, seed=cfg.seeds.modeling,
+        run_id=context.run.run_id, config_checksum=cfg.checksum)
+    for name, content in record.files.items():
+        artifacts.write([*out_dir, name], content)
 
-        # Retained: the candidate is not promoted, but the champion keeps serving (nothing is withdrawn): a warning.
-        yield AssetCheckResult(check_name="promotion_gate", asset_key="division_model", passed=gate.passed,
-                               severity=AssetCheckSeverity.WARN if record.status == RETAINED
-                               else AssetCheckSeverity.ERROR, description=gate.detail,
-                               metadata={k: (MetadataValue.null() if v is None else _rounded(v))
-                                         for k, v in gate.values.items()})
-        for name in GAUNTLET:
-            entry = leakage[name]
-            detail = {k: v for k, v in entry.items() if k != "status"}
-            yield AssetCheckResult(check_name=name, asset_key="division_model", passed=entry["status"] == "PASS",
-                                   severity=AssetCheckSeverity.ERROR,
-                                   description=f"{entry['status']}: {json.dumps(detail, default=str)[:300]}",
-                                   metadata={"detail": MetadataValue.json(detail)})
+    # ---- the registry row, metadata, checks ----------------------------------------------------------------
+    gate, leakage, m = record.gate, record.leakage, model.metrics
+    top = model.feature_importance().head(10).with_columns(pl.col("importance").round(5))
+    meta = {
+        "status": record.status,
+        "reason": record.reason,
+        "dagster/row_count": 1,
+        "model_type": model.model_type,
+        "calibration_method": model.calibration_method,
+        **{k: _rounded(m.get(k)) for k in ("auc", "lift_at_10", "brier", "cal_mae")},
+        "positives": int(model.class_balance.get("positives", 0)),
+        "rows_fitted": int(model.class_balance.get("rows_fitted", model.class_balance.get("n", 0))),
+        "negatives_sampled": bool((model.sampling or {}).get("sampled", False)),
+        "model_reused": reused,
+        "training_cutoffs": [str(c) for c, _ in training],
+        "model_version": model_version,
+        "serving_model_version": record.registry.item(0, "serving_model_version"),
+        "serving_cutoff": str(record.registry.item(0, "serving_cutoff") or "") or None,
+        "gate": gate.detail,
+        "gains_chart": image_markdown(record.files["gains.png"], "gains"),
+        "calibration_chart": image_markdown(record.files["calibration.png"], "calibration"),
+        "top_features": markdown_table(top.to_dicts()),
+        "leakage_report": MetadataValue.json(record.leakage_status),
+        "artifacts": MetadataValue.path(str(Path(model_path).parent)),
+    }
+    meta = {k: (MetadataValue.null() if v is None else v) for k, v in meta.items()}
+    yield Output(record.registry, output_name="division_model", metadata=meta)
 
-    return [division_model]
+    # Retained: the candidate is not promoted, but the champion keeps serving (nothing is withdrawn): a warning.
+    yield AssetCheckResult(check_name="promotion_gate", asset_key="division_model", passed=gate.passed,
+                           severity=AssetCheckSeverity.WARN if record.status == RETAINED
+                           else AssetCheckSeverity.ERROR, description=gate.detail,
+                           metadata={k: (MetadataValue.null() if v is None else _rounded(v))
+                                     for k, v in gate.values.items()})
+    for name in GAUNTLET:
+        entry = leakage[name]
+        detail = {k: v for k, v in entry.items() if k != "status"}
+        yield AssetCheckResult(check_name=name, asset_key="division_model", passed=entry["status"] == "PASS",
+                               severity=AssetCheckSeverity.ERROR,
+                               description=f"{entry['status']}: {json.dumps(detail, default=str)[:300]}",
+                               metadata={"detail": MetadataValue.json(detail)})
+    return record.registry

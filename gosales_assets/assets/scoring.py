@@ -1,6 +1,6 @@
 """Group `scoring`: ICP scores per division × cutoff from the serving model (the partition's promoted model, or the
-champion a retained candidate could not beat), and the CRM export. The op that scores also measures the scores'
-drift (`drift`, group `validation`)."""
+champion a retained candidate could not beat), and the CRM export. Made by the op of the whole division × cutoff
+partition (`assets.division_cutoff`), which then measures the scores' drift (`drift`, group `validation`)."""
 
 from collections.abc import Generator
 
@@ -10,23 +10,19 @@ from dagster import (
     AssetCheckSeverity,
     AssetCheckSpec,
     AssetExecutionContext,
-    AssetIn,
-    AssetsDefinition,
     AssetSpec,
     MetadataValue,
     Output,
     PartitionsDefinition,
-    multi_asset,
 )
 
 from gosales_assets.assets.common import contract_check_result, partition_checks, table_metadata
 from gosales_assets.assets.labels import DIVISION_CUTOFF_EXPR
-from gosales_assets.assets.validation import drift_check_specs, drift_outputs, drift_spec
 from gosales_assets.core.contracts import check_contract, icp_scores_schema
 from gosales_assets.core.registry import RETAINED, serving_model, unpublished_reason
 from gosales_assets.core.scoring import ICP_COLUMNS, ICP_SCHEMA, score_population, zero_prevalence_alert
-from gosales_assets.partitions import division_cutoff_partitions, split_key
-from gosales_assets.resources import WAREHOUSE_POOL, ArtifactStore, GosalesSettings, WarehouseResource
+from gosales_assets.partitions import split_key
+from gosales_assets.resources import ArtifactStore, WarehouseResource
 from gosales_assets.settings import Settings, division_slug
 
 
@@ -40,13 +36,13 @@ def export_icp_scores(warehouse: WarehouseResource, artifacts: ArtifactStore, cu
 
 
 def icp_scores_spec() -> AssetSpec:
-    """`icp_scores` of one division × cutoff. Made by the same op as `drift` (`scores_with_drift`): drift compares
-    these scores with the model's training baseline, so one op makes them one run of a native backfill (as separate
-    assets, drift ran as a run of its own in most partitions: docs/ARCHITECTURE.md, "Runs of a backfill")."""
+    """`icp_scores` of one division × cutoff, made by the op of the whole partition (`assets.division_cutoff`) from
+    the model row and the frame made before it in the same step (not declared as edges: no edge between two outputs
+    of one op on the same partition; docs/ARCHITECTURE.md)."""
     return AssetSpec(
         "icp_scores",
         group_name="scoring",
-        deps=["division_model", "division_features", "dim_customer"],
+        deps=["dim_customer"],
         metadata={"partition_expr": DIVISION_CUTOFF_EXPR},
         description="Calibrated probability that each eligible customer buys the division in the window after "
         "the cutoff, from the serving model of the partition's division_model row: its own model when promoted, "
@@ -135,28 +131,3 @@ def icp_scores_outputs(context: AssetExecutionContext, cfg: Settings, warehouse:
                            description="labels unknown (window open)" if not known
                            else f"{meta['realized_positives']} realized positives")
     return scores
-
-
-def build_scoring_assets(settings: Settings) -> list[AssetsDefinition]:
-    parts = division_cutoff_partitions(settings)
-
-    @multi_asset(
-        name="scores_with_drift",
-        # Both outputs are stored by the warehouse IO manager (a spec without one would be a Nothing output).
-        specs=[s.with_io_manager_key("io_manager") for s in (icp_scores_spec(), drift_spec())],
-        ins={"division_model": AssetIn(), "division_features": AssetIn()},
-        partitions_def=parts,
-        pool=WAREHOUSE_POOL,
-        # Not subsettable: drift measures the scores just made, so a native backfill runs both as one run per
-        # partition, and a retraining (model → scores → drift) never leaves drift describing older scores. Drift
-        # declares what the op reads, not an edge from its sibling `icp_scores` (docs/ARCHITECTURE.md).
-        can_subset=False,
-        check_specs=[*icp_scores_check_specs(parts), *drift_check_specs(parts)],
-    )
-    def scores_with_drift(context: AssetExecutionContext, settings: GosalesSettings, warehouse: WarehouseResource,
-                          artifacts: ArtifactStore, division_model: pl.DataFrame, division_features: pl.DataFrame):
-        cfg = settings.get()
-        scores = yield from icp_scores_outputs(context, cfg, warehouse, artifacts, division_model, division_features)
-        yield from drift_outputs(context, cfg, artifacts, warehouse, division_model, scores, division_features)
-
-    return [scores_with_drift]

@@ -1,6 +1,7 @@
 """Group `validation`: forward validation of published scores once their window has closed — beside every simple
 peer on the same rows, and for the peers alone where nothing was published — and drift of the scoring population
-against the model's training baseline (made with the scores, by `assets.scoring`'s op). Files:
+against the model's training baseline; both made by the op of the whole division × cutoff partition
+(`assets.division_cutoff`). Files:
 <artifacts>/validation/<division>/<cutoff>/."""
 
 import json
@@ -15,18 +16,16 @@ from dagster import (
     AssetCheckSeverity,
     AssetCheckSpec,
     AssetExecutionContext,
-    AssetIn,
-    AssetsDefinition,
     AssetSpec,
     MetadataValue,
     Output,
     PartitionsDefinition,
-    asset,
 )
 
 from gosales_assets.assets.common import image_markdown, markdown_table, partition_checks
 from gosales_assets.assets.labels import DIVISION_CUTOFF_EXPR
 from gosales_assets.core.calendar import add_months, window_end
+from gosales_assets.core.checksum import frame_checksum
 from gosales_assets.core.charts import calibration_chart, gains_chart
 from gosales_assets.core.drift import (
     LINE_COLUMNS,
@@ -48,8 +47,8 @@ from gosales_assets.core.validation import (
     topk_scenarios,
     validation_metrics,
 )
-from gosales_assets.partitions import division_cutoff_partitions, split_key
-from gosales_assets.resources import WAREHOUSE_POOL, ArtifactStore, GosalesSettings, WarehouseResource
+from gosales_assets.partitions import split_key
+from gosales_assets.resources import ArtifactStore, WarehouseResource
 from gosales_assets.settings import Settings, division_slug
 
 SEGMENTS = ["industry", "region", "employee_band"]
@@ -139,16 +138,13 @@ def _orderings_markdown(orderings: pl.DataFrame) -> MetadataValue:
     return markdown_table(orderings.with_columns(cs.float().round(4)).to_dicts())
 
 
-def build_validation_assets(settings: Settings) -> list[AssetsDefinition]:
-    parts = division_cutoff_partitions(settings)
-
-    @asset(
-        name="forward_validation",
+def forward_validation_spec() -> AssetSpec:
+    """`forward_validation` of one division × cutoff, made by the op of the whole partition
+    (`assets.division_cutoff`) last: from the scores, the peers and the labels made before it in the same step."""
+    return AssetSpec(
+        "forward_validation",
         group_name="validation",
-        partitions_def=parts,
-        pool=WAREHOUSE_POOL,
-        ins={"icp_scores": AssetIn(), "peer_scores": AssetIn()},
-        deps=["labels", "dim_customer"],
+        deps=["dim_customer"],
         metadata={"partition_expr": DIVISION_CUTOFF_EXPR},
         description="The scores published at the cutoff joined with what really happened in (C, C + W]: metrics, "
         "gains, calibration, top-K scenarios and segment performance, and beside them every simple peer "
@@ -156,137 +152,139 @@ def build_validation_assets(settings: Settings) -> list[AssetsDefinition]:
         "nothing was published the peers are still validated (status not_published). Skipped while the window is "
         "open.",
     )
-    def forward_validation(context: AssetExecutionContext, settings: GosalesSettings, warehouse: WarehouseResource,
-                           artifacts: ArtifactStore, icp_scores: pl.DataFrame, peer_scores: pl.DataFrame):
-        cfg = settings.get()
-        division, cutoff = split_key(context.partition_key)
-        published = icp_scores.height > 0
-        best_peer, basis = _best_peer(peer_scores)
-        rel = ["validation", division_slug(division), cutoff.isoformat()]
 
-        def not_validated(status: str, reason: str, **values):
-            context.log.info(f"forward_validation {context.partition_key}: not validated — {reason}")
-            return Output(_forward_row(division=division, cutoff_date=cutoff, status=status, reason=reason, **values),
-                          metadata={"status": status, "reason": reason})
 
-        not_published = "no published icp_scores for this partition (see its division_model row for the reason)"
-        # Outcomes come from the labels table as it is now, not from `bought_in_division` as it was when the
-        # scores were published: scores are published while the window is open, and the labels of C are
-        # re-materialized once (C, C + W] has closed (the monthly schedule requests exactly that).
-        labels = warehouse.query("select customer_id, label, censored, net_revenue_window, window_months from labels "
-                                 "where division = ? and cutoff_date = ?", [division, cutoff])
-        if published:
-            window = int(icp_scores.item(0, "prediction_window_months"))
-        elif labels.height:
-            window = int(labels.get_column("window_months").max())
-        else:
-            window = cfg.window_months(division)
-        end = window_end(cutoff, window)
-        closed = not (end > cfg.data.end_date or labels.height == 0 or labels.get_column("censored").all())
-        if not published and (not closed or peer_scores.height == 0):
-            yield not_validated("not_published", not_published + ("" if closed else
-                                f"; window ({cutoff}, {end}] has not closed, so neither are the simple peers "
-                                "validated yet"))
-            return
-        if not closed:
-            yield not_validated("window_open", f"window ({cutoff}, {end}] has not closed (data ends "
-                                               f"{cfg.data.end_date}) or its labels are still censored; validated "
-                                               "again once it has closed and labels are rebuilt",
-                                window_months=window, window_end=end,
-                                model_version=icp_scores.item(0, "model_version"))
-            return
-        outcomes = labels.filter(~pl.col("censored")).select(
-            "customer_id", pl.col("label").alias("bought_in_division"), "net_revenue_window")
-        n_boot, seed = cfg.models.gates.peer_resamples, cfg.seeds.modeling
+def forward_validation_outputs(context: AssetExecutionContext, cfg: Settings, warehouse: WarehouseResource,
+                               artifacts: ArtifactStore, labels: pl.DataFrame, icp_scores: pl.DataFrame,
+                               peer_scores: pl.DataFrame) -> Iterator[Output]:
+    """Validate the partition's published scores (and its peers) against its labels; yield `forward_validation`."""
+    division, cutoff = split_key(context.partition_key)
+    published = icp_scores.height > 0
+    best_peer, basis = _best_peer(peer_scores)
+    rel = ["validation", division_slug(division), cutoff.isoformat()]
 
-        if not published:  # the peers alone, on the peers' population (the same labels population icp_scores has)
-            frame = (peer_scores.select("customer_id").join(outcomes, on="customer_id", how="left")
-                     .filter(pl.col("bought_in_division").is_not_null()).sort("customer_id"))
-            y = frame.get_column("bought_in_division").to_numpy().astype(int)
-            peers = _peer_frame(frame, peer_scores)
-            comparison = engine_vs_peers(y, None, {p: peer_values(peers, p) for p in PEERS}, best_peer,
-                                         n_boot=n_boot, seed=seed)
-            artifacts.write_csv([*rel, "peers.csv"], comparison["orderings"])
-            reason = (f"{not_published}; the simple peers validated on {len(y)} rows against outcomes in ({cutoff}, "
-                      f"{end}]")
-            context.log.info(f"forward_validation {context.partition_key}: {reason}")
-            yield Output(_forward_row(division=division, cutoff_date=cutoff, status="not_published", reason=reason,
-                                      window_months=window, window_end=end, rows=len(y), positives=int(y.sum()),
-                                      **_comparison_values(comparison, basis)),
-                         metadata={"status": "not_published", "reason": reason, "best_peer": best_peer,
-                                   "best_peer_basis": basis, "rows": len(y), "positives": int(y.sum()),
-                                   "engine_and_peers": _orderings_markdown(comparison["orderings"])})
-            return
-        attrs = warehouse.query(f"select customer_id, {', '.join(SEGMENTS)} from dim_customer")
-        frame = (icp_scores.drop("bought_in_division")
-                 .join(outcomes, on="customer_id", how="left")
-                 .join(attrs, on="customer_id", how="left")
+    def not_validated(status: str, reason: str, **values):
+        context.log.info(f"forward_validation {context.partition_key}: not validated — {reason}")
+        row = _forward_row(division=division, cutoff_date=cutoff, status=status, reason=reason, **values)
+        return Output(row, output_name="forward_validation",
+                      metadata={"status": status, "reason": reason})
+
+    not_published = "no published icp_scores for this partition (see its division_model row for the reason)"
+    # Outcomes come from the labels made in this step: censored while the window is open; the partition is made
+    # again once (C, C + W] has closed (the `new_cutoff` sensor requests exactly that), with its outcomes.
+    labels = labels.select("customer_id", "label", "censored", "net_revenue_window", "window_months")
+    if published:
+        window = int(icp_scores.item(0, "prediction_window_months"))
+    elif labels.height:
+        window = int(labels.get_column("window_months").max())
+    else:
+        window = cfg.window_months(division)
+    end = window_end(cutoff, window)
+    closed = not (end > cfg.data.end_date or labels.height == 0 or labels.get_column("censored").all())
+    if not published and (not closed or peer_scores.height == 0):
+        yield not_validated("not_published", not_published + ("" if closed else
+                            f"; window ({cutoff}, {end}] has not closed, so neither are the simple peers "
+                            "validated yet"))
+        return
+    if not closed:
+        yield not_validated("window_open", f"window ({cutoff}, {end}] has not closed (data ends "
+                                           f"{cfg.data.end_date}) or its labels are still censored; validated "
+                                           "again once it has closed and labels are rebuilt",
+                            window_months=window, window_end=end,
+                            model_version=icp_scores.item(0, "model_version"))
+        return
+    outcomes = labels.filter(~pl.col("censored")).select(
+        "customer_id", pl.col("label").alias("bought_in_division"), "net_revenue_window")
+    n_boot, seed = cfg.models.gates.peer_resamples, cfg.seeds.modeling
+
+    if not published:  # the peers alone, on the peers' population (the same labels population icp_scores has)
+        frame = (peer_scores.select("customer_id").join(outcomes, on="customer_id", how="left")
                  .filter(pl.col("bought_in_division").is_not_null()).sort("customer_id"))
         y = frame.get_column("bought_in_division").to_numpy().astype(int)
-        p = frame.get_column("icp_score").to_numpy()
-        revenue = frame.get_column("net_revenue_window").fill_null(0.0).to_numpy()
-        params = cfg.models
-        metrics = validation_metrics(y, p, revenue, ks=params.capacity_pcts, n_bins=params.calibration_bins)
-        gains = gains_table(y, p)
-        calibration = calibration_bins(y, p, params.calibration_bins)
-        topk = topk_scenarios(y, p, revenue, pcts=cfg.whitespace.capacity_grid_pcts)
-        segments = segment_performance(frame.rename({"bought_in_division": "y", "icp_score": "p"}), SEGMENTS)
         peers = _peer_frame(frame, peer_scores)
-        comparison = engine_vs_peers(y, p, {name: peer_values(peers, name) for name in PEERS}, best_peer,
-                                     n_boot=n_boot, seed=seed) if best_peer else None
-        artifacts.path(*rel).mkdir(parents=True, exist_ok=True)
-        if comparison is not None:
-            artifacts.write_csv([*rel, "peers.csv"], comparison["orderings"])
-        frame.write_parquet(artifacts.path(*rel, "validation_frame.parquet"))
-        artifacts.write_json([*rel, "metrics.json"], metrics)
-        artifacts.write_csv([*rel, "gains.csv"], gains)
-        artifacts.write_csv([*rel, "calibration.csv"], calibration)
-        artifacts.write_csv([*rel, "topk_scenarios.csv"], topk)
-        artifacts.write_csv([*rel, "segment_performance.csv"], segments)
-        title = f"{division} @ {cutoff}: forward"
-        gains_png, cal_png = gains_chart(gains, title), calibration_chart(calibration, title)
-        artifacts.path(*rel, "gains.png").write_bytes(gains_png)
-        artifacts.path(*rel, "calibration.png").write_bytes(cal_png)
-        flagged = segments.filter(pl.col("flag"))
-        row = _forward_row(
-            division=division, cutoff_date=cutoff, status="validated",
-            reason=f"scores of model {icp_scores.item(0, 'model_version')} against outcomes in ({cutoff}, {end}]",
-            window_months=window, window_end=end, model_version=icp_scores.item(0, "model_version"), rows=len(y),
-            positives=int(y.sum()), **{k: metrics.get(k) for k in FORWARD_METRICS}, flagged_segments=flagged.height,
-            **(_comparison_values(comparison, basis) if comparison is not None else {}),
-            capture_at_10=capture_at(y, p))
-        vs_peer = {}
-        if comparison is not None:
-            diff, lo, hi = (comparison[k] for k in ("auc_vs_best_peer", "auc_vs_best_peer_low",
-                                                    "auc_vs_best_peer_high"))
-            vs_peer = {"best_peer": best_peer, "best_peer_basis": basis,
-                       "auc_vs_best_peer": MetadataValue.null() if diff is None else
-                       f"{diff:+.4f} [{lo:+.4f}, {hi:+.4f}] (95 % paired bootstrap)",
-                       "engine_and_peers": _orderings_markdown(comparison["orderings"])}
-        yield Output(row, metadata={
-            "status": "validated",
-            **{k: MetadataValue.null() if metrics.get(k) is None else round(float(metrics[k]), 4)
-               for k in ("auc", "lift_at_10", "cal_mae")},
-            "positives": int(y.sum()), "rows": len(y), **vs_peer,
-            "gains_chart": image_markdown(gains_png, "gains"),
-            "calibration_chart": image_markdown(cal_png, "calibration"),
-            "topk_scenarios": markdown_table(topk.with_columns(cs.float().round(3)).to_dicts()),
-            "flagged_segments": markdown_table(flagged.select("segment_col", "segment", "rows", "reason").to_dicts()),
-        })
+        comparison = engine_vs_peers(y, None, {p: peer_values(peers, p) for p in PEERS}, best_peer,
+                                     n_boot=n_boot, seed=seed)
+        artifacts.write_csv([*rel, "peers.csv"], comparison["orderings"])
+        reason = (f"{not_published}; the simple peers validated on {len(y)} rows against outcomes in ({cutoff}, "
+                  f"{end}]")
+        context.log.info(f"forward_validation {context.partition_key}: {reason}")
+        row = _forward_row(division=division, cutoff_date=cutoff, status="not_published", reason=reason,
+                           window_months=window, window_end=end, rows=len(y), positives=int(y.sum()),
+                           **_comparison_values(comparison, basis))
+        yield Output(row, output_name="forward_validation",
+                     metadata={"status": "not_published", "reason": reason, "best_peer": best_peer,
+                               "best_peer_basis": basis, "rows": len(y), "positives": int(y.sum()),
+                               "engine_and_peers": _orderings_markdown(comparison["orderings"])})
+        return
+    attrs = warehouse.query(f"select customer_id, {', '.join(SEGMENTS)} from dim_customer")
+    frame = (icp_scores.drop("bought_in_division")
+             .join(outcomes, on="customer_id", how="left")
+             .join(attrs, on="customer_id", how="left")
+             .filter(pl.col("bought_in_division").is_not_null()).sort("customer_id"))
+    y = frame.get_column("bought_in_division").to_numpy().astype(int)
+    p = frame.get_column("icp_score").to_numpy()
+    revenue = frame.get_column("net_revenue_window").fill_null(0.0).to_numpy()
+    params = cfg.models
+    metrics = validation_metrics(y, p, revenue, ks=params.capacity_pcts, n_bins=params.calibration_bins)
+    gains = gains_table(y, p)
+    calibration = calibration_bins(y, p, params.calibration_bins)
+    topk = topk_scenarios(y, p, revenue, pcts=cfg.whitespace.capacity_grid_pcts)
+    segments = segment_performance(frame.rename({"bought_in_division": "y", "icp_score": "p"}), SEGMENTS)
+    peers = _peer_frame(frame, peer_scores)
+    comparison = engine_vs_peers(y, p, {name: peer_values(peers, name) for name in PEERS}, best_peer,
+                                 n_boot=n_boot, seed=seed) if best_peer else None
+    artifacts.path(*rel).mkdir(parents=True, exist_ok=True)
+    if comparison is not None:
+        artifacts.write_csv([*rel, "peers.csv"], comparison["orderings"])
+    frame.write_parquet(artifacts.path(*rel, "validation_frame.parquet"))
+    artifacts.write_json([*rel, "metrics.json"], metrics)
+    artifacts.write_csv([*rel, "gains.csv"], gains)
+    artifacts.write_csv([*rel, "calibration.csv"], calibration)
+    artifacts.write_csv([*rel, "topk_scenarios.csv"], topk)
+    artifacts.write_csv([*rel, "segment_performance.csv"], segments)
+    title = f"{division} @ {cutoff}: forward"
+    gains_png, cal_png = gains_chart(gains, title), calibration_chart(calibration, title)
+    artifacts.path(*rel, "gains.png").write_bytes(gains_png)
+    artifacts.path(*rel, "calibration.png").write_bytes(cal_png)
+    flagged = segments.filter(pl.col("flag"))
+    row = _forward_row(
+        division=division, cutoff_date=cutoff, status="validated",
+        reason=f"scores of model {icp_scores.item(0, 'model_version')} against outcomes in ({cutoff}, {end}]",
+        window_months=window, window_end=end, model_version=icp_scores.item(0, "model_version"), rows=len(y),
+        positives=int(y.sum()), **{k: metrics.get(k) for k in FORWARD_METRICS}, flagged_segments=flagged.height,
+        **(_comparison_values(comparison, basis) if comparison is not None else {}),
+        capture_at_10=capture_at(y, p))
+    vs_peer = {}
+    if comparison is not None:
+        diff, lo, hi = (comparison[k] for k in ("auc_vs_best_peer", "auc_vs_best_peer_low",
+                                                "auc_vs_best_peer_high"))
+        vs_peer = {"best_peer": best_peer, "best_peer_basis": basis,
+                   "auc_vs_best_peer": MetadataValue.null() if diff is None else
+                   f"{diff:+.4f} [{lo:+.4f}, {hi:+.4f}] (95 % paired bootstrap)",
+                   "engine_and_peers": _orderings_markdown(comparison["orderings"])}
+    yield Output(row, output_name="forward_validation", metadata={
+        "status": "validated",
+        **{k: MetadataValue.null() if metrics.get(k) is None else round(float(metrics[k]), 4)
+           for k in ("auc", "lift_at_10", "cal_mae")},
+        "positives": int(y.sum()), "rows": len(y), **vs_peer,
+        "gains_chart": image_markdown(gains_png, "gains"),
+        "calibration_chart": image_markdown(cal_png, "calibration"),
+        "topk_scenarios": markdown_table(topk.with_columns(cs.float().round(3)).to_dicts()),
+        "flagged_segments": markdown_table(flagged.select("segment_col", "segment", "rows", "reason").to_dicts()),
+    })
 
-    return [forward_validation]
 
 
 def drift_spec() -> AssetSpec:
-    """`drift` of one division × cutoff. Made by the same op as `icp_scores` (`assets.scoring.scores_with_drift`),
-    whose scores it compares with the serving model's training baseline."""
+    """`drift` of one division × cutoff, made by the op of the whole partition (`assets.division_cutoff`) after
+    `icp_scores`, whose scores it compares with the serving model's training baseline."""
     return AssetSpec(
         "drift",
         group_name="validation",
-        # What the op reads (the scores it compares are made from the same model and frame, in the same step: no
-        # edge from the sibling `icp_scores`, see assets.scoring); the roster's purchase lines and segments: who
-        # buys, per segment and division, vs the training cutoffs.
-        deps=["division_model", "division_features", "fact_transactions", "dim_customer"],
+        # What the op reads besides its own outputs (the scores, the model and the frame it compares are made in the
+        # same step: no edge between two outputs of one op on the same partition, docs/ARCHITECTURE.md): the
+        # roster's purchase lines and segments — who buys, per segment and division, vs the training cutoffs.
+        deps=["fact_transactions", "dim_customer"],
         metadata={"partition_expr": DIVISION_CUTOFF_EXPR},
         description="What the engine sees at the cutoff vs the serving model's training baseline: PSI of the score "
         "and of the top features (zero-inflated ones also among their non-zero values), prevalence (vs the same "
@@ -379,6 +377,8 @@ def drift_outputs(context: AssetExecutionContext, cfg: Settings, artifacts: Arti
     raised = [f for f in report["findings"] if f["severity"] != "info"]
     yield Output(table, output_name="drift", metadata={
         "max_severity": report["max_severity"],
+        # The alert sensor raises a partition's findings once: made again with the same findings, nothing is new.
+        "findings_checksum": frame_checksum(table),
         "counts": MetadataValue.json(report["counts"]),
         # Only what was raised: every comparison (a few dozen segments) is in the table and alerts.json.
         "findings": markdown_table([{k: (round(v, 4) if isinstance(v, float) else v) for k, v in f.items()

@@ -10,7 +10,9 @@ check of ERROR severity (promotion gate, leakage, contracts, hard drift), the se
   filtered on alerts, and logs each finding,
 - when `automation.retrain_on_hard_drift` is on, requests a retraining run (model → scores → drift) for each
   partition with hard drift, unless that drift came from a retraining run already (no retrain loops).
-Its cursor holds the last drift materialization and check execution it has seen: each alert is raised once.
+Its cursor holds the last drift materialization and check execution it has seen: each alert is raised once. A
+partition made again with the same result (a closed window's refresh remakes the whole division × cutoff partition:
+the same drift findings, the same failed check) raises nothing new.
 """
 
 from __future__ import annotations
@@ -33,15 +35,18 @@ from dagster import (
     SensorResult,
     sensor,
 )
+from dagster._core.event_api import PartitionKeyFilter
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
+from gosales_assets.assets.division_cutoff import DIVISION_CUTOFF_ASSETS
 from gosales_assets.jobs import ALERT_FILE_TAG, ALERT_TAG, DIVISION_CUTOFF_JOB, RUN_KEY_TAG, STAGE_TAG
 from gosales_assets.partitions import multi_key, parse_cutoff
 from gosales_assets.resources import ArtifactStore, GosalesSettings
 from gosales_assets.settings import Settings, division_slug
 
 SEVERITY_RANK = {"info": 0, "warn": 1, "hard": 2}
-RETRAIN_ASSETS = ("division_model", "icp_scores", "peer_scores", "drift")
+# The whole division × cutoff partition (one op: a retraining remakes its model, scores, drift, peers, validation).
+RETRAIN_ASSETS = DIVISION_CUTOFF_ASSETS
 PARTITION_TAG = "dagster/partition"
 PAGE = 200
 
@@ -124,6 +129,34 @@ def retrain_partitions(items: Sequence[AlertItem], retrain_runs: set[str]) -> li
                    and i.run_id not in retrain_runs})
 
 
+def _same_drift_as_before(instance: DagsterInstance, rec) -> bool:
+    """The partition's previous drift materialization had the very same findings (`findings_checksum`): it was
+    raised then. A partition is made again when its window closes (its outcomes) or when it is retrained; the same
+    findings are not news."""
+    mat = rec.asset_materialization
+    if mat is None or mat.partition is None or "findings_checksum" not in mat.metadata:
+        return False
+    before = instance.fetch_materializations(
+        AssetRecordsFilter(asset_key=AssetKey("drift"), asset_partitions=[mat.partition],
+                           before_storage_id=rec.storage_id), limit=1, ascending=False).records
+    prev = before[0].asset_materialization if before else None
+    return prev is not None and "findings_checksum" in prev.metadata \
+        and prev.metadata["findings_checksum"].value == mat.metadata["findings_checksum"].value
+
+
+def _same_failure_as_before(storage, key: AssetCheckKey, rec, description: str | None) -> bool:
+    """The check's previous evaluation on the same partition failed with the same description: raised then (the
+    partition was made again — a closed window's refresh — with the same verdict)."""
+    if rec.partition is None:
+        return False
+    [prev] = storage.get_asset_check_execution_history(key, limit=1, cursor=rec.id,
+                                                       partition_filter=PartitionKeyFilter(key=rec.partition)) or [None]
+    if prev is None or prev.status != AssetCheckExecutionRecordStatus.FAILED:
+        return False
+    evaluation = prev.event.dagster_event.event_specific_data if prev.event and prev.event.dagster_event else None
+    return evaluation is not None and evaluation.description == description
+
+
 def _new_drift_items(instance: DagsterInstance, cfg: Settings, artifacts: ArtifactStore, after: int
                      ) -> tuple[list[AlertItem], int]:
     items, last = [], after
@@ -136,6 +169,8 @@ def _new_drift_items(instance: DagsterInstance, cfg: Settings, artifacts: Artifa
             meta = mat.metadata if mat else {}
             severity = meta["max_severity"].value if "max_severity" in meta else "info"
             if SEVERITY_RANK.get(severity, 0) < SEVERITY_RANK[cfg.automation.alert_min_severity]:
+                continue
+            if _same_drift_as_before(instance, rec):
                 continue
             cutoff, division = (mat.partition or "|").split("|", 1)
             path = Path(artifacts.root, "validation", division_slug(division) if division else "",
@@ -159,6 +194,8 @@ def _new_check_items(instance: DagsterInstance, check_keys: Sequence[AssetCheckK
             last = max(last, rec.id)
             evaluation = rec.event.dagster_event.event_specific_data if rec.event and rec.event.dagster_event else None
             if evaluation is None or evaluation.severity != AssetCheckSeverity.ERROR or rec.run_id in skip_runs:
+                continue
+            if _same_failure_as_before(storage, key, rec, evaluation.description):
                 continue
             run = instance.get_run_by_id(rec.run_id)
             partition = rec.partition or (run.tags.get(PARTITION_TAG) if run else None)

@@ -3,8 +3,8 @@
 The `cutoff` partitions end at the last month-end the data reaches (`data.end_date`), so refreshing the landing
 data and `data.end_date` (and reloading the code location) adds a partition. On its next tick the sensor launches
 one asset backfill of every new cutoff: the star schema (the new data), the cutoff's features, its division ×
-cutoff partitions, its whitespace and reports, and the labels, model frame and forward validation of the cutoffs
-whose window has just closed (C − W for each division's window W, when C − W was built). Dagster's backfill daemon
+cutoff partitions, its whitespace and reports, and the division × cutoff partitions of the cutoffs whose window has
+just closed (C − W for each division's window W, when C − W was built), made again with their outcomes. Dagster's backfill daemon
 orders all of it by the asset graph. Its cursor holds the newest cutoff launched: each cutoff is launched once.
 """
 
@@ -26,6 +26,7 @@ from dagster import (
 from dagster._core.definitions.assets.graph.base_asset_graph import BaseAssetGraph
 from dagster._core.definitions.events import AssetKeyPartitionKey
 
+from gosales_assets.assets.division_cutoff import DIVISION_CUTOFF_ASSETS
 from gosales_assets.core.calendar import add_months
 from gosales_assets.jobs import CUTOFF_TAG, SOURCE_TAG
 from gosales_assets.partitions import cutoff_key, multi_key, parse_cutoff
@@ -33,9 +34,11 @@ from gosales_assets.resources import GosalesSettings
 from gosales_assets.runner import backfill_subset, ensure_warehouse_pool, target_partitions
 from gosales_assets.settings import Settings
 
-# The model frame is rebuilt with its labels (training reads the label columns from `division_features`); the peer
-# scores follow it (their realized outcome column), and forward validation reads both.
-REFRESHED_ON_CLOSE = ("labels", "division_features", "peer_scores", "forward_validation")
+# The partition whose window closed is made again, all of it (one op): its labels get their outcomes, the model frame
+# the label columns later models train on, the scores and peers their realized outcome column, forward validation
+# its verdict. Its model is the same (trained on the same earlier rows), so it is reused, not fitted again
+# (assets.models).
+REFRESHED_ON_CLOSE = DIVISION_CUTOFF_ASSETS
 
 
 def new_cutoffs(settings: Settings, cursor: str | None) -> list[dt.date]:
@@ -74,8 +77,8 @@ def build_new_cutoff_sensor(settings: Settings) -> SensorDefinition:
         asset_selection=AssetSelection.all(),
         default_status=DefaultSensorStatus.RUNNING if auto.new_cutoff_sensor_running else DefaultSensorStatus.STOPPED,
         description="A new month-end in the data (data.end_date) becomes one native backfill: star, the cutoff's "
-        "features, models, scores, whitespace and reports, plus the labels, model frames and forward validation of the "
-        "windows it closes. Each cutoff is launched once (cursor).",
+        "features, models, scores, whitespace and reports, plus the division × cutoff partitions of the windows it "
+        "closes, made again with their outcomes. Each cutoff is launched once (cursor).",
     )
     def new_cutoff(context: SensorEvaluationContext, settings: GosalesSettings):
         cfg = settings.get()

@@ -955,6 +955,27 @@ def load_model(path: str | Path) -> TrainedModel:
     return TrainedModel.load(path)
 
 
+def training_fingerprint(frame: pl.DataFrame, params: ModelSettings, seed: int) -> str:
+    """What `train_division_model(frame, params, seed)` depends on, as one sha256: the rows (schema and content),
+    the model settings (not the gates: they judge the model after the fit), the seed, the training code (this module
+    and the calibration and metrics it uses) and the versions of the learning libraries. The fit is deterministic,
+    so an equal fingerprint means an equal model: a partition made again on the same training rows (a closed
+    window's refresh, a retraining on unchanged data) reuses its model file instead of fitting it again."""
+    import importlib.metadata as md
+    import sys
+
+    from gosales_assets.core.checksum import frame_checksum
+
+    code = [Path(mod.__file__).read_bytes() for mod in (sys.modules[__name__], sys.modules[Calibrator.__module__],
+                                                        sys.modules[gains_table.__module__])]
+    h = hashlib.sha256()
+    for part in (frame_checksum(frame).encode(), params.model_dump_json(exclude={"gates"}).encode(),
+                 str(seed).encode(), str(MODEL_FORMAT_VERSION).encode(), *code, md.version("lightgbm").encode(),
+                 md.version("scikit-learn").encode(), np.__version__.encode()):
+        h.update(hashlib.sha256(part).digest())
+    return h.hexdigest()
+
+
 # ---------------------------------------------------------------------------------------------------
 # training
 # ---------------------------------------------------------------------------------------------------

@@ -214,3 +214,28 @@ def test_zero_positive_partition_is_skipped_not_crashed(trained):
         pl.col("cutoff_date") == dt.date(2026, 3, 31)).row(0, named=True)["status"] == "skipped"
     gate = check_results(result)[("division_model", "promotion_gate")]
     assert "InsufficientData" in gate.description and "positives" in gate.description
+
+
+def test_a_frame_that_read_rows_after_its_cutoff_stops_the_partition(trained, monkeypatch):
+    """The model frame's blocking source-date audit fails (here: the ownership history given a row dated after the
+    cutoff): the labels and the frame are stored with the failed check, and nothing is made from them — no model,
+    no scores, no drift, peers or validation — the step fails and names the check."""
+    from gosales_assets.assets import features
+
+    project, instance, _ = trained
+    real = features.ownership_rows
+
+    def leaky(warehouse, cutoff):
+        rows = real(warehouse, cutoff)
+        return pl.concat([rows, rows.head(1).with_columns(pl.lit(cutoff + dt.timedelta(days=1)).alias("invoice_date"))])
+
+    monkeypatch.setattr(features, "ownership_rows", leaky)
+    registry_before = _registry_row(project)
+    result = project.materialize(["division_model"], instance=instance, partition_key=multi_key(DIV, "2026-03-31"))
+    assert not result.success
+    assert materialized(result) == {"labels", "division_features"}
+    audit = check_results(result)[("division_features", "source_date_audit")]
+    assert not audit.passed and "1 source rows dated after cutoff 2026-03-31" in audit.description
+    [failure] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert "blocking check(s) failed: division_features:source_date_audit" in str(failure.step_failure_data.error)
+    assert _registry_row(project) == registry_before  # the model partition was not made again

@@ -8,10 +8,24 @@ training frames and champion (earlier cutoffs of the same division), declared as
 a partition as one run, in a native backfill as in the monthly action, and a division's cutoffs in date order
 (docs/ARCHITECTURE.md, "One run per division × cutoff partition, natively")."""
 
-from dagster import AssetExecutionContext, AssetIn, AssetsDefinition, multi_asset
+from collections.abc import Generator
 
-from gosales_assets.assets.features import division_features_check_specs, division_features_spec, \
-    division_frame_outputs
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetExecutionContext,
+    AssetIn,
+    AssetKey,
+    AssetsDefinition,
+    Failure,
+    multi_asset,
+)
+
+from gosales_assets.assets.features import (
+    division_features_check_specs,
+    division_features_spec,
+    division_frame_outputs,
+)
 from gosales_assets.assets.labels import labels_check_specs, labels_spec
 from gosales_assets.assets.models import division_model_check_specs, division_model_outputs, division_model_spec
 from gosales_assets.assets.peers import peer_scores_outputs, peer_scores_spec
@@ -58,11 +72,37 @@ def build_division_cutoff_assets(settings: Settings) -> list[AssetsDefinition]:
     def division_cutoff(context: AssetExecutionContext, settings: GosalesSettings, warehouse: WarehouseResource,
                         artifacts: ArtifactStore, market_basket_rules):
         cfg = settings.get()
-        labels, frame = yield from division_frame_outputs(context, cfg, warehouse, artifacts, market_basket_rules)
+        failed: list[str] = []
+        labels, frame = yield from _stopping(division_frame_outputs(
+            context, cfg, warehouse, artifacts, market_basket_rules), blocking, failed)
         model = yield from division_model_outputs(context, cfg, warehouse, artifacts, labels)
-        scores = yield from icp_scores_outputs(context, cfg, warehouse, artifacts, model, frame)
+        scores = yield from _stopping(icp_scores_outputs(context, cfg, warehouse, artifacts, model, frame),
+                                      blocking, failed)
         yield from drift_outputs(context, cfg, artifacts, warehouse, model, scores, frame)
         peers = yield from peer_scores_outputs(context, cfg, model, frame)
         yield from forward_validation_outputs(context, cfg, warehouse, artifacts, labels, scores, peers)
 
+    blocking = {(c.asset_key, c.name) for c in division_cutoff.check_specs if c.blocking}
     return [division_cutoff]
+
+
+def _stopping(outputs: Generator, blocking: set[tuple[AssetKey, str]], failed: list[str]) -> Generator:
+    """The outputs and checks of one part of the op, passed on; then, if a blocking check of it failed, the step
+    stops there: nothing after it is made from what failed (a frame that read rows after its cutoff is never scored;
+    scores that break their contract are never validated). What was yielded is stored, the step fails with the
+    checks named, as Dagster fails a step whose blocking check failed."""
+    while True:
+        try:
+            event = next(outputs)
+        except StopIteration as done:
+            result = done.value
+            break
+        if isinstance(event, AssetCheckResult) and not event.passed \
+                and event.severity == AssetCheckSeverity.ERROR \
+                and (AssetKey.from_coercible(event.asset_key), event.check_name) in blocking:
+            failed.append(f"{AssetKey.from_coercible(event.asset_key).to_user_string()}:{event.check_name}")
+        yield event
+    if failed:
+        raise Failure(description=f"blocking check(s) failed: {', '.join(failed)}; the rest of the division × "
+                      "cutoff partition was not made from them (see the checks' descriptions)")
+    return result

@@ -1,6 +1,7 @@
-"""Group `features`: per-cutoff customer features, basket rules, ALS similarities; per division × cutoff
-model frames (made with their labels by the op of the whole partition, `assets.division_cutoff`). Every builder reads only fact rows dated ≤ the
-cutoff (filtered in SQL, and again inside the builder); the leakage checks prove it on every materialization."""
+"""Group `features`: per-cutoff customer features, basket rules, ALS similarities; per division × cutoff model
+frames (made with their labels by the op of the whole partition, `assets.division_cutoff`). Every builder reads
+only fact rows dated ≤ the cutoff (filtered in SQL, and again inside the builder); the leakage checks prove it on
+every materialization."""
 
 import datetime as dt
 import json

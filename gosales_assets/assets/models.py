@@ -2,8 +2,10 @@
 window closed by the cutoff (C' + W' ≤ C), behind a blocking promotion gate and the leakage gauntlet.
 
 Training is `core.modeling`; the gate, the gauntlet, the model card, the verdict, the registry row and the contents
-of the partition's files are `core.model_card` (`model_record`, `skipped_model`). The asset queries the training
-frame, saves the model file, writes the files and yields the row, its metadata and the checks."""
+of the partition's files are `core.model_card` (`model_record`, `skipped_model`). Made by the op of the whole
+division × cutoff partition (`assets.division_cutoff`): `division_model_outputs` queries the training frame, fits the
+model or reuses the saved one fitted on the same rows and settings (`core.modeling.training_fingerprint`), writes the
+files and yields the row, its metadata and the checks."""
 
 import datetime as dt
 import json
@@ -31,13 +33,12 @@ from gosales_assets.core.model_card import GAUNTLET, model_record, skipped_model
 from gosales_assets.core.registry import RETAINED, SKIPPED, model_file_version, serving_model
 from gosales_assets.partitions import (
     add_months,
-    division_cutoff_partitions,
     same_division_earlier_cutoffs,
     split_key,
     training_cutoffs,
     training_lookback,
 )
-from gosales_assets.resources import WAREHOUSE_POOL, ArtifactStore, GosalesSettings, WarehouseResource
+from gosales_assets.resources import ArtifactStore, WarehouseResource
 from gosales_assets.settings import Settings, division_slug
 
 

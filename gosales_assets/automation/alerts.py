@@ -8,7 +8,8 @@ check of ERROR severity (promotion gate, leakage, contracts, hard drift), the se
   alert raised),
 - tags each run that produced a finding (`gosales/alert`, `gosales/alert_file`), so the UI's run list can be
   filtered on alerts, and logs each finding,
-- when `automation.retrain_on_hard_drift` is on, requests a retraining run (model → scores → drift) for each
+- when `automation.retrain_on_hard_drift` is on, requests a retraining run (the whole division × cutoff partition:
+  frame, model, scores, drift, peers, validation; the model fitted again when its training rows changed) for each
   partition with hard drift, unless that drift came from a retraining run already (no retrain loops).
 Its cursor holds the last drift materialization and check execution it has seen: each alert is raised once. A
 partition made again with the same result (a closed window's refresh remakes the whole division × cutoff partition:

@@ -72,12 +72,10 @@ def build_division_cutoff_assets(settings: Settings) -> list[AssetsDefinition]:
     def division_cutoff(context: AssetExecutionContext, settings: GosalesSettings, warehouse: WarehouseResource,
                         artifacts: ArtifactStore, market_basket_rules):
         cfg = settings.get()
-        failed: list[str] = []
         labels, frame = yield from _stopping(division_frame_outputs(
-            context, cfg, warehouse, artifacts, market_basket_rules), blocking, failed)
+            context, cfg, warehouse, artifacts, market_basket_rules), blocking)
         model = yield from division_model_outputs(context, cfg, warehouse, artifacts, labels)
-        scores = yield from _stopping(icp_scores_outputs(context, cfg, warehouse, artifacts, model, frame),
-                                      blocking, failed)
+        scores = yield from _stopping(icp_scores_outputs(context, cfg, warehouse, artifacts, model, frame), blocking)
         yield from drift_outputs(context, cfg, artifacts, warehouse, model, scores, frame)
         peers = yield from peer_scores_outputs(context, cfg, model, frame)
         yield from forward_validation_outputs(context, cfg, warehouse, artifacts, labels, scores, peers)
@@ -86,21 +84,22 @@ def build_division_cutoff_assets(settings: Settings) -> list[AssetsDefinition]:
     return [division_cutoff]
 
 
-def _stopping(outputs: Generator, blocking: set[tuple[AssetKey, str]], failed: list[str]) -> Generator:
+def _stopping(outputs: Generator, blocking: set[tuple[AssetKey, str]]) -> Generator:
     """The outputs and checks of one part of the op, passed on; then, if a blocking check of it failed, the step
     stops there: nothing after it is made from what failed (a frame that read rows after its cutoff is never scored;
     scores that break their contract are never validated). What was yielded is stored, the step fails with the
     checks named, as Dagster fails a step whose blocking check failed."""
+    failed = []
     while True:
         try:
             event = next(outputs)
         except StopIteration as done:
             result = done.value
             break
-        if isinstance(event, AssetCheckResult) and not event.passed \
-                and event.severity == AssetCheckSeverity.ERROR \
-                and (AssetKey.from_coercible(event.asset_key), event.check_name) in blocking:
-            failed.append(f"{AssetKey.from_coercible(event.asset_key).to_user_string()}:{event.check_name}")
+        if isinstance(event, AssetCheckResult) and not event.passed and event.severity == AssetCheckSeverity.ERROR:
+            key = AssetKey.from_coercible(event.asset_key)
+            if (key, event.check_name) in blocking:
+                failed.append(f"{key.to_user_string()}:{event.check_name}")
         yield event
     if failed:
         raise Failure(description=f"blocking check(s) failed: {', '.join(failed)}; the rest of the division × "

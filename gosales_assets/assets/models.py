@@ -202,10 +202,7 @@ def division_model_outputs(context: AssetExecutionContext, cfg: Settings, wareho
     fingerprint = training_fingerprint(frame, params, cfg.seeds.modeling)
     model = reusable_model(artifacts, out_dir, fingerprint)
     reused = model is not None
-    if reused:
-        context.log.info(f"division_model {context.partition_key}: the training rows and settings are those of the "
-                         f"saved model {model_file_version(model_path)}: reused, not fitted again")
-    else:
+    if not reused:
         try:
             # The fit needs nothing of the warehouse: another run may use it meanwhile (dagster.yaml's pool lets two
             # runs in; the warehouse's lease gives them turns with the file).
@@ -214,12 +211,15 @@ def division_model_outputs(context: AssetExecutionContext, cfg: Settings, wareho
         except (InsufficientData, DegenerateModel) as err:
             return (yield from skip(f"{type(err).__name__}: {err.reason}"))
         model.save(model_path)
+    model_version = model_file_version(model_path)
+    if reused:
+        context.log.info(f"division_model {context.partition_key}: the training rows and settings are those of the "
+                         f"saved model {model_version}: reused, not fitted again")
+    else:
         # Written after the model file: a run killed between the two leaves no fingerprint, so the next fits again.
-        artifacts.write_json([*out_dir, FINGERPRINT_FILE],
-                             {"fingerprint": fingerprint, "model_version": model_file_version(model_path)})
+        artifacts.write_json([*out_dir, FINGERPRINT_FILE], {"fingerprint": fingerprint, "model_version": model_version})
 
     # ---- the record, the artifacts -------------------------------------------------------------------------
-    model_version = model_file_version(model_path)
     window_at_c = labels.get_column("window_months").max() if labels.height else None
     gates_cfg = cfg.models.gates
     champion_months = _champion_months(cfg)

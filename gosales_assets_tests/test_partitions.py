@@ -87,13 +87,14 @@ def test_lookbacks_cover_every_window(tmp_path):
 
 
 def test_no_output_of_an_op_depends_on_a_sibling_output_of_the_same_partition(tmp_path):
-    """An op making several assets as one step (the division × cutoff partition, the star schema) declares, for each,
+    """An op making several assets as one step (the division × cutoff partition, the star schema, the whitespace
+    list with its ranking decision) declares, for each,
     what the op reads, never an edge between its own outputs on the same partition: Dagster's backfill checks such
     an edge against the op's whole remaining partitions (`_should_backfill_atomic_asset_graph_subset_unit`), so in a
     whole backfill the op waited until every one of its partitions was ready and then ran apart from its neighbours
     (measured at 500,000 customers: scores + drift 258 s after the peers of the same partition, in runs of their
-    own). Reads of the op's own *earlier* partitions (the model's training frames and champion) are a
-    self-dependency, which Dagster runs partition after partition, each as one run."""
+    own). Reads of the op's own *earlier* partitions (the model's training frames and champion; earlier lists and
+    decisions) are a self-dependency, which Dagster runs partition after partition, each as one run."""
     from gosales_assets.definitions import build_definitions
     from gosales_assets_tests.conftest import new_project
 
@@ -101,19 +102,24 @@ def test_no_output_of_an_op_depends_on_a_sibling_output_of_the_same_partition(tm
     defs = build_definitions(project.settings, project.config_path)
     ops = [a for a in defs.assets if len(a.keys) > 1 and not a.can_subset]
     names = {a.node_def.name for a in ops}
-    assert {"division_cutoff", "star_schema"} <= names
-    parts = division_cutoff_partitions(project.settings)
-    key = multi_key("CPE", "2026-06-30")
+    assert {"division_cutoff", "star_schema", "whitespace_ranking"} <= names
+    keys = {"division_cutoff": multi_key("CPE", "2026-06-30"), "whitespace_ranking": "2026-06"}
     earlier_reads = set()
     for a in ops:
+        parts = a.partitions_def
         for k in a.keys:
             for dep in a.specs_by_key[k].deps:
                 if dep.asset_key not in set(a.keys):
                     continue
                 assert dep.partition_mapping is not None, f"{a.node_def.name}: {k.to_user_string()} depends on " \
                     f"its sibling {dep.asset_key.to_user_string()} on the same partition"
+                key = keys[a.node_def.name]
                 upstream = dep.partition_mapping.get_upstream_mapped_partitions_result_for_partitions(
                     parts.subset_with_partition_keys([key]), parts, parts).partitions_subset.get_partition_keys()
                 assert key not in set(map(str, upstream)) and upstream, (k, dep.asset_key)
                 earlier_reads.add((k.to_user_string(), dep.asset_key.to_user_string()))
-    assert earlier_reads == {("division_model", "division_features"), ("division_model", "division_model")}
+    # The whitespace step's reads of earlier lists and decisions (stability, the challenger, the closed windows).
+    whitespace_reads = {(k, "whitespace") for k in ("whitespace", "whitespace_thresholds", "capacity_summary",
+                                                    "whitespace_metrics", "ranking_decision")}
+    assert earlier_reads == {("division_model", "division_features"), ("division_model", "division_model"),
+                             ("ranking_decision", "ranking_decision"), *whitespace_reads}

@@ -21,6 +21,7 @@ from gosales_assets.core.modeling import (
     negatives_to_keep,
     sample_negatives,
     train_division_model,
+    weighted_quantiles,
 )
 from gosales_assets.settings import (
     DEFAULT_CONFIG_PATH,
@@ -255,6 +256,32 @@ def test_weighted_preprocessor_equals_replicated_rows(frame):
     assert np.allclose(weighted.means, xi.mean(axis=0)) and np.allclose(weighted.stds, xi.std(axis=0))
     with pytest.raises(ValueError, match="weights"):
         Preprocessor().fit(part, feats, weights=np.zeros(part.height))
+
+
+def test_weighted_quantiles_equal_numpys_inverted_cdf():
+    """The fast per-column weighted quantiles give numpy's values exactly: ties (count features), NaN, a column with
+    one value, an all-NaN column, weights that differ by class as the sampling's do."""
+    rng = np.random.default_rng(3)
+    n = 5000
+    x = np.column_stack([
+        rng.normal(size=n),
+        rng.poisson(0.3, size=n).astype(float),          # mostly zeros: long tie runs
+        np.where(rng.random(n) < 0.4, np.nan, rng.integers(0, 5, size=n).astype(float)),
+        np.full(n, 7.0),
+        np.full(n, np.nan),
+        rng.exponential(size=n).round(1),
+    ])
+    w = np.where(rng.random(n) < 0.1, 1.0, 3.7321)
+    qs = [0.5, 0.01, 0.99, 0.0, 1.0]
+    got = weighted_quantiles(x, w, qs)
+    with np.errstate(all="ignore"), pytest.warns(RuntimeWarning):  # numpy warns on the all-NaN column
+        want = np.nanquantile(x, qs, axis=0, method="inverted_cdf", weights=np.broadcast_to(w[:, None], x.shape))
+    assert got.shape == (len(qs), x.shape[1])
+    assert np.array_equal(got, want, equal_nan=True)
+    assert np.isnan(got[:, 4]).all() and (got[:, 3] == 7.0).all()
+    # row order does not matter
+    perm = rng.permutation(n)
+    assert np.array_equal(weighted_quantiles(x[perm], w[perm], qs), got, equal_nan=True)
 
 
 def test_fit_transforms_equals_fit_then_transform(frame):

@@ -302,31 +302,35 @@ def division_frame_outputs(context: AssetExecutionContext, cfg: Settings, wareho
     labels = yield from labels_outputs(context, cfg, warehouse, artifacts)
     division, cutoff = split_key(context.partition_key)
     history = ownership_rows(warehouse, cutoff)
-    portfolios = customer_portfolios(history, cutoff)
     features, als = population_features(warehouse, cutoff, division, labels.get_column("customer_id"))
-    frame = build_division_features(
-        features,
-        portfolios,
-        market_basket_rules.drop("cutoff_date"),
-        als,
-        division,
-        labels=labels.select("customer_id", *LABEL_COLUMNS),
-    )
-    features_only = frame.drop(LABEL_COLUMNS)
-    meta = table_metadata(frame, cfg) | _catalog_outputs(
-        artifacts, ["features", cutoff.isoformat(), division_slug(division)], features_only)
-    censored = bool(labels.height and labels.get_column("censored").all())
-    meta |= {
-        "censored": censored,
-        "positives": MetadataValue.null() if censored else int(frame.get_column("label").sum() or 0),
-        "target_signal_means": MetadataValue.json(
-            {c: round(float(frame.get_column(c).mean() or 0.0), 4) for c in TARGET_SIGNAL_COLUMNS}),
-        "feature_checksum": frame_checksum(features_only),
-    }
+    # The frame, its files and metadata need nothing more of the warehouse: another run may use it meanwhile.
+    with warehouse.released():
+        frame = build_division_features(
+            features,
+            customer_portfolios(history, cutoff),
+            market_basket_rules.drop("cutoff_date"),
+            als,
+            division,
+            labels=labels.select("customer_id", *LABEL_COLUMNS),
+        )
+        del features, als
+        features_only = frame.drop(LABEL_COLUMNS)
+        meta = table_metadata(frame, cfg) | _catalog_outputs(
+            artifacts, ["features", cutoff.isoformat(), division_slug(division)], features_only)
+        censored = bool(labels.height and labels.get_column("censored").all())
+        meta |= {
+            "censored": censored,
+            "positives": MetadataValue.null() if censored else int(frame.get_column("label").sum() or 0),
+            "target_signal_means": MetadataValue.json(
+                {c: round(float(frame.get_column(c).mean() or 0.0), 4) for c in TARGET_SIGNAL_COLUMNS}),
+            "feature_checksum": frame_checksum(features_only),
+        }
+        del features_only
     yield Output(frame, output_name="division_features", metadata=meta)
     # Upstream partitions carry their own invariance checks; here only the ownership history is read.
     audit = source_date_audit(history, cutoff)
-    # The model trained on this frame reads this record (its declared input), not the cutoff assets' own files.
+    # The model trained on this frame reads this record (its declared input), not the cutoff assets' own files. Written
+    # after the frame: a run killed in between leaves no record, which the model reads as a failed check.
     upstream = cutoff_record_path(artifacts.root, cutoff, "customer_features")
     record = division_features_record(json.loads(upstream.read_text()) if upstream.is_file() else None, audit)
     artifacts.write_json(division_record_rel(cutoff, division), record)

@@ -153,11 +153,12 @@ def division_model_check_specs(parts: PartitionsDefinition) -> list[AssetCheckSp
     )
 
 
-def division_model_outputs(context: AssetExecutionContext, cfg: Settings, warehouse: WarehouseResource,
-                           artifacts: ArtifactStore, labels: pl.DataFrame
-                           ) -> Generator[Output | AssetCheckResult, None, pl.DataFrame]:
-    """Train the partition's model on the earlier cutoffs' frames; yield the registry row (`division_model`) and
-    its checks; return the row (what scoring and the peers of the same step read)."""
+def _fit_and_record(context: AssetExecutionContext, cfg: Settings, artifacts: ArtifactStore, out_dir: list[str],
+                    frame: pl.DataFrame, labels: pl.DataFrame, training: list[tuple[dt.date, int]],
+                    champion: dict | None, champion_note: str | None):
+    """The partition's model — reused when the saved one was fitted on exactly these rows and settings, else fitted
+    and saved — and its record (gate, gauntlet, card, registry row, files written): (model, record, reused,
+    model_version, model_path); or the reason no model could be trained. Reads nothing of the warehouse."""
     # Imported here: lightgbm and scikit-learn cost ~0.7 s, and every run process loads the code location.
     from gosales_assets.core.modeling import (
         DegenerateModel,
@@ -167,6 +168,49 @@ def division_model_outputs(context: AssetExecutionContext, cfg: Settings, wareho
         training_fingerprint,
     )
 
+    division, cutoff = split_key(context.partition_key)
+    params = cfg.models
+    model_path = artifacts.path(*out_dir, "model.joblib")
+    fingerprint = training_fingerprint(frame, params, cfg.seeds.modeling)
+    model = reusable_model(artifacts, out_dir, fingerprint)
+    reused = model is not None
+    if not reused:
+        try:
+            model = train_division_model(frame, params, cfg.seeds.modeling)
+        except (InsufficientData, DegenerateModel) as err:
+            return f"{type(err).__name__}: {err.reason}"
+        model.save(model_path)
+    model_version = model_file_version(model_path)
+    if reused:
+        context.log.info(f"division_model {context.partition_key}: the training rows and settings are those of the "
+                         f"saved model {model_version}: reused, not fitted again")
+    else:
+        # Written after the model file: a run killed between the two leaves no fingerprint, so the next fits again.
+        artifacts.write_json([*out_dir, FINGERPRINT_FILE], {"fingerprint": fingerprint, "model_version": model_version})
+
+    window_at_c = labels.get_column("window_months").max() if labels.height else None
+    gates_cfg = params.gates
+    champion_model = load_model(serving_model(champion)["model_path"]) \
+        if champion is not None and champion_note is None else None
+    record = model_record(
+        model, division=division, cutoff=cutoff, training=training, model_version=model_version,
+        model_path=model_path, gate_thresholds=cfg.gate_thresholds(division),
+        peer_resamples=gates_cfg.peer_resamples, peer_gate=gates_cfg.peer_gate, champion=champion,
+        champion_model=champion_model, champion_note=champion_note, champion_gate=gates_cfg.champion_gate,
+        feature_shift=feature_shift_report(artifacts.path(), division, [c for c, _ in training]),
+        prediction_window_months=int(window_at_c) if window_at_c is not None else cfg.window_months(division),
+        frame=frame, drift_sample_rows=params.drift_sample_rows, seed=cfg.seeds.modeling,
+        run_id=context.run.run_id, config_checksum=cfg.checksum)
+    for name, content in record.files.items():
+        artifacts.write([*out_dir, name], content)
+    return model, record, reused, model_version, model_path
+
+
+def division_model_outputs(context: AssetExecutionContext, cfg: Settings, warehouse: WarehouseResource,
+                           artifacts: ArtifactStore, labels: pl.DataFrame
+                           ) -> Generator[Output | AssetCheckResult, None, pl.DataFrame]:
+    """Train the partition's model on the earlier cutoffs' frames; yield the registry row (`division_model`) and
+    its checks; return the row (what scoring and the peers of the same step read)."""
     division, cutoff = split_key(context.partition_key)
     params = cfg.models
     candidates = candidate_training_cutoffs(warehouse, division, cutoff, training_lookback(cfg))
@@ -194,53 +238,26 @@ def division_model_outputs(context: AssetExecutionContext, cfg: Settings, wareho
     if not training:
         return (yield from skip(f"no trainable cutoff C' with C' + W' ≤ {cutoff} has labels "
                                 f"(model frames with closed labels: {[str(c) for c, _ in candidates] or 'none'})"))
+    # Every read of the warehouse first: the training frame, the champion's registry row. Then the fit and the model's
+    # record, which need nothing of it, let go of it (`released`): another run uses the file meanwhile (dagster.yaml's
+    # pool lets two runs in; the warehouse's lease gives them turns).
     cutoff_list = ", ".join(f"'{c.isoformat()}'" for c, _ in training)
+    # Ordered in polars, not by DuckDB: sorting ~300 columns of 300,000 rows costs DuckDB about twice as much (one row
+    # per customer and cutoff: the order is total).
     frame = warehouse.query(
-        f"select * from division_features where division = ? and cutoff_date in ({cutoff_list}) "
-        "order by cutoff_date, customer_id", [division])
-    model_path = artifacts.path(*out_dir, "model.joblib")
-    fingerprint = training_fingerprint(frame, params, cfg.seeds.modeling)
-    model = reusable_model(artifacts, out_dir, fingerprint)
-    reused = model is not None
-    if not reused:
-        try:
-            # The fit needs nothing of the warehouse: another run may use it meanwhile (dagster.yaml's pool lets two
-            # runs in; the warehouse's lease gives them turns with the file).
-            with warehouse.released():
-                model = train_division_model(frame, params, cfg.seeds.modeling)
-        except (InsufficientData, DegenerateModel) as err:
-            return (yield from skip(f"{type(err).__name__}: {err.reason}"))
-        model.save(model_path)
-    model_version = model_file_version(model_path)
-    if reused:
-        context.log.info(f"division_model {context.partition_key}: the training rows and settings are those of the "
-                         f"saved model {model_version}: reused, not fitted again")
-    else:
-        # Written after the model file: a run killed between the two leaves no fingerprint, so the next fits again.
-        artifacts.write_json([*out_dir, FINGERPRINT_FILE], {"fingerprint": fingerprint, "model_version": model_version})
-
-    # ---- the record, the artifacts -------------------------------------------------------------------------
-    window_at_c = labels.get_column("window_months").max() if labels.height else None
-    gates_cfg = cfg.models.gates
+        f"select * from division_features where division = ? and cutoff_date in ({cutoff_list})", [division]
+    ).sort("cutoff_date", "customer_id")
     champion_months = _champion_months(cfg)
     if champion_months:
         rows, looked_from, looked_to = champion_candidates(warehouse, division, cutoff, champion_months)
         champion, champion_note = find_champion(rows, cutoff, looked_from=looked_from, looked_to=looked_to)
     else:
         champion, champion_note = None, "models.gates.champion_gate is off: no earlier model is read"
-    champion_model = load_model(serving_model(champion)["model_path"]) \
-        if champion is not None and champion_note is None else None
-    record = model_record(
-        model, division=division, cutoff=cutoff, training=training, model_version=model_version,
-        model_path=model_path, gate_thresholds=cfg.gate_thresholds(division),
-        peer_resamples=gates_cfg.peer_resamples, peer_gate=gates_cfg.peer_gate, champion=champion,
-        champion_model=champion_model, champion_note=champion_note, champion_gate=gates_cfg.champion_gate,
-        feature_shift=feature_shift_report(artifacts.path(), division, [c for c, _ in training]),
-        prediction_window_months=int(window_at_c) if window_at_c is not None else cfg.window_months(division),
-        frame=frame, drift_sample_rows=params.drift_sample_rows, seed=cfg.seeds.modeling,
-        run_id=context.run.run_id, config_checksum=cfg.checksum)
-    for name, content in record.files.items():
-        artifacts.write([*out_dir, name], content)
+    with warehouse.released():
+        fitted = _fit_and_record(context, cfg, artifacts, out_dir, frame, labels, training, champion, champion_note)
+    if isinstance(fitted, str):
+        return (yield from skip(fitted))
+    model, record, reused, model_version, model_path = fitted
 
     # ---- the registry row, metadata, checks ----------------------------------------------------------------
     gate, leakage, m = record.gate, record.leakage, model.metrics

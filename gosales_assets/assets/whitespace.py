@@ -21,7 +21,6 @@ from dagster import (
     AssetCheckSeverity,
     AssetCheckSpec,
     AssetDep,
-    AssetCheckKey,
     AssetExecutionContext,
     AssetKey,
     AssetOut,
@@ -97,18 +96,6 @@ def _previous_champion(warehouse: WarehouseResource, cutoff: dt.date, lookback: 
         if row.height:
             return row.item(0, "champion"), f"the decision at {row.item(0, 'cutoff_date')}"
     return rs.initial_champion, "the configured initial champion (whitespace.ranking.initial_champion)"
-
-
-def _decided_champion(warehouse: WarehouseResource, cutoff: dt.date, rs: RankingSettings) -> tuple[str, str]:
-    """The champion the list at C follows: the decision at C, or (no decision stored, e.g. the list materialized
-    alone) the pinned or initial champion of the config."""
-    if warehouse.table_exists("ranking_decision"):
-        row = warehouse.query("select champion, reason from ranking_decision where cutoff_date = ? limit 1", [cutoff])
-        if row.height:
-            return row.item(0, "champion"), f"ranking_decision at {cutoff}: {row.item(0, 'reason')}"
-    configured = rs.champion or rs.initial_champion
-    return configured, (f"no ranking_decision at {cutoff}: the configured "
-                        f"{'pinned' if rs.champion else 'initial'} champion {configured}")
 
 
 def _clear_list_files(artifacts: ArtifactStore, cutoff: dt.date) -> None:
@@ -218,13 +205,6 @@ def _decide(context, cfg: Settings, warehouse: WarehouseResource, artifacts: Art
     ]
 
 
-def _selected(context, events: list) -> list:
-    """The outputs and check results of the assets a (sub)selection of the step asked for."""
-    outputs, checks = context.selected_output_names, context.selected_asset_check_keys
-    return [e for e in events if (e.output_name in outputs if isinstance(e, Output)
-                                  else AssetCheckKey(AssetKey.from_coercible(e.asset_key), e.check_name) in checks)]
-
-
 def build_whitespace_assets(settings: Settings) -> list[AssetsDefinition]:
     all_divisions = same_cutoff()
     cutoffs_def = cutoff_partitions(settings)
@@ -255,11 +235,12 @@ def build_whitespace_assets(settings: Settings) -> list[AssetsDefinition]:
         internal_asset_deps={"ranking_decision": {AssetKey("whitespace"), AssetKey("fact_transactions"),
                                                   AssetKey("ranking_decision")},
                              **dict.fromkeys(OUTPUTS, list_reads)},
-        # A selection of the list alone follows the decision stored at C (or the configured champion), and a selection
-        # of the decision alone leaves the list as it is (so each output is optional: a subset emits only its own).
-        can_subset=True,
+        # Not subsettable: the decision and the list of a cutoff are made together, in one run (a subsettable step was
+        # split by Dagster's backfill into a run for the decision, one for the list and one for its capacity tables,
+        # each computing the whole list again). Selecting any of these assets in the UI selects all five.
+        can_subset=False,
         # A cutoff with no published division still materializes: empty slices and a metrics row with the reason.
-        outs={name: AssetOut(metadata=per_cutoff, description=text, is_required=False) for name, text in {
+        outs={name: AssetOut(metadata=per_cutoff, description=text) for name, text in {
             "ranking_decision": "Which ordering the cutoff's list follows (the champion: blend, p_icp, expected_value; "
                                 "legacy as a shadow), decided on the last N closed windows of earlier lists by "
                                 "capture@K% of realized purchases (count or revenue) and a paired bootstrap: one row "
@@ -300,20 +281,13 @@ def build_whitespace_assets(settings: Settings) -> list[AssetsDefinition]:
     def whitespace_ranking(context: AssetExecutionContext, settings: GosalesSettings, warehouse: WarehouseResource,
                            artifacts: ArtifactStore):
         cfg = settings.get()
-        ws = cfg.whitespace
         cutoff = parse_cutoff(context.partition_key)
         # The decision first, the list in its champion's order; yielded list first, because Dagster wants a step's
         # outputs in the order of their declared reads (the decision reads earlier lists).
-        decision_events: list = []
-        if "ranking_decision" in context.selected_output_names:
-            decision, decision_events = _decide(context, cfg, warehouse, artifacts, cutoff, lookback, shortest_window)
-            champion, champion_note = decision.champion, f"ranking_decision at {cutoff}: {decision.reason}"
-        else:
-            champion, champion_note = _decided_champion(warehouse, cutoff, ws.ranking)
-        if set(OUTPUTS) & set(context.selected_output_names):
-            yield from _selected(context, _whitespace_list(context, cfg, warehouse, artifacts, cutoff, lookback,
-                                                           champion, champion_note))
-        yield from _selected(context, decision_events)
+        decision, decision_events = _decide(context, cfg, warehouse, artifacts, cutoff, lookback, shortest_window)
+        yield from _whitespace_list(context, cfg, warehouse, artifacts, cutoff, lookback, decision.champion,
+                                    f"ranking_decision at {cutoff}: {decision.reason}")
+        yield from decision_events
 
     return [whitespace_ranking]
 

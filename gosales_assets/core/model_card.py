@@ -35,7 +35,14 @@ from gosales_assets.core.gates import (
     evaluate_gate,
     out_of_champion_sample,
 )
-from gosales_assets.core.peers import PeerComparison, compare_with_peers, fit_rfm_logistic, peer_record, peer_scores
+from gosales_assets.core.peers import (
+    PEER_COLUMNS,
+    PeerComparison,
+    compare_with_peers,
+    fit_rfm_logistic,
+    peer_record,
+    peer_scores,
+)
 from gosales_assets.core.leakage import feature_code_paths, scan_wall_clock, time_order_violations
 from gosales_assets.core.registry import (
     METRIC_COLUMNS,
@@ -118,7 +125,11 @@ def _peer_comparison(model: TrainedModel, frame: pl.DataFrame, margin: float, n_
     """The candidate against the simple peers on its own out-of-fold rows and folds; also those rows (the training
     frame in out-of-fold order) and their labels, on which the RFM regression is refitted for `peers.json`."""
     oof = model.oof
-    rows = oof.select("customer_id", "cutoff_date").join(frame, on=["customer_id", "cutoff_date"], how="left",
+    # Only the peers' columns are joined (not the ~300 features: a copy of the whole frame at 300,000 rows); a peer
+    # whose column the frame lacks is still named by `peer_scores`.
+    read = [c for c in PEER_COLUMNS if c in frame.columns]
+    rows = oof.select("customer_id", "cutoff_date").join(frame.select("customer_id", "cutoff_date", *read),
+                                                         on=["customer_id", "cutoff_date"], how="left",
                                                          maintain_order="left")
     y, folds = oof.get_column("label").to_numpy().astype(int), oof.get_column("fold").to_numpy()
     candidate = oof.get_column("score_calibrated").to_numpy()

@@ -183,6 +183,30 @@ def _is_numeric_dtype(dtype: pl.DataType) -> bool:
 # ---------------------------------------------------------------------------------------------------
 # preprocessing
 # ---------------------------------------------------------------------------------------------------
+def weighted_quantiles(x: np.ndarray, weights: np.ndarray, quantiles: list[float]) -> np.ndarray:
+    """Weighted inverted-CDF quantiles of each column of `x`, NaN ignored (shape: quantiles × columns): for q, the
+    smallest value of the column at which the share of its non-NaN rows' weight at or below it reaches q; NaN for a
+    column without a value. The same values as `np.nanquantile(x, quantiles, axis=0, method="inverted_cdf",
+    weights=...)` at a fraction of its cost: one stable sort of the whole matrix (timsort, fast on the many ties of
+    count and flag features) instead of numpy's copy and quicksort of every column (~1.3 of a fit's ~5 CPU-s at
+    40,000 rows × 300 features). `weights` must be positive."""
+    qs = np.asarray(quantiles, dtype=np.float64)
+    w = np.asarray(weights, dtype=np.float64)
+    xf = np.asfortranarray(x)  # columns contiguous for the sort and the gathers
+    order = np.argsort(xf, axis=0, kind="stable")  # NaN sorts last
+    out = np.full((qs.size, xf.shape[1]), np.nan)
+    for j in range(xf.shape[1]):
+        o = order[:, j]
+        v = xf[o, j]
+        n = v.size - int(np.isnan(v).sum())
+        if n == 0:
+            continue
+        cdf = np.cumsum(w[o[:n]])
+        cdf /= cdf[-1]
+        out[:, j] = v[np.minimum(np.searchsorted(cdf, qs, side="left"), n - 1)]
+    return out
+
+
 class Preprocessor:
     """Learned feature transform, fitted on training rows only and stored inside the model.
 
@@ -284,8 +308,7 @@ class Preprocessor:
                     q = np.nanquantile(xo, list(self.winsor_quantiles), axis=0, method="linear")
                     lo[observed], hi[observed] = q[0], q[1]
                 else:
-                    q = np.nanquantile(xo, [0.5, *self.winsor_quantiles], axis=0, method="inverted_cdf",
-                                       weights=np.broadcast_to(w[:, None], xo.shape))
+                    q = weighted_quantiles(xo, w, [0.5, *self.winsor_quantiles])
                     med[observed], lo[observed], hi[observed] = q[0], q[1], q[2]
             del xo
         self.medians, self.lower, self.upper = med, lo, hi

@@ -40,6 +40,8 @@ RFM_FEATURES = (
     "rfm__all__revenue_sum__3m", "rfm__all__revenue_sum__12m", "rfm__all__revenue_sum__24m",
     "rfm__all__sku_count__12m", "life__all__tenure_days__all", "life__all__active_months__24m",
 )
+# Every column a peer reads (the heuristics' features and the regression's inputs).
+PEER_COLUMNS = tuple(dict.fromkeys([*(feature for feature, _ in HEURISTICS.values()), *RFM_FEATURES]))
 
 
 def heuristic_score(frame: pl.DataFrame, peer: str) -> np.ndarray:

@@ -91,12 +91,13 @@ def icp_scores_outputs(context: AssetExecutionContext, cfg: Settings, warehouse:
         return pl.DataFrame(schema=ICP_SCHEMA)
     names = warehouse.query("select customer_id, customer_name from dim_customer")
     serving = serving_model(model_row)
-    model = load_model(serving["model_path"])
-    # The rows carry the serving model's version and calibration (the champion's when retained).
-    served = model_row | {"model_version": serving["model_version"], "calibration_method": model.calibration_method}
-    scores = score_population(division_features, model, served, names, run_id=context.run.run_id)
-
-    alert = zero_prevalence_alert(scores, served)
+    with warehouse.released():  # scoring needs nothing more of the warehouse: another run may use it meanwhile
+        model = load_model(serving["model_path"])
+        # The rows carry the serving model's version and calibration (the champion's when retained).
+        served = model_row | {"model_version": serving["model_version"],
+                              "calibration_method": model.calibration_method}
+        scores = score_population(division_features, model, served, names, run_id=context.run.run_id)
+        alert = zero_prevalence_alert(scores, served)
     if alert is not None:
         path = artifacts.write_json(["alerts", cutoff.isoformat(), f"icp_scores_{division_slug(division)}.json"],
                                     alert | {"run_id": context.run.run_id})

@@ -84,16 +84,25 @@ def _rounded(value: float | None) -> float | None:
     return None if value is None else round(value, 4)
 
 
-def _year_earlier_prevalence(warehouse: WarehouseResource, cfg: Settings, division: str, cutoff, window: int,
-                             training_cutoffs: list):
-    """The division's label rate at C − 12 months (core.drift.prevalence_year_earlier) from the fact rows up to that
-    window's end."""
+def _year_earlier_rows(warehouse: WarehouseResource, cfg: Settings, cutoff, window: int
+                       ) -> tuple[pl.DataFrame, pl.DataFrame] | None:
+    """What the division's label rate at C − 12 months is computed from (`_year_earlier_prevalence`): the fact rows up
+    to that window's end and the customers' first dates; None before the data starts."""
     earlier = add_months(cutoff, -12)
     if earlier < cfg.data.start_date:
         return None
     fact = warehouse.query("select customer_id, invoice_date, division, sku, revenue from fact_transactions "
                            "where invoice_date <= ?", [window_end(earlier, window)])
     dim = warehouse.query("select customer_id, first_seen_date from dim_customer")
+    return fact, dim
+
+
+def _year_earlier_prevalence(rows: tuple[pl.DataFrame, pl.DataFrame] | None, cfg: Settings, division: str, cutoff,
+                             window: int, training_cutoffs: list):
+    """The division's label rate at C − 12 months (core.drift.prevalence_year_earlier) from `_year_earlier_rows`."""
+    if rows is None:
+        return None
+    fact, dim = rows
     return prevalence_year_earlier(fact, dim, division=division, cutoff=cutoff, window_months=window,
                                    data_start=cfg.data.start_date, data_end=cfg.data.end_date, mode=cfg.labels.mode,
                                    min_net_revenue=cfg.labels.min_net_revenue, sku_denylist=cfg.labels.sku_denylist,
@@ -217,43 +226,45 @@ def forward_validation_outputs(context: AssetExecutionContext, cfg: Settings, wa
                                "engine_and_peers": _orderings_markdown(comparison["orderings"])})
         return
     attrs = warehouse.query(f"select customer_id, {', '.join(SEGMENTS)} from dim_customer")
-    frame = (icp_scores.drop("bought_in_division")
-             .join(outcomes, on="customer_id", how="left")
-             .join(attrs, on="customer_id", how="left")
-             .filter(pl.col("bought_in_division").is_not_null()).sort("customer_id"))
-    y = frame.get_column("bought_in_division").to_numpy().astype(int)
-    p = frame.get_column("icp_score").to_numpy()
-    revenue = frame.get_column("net_revenue_window").fill_null(0.0).to_numpy()
-    params = cfg.models
-    metrics = validation_metrics(y, p, revenue, ks=params.capacity_pcts, n_bins=params.calibration_bins)
-    gains = gains_table(y, p)
-    calibration = calibration_bins(y, p, params.calibration_bins)
-    topk = topk_scenarios(y, p, revenue, pcts=cfg.whitespace.capacity_grid_pcts)
-    segments = segment_performance(frame.rename({"bought_in_division": "y", "icp_score": "p"}), SEGMENTS)
-    peers = _peer_frame(frame, peer_scores)
-    comparison = engine_vs_peers(y, p, {name: peer_values(peers, name) for name in PEERS}, best_peer,
-                                 n_boot=n_boot, seed=seed) if best_peer else None
-    artifacts.path(*rel).mkdir(parents=True, exist_ok=True)
-    if comparison is not None:
-        artifacts.write_csv([*rel, "peers.csv"], comparison["orderings"])
-    frame.write_parquet(artifacts.path(*rel, "validation_frame.parquet"))
-    artifacts.write_json([*rel, "metrics.json"], metrics)
-    artifacts.write_csv([*rel, "gains.csv"], gains)
-    artifacts.write_csv([*rel, "calibration.csv"], calibration)
-    artifacts.write_csv([*rel, "topk_scenarios.csv"], topk)
-    artifacts.write_csv([*rel, "segment_performance.csv"], segments)
-    title = f"{division} @ {cutoff}: forward"
-    gains_png, cal_png = gains_chart(gains, title), calibration_chart(calibration, title)
-    artifacts.path(*rel, "gains.png").write_bytes(gains_png)
-    artifacts.path(*rel, "calibration.png").write_bytes(cal_png)
-    flagged = segments.filter(pl.col("flag"))
-    row = _forward_row(
-        division=division, cutoff_date=cutoff, status="validated",
-        reason=f"scores of model {icp_scores.item(0, 'model_version')} against outcomes in ({cutoff}, {end}]",
-        window_months=window, window_end=end, model_version=icp_scores.item(0, "model_version"), rows=len(y),
-        positives=int(y.sum()), **{k: metrics.get(k) for k in FORWARD_METRICS}, flagged_segments=flagged.height,
-        **(_comparison_values(comparison, basis) if comparison is not None else {}),
-        capture_at_10=capture_at(y, p))
+    # The metrics, charts and files need nothing more of the warehouse: another run may use it meanwhile.
+    with warehouse.released():
+        frame = (icp_scores.drop("bought_in_division")
+                 .join(outcomes, on="customer_id", how="left")
+                 .join(attrs, on="customer_id", how="left")
+                 .filter(pl.col("bought_in_division").is_not_null()).sort("customer_id"))
+        y = frame.get_column("bought_in_division").to_numpy().astype(int)
+        p = frame.get_column("icp_score").to_numpy()
+        revenue = frame.get_column("net_revenue_window").fill_null(0.0).to_numpy()
+        params = cfg.models
+        metrics = validation_metrics(y, p, revenue, ks=params.capacity_pcts, n_bins=params.calibration_bins)
+        gains = gains_table(y, p)
+        calibration = calibration_bins(y, p, params.calibration_bins)
+        topk = topk_scenarios(y, p, revenue, pcts=cfg.whitespace.capacity_grid_pcts)
+        segments = segment_performance(frame.rename({"bought_in_division": "y", "icp_score": "p"}), SEGMENTS)
+        peers = _peer_frame(frame, peer_scores)
+        comparison = engine_vs_peers(y, p, {name: peer_values(peers, name) for name in PEERS}, best_peer,
+                                     n_boot=n_boot, seed=seed) if best_peer else None
+        artifacts.path(*rel).mkdir(parents=True, exist_ok=True)
+        if comparison is not None:
+            artifacts.write_csv([*rel, "peers.csv"], comparison["orderings"])
+        frame.write_parquet(artifacts.path(*rel, "validation_frame.parquet"))
+        artifacts.write_json([*rel, "metrics.json"], metrics)
+        artifacts.write_csv([*rel, "gains.csv"], gains)
+        artifacts.write_csv([*rel, "calibration.csv"], calibration)
+        artifacts.write_csv([*rel, "topk_scenarios.csv"], topk)
+        artifacts.write_csv([*rel, "segment_performance.csv"], segments)
+        title = f"{division} @ {cutoff}: forward"
+        gains_png, cal_png = gains_chart(gains, title), calibration_chart(calibration, title)
+        artifacts.path(*rel, "gains.png").write_bytes(gains_png)
+        artifacts.path(*rel, "calibration.png").write_bytes(cal_png)
+        flagged = segments.filter(pl.col("flag"))
+        row = _forward_row(
+            division=division, cutoff_date=cutoff, status="validated",
+            reason=f"scores of model {icp_scores.item(0, 'model_version')} against outcomes in ({cutoff}, {end}]",
+            window_months=window, window_end=end, model_version=icp_scores.item(0, "model_version"), rows=len(y),
+            positives=int(y.sum()), **{k: metrics.get(k) for k in FORWARD_METRICS}, flagged_segments=flagged.height,
+            **(_comparison_values(comparison, basis) if comparison is not None else {}),
+            capture_at_10=capture_at(y, p))
     vs_peer = {}
     if comparison is not None:
         diff, lo, hi = (comparison[k] for k in ("auc_vs_best_peer", "auc_vs_best_peer_low",
@@ -301,13 +312,53 @@ def drift_check_specs(parts: PartitionsDefinition) -> list[AssetCheckSpec]:
         "its hard threshold beyond sampling noise"))
 
 
+def _drift_findings(cfg: Settings, division: str, cutoff, model_row: dict, model_dir: Path,
+                    train_features: pl.DataFrame, training_cutoffs: list, icp_scores: pl.DataFrame,
+                    division_features: pl.DataFrame, y_cur, prev_base, year_rows, lines: pl.DataFrame | None,
+                    window: int) -> list:
+    """The partition's drift findings from what `drift_outputs` read: score and top-feature PSI, prevalence,
+    calibration, and the roster's activity (`lines`; None without training cutoffs)."""
+    from gosales_assets.core.modeling import load_model  # heavy: only where a model is loaded
+
+    # Baseline scores: the serving model itself on its training sample, so both sides of the score PSI
+    # come from the same scoring function (the out-of-fold scores are cross-fitted, a different function).
+    baseline_scores = load_model(model_row["model_path"]).predict_proba(train_features)
+    importance = pl.read_csv(model_dir / "feature_importance.csv")
+    top = [f for f in importance.get_column("feature").head(cfg.drift.top_features).to_list()
+           if f in train_features.columns and f in division_features.columns]
+    cal_cur = None
+    if y_cur is not None:
+        p_known = icp_scores.filter(pl.col("bought_in_division").is_not_null()).get_column("icp_score").to_numpy()
+        cal_cur = calibration_mae(y_cur, p_known, cfg.models.calibration_bins)
+    th = DriftThresholds(**cfg.drift.model_dump(exclude={"top_features", "activity_months", "segment_columns"}))
+    if y_cur is not None and (prev_base is None or not prev_base.seasonal):
+        # No training cutoff in C's month: the same month a year earlier, labelled from the fact table.
+        year = _year_earlier_prevalence(year_rows, cfg, division, cutoff, window,
+                                        train_features.get_column("cutoff_date").unique().to_list())
+        prev_base = year or prev_base
+    findings = drift_findings(
+        baseline_scores, icp_scores.get_column("icp_score").to_numpy(),
+        train_features, division_features, top,
+        prevalence_train=prev_base.prevalence if prev_base else model_row["base_rate"],
+        prevalence_current=float(np.mean(y_cur)) if y_cur is not None else None,
+        prevalence_rows_train=prev_base.rows if prev_base else None,
+        prevalence_rows_current=len(y_cur) if y_cur is not None else None,
+        prevalence_basis=prev_base.basis if prev_base else "the model's pooled training base rate",
+        cal_mae_train=model_row["cal_mae"], cal_mae_current=cal_cur,
+        thresholds=th,
+    )
+    if lines is not None:
+        # A configured segment column that dim_customer lacks, or whose values are all null, becomes a note.
+        findings += activity_findings(lines, cfg.drift.segment_columns, cutoff, training_cutoffs,
+                                      cfg.drift.activity_months, th)
+    return findings
+
+
 def drift_outputs(context: AssetExecutionContext, cfg: Settings, artifacts: ArtifactStore,
                   warehouse: WarehouseResource, division_model: pl.DataFrame, icp_scores: pl.DataFrame,
                   division_features: pl.DataFrame) -> Iterator[Output | AssetCheckResult]:
     """The partition's drift findings (the `drift` output, alerts.json) and its `no_hard_drift` check, for the
     scores `icp_scores` just made."""
-    from gosales_assets.core.modeling import load_model  # heavy: only where a model is loaded
-
     division, cutoff = split_key(context.partition_key)
     if division_model.height == 0 or icp_scores.height == 0:
         reason = "no published scores for this partition: nothing to compare (see its division_model row)"
@@ -327,51 +378,28 @@ def drift_outputs(context: AssetExecutionContext, cfg: Settings, artifacts: Arti
                                  "cal_mae": served.get("cal_mae")}
     model_dir = Path(model_row["model_path"]).parent
     train_features = pl.read_parquet(model_dir / "train_feature_sample.parquet")
-    # Baseline scores: the serving model itself on its training sample, so both sides of the score PSI
-    # come from the same scoring function (the out-of-fold scores are cross-fitted, a different function).
-    baseline_scores = load_model(model_row["model_path"]).predict_proba(train_features)
-    importance = pl.read_csv(model_dir / "feature_importance.csv")
-    top = [f for f in importance.get_column("feature").head(cfg.drift.top_features).to_list()
-           if f in train_features.columns and f in division_features.columns]
+    training_cutoffs = sorted(set(train_features.get_column("cutoff_date").to_list()))
     known = icp_scores.get_column("bought_in_division").drop_nulls()
     y_cur = known.to_numpy().astype(int) if known.len() else None
-    cal_cur = None
-    if y_cur is not None:
-        p_known = icp_scores.filter(pl.col("bought_in_division").is_not_null()).get_column("icp_score").to_numpy()
-        cal_cur = calibration_mae(y_cur, p_known, cfg.models.calibration_bins)
-    th = DriftThresholds(**cfg.drift.model_dump(exclude={"top_features", "activity_months", "segment_columns"}))
     # Seasonal like with like: the model's training cutoff in C's month of the year when it has one (its
     # out-of-fold sample carries each training row's cutoff and label), else C - 12 months labelled from the
     # fact table, else the pooled training rate; the finding's detail says which.
     oof_path = model_dir / "train_scores.parquet"
     prev_base = prevalence_baseline(cutoff, pl.read_parquet(oof_path)) if oof_path.is_file() else None
-    if y_cur is not None and (prev_base is None or not prev_base.seasonal):
-        # No training cutoff in C's month: the same month a year earlier, labelled from the fact table.
-        year = _year_earlier_prevalence(warehouse, cfg, division, cutoff,
-                                        int(icp_scores.item(0, "prediction_window_months")),
-                                        train_features.get_column("cutoff_date").unique().to_list())
-        prev_base = year or prev_base
-    findings = drift_findings(
-        baseline_scores, icp_scores.get_column("icp_score").to_numpy(),
-        train_features, division_features, top,
-        prevalence_train=prev_base.prevalence if prev_base else model_row["base_rate"],
-        prevalence_current=float(np.mean(y_cur)) if y_cur is not None else None,
-        prevalence_rows_train=prev_base.rows if prev_base else None,
-        prevalence_rows_current=len(y_cur) if y_cur is not None else None,
-        prevalence_basis=prev_base.basis if prev_base else "the model's pooled training base rate",
-        cal_mae_train=model_row["cal_mae"], cal_mae_current=cal_cur,
-        thresholds=th,
-    )
+    window = int(icp_scores.item(0, "prediction_window_months"))
+    # Every read of the warehouse first (the year-earlier labels' facts when needed, the roster's purchase lines);
+    # the comparisons need nothing more of it and let another run use it meanwhile.
+    year_rows = _year_earlier_rows(warehouse, cfg, cutoff, window) \
+        if y_cur is not None and (prev_base is None or not prev_base.seasonal) else None
     # Who buys: the roster's purchases in the months to C vs the same months to each training cutoff.
-    months = cfg.drift.activity_months
-    training_cutoffs = sorted(set(train_features.get_column("cutoff_date").to_list()))
-    if training_cutoffs:
-        lines = _purchase_lines(warehouse, cfg.drift.segment_columns, add_months(training_cutoffs[0], -months),
-                                cutoff)
-        # A configured segment column that dim_customer lacks, or whose values are all null, becomes a note.
-        findings += activity_findings(lines, cfg.drift.segment_columns, cutoff, training_cutoffs, months, th)
-    report = alerts_json(findings, division, cutoff)
-    artifacts.write_json(["validation", division_slug(division), cutoff.isoformat(), "alerts.json"], report)
+    lines = _purchase_lines(warehouse, cfg.drift.segment_columns,
+                            add_months(training_cutoffs[0], -cfg.drift.activity_months), cutoff) \
+        if training_cutoffs else None
+    with warehouse.released():
+        findings = _drift_findings(cfg, division, cutoff, model_row, model_dir, train_features, training_cutoffs,
+                                   icp_scores, division_features, y_cur, prev_base, year_rows, lines, window)
+        report = alerts_json(findings, division, cutoff)
+        artifacts.write_json(["validation", division_slug(division), cutoff.isoformat(), "alerts.json"], report)
     table = pl.DataFrame([f.to_dict() | {"division": division, "cutoff_date": cutoff} for f in findings],
                          schema=DRIFT_SCHEMA)
     raised = [f for f in report["findings"] if f["severity"] != "info"]

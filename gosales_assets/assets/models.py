@@ -11,6 +11,7 @@ import datetime as dt
 import json
 from collections.abc import Generator
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import polars as pl
 from dagster import (
@@ -29,7 +30,7 @@ from gosales_assets.assets.common import image_markdown, markdown_table, partiti
 from gosales_assets.assets.labels import DIVISION_CUTOFF_EXPR
 from gosales_assets.core.gates import find_champion
 from gosales_assets.core.leakage_records import feature_shift_report
-from gosales_assets.core.model_card import GAUNTLET, model_record, skipped_model
+from gosales_assets.core.model_card import GAUNTLET, ModelRecord, model_record, skipped_model
 from gosales_assets.core.registry import RETAINED, SKIPPED, model_file_version, serving_model
 from gosales_assets.partitions import (
     add_months,
@@ -153,12 +154,22 @@ def division_model_check_specs(parts: PartitionsDefinition) -> list[AssetCheckSp
     )
 
 
+class _Fitted(NamedTuple):
+    """A partition's model (fitted, or the saved one reused), its record, and its file and version."""
+
+    model: Any  # core.modeling.TrainedModel (imported lazily)
+    record: ModelRecord
+    reused: bool
+    model_version: str
+    model_path: Path
+
+
 def _fit_and_record(context: AssetExecutionContext, cfg: Settings, artifacts: ArtifactStore, out_dir: list[str],
                     frame: pl.DataFrame, labels: pl.DataFrame, training: list[tuple[dt.date, int]],
-                    champion: dict | None, champion_note: str | None):
+                    champion: dict | None, champion_note: str | None) -> _Fitted | str:
     """The partition's model — reused when the saved one was fitted on exactly these rows and settings, else fitted
-    and saved — and its record (gate, gauntlet, card, registry row, files written): (model, record, reused,
-    model_version, model_path); or the reason no model could be trained. Reads nothing of the warehouse."""
+    and saved — and its record (gate, gauntlet, card, registry row, files written); or the reason no model could be
+    trained. Reads nothing of the warehouse."""
     # Imported here: lightgbm and scikit-learn cost ~0.7 s, and every run process loads the code location.
     from gosales_assets.core.modeling import (
         DegenerateModel,
@@ -203,7 +214,7 @@ def _fit_and_record(context: AssetExecutionContext, cfg: Settings, artifacts: Ar
         run_id=context.run.run_id, config_checksum=cfg.checksum)
     for name, content in record.files.items():
         artifacts.write([*out_dir, name], content)
-    return model, record, reused, model_version, model_path
+    return _Fitted(model, record, reused, model_version, model_path)
 
 
 def division_model_outputs(context: AssetExecutionContext, cfg: Settings, warehouse: WarehouseResource,

@@ -188,8 +188,9 @@ def weighted_quantiles(x: np.ndarray, weights: np.ndarray, quantiles: list[float
     smallest value of the column at which the share of its non-NaN rows' weight at or below it reaches q; NaN for a
     column without a value. The same values as `np.nanquantile(x, quantiles, axis=0, method="inverted_cdf",
     weights=...)` at a fraction of its cost: one stable sort of the whole matrix (timsort, fast on the many ties of
-    count and flag features) instead of numpy's copy and quicksort of every column (~1.3 of a fit's ~5 CPU-s at
-    40,000 rows × 300 features). `weights` must be positive."""
+    count and flag features) instead of numpy's copy and quicksort of every column (at 40,000 rows × 300 features
+    ~0.5 CPU-s against numpy's ~1.3, once per preprocessing fit: each fold and the refit). `weights` must be
+    positive."""
     qs = np.asarray(quantiles, dtype=np.float64)
     w = np.asarray(weights, dtype=np.float64)
     xf = np.asfortranarray(x)  # columns contiguous for the sort and the gathers

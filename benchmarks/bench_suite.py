@@ -96,6 +96,7 @@ from gosales_assets.core.star import build_fact_events, build_star, violation_su
 from gosales_assets.core.validation import segment_performance, topk_scenarios, validation_metrics  # noqa: E402
 from gosales_assets.core.whitespace import build_whitespace, empty_whitespace, whitespace_contracts  # noqa: E402
 from gosales_assets.core.whitespace_inputs import whitespace_inputs  # noqa: E402
+from gosales_assets.partitions import training_pool  # noqa: E402
 from gosales_assets.settings import DEFAULT_CONFIG_PATH, Settings, division_slug, load_settings, merge_config  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -391,7 +392,8 @@ def d_division_features(d: Direct) -> None:
             uncensored = res.frame.filter(~pl.col("censored"))
             index.append({"division": division, "cutoff_date": cutoff,
                           "window_all": res.frame.get_column("window_months").max(),
-                          "window_uncensored": uncensored.get_column("window_months").max()})
+                          "window_uncensored": uncensored.get_column("window_months").max(),
+                          "positives": int(uncensored.get_column("label").sum() or 0)})
 
             history = fact.filter(pl.col("invoice_date") <= cutoff)
             if c not in inputs:  # each cutoff's feature tables are read once (partitions run cutoff by cutoff)
@@ -430,8 +432,10 @@ def d_models(d: Direct) -> None:
             earlier = mine.filter(pl.col("cutoff_date").is_between(first, last)
                                   & pl.col("window_uncensored").is_not_null())
             windows = dict(earlier.select("cutoff_date", "window_uncensored").iter_rows())
-            usable = sorted(c for c, w in windows.items() if window_end(c, w) <= cutoff)[-params.training_cutoffs:]
-            training = [(c, windows[c]) for c in usable]
+            positives = dict(earlier.select("cutoff_date", "positives").iter_rows())
+            training = training_pool([(c, w, positives[c]) for c, w in windows.items() if window_end(c, w) <= cutoff],
+                                     params.training_cutoffs, params.training_positives).cutoffs
+            usable = [c for c, _ in training]
             reason = None
             if not training:
                 reason = (f"no trainable cutoff C' with C' + W' ≤ {cutoff} has labels "
@@ -903,7 +907,8 @@ def compare_outputs(direct: dict, dagster: dict) -> dict:
 
 def plan(settings: Settings, divisions: list[str] | None = None) -> dict:
     """The backfill's shape by the calendar rules: per division × cutoff, how many training cutoffs its model
-    pools (0: no model), and the runs `materialize_all` launches."""
+    pools at most (0: no model; `models.training_positives` may stop a pool earlier, which the calendar does not
+    know), and the runs `materialize_all` launches."""
     pools = {}
     for division in divisions or settings.divisions:
         w = settings.window_months(division)

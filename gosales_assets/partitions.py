@@ -143,6 +143,45 @@ def training_cutoffs(cutoff: dt.date, candidates: Iterable[tuple[dt.date, int]])
     return sorted(c for c, w in candidates if window_end(c, w) <= cutoff)
 
 
+@dataclass(frozen=True)
+class TrainingPool:
+    """The training cutoffs a model pools, (C', W') oldest first, their labelled positives, and why the pool stops
+    where it does (a sentence for the model card and the run's log)."""
+
+    cutoffs: list[tuple[dt.date, int]]
+    positives: int
+    reason: str
+
+
+def training_pool(usable: Iterable[tuple[dt.date, int, int]], most: int, enough_positives: int | None) -> TrainingPool:
+    """The cutoffs a model at C trains on, from the usable ones (C', W', labelled positives), whose windows closed by
+    C: the newest first, then older ones while the pooled positives are fewer than `enough_positives` (None: no
+    such stop), at most `most`. A division with few buyers pools every cutoff it may (the positives are the
+    information); a large one stops at the newest cutoff that holds enough, so its training cost follows its
+    positives, not its history."""
+    newest_first = sorted(usable, key=lambda u: u[0], reverse=True)
+    pool, positives = [], 0
+    for c, w, n in newest_first:
+        if len(pool) == most:
+            break
+        if enough_positives is not None and pool and positives >= enough_positives:
+            break
+        pool.append((c, w))
+        positives += int(n)
+    pool.reverse()
+    left = len(newest_first) - len(pool)
+    if not pool:
+        reason = "no usable training cutoff"
+    elif enough_positives is not None and positives >= enough_positives and left:
+        reason = (f"{len(pool)} of {len(newest_first)} usable cutoffs: their {positives:,} positives reach "
+                  f"models.training_positives ({enough_positives:,})")
+    elif left:
+        reason = f"{len(pool)} of {len(newest_first)} usable cutoffs ({positives:,} positives): models.training_cutoffs"
+    else:
+        reason = f"every usable cutoff ({len(pool)}, {positives:,} positives)"
+    return TrainingPool(pool, positives, reason)
+
+
 def split_key(key: str | MultiPartitionKey) -> tuple[str, dt.date]:
     """(division, cutoff) of a `division × cutoff` partition key."""
     if not isinstance(key, MultiPartitionKey):

@@ -240,7 +240,13 @@ class SamplingSettings(_Model):
 
 
 class ModelSettings(_Model):
-    training_cutoffs: int = Field(3, ge=1, description="How many most recent trainable cutoffs C' (C' + W <= C) to pool")
+    training_cutoffs: int = Field(
+        3, ge=1, description="At most this many most recent trainable cutoffs C' (C' + W <= C) are pooled")
+    training_positives: int | None = Field(
+        2000, ge=1, description="Pooling stops once the pooled cutoffs hold this many labelled positives: the newest "
+        "trainable cutoff first, then older ones while the positives are fewer (at most `training_cutoffs`). More "
+        "rows of the same customers a few months earlier add cost, not information, past this point (measured at "
+        "500,000 customers: docs/MODEL_QUALITY.md). null: always `training_cutoffs`")
     training_lookback_months: int = Field(
         12, ge=0, description="Training cutoffs C' are looked for in [C - W - this, C - W] (the declared dependency "
         "of division_model on earlier cutoffs' labels and features)")
@@ -263,6 +269,13 @@ class ModelSettings(_Model):
                            "(equal weights on standardized logits) instead of selecting one of them")
     sampling: SamplingSettings = SamplingSettings()
     gates: GateSettings = GateSettings()
+
+    @model_validator(mode="after")
+    def _pool_can_train(self) -> "ModelSettings":
+        if self.training_positives is not None and self.training_positives < self.min_positives:
+            raise ValueError(f"training_positives {self.training_positives} is below min_positives "
+                             f"{self.min_positives}: a pool could stop before it holds enough positives to train")
+        return self
 
 
 class WhitespaceWeights(_Model):

@@ -113,6 +113,34 @@ def test_retraining_is_deterministic_and_an_unchanged_partition_reuses_its_model
         {k: v for k, v in after.items() if k != "run_id"}
 
 
+def test_the_pool_stops_once_its_newest_cutoffs_hold_enough_positives(trained):
+    """`models.training_positives`: the newest usable cutoff first, older ones only while the pool holds fewer
+    positives; the card, the metadata and the registry say what was pooled and why."""
+    project, instance, _ = trained
+    key = multi_key(DIV, "2026-03-31")
+    frames = project.table("division_features").filter((pl.col("division") == DIV) & ~pl.col("censored"))
+    positives = dict(frames.group_by("cutoff_date").agg(pl.col("label").sum()).iter_rows())
+    newest, middle = positives[dt.date(2025, 9, 30)], positives[dt.date(2025, 6, 30)]
+    assert 0 < newest < 20 <= newest + middle  # the newest cutoff alone could not train (min_positives 20)
+    for enough, pooled in [(20, ["2025-06-30", "2025-09-30"]), (newest + middle, ["2025-06-30", "2025-09-30"])]:
+        result = project.with_overrides({"models": {"training_positives": int(enough)}}).materialize(
+            ["division_model"], instance=instance, partition_key=key)
+        assert result.success
+        card = json.loads((model_dir(project) / "model_card.json").read_text())
+        assert card["training_cutoffs"] == pooled and _registry_row(project)["training_cutoffs"] == ",".join(pooled)
+        got = sum(positives[dt.date.fromisoformat(c)] for c in pooled)
+        assert card["training_pool"] == (f"{len(pooled)} of 3 usable cutoffs: their {got:,} positives reach "
+                                         f"models.training_positives ({enough:,})")
+        assert latest_metadata(instance, "division_model")["training_pool"] == card["training_pool"]
+        assert card["class_balance"]["positives"] == got
+    # Back to the defaults (the demo's cutoffs hold far fewer than 2,000 positives: every usable cutoff is pooled).
+    assert project.materialize(["division_model"], instance=instance, partition_key=key).success
+    card = json.loads((model_dir(project) / "model_card.json").read_text())
+    assert card["training_cutoffs"] == ["2025-03-31", "2025-06-30", "2025-09-30"]
+    pooled = sum(positives[dt.date.fromisoformat(c)] for c in card["training_cutoffs"])
+    assert card["training_pool"] == f"every usable cutoff (3, {pooled:,} positives)"
+
+
 def test_partition_without_trainable_history_is_skipped_with_reason(trained):
     project, instance, _ = trained
     result = project.materialize(["division_model"], instance=instance, partition_key=multi_key(DIV, "2025-06-30"))
@@ -225,8 +253,8 @@ def test_a_frame_that_read_rows_after_its_cutoff_stops_the_partition(trained, mo
     project, instance, _ = trained
     real = features.ownership_rows
 
-    def leaky(warehouse, cutoff):
-        rows = real(warehouse, cutoff)
+    def leaky(fact, cutoff):
+        rows = real(fact, cutoff)
         return pl.concat([rows, rows.head(1).with_columns(pl.lit(cutoff + dt.timedelta(days=1)).alias("invoice_date"))])
 
     monkeypatch.setattr(features, "ownership_rows", leaky)

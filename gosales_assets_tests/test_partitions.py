@@ -5,6 +5,7 @@ import yaml
 from dagster import MultiPartitionKey
 
 from gosales_assets.partitions import (
+    TrainingPool,
     add_months,
     cutoff_key,
     cutoff_partitions,
@@ -16,6 +17,7 @@ from gosales_assets.partitions import (
     split_key,
     training_cutoffs,
     training_lookback,
+    training_pool,
     whitespace_lookback,
     window_end,
 )
@@ -48,6 +50,26 @@ def test_training_cutoffs_respect_closed_windows():
     # A 3-month window of 2025-03-31 closes on 2025-06-30, so it is usable at 2025-06-30 but not a day earlier.
     assert training_cutoffs(D(2025, 6, 30), [(D(2025, 3, 31), 3)]) == [D(2025, 3, 31)]
     assert training_cutoffs(D(2025, 6, 29), [(D(2025, 3, 31), 3)]) == []
+
+
+def test_training_pool_stops_at_enough_positives_newest_first():
+    usable = [(D(2024, 9, 30), 6, 900), (D(2024, 12, 31), 6, 800), (D(2025, 3, 31), 6, 700)]
+    # Enough positives in the newest cutoff alone: it is the pool.
+    pool = training_pool(usable, 3, 500)
+    assert pool.cutoffs == [(D(2025, 3, 31), 6)] and pool.positives == 700
+    assert "1 of 3 usable cutoffs" in pool.reason and "700" in pool.reason and "training_positives" in pool.reason
+    # Older cutoffs join while the pool holds fewer (700 < 1,000, then 1,500 ≥ 1,000), oldest first in the result.
+    pool = training_pool(list(reversed(usable)), 3, 1000)
+    assert pool.cutoffs == [(D(2024, 12, 31), 6), (D(2025, 3, 31), 6)] and pool.positives == 1500
+    # Never more than `most`, whatever the positives; no stop: always `most`.
+    assert training_pool(usable, 2, 10_000).cutoffs == [(D(2024, 12, 31), 6), (D(2025, 3, 31), 6)]
+    assert "models.training_cutoffs" in training_pool(usable, 2, 10_000).reason
+    assert training_pool(usable, 3, None).cutoffs == [(c, w) for c, w, _ in usable]
+    assert training_pool(usable, 3, None).reason == "every usable cutoff (3, 2,400 positives)"
+    # A cutoff with no positive still counts as a cutoff, not as information.
+    assert training_pool([(D(2025, 3, 31), 6, 0), (D(2024, 12, 31), 6, 40)], 3, 30).cutoffs == [
+        (D(2024, 12, 31), 6), (D(2025, 3, 31), 6)]
+    assert training_pool([], 3, 30) == TrainingPool([], 0, "no usable training cutoff")
 
 
 def test_partition_keys(tmp_path):

@@ -46,6 +46,7 @@ def test_home_from_env_and_config_path_from_env(tmp_path, monkeypatch):
         (lambda d: d["labels"].update(mode="sometimes"), "labels.mode", "expansion"),
         (lambda d: d["labels"].update(sku_denylist=["NOPE"]), "<root>", "not in sku_map"),
         (lambda d: d.update(cutoffs=["2030-01-31"]), "<root>", "outside the data range"),
+        (lambda d: d["models"].update(training_positives=10), "models", "below min_positives 20"),
     ],
 )
 def test_invalid_config_names_key_and_problem(tmp_path, mutate, key, words):

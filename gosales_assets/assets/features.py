@@ -56,12 +56,11 @@ def fact_until(warehouse: WarehouseResource, cutoff: dt.date) -> pl.DataFrame:
                            "order by invoice_date, invoice_id, line_no", [cutoff])
 
 
-def ownership_rows(warehouse: WarehouseResource, cutoff: dt.date) -> pl.DataFrame:
-    """Fact rows dated ≤ cutoff with only what ownership needs (customer, division, revenue, date), unordered:
-    `customer_portfolios` sums exact cents, so no order can change it (at 500,000 customers a quarter of the
-    cost of `fact_until`, read once per division × cutoff)."""
-    return warehouse.query("select customer_id, division, revenue, invoice_date from fact_transactions "
-                           "where invoice_date <= ?", [cutoff])
+def ownership_rows(fact: pl.DataFrame, cutoff: dt.date) -> pl.DataFrame:
+    """The fact rows dated ≤ cutoff with only what ownership needs (customer, division, revenue, date), from rows the
+    partition read already (its labels' facts reach beyond C), in their order: `customer_portfolios` sums exact
+    cents, so no order can change it."""
+    return fact.filter(pl.col("invoice_date") <= cutoff).select("customer_id", "division", "revenue", "invoice_date")
 
 
 def population_features(warehouse: WarehouseResource, cutoff: dt.date, division: str,
@@ -299,9 +298,10 @@ def division_frame_outputs(context: AssetExecutionContext, cfg: Settings, wareho
                            ) -> Generator[Output | AssetCheckResult, None, tuple[pl.DataFrame, pl.DataFrame]]:
     """Build the partition's labels and its model frame (labels joined); yield both outputs and their checks;
     return (labels, frame), what the model, scores, peers and validation of the same step read."""
-    labels = yield from labels_outputs(context, cfg, warehouse, artifacts)
+    labels, fact = yield from labels_outputs(context, cfg, warehouse, artifacts)
     division, cutoff = split_key(context.partition_key)
-    history = ownership_rows(warehouse, cutoff)
+    history = ownership_rows(fact, cutoff)
+    del fact
     features, als = population_features(warehouse, cutoff, division, labels.get_column("customer_id"))
     # The frame, its files and metadata need nothing more of the warehouse: another run may use it meanwhile.
     with warehouse.released():

@@ -58,10 +58,11 @@ def labels_check_specs(parts: PartitionsDefinition) -> list[AssetCheckSpec]:
     ))
 
 
-def labels_outputs(context: AssetExecutionContext, cfg: Settings, warehouse: WarehouseResource,
-                   artifacts: ArtifactStore) -> Generator[Output | AssetCheckResult, None, pl.DataFrame]:
-    """Build the partition's labels; yield their output and check; return the frame (what the op's next output,
-    the model frame, joins)."""
+def labels_outputs(context: AssetExecutionContext, cfg: Settings, warehouse: WarehouseResource, artifacts: ArtifactStore
+                   ) -> Generator[Output | AssetCheckResult, None, tuple[pl.DataFrame, pl.DataFrame]]:
+    """Build the partition's labels; yield their output and check; return (labels, the fact rows read): the model
+    frame made next joins the labels in memory and takes its ownership history from those rows (dated ≤ C). The
+    warehouse is read first and let go of while the labels and the year before's positives are computed."""
     division, cutoff = split_key(context.partition_key)
     requested = cfg.window_months(division)
     widen = cfg.labels.auto_widen
@@ -72,29 +73,32 @@ def labels_outputs(context: AssetExecutionContext, cfg: Settings, warehouse: War
         [horizon],
     )
     known = _roster(warehouse, cutoff, fact)
-    res = build_labels(
-        fact, known, division=division, cutoff=cutoff, window_months=requested, data_end=cfg.data.end_date,
-        mode=cfg.labels.mode, min_net_revenue=cfg.labels.min_net_revenue, sku_denylist=cfg.labels.sku_denylist,
-        auto_widen_min_positives=widen.min_positives if widen.enabled else None,
-        auto_widen_max_months=widen.max_window_months if widen.enabled else None,
-    )
-    summary = res.summary() | {"mode": cfg.labels.mode, "window_end": str(window_end(cutoff, res.window_months))}
-    artifacts.write_json(["labels", division_slug(division), cutoff.isoformat(), "label_summary.json"], summary)
+    earlier_cutoffs = _prevalence_cutoffs(cfg, cutoff)
+    dim = warehouse.query("select customer_id, first_seen_date from dim_customer") if earlier_cutoffs else None
+    with warehouse.released():
+        res = build_labels(
+            fact, known, division=division, cutoff=cutoff, window_months=requested, data_end=cfg.data.end_date,
+            mode=cfg.labels.mode, min_net_revenue=cfg.labels.min_net_revenue, sku_denylist=cfg.labels.sku_denylist,
+            auto_widen_min_positives=widen.min_positives if widen.enabled else None,
+            auto_widen_max_months=widen.max_window_months if widen.enabled else None,
+        )
+        summary = res.summary() | {"mode": cfg.labels.mode, "window_end": str(window_end(cutoff, res.window_months))}
+        artifacts.write_json(["labels", division_slug(division), cutoff.isoformat(), "label_summary.json"], summary)
+        meta = table_metadata(res.frame, cfg) | {
+            "positives": res.positives if res.positives is not None else MetadataValue.null(),
+            "prevalence": res.prevalence if res.prevalence is not None else MetadataValue.null(),
+            "window_months": res.window_months,
+            "requested_window_months": requested,
+            "widened": res.widened,
+            "censored": res.censored,
+            "cohorts": MetadataValue.json(dict(sorted(res.frame.group_by("cohort").len().iter_rows()))),
+        }
+        earlier = _earlier_positives(cfg, dim, fact, division, earlier_cutoffs, requested)
     if res.widened:
         context.log.info(f"{division} {cutoff}: window widened from {requested} to {res.window_months} months "
                          f"to reach {widen.min_positives} positives (got {res.positives})")
-    meta = table_metadata(res.frame, cfg) | {
-        "positives": res.positives if res.positives is not None else MetadataValue.null(),
-        "prevalence": res.prevalence if res.prevalence is not None else MetadataValue.null(),
-        "window_months": res.window_months,
-        "requested_window_months": requested,
-        "widened": res.widened,
-        "censored": res.censored,
-        "cohorts": MetadataValue.json(dict(sorted(res.frame.group_by("cohort").len().iter_rows()))),
-    }
     yield Output(res.frame, output_name="labels", metadata=meta)
 
-    earlier = _earlier_positives(cfg, warehouse, fact, division, cutoff, requested)
     collapsed = (not res.censored) and res.positives == 0 and any(p > 0 for p in earlier.values())
     yield AssetCheckResult(
         check_name="prevalence_not_collapsed",
@@ -106,7 +110,7 @@ def labels_outputs(context: AssetExecutionContext, cfg: Settings, warehouse: War
                      else f"{res.positives} positives; earlier cutoffs {earlier or 'none materialized'}"),
         metadata={"earlier_positives": MetadataValue.json(earlier)},
     )
-    return res.frame
+    return res.frame, fact
 
 
 def _roster(warehouse: WarehouseResource, cutoff, fact: pl.DataFrame) -> pl.DataFrame:
@@ -122,15 +126,18 @@ def _roster(warehouse: WarehouseResource, cutoff, fact: pl.DataFrame) -> pl.Data
     return roster
 
 
-def _earlier_positives(cfg: Settings, warehouse: WarehouseResource, fact: pl.DataFrame, division: str, cutoff,
+def _prevalence_cutoffs(cfg: Settings, cutoff) -> list:
+    """The configured cutoffs of the year before C (C − 12 .. C − 1 months) the prevalence check compares with."""
+    return [c for c in cfg.cutoffs if add_months(cutoff, -PREVALENCE_LOOKBACK_MONTHS) <= c <= add_months(cutoff, -1)]
+
+
+def _earlier_positives(cfg: Settings, dim: pl.DataFrame | None, fact: pl.DataFrame, division: str, earlier: list,
                        window_months: int) -> dict[str, int]:
-    """Positives of the division at the configured cutoffs of the year before C (C − 12 .. C − 1 months) whose window
-    (the requested one, not widened) had closed by the data end, recounted from the facts this partition read (they
-    reach C + W ≥ those windows' ends)."""
-    earlier = [c for c in cfg.cutoffs if add_months(cutoff, -PREVALENCE_LOOKBACK_MONTHS) <= c <= add_months(cutoff, -1)]
+    """Positives of the division at the `earlier` cutoffs whose window (the requested one, not widened) had closed by
+    the data end, recounted from the facts this partition read (they reach C + W ≥ those windows' ends) and the
+    customers' first dates `dim`."""
     if not earlier:
         return {}
-    dim = warehouse.query("select customer_id, first_seen_date from dim_customer")
     counts = positives_by_cutoff(fact, dim, division=division, cutoffs=earlier, window_months=window_months,
                                  data_end=cfg.data.end_date, mode=cfg.labels.mode,
                                  min_net_revenue=cfg.labels.min_net_revenue, sku_denylist=cfg.labels.sku_denylist)

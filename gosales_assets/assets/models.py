@@ -33,29 +33,31 @@ from gosales_assets.core.leakage_records import feature_shift_report
 from gosales_assets.core.model_card import GAUNTLET, ModelRecord, model_record, skipped_model
 from gosales_assets.core.registry import RETAINED, SKIPPED, model_file_version, serving_model
 from gosales_assets.partitions import (
+    TrainingPool,
     add_months,
     same_division_earlier_cutoffs,
     split_key,
     training_cutoffs,
     training_lookback,
+    training_pool,
 )
 from gosales_assets.resources import ArtifactStore, WarehouseResource
 from gosales_assets.settings import Settings, division_slug
 
 
 def candidate_training_cutoffs(warehouse: WarehouseResource, division: str, cutoff: dt.date,
-                               lookback: tuple[int, int]) -> list[tuple[dt.date, int]]:
-    """(C', W') of every labelled, uncensored model frame of the division in the declared look-back of C (the
-    `division_features` partitions this asset depends on). A frame built while its window was open stays censored
-    until it is rebuilt with its refreshed labels (the refresh of a closed window rebuilds both), so it is no
-    training cutoff before then."""
+                               lookback: tuple[int, int]) -> list[tuple[dt.date, int, int]]:
+    """(C', W', labelled positives) of every labelled, uncensored model frame of the division in the declared
+    look-back of C (the `division_features` partitions this asset depends on). A frame built while its window was
+    open stays censored until it is rebuilt with its refreshed labels (the refresh of a closed window rebuilds both),
+    so it is no training cutoff before then."""
     if not warehouse.table_exists("division_features"):
         return []
     df = warehouse.query(
-        "select cutoff_date, max(window_months) as w from division_features where division = ? "
-        "and cutoff_date between ? and ? and not censored group by cutoff_date order by 1",
+        "select cutoff_date, max(window_months) as w, coalesce(sum(label), 0) as positives from division_features "
+        "where division = ? and cutoff_date between ? and ? and not censored group by cutoff_date order by 1",
         [division, add_months(cutoff, -lookback[0]), add_months(cutoff, -lookback[1])])
-    return [(c, int(w)) for c, w in df.iter_rows()]
+    return [(c, int(w), int(n)) for c, w, n in df.iter_rows()]
 
 
 def champion_candidates(warehouse: WarehouseResource, division: str, cutoff: dt.date, months: int
@@ -165,7 +167,7 @@ class _Fitted(NamedTuple):
 
 
 def _fit_and_record(context: AssetExecutionContext, cfg: Settings, artifacts: ArtifactStore, out_dir: list[str],
-                    frame: pl.DataFrame, labels: pl.DataFrame, training: list[tuple[dt.date, int]],
+                    frame: pl.DataFrame, labels: pl.DataFrame, pool: TrainingPool,
                     champion: dict | None, champion_note: str | None) -> _Fitted | str:
     """The partition's model — reused when the saved one was fitted on exactly these rows and settings, else fitted
     and saved — and its record (gate, gauntlet, card, registry row, files written); or the reason no model could be
@@ -180,7 +182,7 @@ def _fit_and_record(context: AssetExecutionContext, cfg: Settings, artifacts: Ar
     )
 
     division, cutoff = split_key(context.partition_key)
-    params = cfg.models
+    params, training = cfg.models, pool.cutoffs
     model_path = artifacts.path(*out_dir, "model.joblib")
     fingerprint = training_fingerprint(frame, params, cfg.seeds.modeling)
     model = reusable_model(artifacts, out_dir, fingerprint)
@@ -204,7 +206,8 @@ def _fit_and_record(context: AssetExecutionContext, cfg: Settings, artifacts: Ar
     champion_model = load_model(serving_model(champion)["model_path"]) \
         if champion is not None and champion_note is None else None
     record = model_record(
-        model, division=division, cutoff=cutoff, training=training, model_version=model_version,
+        model, division=division, cutoff=cutoff, training=training, training_pool=pool.reason,
+        model_version=model_version,
         model_path=model_path, gate_thresholds=cfg.gate_thresholds(division),
         peer_resamples=gates_cfg.peer_resamples, peer_gate=gates_cfg.peer_gate, champion=champion,
         champion_model=champion_model, champion_note=champion_note, champion_gate=gates_cfg.champion_gate,
@@ -225,9 +228,9 @@ def division_model_outputs(context: AssetExecutionContext, cfg: Settings, wareho
     division, cutoff = split_key(context.partition_key)
     params = cfg.models
     candidates = candidate_training_cutoffs(warehouse, division, cutoff, training_lookback(cfg))
-    usable = training_cutoffs(cutoff, candidates)[-params.training_cutoffs:]
-    windows = dict(candidates)
-    training = [(c, windows[c]) for c in usable]
+    usable = set(training_cutoffs(cutoff, [(c, w) for c, w, _ in candidates]))
+    pool = training_pool([u for u in candidates if u[0] in usable], params.training_cutoffs, params.training_positives)
+    training = pool.cutoffs
     out_dir = ["models", division_slug(division), cutoff.isoformat()]
 
     def skip(reason: str):
@@ -237,7 +240,7 @@ def division_model_outputs(context: AssetExecutionContext, cfg: Settings, wareho
         artifacts.write_json([*out_dir, "skipped.json"], skipped.skipped)
         yield Output(skipped.registry, output_name="division_model",
                      metadata={"status": SKIPPED, "reason": reason, "dagster/row_count": 1,
-                               "training_cutoffs": [str(c) for c, _ in training]})
+                               "training_cutoffs": [str(c) for c, _ in training], "training_pool": pool.reason})
         yield AssetCheckResult(check_name="promotion_gate", asset_key="division_model", passed=False,
                                severity=AssetCheckSeverity.WARN, description=f"no model to promote: {reason}")
         for name in GAUNTLET:
@@ -248,10 +251,12 @@ def division_model_outputs(context: AssetExecutionContext, cfg: Settings, wareho
 
     if not training:
         return (yield from skip(f"no trainable cutoff C' with C' + W' ≤ {cutoff} has labels "
-                                f"(model frames with closed labels: {[str(c) for c, _ in candidates] or 'none'})"))
+                                f"(model frames with closed labels: {[str(c) for c, _, _ in candidates] or 'none'})"))
     # Every read of the warehouse first: the training frame, the champion's registry row. Then the fit and the model's
     # record, which need nothing of it, let go of it (`released`): another run uses the file meanwhile (dagster.yaml's
     # pool lets two runs in; the warehouse's lease gives them turns).
+    context.log.info(f"division_model {context.partition_key}: trains on {', '.join(str(c) for c, _ in training)} — "
+                     f"{pool.reason}")
     cutoff_list = ", ".join(f"'{c.isoformat()}'" for c, _ in training)
     # Ordered in polars, not by DuckDB: sorting ~300 columns of 300,000 rows costs DuckDB about twice as much (one row
     # per customer and cutoff: the order is total).
@@ -265,7 +270,7 @@ def division_model_outputs(context: AssetExecutionContext, cfg: Settings, wareho
     else:
         champion, champion_note = None, "models.gates.champion_gate is off: no earlier model is read"
     with warehouse.released():
-        fitted = _fit_and_record(context, cfg, artifacts, out_dir, frame, labels, training, champion, champion_note)
+        fitted = _fit_and_record(context, cfg, artifacts, out_dir, frame, labels, pool, champion, champion_note)
     if isinstance(fitted, str):
         return (yield from skip(fitted))
     model, record, reused, model_version, model_path = fitted
@@ -285,6 +290,7 @@ def division_model_outputs(context: AssetExecutionContext, cfg: Settings, wareho
         "negatives_sampled": bool((model.sampling or {}).get("sampled", False)),
         "model_reused": reused,
         "training_cutoffs": [str(c) for c, _ in training],
+        "training_pool": pool.reason,
         "model_version": model_version,
         "serving_model_version": record.registry.item(0, "serving_model_version"),
         "serving_cutoff": str(record.registry.item(0, "serving_cutoff") or "") or None,

@@ -14,6 +14,7 @@ division whose model is held or skipped at the cutoff is listed by its best simp
 
 import datetime as dt
 import shutil
+from typing import NamedTuple
 
 import polars as pl
 from dagster import (
@@ -176,17 +177,32 @@ def _write_files(artifacts: ArtifactStore, build: WhitespaceBuild) -> None:
         artifacts.write([*rel, name], content)
 
 
-def _decide(context, cfg: Settings, warehouse: WarehouseResource, artifacts: ArtifactStore, cutoff: dt.date,
-            lookback: int, shortest_window: int) -> tuple[RankingDecision, list]:
-    """The `ranking_decision` at C (`core.ranking_decision`) with its files, and what the step yields for it."""
+class _DecisionReads(NamedTuple):
+    """What the ranking decision at C reads of the warehouse: the earlier lists it judges, the champion before."""
+
+    lists: pl.DataFrame
+    champion_before: str
+    champion_before_source: str
+
+
+def _decision_reads(warehouse: WarehouseResource, cfg: Settings, cutoff: dt.date, lookback: int,
+                    shortest_window: int) -> _DecisionReads:
+    rs = cfg.whitespace.ranking
+    return _DecisionReads(_earlier_lists(warehouse, cutoff, lookback, shortest_window, rs.windows),
+                          *_previous_champion(warehouse, cutoff, lookback, rs))
+
+
+def _decide(context, cfg: Settings, artifacts: ArtifactStore, cutoff: dt.date, fact: pl.DataFrame,
+            reads: _DecisionReads) -> tuple[RankingDecision, list]:
+    """The `ranking_decision` at C (`core.ranking_decision`) with its files, and what the step yields for it, from
+    what `_decision_reads` read and the fact lines dated ≤ C."""
     rs = cfg.whitespace.ranking
     c = cutoff.isoformat()
-    rows, notes = window_rows(_earlier_lists(warehouse, cutoff, lookback, shortest_window, rs.windows), as_of=cutoff,
-                              window_months={d: cfg.window_months(d) for d in cfg.divisions})
-    outcomes = realized_outcomes(rows, fact_until(warehouse, cutoff), as_of=cutoff,
+    rows, notes = window_rows(reads.lists, as_of=cutoff, window_months={d: cfg.window_months(d) for d in cfg.divisions})
+    outcomes = realized_outcomes(rows, fact, as_of=cutoff,
                                  min_net_revenue=cfg.labels.min_net_revenue, sku_denylist=cfg.labels.sku_denylist)
     captures, evidence = window_captures(outcomes, rs.k_pct)
-    before, source = _previous_champion(warehouse, cutoff, lookback, rs)
+    before, source = reads.champion_before, reads.champion_before_source
     decision = decide(captures, evidence, cutoff=cutoff, champion_before=before, champion_before_source=source,
                       settings=rs)
     frame = decision_frame(decision, run_id=context.run.run_id, competitors=rs.competitors)
@@ -282,27 +298,66 @@ def build_whitespace_assets(settings: Settings) -> list[AssetsDefinition]:
                            artifacts: ArtifactStore):
         cfg = settings.get()
         cutoff = parse_cutoff(context.partition_key)
-        # The decision first, the list in its champion's order; yielded list first, because Dagster wants a step's
-        # outputs in the order of their declared reads (the decision reads earlier lists).
-        decision, decision_events = _decide(context, cfg, warehouse, artifacts, cutoff, lookback, shortest_window)
-        yield from _whitespace_list(context, cfg, warehouse, artifacts, cutoff, lookback, decision.champion,
-                                    f"ranking_decision at {cutoff}: {decision.reason}")
+        # Every read of the warehouse first — the fact lines dated ≤ C once for both (at 500,000 customers ~1.7 CPU-s a
+        # read), the earlier lists, the cutoff's scores and signals — then the decision, the list in its champion's
+        # order, their files, contracts and metadata let go of it (another run uses the file meanwhile); the tables are
+        # written after, the list's first, because Dagster wants a step's outputs in the order of their declared reads
+        # (the decision reads earlier lists).
+        fact = fact_until(warehouse, cutoff)
+        decision_reads = _decision_reads(warehouse, cfg, cutoff, lookback, shortest_window)
+        list_reads = _list_reads(warehouse, cfg, cutoff, lookback)
+        with warehouse.released():
+            decision, decision_events = _decide(context, cfg, artifacts, cutoff, fact, decision_reads)
+            list_events = _whitespace_list(context, cfg, artifacts, cutoff, decision.champion,
+                                           f"ranking_decision at {cutoff}: {decision.reason}", fact, list_reads)
+        yield from list_events
         yield from decision_events
 
     return [whitespace_ranking]
 
 
-def _whitespace_list(context, cfg: Settings, warehouse: WarehouseResource, artifacts: ArtifactStore, cutoff: dt.date,
-                     lookback: int, champion: str, champion_note: str) -> list:
-    """The list at C in the champion's order, its files, and what the step yields for its four tables."""
+class _ListReads(NamedTuple):
+    """What the list at C reads of the warehouse (`_list_reads`); the signals only when there is something to rank."""
+
+    scores: pl.DataFrame
+    fallback: pl.DataFrame
+    rules: pl.DataFrame | None = None
+    als: pl.DataFrame | None = None
+    challenger_cutoff: dt.date | None = None
+    challenger_rows: pl.DataFrame | None = None
+    previous_cutoff: dt.date | None = None
+    previous: pl.DataFrame | None = None
+    customers: pl.DataFrame | None = None
+
+
+def _list_reads(warehouse: WarehouseResource, cfg: Settings, cutoff: dt.date, lookback: int) -> _ListReads:
     ws = cfg.whitespace
-    run_id = context.run.run_id
-    c = cutoff.isoformat()
     scores = warehouse.query("select customer_id, division, icp_score, bought_in_division from icp_scores "
                              "where cutoff_date = ? order by division, customer_id", [cutoff]) \
         if warehouse.table_exists("icp_scores") else pl.DataFrame()
     fallback = _peer_fallback(warehouse, cutoff) if ws.peer_fallback else pl.DataFrame()
     if scores.height == 0 and fallback.height == 0:
+        return _ListReads(scores, fallback)
+    train_cutoff, train_rows = (_challenger_training(warehouse, cutoff, cfg.window_range()[1], lookback)
+                                if ws.challenger_enabled else (None, None))
+    prev_cutoff, previous = _previous(warehouse, cutoff, ws.history_months)
+    return _ListReads(
+        scores, fallback,
+        rules=warehouse.query("select * exclude (cutoff_date) from market_basket_rules where cutoff_date = ?",
+                              [cutoff]),
+        als=warehouse.query("select * exclude (cutoff_date) from als_embeddings where cutoff_date = ?", [cutoff]),
+        challenger_cutoff=train_cutoff, challenger_rows=train_rows, previous_cutoff=prev_cutoff, previous=previous,
+        customers=warehouse.query("select * from dim_customer"))
+
+
+def _whitespace_list(context, cfg: Settings, artifacts: ArtifactStore, cutoff: dt.date, champion: str,
+                     champion_note: str, fact: pl.DataFrame, reads: _ListReads) -> list:
+    """The list at C in the champion's order, its files, and what the step yields for its four tables, from what
+    `_list_reads` read and the fact lines dated ≤ C."""
+    ws = cfg.whitespace
+    run_id = context.run.run_id
+    c = cutoff.isoformat()
+    if reads.scores.height == 0 and reads.fallback.height == 0:
         # Early cutoffs have no model yet (no closed training window); nothing to rank is not an error.
         build = empty_whitespace(cutoff, run_id, cfg.divisions)
         reason = build.reason
@@ -319,21 +374,13 @@ def _whitespace_list(context, cfg: Settings, warehouse: WarehouseResource, artif
                                             *((a, "contract") for a in OUTPUTS)]]
         return events
 
-    # ---- inputs (the declared reads) ----------------------------------------------------------------------------
-    rules = warehouse.query("select * exclude (cutoff_date) from market_basket_rules where cutoff_date = ?", [cutoff])
-    als = warehouse.query("select * exclude (cutoff_date) from als_embeddings where cutoff_date = ?", [cutoff])
-    max_w = cfg.window_range()[1]
-    train_cutoff, train_rows = (_challenger_training(warehouse, cutoff, max_w, lookback)
-                                if ws.challenger_enabled else (None, None))
-    prev_cutoff, previous = _previous(warehouse, cutoff, ws.history_months)
-    history, customers = fact_until(warehouse, cutoff), warehouse.query("select * from dim_customer")
-    with warehouse.released():  # the ranking needs nothing more of the warehouse: another run may use it
-        build = build_whitespace(
-            scores, history, customers, cutoff=cutoff, run_id=run_id, settings=ws, divisions=cfg.divisions,
-            rules=rules, als=als, eligibility=read_eligibility(cfg.landing_dir), previous=previous,
-            previous_cutoff=prev_cutoff, challenger_rows=train_rows, challenger_cutoff=train_cutoff,
-            challenger_seed=cfg.seeds.modeling, max_window_months=max_w, fallback=fallback, ordering=champion,
-            ordering_note=champion_note)
+    build = build_whitespace(
+        reads.scores, fact, reads.customers, cutoff=cutoff, run_id=run_id, settings=ws, divisions=cfg.divisions,
+        rules=reads.rules, als=reads.als, eligibility=read_eligibility(cfg.landing_dir), previous=reads.previous,
+        previous_cutoff=reads.previous_cutoff, challenger_rows=reads.challenger_rows,
+        challenger_cutoff=reads.challenger_cutoff, challenger_seed=cfg.seeds.modeling,
+        max_window_months=cfg.window_range()[1], fallback=reads.fallback, ordering=champion,
+        ordering_note=champion_note)
     peer_fallback = build.metrics["peer_fallback"]
     for division, entry in peer_fallback["divisions"].items():
         context.log.warning(f"whitespace {context.partition_key}: {division} has no promoted model; its "

@@ -168,6 +168,7 @@ def model_record(
     model_version: str,
     model_path: str | Path,
     gate_thresholds: GateThresholds,
+    training_pool: str | None = None,
     feature_shift: dict[str, str],
     prediction_window_months: int,
     frame: pl.DataFrame,
@@ -224,7 +225,7 @@ def model_record(
     card = model.card() | {
         "division": division, "cutoff": cutoff.isoformat(), "model_version": model_version,
         "training_cutoffs": [str(c) for c, _ in training], "training_windows_months": [w for _, w in training],
-        "prediction_window_months": prediction_window_months,
+        "training_pool": training_pool, "prediction_window_months": prediction_window_months,
         "gate": {"passed": gate.passed, "detail": gate.detail, **gate.values},
         "leakage": {k: v["status"] for k, v in leakage.items()},
         "package_versions": package_versions() if versions is None else versions, "dagster_run_id": run_id,

@@ -186,6 +186,31 @@ def test_affinity_signals_use_passing_rules_and_name_the_top_antecedent():
     assert by[("c6", "A")] == 0.0
 
 
+def test_top_antecedent_is_the_owned_one_with_the_highest_lift_ties_alphabetical():
+    """The top antecedent of every pair equals the first row of a sort of the owner's passing rules by lift
+    (descending) then name — with equal lifts planted — on a few hundred random customers."""
+    rng = np.random.default_rng(11)
+    divs = ["A", "B", "C", "D", "E", "F"]
+    rules = pl.DataFrame([{"antecedent": a, "consequent": c, "lift": float(rng.choice([1.5, 2.0, 2.0, 3.0])),
+                           "passes_thresholds": bool(rng.random() < 0.8)}
+                          for a in divs for c in divs if a != c])
+    owned = pl.DataFrame([(f"c{i}", d) for i in range(300) for d in divs if rng.random() < 0.4],
+                         schema=["customer_id", "division"], orient="row")
+    cand = pl.DataFrame([(f"c{i}", d) for i in range(300) for d in divs], schema=["customer_id", "division"],
+                        orient="row")
+    got = affinity_signals(cand, rules, owned)
+    passing = rules.filter("passes_thresholds").select("antecedent", "consequent", "lift")
+    expected = (owned.rename({"division": "antecedent"}).join(passing, on="antecedent")
+                .filter(pl.col("antecedent") != pl.col("consequent"))
+                .sort(["customer_id", "consequent", "lift", "antecedent"], descending=[False, False, True, False])
+                .unique(subset=["customer_id", "consequent"], keep="first", maintain_order=True))
+    want = {(r["customer_id"], r["consequent"]): r["antecedent"] for r in expected.iter_rows(named=True)}
+    assert len(want) > 500 and any(r["lift"] == 2.0 for r in expected.iter_rows(named=True))
+    for r in got.iter_rows(named=True):
+        assert r["top_affinity_division"] == want.get((r["customer_id"], r["division"])), r
+    assert got.select("customer_id", "division").equals(cand)  # the pairs' order
+
+
 def test_lift_below_one_is_not_affinity():
     aff = pl.DataFrame({"customer_id": ["a", "b"], "division": ["A", "A"], "lift": [0.8, 0.0]})
     assert normalize_lift(aff).get_column("lift_norm").to_list() == [0.0, 0.0]

@@ -61,3 +61,45 @@ def test_rank_whitespace_breaks_probability_ties_by_lift():
     plain = run(icp=icp_frame()).ranked.filter(pl.col("division") == "T")
     assert dict(zip(plain["customer_id"], plain["p_icp_pct"], strict=True)) == {
         "c5": 0.2, "c2": 0.4, "c4": 0.6, "c1": 0.8, "c3": 1.0}
+
+
+def test_first_rows_by_keeps_exactly_the_rows_sort_ranked_puts_first():
+    """The judged lists' top K% per ordering (`core.ranking_decision.window_captures`) from one sort of the
+    tie-break chain: the same rows as `sort_ranked(...).head(n)`, with ties and nulls in every key."""
+    import datetime as dt
+
+    from gosales_assets.core.ranking import first_rows_by, sort_ranked
+
+    rng = np.random.default_rng(3)
+    n = 4000
+    grid = np.round(rng.random(n) * 5) / 5  # few score levels: ties everywhere
+    frame = pl.DataFrame({
+        "customer_id": [f"c{i:03d}" for i in rng.integers(0, 900, n)],
+        "division": rng.choice(["A", "B", "C", "D", "E"], n),
+        "p_icp": pl.Series([None if r < 0.1 else round(v * 4) / 4 for r, v in zip(rng.random(n), rng.random(n))],
+                           dtype=pl.Float64),
+        "EV": pl.Series([None if r < 0.2 else float(round(v * 3)) for r, v in zip(rng.random(n), rng.random(n))],
+                        dtype=pl.Float64),
+        "last_activity_date": [None if r < 0.3 else dt.date(2025, 1, 1) + dt.timedelta(days=int(r * 40))
+                               for r in rng.random(n)],
+        "score_blend": grid,
+        "score_p_icp": pl.Series([None if r < 0.05 else v for r, v in zip(rng.random(n), grid[::-1])],
+                                 dtype=pl.Float64),
+        "score_expected_value": rng.random(n), "score_legacy": np.zeros(n),
+    }).unique(subset=["customer_id", "division"], keep="first", maintain_order=True)  # a list's pairs are unique
+    by = ["score_blend", "score_p_icp", "score_expected_value", "score_legacy"]
+    for k in (1, 37, frame.height // 10, frame.height, frame.height + 5):
+        got = first_rows_by(frame, by, k)
+        indexed = frame.with_row_index("_i")
+        for col in by:
+            expected = sort_ranked(indexed, by=col).head(k).get_column("_i").sort().to_list()
+            assert got[col].arg_true().to_list() == expected, (col, k)
+    # Without a last-activity column (it sorts as all null) the same holds.
+    bare = frame.drop("last_activity_date")
+    assert first_rows_by(bare, ["score_blend"], 50)["score_blend"].arg_true().to_list() == \
+        sort_ranked(bare.with_row_index("_i"), by="score_blend").head(50).get_column("_i").sort().to_list()
+    # A list's model rows may carry their source; peer-ordered rows (a tier after every model row) are refused.
+    assert first_rows_by(frame.with_columns(pl.lit("model").alias("score_source")), by, 80)["score_legacy"].equals(
+        first_rows_by(frame, by, 80)["score_legacy"])
+    with pytest.raises(ValueError, match="model rows only"):
+        first_rows_by(frame.with_columns(pl.lit("peer:recency").alias("score_source")), by, 5)

@@ -141,10 +141,11 @@ def _with_cutoff(df: pl.DataFrame, cutoff: dt.date, after: str = "customer_id") 
     return out.select(cols[:i] + ["cutoff_date"] + cols[i:])
 
 
-def _catalog_outputs(artifacts: ArtifactStore, rel: list[str], features: pl.DataFrame) -> dict:
-    """Write feature_catalog.csv and feature_stats.json; return the metadata a person looks at."""
+def _catalog_outputs(artifacts: ArtifactStore, rel: list[str], features: pl.DataFrame, checksum: str) -> dict:
+    """Write feature_catalog.csv and feature_stats.json; return the metadata a person looks at. `checksum`:
+    `frame_checksum(features)`, which the caller has computed for its own metadata."""
     catalog = feature_catalog(features)
-    stats = feature_stats(features)
+    stats = feature_stats(features, checksum=checksum)
     cat_path = artifacts.write_csv([*rel, "feature_catalog.csv"], catalog)
     stats_path = artifacts.write_json([*rel, "feature_stats.json"], stats)
     families = (
@@ -188,7 +189,8 @@ def build_feature_assets(settings: Settings) -> list[AssetsDefinition]:
 
         with warehouse.released():  # the features need nothing more of the warehouse: another run may use it
             feats = build(fact)
-        meta = table_metadata(feats, cfg) | _catalog_outputs(artifacts, ["features", cutoff.isoformat()], feats)
+        meta = table_metadata(feats, cfg)
+        meta |= _catalog_outputs(artifacts, ["features", cutoff.isoformat()], feats, meta["checksum"])
         meta["latest_source_date"] = str(fact.get_column("invoice_date").max()) if fact.height else "none"
         yield Output(_with_cutoff(feats, cutoff), metadata=meta)
         yield from _leakage_results("customer_features", fact, cutoff, build, warehouse, artifacts, meta["checksum"],
@@ -315,15 +317,16 @@ def division_frame_outputs(context: AssetExecutionContext, cfg: Settings, wareho
         )
         del features, als
         features_only = frame.drop(LABEL_COLUMNS)
+        feature_checksum = frame_checksum(features_only)
         meta = table_metadata(frame, cfg) | _catalog_outputs(
-            artifacts, ["features", cutoff.isoformat(), division_slug(division)], features_only)
+            artifacts, ["features", cutoff.isoformat(), division_slug(division)], features_only, feature_checksum)
         censored = bool(labels.height and labels.get_column("censored").all())
         meta |= {
             "censored": censored,
             "positives": MetadataValue.null() if censored else int(frame.get_column("label").sum() or 0),
             "target_signal_means": MetadataValue.json(
                 {c: round(float(frame.get_column(c).mean() or 0.0), 4) for c in TARGET_SIGNAL_COLUMNS}),
-            "feature_checksum": frame_checksum(features_only),
+            "feature_checksum": feature_checksum,
         }
         del features_only
     yield Output(frame, output_name="division_features", metadata=meta)

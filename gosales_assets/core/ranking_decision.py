@@ -8,7 +8,7 @@ revenue of the division in (C', C' + W_d] without denylisted SKUs; a purchase (`
 `min_net_revenue`, and then `realized_revenue` is that net revenue (0 otherwise).
 
 capture@K% (`window_captures`): each ordering sorts the window's model rows (`core.ranking.sort_ranked` on its
-score: the list's own tie-break chain) and takes the top ceil(K% of rows); by count it captures the share of the
+score: the list's own tie-break chain; `first_rows_by` finds the same first rows with fewer sorts) and takes the top ceil(K% of rows); by count it captures the share of the
 window's realized purchases found there, by revenue the share of their realized revenue. Peer-ordered rows are not
 judged (no ordering of the champion applies to them).
 
@@ -37,7 +37,7 @@ from gosales_assets.core.calendar import window_end
 from gosales_assets.core.capacity import capacity_count
 from gosales_assets.core.checksum import from_cents, to_cents
 from gosales_assets.core.pair_frames import PAIR_KEYS, require_columns
-from gosales_assets.core.ranking import MODEL_SOURCE, ORDERING_COLUMNS, ORDERINGS, sort_ranked
+from gosales_assets.core.ranking import MODEL_SOURCE, ORDERING_COLUMNS, ORDERINGS, first_rows_by
 from gosales_assets.settings import RankingSettings
 
 __all__ = [
@@ -175,10 +175,8 @@ def window_captures(outcomes: pl.DataFrame, k_pct: float, orderings: Sequence[st
     table, evidence = [], []
     for (cutoff,), rows in sorted(outcomes.partition_by("window_cutoff", as_dict=True, maintain_order=True).items()):
         n = capacity_count(rows.height, k_pct)
-        rows = rows.with_row_index("_row")
-        rows = rows.with_columns(
-            pl.col("_row").is_in(sort_ranked(rows, by=ORDERING_COLUMNS[o]).head(n).get_column("_row").implode())
-            .alias(f"_top_{o}") for o in orderings)
+        first = first_rows_by(rows, [ORDERING_COLUMNS[o] for o in orderings], n)
+        rows = rows.with_columns(first[ORDERING_COLUMNS[o]].alias(f"_top_{o}") for o in orderings)
         purchases, revenue = int(rows.get_column("realized").sum()), float(rows.get_column("realized_revenue").sum())
         divisions = ", ".join(sorted(rows.get_column("division").unique().to_list()))
         for o in orderings:

@@ -8,9 +8,9 @@ revenue of the division in (C', C' + W_d] without denylisted SKUs; a purchase (`
 `min_net_revenue`, and then `realized_revenue` is that net revenue (0 otherwise).
 
 capture@K% (`window_captures`): each ordering sorts the window's model rows (`core.ranking.sort_ranked` on its
-score: the list's own tie-break chain; `first_rows_by` finds the same first rows with fewer sorts) and takes the top ceil(K% of rows); by count it captures the share of the
-window's realized purchases found there, by revenue the share of their realized revenue. Peer-ordered rows are not
-judged (no ordering of the champion applies to them).
+score: the list's own tie-break chain; `first_rows_by` finds the same first rows with fewer sorts) and takes the top
+ceil(K% of rows); by count it captures the share of the window's realized purchases found there, by revenue the share
+of their realized revenue. Peer-ordered rows are not judged (no ordering of the champion applies to them).
 
 The decision (`decide`): the champion before is the previous decision's (or the configured initial champion). The
 last N windows with a realized purchase are compared: for each challenger, the mean over those windows of its

@@ -243,6 +243,11 @@ def apply_weights(signals: pl.DataFrame, weights_by_division: pl.DataFrame) -> p
     return out.with_columns(score.alias("score"))
 
 
+# What breaks ties in an ordering's score, in order (column, descending): the list's rank is total.
+TIE_BREAK_CHAIN = (("p_icp", True), ("EV", True), ("last_activity_date", True), ("customer_id", False),
+                   ("division", False))
+
+
 def sort_ranked(frame: pl.DataFrame, by: str = "score") -> pl.DataFrame:
     """Sort by the tie-breaker chain: `by` desc (default `score`; an ordering's `score_<ordering>`), p_icp desc, EV
     desc, last_activity_date desc (nulls last), customer_id asc, division asc. With a `score_source` column, rows of
@@ -258,8 +263,8 @@ def sort_ranked(frame: pl.DataFrame, by: str = "score") -> pl.DataFrame:
         f = f.with_columns(fallback.alias("_fallback_tier"))
         key = pl.when(fallback).then(pl.col("score")).otherwise(pl.col(by)) if by != "score" else key
     f = f.with_columns(key.cast(pl.Float64).alias("_order_key"))
-    cols = ["_order_key", "p_icp", "EV", "last_activity_date", "customer_id", "division"]
-    descending = [True, True, True, True, False, False]
+    cols = ["_order_key", *(c for c, _ in TIE_BREAK_CHAIN)]
+    descending = [True, *(d for _, d in TIE_BREAK_CHAIN)]
     if tiered:
         cols, descending = ["_fallback_tier", *cols], [False, *descending]
     out = f.sort(cols, descending=descending, nulls_last=True, maintain_order=True).drop("_order_key")
@@ -279,9 +284,9 @@ def first_rows_by(frame: pl.DataFrame, by: Sequence[str], n: int) -> dict[str, p
         raise ValueError("first_rows_by ranks model rows only; peer-ordered rows are a tier of their own")
     f = frame if "last_activity_date" in frame.columns else frame.with_columns(
         pl.lit(None, dtype=pl.Date).alias("last_activity_date"))
-    tail = ["p_icp", "EV", "last_activity_date", "customer_id", "division"]
+    tail = [c for c, _ in TIE_BREAK_CHAIN]
     order = (f.select(tail).with_row_index("_i")
-             .sort(tail, descending=[True, True, True, False, False], nulls_last=True, maintain_order=True)
+             .sort(tail, descending=[d for _, d in TIE_BREAK_CHAIN], nulls_last=True, maintain_order=True)
              .get_column("_i"))
     position = pl.Series("_tail", range(f.height), dtype=pl.UInt32).scatter(order, range(f.height))
     out = {}

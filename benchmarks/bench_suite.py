@@ -91,7 +91,8 @@ from gosales_assets.core.model_card import model_record, package_versions, skipp
 from gosales_assets.core.modeling import DegenerateModel, InsufficientData, load_model, train_division_model  # noqa: E402
 from gosales_assets.core.registry import unpublished_reason  # noqa: E402
 from gosales_assets.core.reports import metrics_summary, top_accounts, top_accounts_markdown  # noqa: E402
-from gosales_assets.core.scoring import ICP_COLUMNS, score_population, zero_prevalence_alert  # noqa: E402
+from gosales_assets.core.scoring import (ICP_COLUMNS, export_rel, score_population,  # noqa: E402
+                                         zero_prevalence_alert)
 from gosales_assets.core.star import build_fact_events, build_star, violation_summary  # noqa: E402
 from gosales_assets.core.validation import segment_performance, topk_scenarios, validation_metrics  # noqa: E402
 from gosales_assets.core.whitespace import build_whitespace, empty_whitespace, whitespace_contracts  # noqa: E402
@@ -484,7 +485,6 @@ def d_scoring(d: Direct) -> None:
     cfg = d.cfg
     models = _model_rows(d)
     names = d.load("dim_customer").select("customer_id", "customer_name")
-    published: dict[dt.date, list[pl.DataFrame]] = {}
     for division, cutoff, key in d.partitions():
         with d.rec.item(f"{division} @ {key[1]}", cutoff=key[1], division=division) as rec:
             if unpublished_reason(models.get((division, cutoff))) is not None:
@@ -500,9 +500,7 @@ def d_scoring(d: Direct) -> None:
                 continue
             frame_checksum(scores)
             d.save(scores, "icp_scores", *key)
-            published.setdefault(cutoff, []).append(scores)
-            export = pl.concat(published[cutoff]).select(ICP_COLUMNS).sort("division", "customer_id")
-            d.csv(["scores", key[1], "icp_scores.csv"], export)
+            d.csv(export_rel(cutoff, division), scores.select(ICP_COLUMNS).sort("customer_id"))
             check_contract(scores, icp_scores_schema(cfg.divisions))
         # drift (the same Dagster step as the scores: division_cutoff)
         with d.rec.item(f"drift {division} @ {key[1]}", cutoff=key[1], division=division):

@@ -29,7 +29,7 @@ from dagster_duckdb import DuckDBIOManager
 from dagster_duckdb.io_manager import DuckDbClient, _get_cleanup_statement
 from dagster_duckdb_polars import DuckDBPolarsTypeHandler
 
-from gosales_assets.core.artifact_files import atomic_write_text, json_text, write_artifact
+from gosales_assets.core.artifact_files import atomic_write_frame, atomic_write_text, json_text, write_artifact
 from gosales_assets.jobs import HOST_TAG, PID_TAG
 from gosales_assets.settings import DEFAULT_SNAPSHOT_INTERVAL_MINUTES, Settings, load_settings
 from gosales_assets.snapshot import Published, SnapshotError, publish
@@ -473,7 +473,7 @@ class ArtifactStore(ConfigurableResource):
         return atomic_write_text(self.path(*rel), json_text(obj))
 
     def write_csv(self, rel: Sequence[str], df: pl.DataFrame) -> Path:
-        return atomic_write_text(self.path(*rel), df.write_csv())
+        return atomic_write_frame(self.path(*rel), df)
 
     def write(self, rel: Sequence[str], content: Any) -> Path:
         """One file of a step's artifacts, written by its suffix (`core.artifact_files.write_artifact`)."""

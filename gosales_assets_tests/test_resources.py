@@ -1,10 +1,14 @@
 """The warehouse IO manager: partition slices, schema growth, atomic writes; the artifact store; lock waits."""
 
+import os
+import stat
+
 import duckdb
 import polars as pl
 import pytest
 from dagster import AssetExecutionContext, StaticPartitionsDefinition, asset, materialize
 
+from gosales_assets.core.artifact_files import write_artifact
 from gosales_assets.resources import WarehouseIOManager, atomic_write_text
 
 PARTS = StaticPartitionsDefinition(["a", "b", "Lab's R&D"])  # a quote in a key must be escaped in SQL
@@ -57,6 +61,31 @@ def test_atomic_write_leaves_no_temp_files(tmp_path):
     atomic_write_text(path, "a,b\n3,4\n")
     assert path.read_text() == "a,b\n3,4\n"
     assert [p.name for p in path.parent.iterdir()] == ["f.csv"]
+
+
+def test_frames_are_written_atomically_by_polars_with_a_readable_mode(tmp_path):
+    """CSV and Parquet artifacts are written by polars straight into a temp file, then renamed: the same bytes as
+    polars' CSV text, no temp file left, the file readable as a plain open() would make it (not mkstemp's 0600: a
+    CRM loader running as another user reads them), and a failed write leaves the old file whole."""
+    frame = pl.DataFrame({"customer_id": ["C2", "C1"], "score": [0.25, 1 / 3], "reason": ["a, \"quoted\"", None]})
+    csv = write_artifact(tmp_path / "out" / "list.csv", frame)
+    assert csv.read_text() == frame.write_csv()
+    parquet = write_artifact(tmp_path / "out" / "list.parquet", frame)
+    assert pl.read_parquet(parquet).equals(frame)
+    mask = os.umask(0)
+    os.umask(mask)
+    for path in (csv, parquet, atomic_write_text(tmp_path / "out" / "a.txt", "x")):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~mask
+    assert sorted(p.name for p in csv.parent.iterdir()) == ["a.txt", "list.csv", "list.parquet"]
+
+    class Broken:
+        def write_csv(self, _):
+            raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        write_artifact(csv, Broken())
+    assert csv.read_text() == frame.write_csv()
+    assert sorted(p.name for p in csv.parent.iterdir()) == ["a.txt", "list.csv", "list.parquet"]
 
 
 def _other_process_can_open(db) -> bool:

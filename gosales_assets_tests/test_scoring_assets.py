@@ -10,6 +10,7 @@ import pytest
 from gosales_assets.assets.division_cutoff import DIVISION_CUTOFF_ASSETS
 from gosales_assets.core.scoring import ICP_COLUMNS, zero_prevalence_alert
 from gosales_assets.partitions import cutoff_key, multi_key
+from gosales_assets.settings import division_slug
 from gosales_assets_tests.conftest import check_results, demo_pipeline, latest_metadata, materialized, open_elsewhere
 
 CUTOFFS = ["2025-03-31", "2025-06-30", "2025-09-30", "2026-03-31", "2026-06-30"]
@@ -42,10 +43,15 @@ def test_icp_scores_columns_values_and_export(scored):
     assert (joined.get_column("bought_in_division") == joined.get_column("label")).all()
     reg = project.table("division_model").filter(pl.col("cutoff_date") == pl.date(2026, 3, 31))
     assert set(at_c.get_column("model_version")) <= set(reg.get_column("model_version"))
-    export = project.settings.artifacts_dir / "scores" / C / "icp_scores.csv"
-    csv = pl.read_csv(export)
-    assert csv.columns == list(ICP_COLUMNS) and csv.height == at_c.height
-    assert not [p for p in export.parent.iterdir() if p.name.endswith(".tmp")]  # atomic: no temp leftovers
+    # The CRM export: one file per division × cutoff, each partition's own rows in customer order.
+    folder = project.settings.artifacts_dir / "scores" / C
+    assert sorted(p.name for p in folder.iterdir()) == sorted(f"icp_scores_{division_slug(d)}.csv" for d in DIVS)
+    for division in DIVS:
+        csv = pl.read_csv(folder / f"icp_scores_{division_slug(division)}.csv", try_parse_dates=True)
+        mine = at_c.filter(pl.col("division") == division).sort("customer_id")
+        assert csv.columns == list(ICP_COLUMNS) and csv.height == mine.height
+        assert csv.get_column("customer_id").cast(pl.String).to_list() == mine.get_column("customer_id").to_list()
+        assert csv.get_column("icp_score").to_list() == pytest.approx(mine.get_column("icp_score").to_list())
 
 
 def _part(project, table: str, division: str, cutoff) -> pl.DataFrame:
@@ -231,6 +237,8 @@ def test_a_held_model_withdraws_the_partitions_scores(scored):
     other divisions. Lowered again, the partition publishes again."""
     project, instance = scored
     strict = project.with_overrides({"models": {"gates": {"per_division": {"PDM": {"auc_min": 0.99}}}}})
+    legacy = project.settings.artifacts_dir / "scores" / C / "icp_scores.csv"  # the whole cutoff's file of old
+    legacy.write_text("division,customer_id\nPDM,C1\n")
     result = strict.materialize(["icp_scores"], instance=instance, partition_key=multi_key("PDM", C))
     assert result.success and "icp_scores" in materialized(result)
     assert latest_metadata(instance, "division_model")["model_reused"] is True  # gates judge, they do not train
@@ -238,11 +246,14 @@ def test_a_held_model_withdraws_the_partitions_scores(scored):
     assert meta["published"] is False and meta["reason"].startswith("model held: promotion gate:")
     assert "auc" in meta["reason"] and "short by" in meta["reason"]
     assert _part(project, "icp_scores", "PDM", pl.date(2026, 3, 31)).height == 0
-    exported = pl.read_csv(project.settings.artifacts_dir / "scores" / C / "icp_scores.csv")
-    assert "PDM" not in exported.get_column("division").to_list()
+    export = project.settings.artifacts_dir / "scores" / C / "icp_scores_pdm.csv"
+    assert not export.exists()  # withdrawn from the CRM feed with the scores
+    assert not legacy.exists()  # an earlier version's file of the whole cutoff would go stale: removed
+    assert (export.parent / "icp_scores_simulation.csv").is_file()  # the other divisions' stay
     again = project.materialize(["icp_scores"], instance=instance, partition_key=multi_key("PDM", C))
     assert again.success and latest_metadata(instance, "icp_scores")["published"] is True
     assert _part(project, "icp_scores", "PDM", pl.date(2026, 3, 31)).height > 0
+    assert pl.read_csv(export).height == _part(project, "icp_scores", "PDM", pl.date(2026, 3, 31)).height
 
 
 def test_zero_prevalence_guard_blocks_publication(scored):

@@ -20,19 +20,28 @@ from gosales_assets.assets.common import contract_check_result, partition_checks
 from gosales_assets.assets.labels import DIVISION_CUTOFF_EXPR
 from gosales_assets.core.contracts import check_contract, icp_scores_schema
 from gosales_assets.core.registry import RETAINED, serving_model, unpublished_reason
-from gosales_assets.core.scoring import ICP_COLUMNS, ICP_SCHEMA, score_population, zero_prevalence_alert
+from gosales_assets.core.scoring import (ICP_COLUMNS, ICP_SCHEMA, export_rel, score_population,
+                                         zero_prevalence_alert)
 from gosales_assets.partitions import split_key
 from gosales_assets.resources import ArtifactStore, WarehouseResource
 from gosales_assets.settings import Settings, division_slug
 
 
-def export_icp_scores(warehouse: WarehouseResource, artifacts: ArtifactStore, cutoff) -> str:
-    """Rewrite `<artifacts>/scores/<cutoff>/icp_scores.csv` with every published division of the cutoff.
+def export_icp_scores(artifacts: ArtifactStore, cutoff, division: str, scores: pl.DataFrame | None) -> str:
+    """Write `<artifacts>/scores/<cutoff>/icp_scores_<division>.csv` with the partition's published scores, or remove
+    it when nothing is published (scores an earlier model published are withdrawn with it).
 
-    Written to a temp file and renamed, so a CRM loader never reads half a file."""
-    rows = warehouse.query(f"select {', '.join(ICP_COLUMNS)} from icp_scores where cutoff_date = ? "
-                           "order by division, customer_id", [cutoff])
-    return str(artifacts.write_csv(["scores", cutoff.isoformat(), "icp_scores.csv"], rows))
+    Written from the scores in hand: each partition writes only its own rows (a file of the whole cutoff, rewritten
+    after every division, cost a read and a write of every division before it).
+    Written to a temp file and renamed, so a CRM loader never reads half a file. The whole cutoff's file of earlier
+    versions (`icp_scores.csv`) is removed: it would go stale."""
+    artifacts.path("scores", cutoff.isoformat(), "icp_scores.csv").unlink(missing_ok=True)
+    path = artifacts.path(*export_rel(cutoff, division))
+    if scores is None:
+        path.unlink(missing_ok=True)
+        return str(path)
+    return str(artifacts.write_csv(export_rel(cutoff, division),
+                                   scores.select(ICP_COLUMNS).sort("customer_id")))
 
 
 def icp_scores_spec() -> AssetSpec:
@@ -49,7 +58,7 @@ def icp_scores_spec() -> AssetSpec:
         "the division's champion when the candidate was retained (`model_version` says which); "
         "`bought_in_division` when known. A partition without a serving model (held, skipped) or whose scores fail "
         "the zero-prevalence guard is materialized as an empty slice with `published: false` and the reason. Also "
-        "exported, all published divisions of a cutoff, to <artifacts>/scores/<cutoff>/icp_scores.csv.",
+        "exported for the CRM to <artifacts>/scores/<cutoff>/icp_scores_<division>.csv (removed when not published).",
     )
 
 
@@ -78,7 +87,7 @@ def icp_scores_outputs(context: AssetExecutionContext, cfg: Settings, warehouse:
         context.log.warning(f"icp_scores {context.partition_key}: not published — {reason}")
         yield Output(pl.DataFrame(schema=ICP_SCHEMA), output_name="icp_scores",
                      metadata={"published": False, "reason": reason, "dagster/row_count": 0, **metadata})
-        export_icp_scores(warehouse, artifacts, cutoff)
+        export_icp_scores(artifacts, cutoff, division, None)
 
     model_row = division_model.row(0, named=True) if division_model.height else {}
     refused = unpublished_reason(model_row)
@@ -125,8 +134,7 @@ def icp_scores_outputs(context: AssetExecutionContext, cfg: Settings, warehouse:
     if known:
         meta["realized_positives"] = int(scores.get_column("bought_in_division").sum() or 0)
     yield Output(scores, output_name="icp_scores", metadata=meta)
-    meta_path = export_icp_scores(warehouse, artifacts, cutoff)
-    context.log.info(f"exported {meta_path}")
+    context.log.info(f"exported {export_icp_scores(artifacts, cutoff, division, scores)}")
     yield contract_check_result(check_contract(scores, icp_scores_schema(cfg.divisions)), asset_key="icp_scores")
     yield AssetCheckResult(check_name="zero_prevalence_guard", asset_key="icp_scores", passed=True,
                            description="labels unknown (window open)" if not known

@@ -7,6 +7,8 @@ import polars as pl
 
 from typing import TYPE_CHECKING
 
+from gosales_assets.settings import division_slug
+
 if TYPE_CHECKING:  # scoring itself needs no training libraries
     from gosales_assets.core.modeling import TrainedModel
 
@@ -19,6 +21,12 @@ ICP_SCHEMA = {
     "prediction_window_months": pl.Int32, "customer_id": pl.String, "customer_name": pl.String,
     "icp_score": pl.Float64, "calibration_method": pl.String, "bought_in_division": pl.Int8,
 }
+
+
+def export_rel(cutoff, division: str) -> list[str]:
+    """Where a division × cutoff's CRM export of its scores lives, relative to the artifacts root (one file per
+    partition: each writes only its own rows)."""
+    return ["scores", cutoff.isoformat(), f"icp_scores_{division_slug(division)}.csv"]
 
 
 def score_population(frame: pl.DataFrame, model: TrainedModel, model_row: dict, names: pl.DataFrame,

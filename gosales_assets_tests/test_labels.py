@@ -139,3 +139,36 @@ def test_positives_by_cutoff_equal_build_labels_at_every_cutoff(mode, min_net):
             for c in cutoffs}
     assert got == {c: n for c, n in want.items() if n is not None}   # censored (2025-09-30) left out
     assert D(2025, 9, 30) not in got and sum(got.values()) > 0
+
+
+@pytest.mark.parametrize("seed", [3, 11])
+@pytest.mark.parametrize("mode", ["expansion", "all"])
+def test_positives_by_cutoff_equal_build_labels_on_random_logs(seed, mode):
+    """The same on a seeded random log: returns, a denylisted SKU, customers the customer table dates later than
+    their first line, with no date, or without any line, and lines of customers the table lacks."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    n = 4000
+    start = D(2022, 1, 1)
+    ids = [f"C{i:03d}" for i in rng.integers(0, 300, n)]
+    fact = pl.DataFrame({
+        "customer_id": ids,
+        "invoice_date": [start + dt.timedelta(days=int(d)) for d in rng.integers(0, 1200, n)],
+        "division": rng.choice([DIV, "Solidworks", "Hardware"], n, p=[0.3, 0.5, 0.2]).tolist(),
+        "sku": rng.choice(["SP-STD", "SP-FEE", "SWX-STD"], n).tolist(),
+        "revenue": np.round(rng.normal(300, 400, n), 2).tolist(),
+    }, schema={"customer_id": pl.String, "invoice_date": pl.Date, "division": pl.String, "sku": pl.String,
+               "revenue": pl.Float64})
+    table_ids = [f"C{i:03d}" for i in range(40, 340)]  # C000–C039 only in the log, C300–C339 never bought
+    firsts = [None if rng.random() < 0.1 else start + dt.timedelta(days=int(d)) for d in rng.integers(0, 1400, 300)]
+    customers = pl.DataFrame({"customer_id": table_ids, "first_seen_date": firsts},
+                             schema={"customer_id": pl.String, "first_seen_date": pl.Date})
+    cutoffs = [D(2022, 6, 30), D(2022, 12, 31), D(2023, 3, 31), D(2023, 9, 30), D(2024, 1, 31)]
+    for min_net in (0.0, 250.0):
+        kw = dict(division=DIV, window_months=6, data_end=D(2025, 3, 31), mode=mode, min_net_revenue=min_net,
+                  sku_denylist=["SP-FEE"])
+        got = positives_by_cutoff(fact, customers, cutoffs=cutoffs, **kw)
+        want = {c: build_labels(fact, customers_known_at(fact, customers, c), cutoff=c, **kw).positives
+                for c in cutoffs}
+        assert got == want and min(got.values()) > 0

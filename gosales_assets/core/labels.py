@@ -108,28 +108,40 @@ def positives_by_cutoff(
     labels behind the previous one in a backfill)."""
     if mode not in ("expansion", "all"):
         raise ValueError(f"labels mode must be 'expansion' or 'all', got {mode!r}")
-    firsts = fact.group_by("customer_id").agg(
-        pl.col("invoice_date").min().alias("_first_line"),
-        pl.col("invoice_date").filter(pl.col("revenue") > 0).min().alias("_first_active"))
+    fact = fact.with_columns(pl.col("customer_id").cast(pl.String))
     div = fact.filter((pl.col("division") == division) & ~pl.col("sku").is_in(list(sku_denylist))).select(
         "customer_id", "invoice_date", "revenue")
-    out: dict[dt.date, int] = {}
+    bought = {}  # per uncensored cutoff: who bought the division in its window
     for c in sorted(set(cutoffs)):
         end = window_end(c, window_months)
-        if end > data_end:
-            continue
-        seen = dim_customer.filter(pl.col("first_seen_date").is_null() | (pl.col("first_seen_date") <= c))
-        base = pl.concat([seen.select(pl.col("customer_id").cast(pl.String)),
-                          firsts.filter(pl.col("_first_line") <= c).select(pl.col("customer_id").cast(pl.String))]
-                         ).unique()
+        if end <= data_end:
+            bought[c] = _net_by_customer(div.filter((pl.col("invoice_date") > c) & (pl.col("invoice_date") <= end)),
+                                         "_window").filter(pl.col("_window") > min_net_revenue).select("customer_id")
+    if not bought:
+        return {}
+    # Only buyers can be positives: when each of them became known and active is taken from their own lines (a few
+    # thousand customers' instead of grouping every line of the log). Known at C': the customer table has it with
+    # no first date or one ≤ C', or its first line is ≤ C' (`customers_known_at`).
+    buyers = pl.concat(bought.values()).unique()
+    firsts = fact.join(buyers, on="customer_id", how="semi").group_by("customer_id").agg(
+        pl.col("invoice_date").min().alias("_first_line"),
+        pl.col("invoice_date").filter(pl.col("revenue") > 0).min().alias("_first_active"))
+    seen = dim_customer.with_columns(pl.col("customer_id").cast(pl.String)).join(
+        buyers, on="customer_id", how="semi").group_by("customer_id").agg(
+        pl.col("first_seen_date").is_null().any().alias("_always"),
+        pl.col("first_seen_date").min().alias("_first_seen"))
+    people = firsts.join(seen, on="customer_id", how="left").select(
+        "customer_id", pl.col("_always").fill_null(False),
+        pl.min_horizontal("_first_seen", "_first_line").alias("_known_from"), "_first_active")
+    out: dict[dt.date, int] = {}
+    for c, who in bought.items():
+        counted = people.join(who, on="customer_id", how="semi").filter(
+            pl.col("_always") | (pl.col("_known_from") <= c))
         if mode == "expansion":
-            active = firsts.filter(pl.col("_first_active") <= c).select("customer_id")
             owned = _net_by_customer(div.filter(pl.col("invoice_date") <= c), "_owned").filter(
-                pl.col("_owned") > min_net_revenue).select("customer_id")
-            base = base.join(active, on="customer_id", how="semi").join(owned, on="customer_id", how="anti")
-        bought = _net_by_customer(div.filter((pl.col("invoice_date") > c) & (pl.col("invoice_date") <= end)),
-                                  "_window").filter(pl.col("_window") > min_net_revenue)
-        out[c] = base.join(bought, on="customer_id", how="semi").height
+                pl.col("_owned") > min_net_revenue)
+            counted = counted.filter(pl.col("_first_active") <= c).join(owned, on="customer_id", how="anti")
+        out[c] = counted.height
     return out
 
 

@@ -299,15 +299,25 @@ def pool_slots() -> int:
     return int(yaml.safe_load((ROOT / "dagster.yaml").read_text())["concurrency"]["pools"]["default_limit"])
 
 
+def run_pool(run: dict) -> str:
+    """The pool a run of the graph claims: the cutoff's ranking and its report have their own
+    (resources.RANKING_POOL)."""
+    from gosales_assets.resources import RANKING_POOL, WAREHOUSE_POOL
+
+    return RANKING_POOL if {"whitespace", "top_accounts_report"} & set(run.get("assets") or []) else WAREHOUSE_POOL
+
+
 def overlaps(runs: list[dict], slots: int = 1) -> list[list[str]]:
-    """Groups of more than `slots` runs that held a run worker at the same time (RUN_STARTING → end): every run of
-    the graph is in the warehouse pool, so its `slots` slots should make this empty."""
-    spans = sorted((r["starting"] or r["start"] or r["end"], r["end"], r["run_id"][:8]) for r in runs)
+    """Groups of more than `slots` runs of one pool that held a run worker at the same time (RUN_STARTING → end):
+    every run of the graph is in a warehouse pool, so its `slots` slots should make this empty."""
     out = []
-    for i, (start, _, run_id) in enumerate(spans):
-        active = [b[2] for b in spans[:i] if b[1] > start]
-        if len(active) >= slots:
-            out.append([*active, run_id])
+    for pool in sorted({run_pool(r) for r in runs}):
+        spans = sorted((r["starting"] or r["start"] or r["end"], r["end"], r["run_id"][:8]) for r in runs
+                       if run_pool(r) == pool)
+        for i, (start, _, run_id) in enumerate(spans):
+            active = [b[2] for b in spans[:i] if b[1] > start]
+            if len(active) >= slots:
+                out.append([*active, run_id])
     return out
 
 
@@ -927,11 +937,12 @@ POOL_RACE_NOTE = (
 
 
 def init_pool(home: Path) -> None:
-    """Create the warehouse pool's limit (the instance's default, 1) before any run is queued."""
-    from gosales_assets.resources import WAREHOUSE_POOL
+    """Create the warehouse pools' limits (the instance's default) before any run is queued, as the product's
+    launches do (`runner.ensure_warehouse_pools`)."""
+    from gosales_assets.runner import ensure_warehouse_pools
 
     with open_instance(home / "dagster_home") as instance:
-        instance.event_log_storage.initialize_concurrency_limit_to_default(WAREHOUSE_POOL)
+        ensure_warehouse_pools(instance)
 
 
 def pool_exists(home: Path) -> bool:

@@ -41,7 +41,7 @@ from gosales_assets.jobs import (
     SOURCE_TAG,
 )
 from gosales_assets.partitions import cutoff_key, multi_key, parse_cutoff
-from gosales_assets.resources import WAREHOUSE_POOL
+from gosales_assets.resources import WAREHOUSE_POOLS
 from gosales_assets.settings import Settings
 
 # The runner prints one line per run (and the error of a failed one); Dagster's own console log would repeat
@@ -211,7 +211,7 @@ def materialize_targets(defs: Definitions, instance: DagsterInstance, targets: I
     graph = defs.resolve_asset_graph()
     targets = {AssetKeyPartitionKey(k, t.partition_key) for t in targets
                for k in graph.get(t.asset_key).execution_set_asset_keys}
-    ensure_warehouse_pool(instance)
+    ensure_warehouse_pools(instance)
     plan = plan_runs(graph, targets)
     tags = {MATERIALIZE_TAG: f"cli-{uuid.uuid4().hex[:8]}"}
     log(f"materialize {tags[MATERIALIZE_TAG]}: {len(plan)} runs over {len(targets)} asset partitions")
@@ -255,13 +255,16 @@ def _names(keys: Iterable[AssetKey]) -> list[str]:
     return [k.to_user_string() for k in keys]
 
 
-def ensure_warehouse_pool(instance: DagsterInstance) -> None:
-    """Create the `gosales_warehouse` pool's limit (dagster.yaml's default, two slots) if the instance has none yet.
-    Dagster's run queue creates it on the fly, but in that first iteration it counts the pool as unlimited, so two
-    more warehouse runs than the limit could start together on a fresh instance (measured: docs/PERFORMANCE.md)."""
+def ensure_warehouse_pools(instance: DagsterInstance) -> None:
+    """Create the warehouse pools' limits (dagster.yaml's default, two slots) if the instance has none yet. Dagster's
+    run queue creates them on the fly, but in that first iteration it counts a pool as unlimited, so more warehouse
+    runs than the limit could start together on a fresh instance (measured: docs/PERFORMANCE.md)."""
     storage = instance.event_log_storage
-    if storage.supports_global_concurrency_limits and WAREHOUSE_POOL not in storage.get_concurrency_keys():
-        storage.initialize_concurrency_limit_to_default(WAREHOUSE_POOL)
+    if storage.supports_global_concurrency_limits:
+        known = storage.get_concurrency_keys()
+        for pool in WAREHOUSE_POOLS:
+            if pool not in known:
+                storage.initialize_concurrency_limit_to_default(pool)
 
 
 def _process_gone(run) -> bool:
@@ -302,7 +305,7 @@ def _wait_for_warehouse(instance: DagsterInstance, log: Callable[[str], None]) -
         release_dead_runs(instance, log)
         holders = [r.dagster_run.run_id for r in instance.get_run_records(RunsFilter(statuses=ACTIVE))
                    if r.dagster_run.run_op_concurrency
-                   and WAREHOUSE_POOL in (r.dagster_run.run_op_concurrency.all_pools or [])]
+                   and set(WAREHOUSE_POOLS) & set(r.dagster_run.run_op_concurrency.all_pools or [])]
         if not holders:
             return
         if not said:
@@ -403,7 +406,7 @@ def launch_backfill(graph: BaseAssetGraph, instance: DagsterInstance, targets: I
     """Submit a native asset backfill of `targets` (what the UI's "Materialize" of partitions does); the daemon's
     backfill loop runs it, ordering runs by the asset graph. Returns the backfill id."""
     backfill_id = make_new_backfill_id()
-    ensure_warehouse_pool(instance)
+    ensure_warehouse_pools(instance)
     instance.add_backfill(PartitionBackfill.from_asset_graph_subset(
         backfill_id=backfill_id, backfill_timestamp=get_current_timestamp(), tags={SOURCE_TAG: source, **(tags or {})},
         dynamic_partitions_store=instance, asset_graph_subset=backfill_subset(graph, targets), title=title,

@@ -9,7 +9,7 @@ from gosales_assets.core.whitespace_inputs import whitespace_inputs
 from gosales_assets.core.reports import metrics_summary as build_metrics_summary
 from gosales_assets.core.reports import top_accounts, top_accounts_markdown
 from gosales_assets.partitions import cutoff_partitions, parse_cutoff
-from gosales_assets.resources import WAREHOUSE_POOL, ArtifactStore, GosalesSettings, WarehouseResource
+from gosales_assets.resources import RANKING_POOL, WAREHOUSE_POOL, ArtifactStore, GosalesSettings, WarehouseResource
 from gosales_assets.settings import Settings
 
 
@@ -49,7 +49,9 @@ def build_top_accounts_assets(settings: Settings) -> list[AssetsDefinition]:
         name="top_accounts_report",
         group_name="reports",
         partitions_def=cutoff_partitions(settings),
-        pool=WAREHOUSE_POOL,
+        # The ranking's pool: a backfill runs a cutoff's list and its report together, and a run claims every pool
+        # of its steps (in the warehouse pool too, the list would wait behind the division runs again).
+        pool=RANKING_POOL,
         deps=["whitespace"],
         metadata={"partition_expr": "cutoff_date"},
         description="The top 100 cross-sell accounts of the cutoff with their ICP context and whitespace gaps; "

@@ -62,7 +62,7 @@ from gosales_assets.partitions import (
     same_cutoff,
     whitespace_lookback,
 )
-from gosales_assets.resources import WAREHOUSE_POOL, ArtifactStore, GosalesSettings, WarehouseResource
+from gosales_assets.resources import RANKING_POOL, ArtifactStore, GosalesSettings, WarehouseResource
 from gosales_assets.settings import RankingSettings, Settings
 
 OUTPUTS = ("whitespace", "whitespace_thresholds", "capacity_summary", "whitespace_metrics")
@@ -234,7 +234,9 @@ def build_whitespace_assets(settings: Settings) -> list[AssetsDefinition]:
         name="whitespace_ranking",
         group_name="whitespace",
         partitions_def=cutoffs_def,
-        pool=WAREHOUSE_POOL,
+        # Its own pool (resources.RANKING_POOL): the chain of lists advances beside the division runs queued before
+        # it instead of after all of them; it takes turns with them for the file through the warehouse's lease.
+        pool=RANKING_POOL,
         # Earlier lists of this asset are read too (stability against the previous list, the challenger's realized
         # outcomes, the closed windows of the ranking decision): a declared self-dependency, so a backfill builds the
         # lists in date order. The verdicts and the peers' orderings of the cutoff's divisions feed the peer fallback

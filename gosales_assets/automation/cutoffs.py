@@ -31,7 +31,7 @@ from gosales_assets.core.calendar import add_months
 from gosales_assets.jobs import CUTOFF_TAG, SOURCE_TAG
 from gosales_assets.partitions import cutoff_key, multi_key, parse_cutoff
 from gosales_assets.resources import GosalesSettings
-from gosales_assets.runner import backfill_subset, ensure_warehouse_pool, target_partitions
+from gosales_assets.runner import backfill_subset, ensure_warehouse_pools, target_partitions
 from gosales_assets.settings import Settings
 
 # The partition whose window closed is made again, all of it (one op): its labels get their outcomes, the model frame
@@ -91,7 +91,7 @@ def build_new_cutoff_sensor(settings: Settings) -> SensorDefinition:
         if context.cursor is None and context.instance.get_latest_materialization_event(AssetKey("whitespace")) \
                 and newest in context.instance.get_materialized_partitions(AssetKey("whitespace")):
             return SensorResult(skip_reason=f"the newest cutoff {newest} is built already", cursor=newest)
-        ensure_warehouse_pool(context.instance)  # before the first dequeue: a new pool would count as unlimited
+        ensure_warehouse_pools(context.instance)  # before the first dequeue: a new pool would count as unlimited
         keys = [cutoff_key(c) for c in cutoffs]
         context.log.info(f"launching one backfill for cutoff(s) {keys}")
         built = set(context.instance.get_materialized_partitions(AssetKey("customer_features")))

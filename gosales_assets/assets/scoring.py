@@ -31,10 +31,10 @@ def export_icp_scores(artifacts: ArtifactStore, cutoff, division: str, scores: p
     """Write `<artifacts>/scores/<cutoff>/icp_scores_<division>.csv` with the partition's published scores, or remove
     it when nothing is published (scores an earlier model published are withdrawn with it).
 
-    Written from the scores in hand: each partition writes only its own rows (a file of the whole cutoff, rewritten
-    after every division, cost a read and a write of every division before it).
-    Written to a temp file and renamed, so a CRM loader never reads half a file. The whole cutoff's file of earlier
-    versions (`icp_scores.csv`) is removed: it would go stale."""
+    Written from the scores in hand, so each partition writes only its own rows (a file of the whole cutoff, rewritten
+    after every division, cost a read and a write of every division before it), to a temp file then renamed, so a
+    CRM loader never reads half a file. The whole cutoff's file of earlier versions (`icp_scores.csv`) is removed: it
+    would go stale."""
     artifacts.path("scores", cutoff.isoformat(), "icp_scores.csv").unlink(missing_ok=True)
     path = artifacts.path(*export_rel(cutoff, division))
     if scores is None:

@@ -15,7 +15,7 @@ from gosales_assets.runner import ensure_warehouse_pools, release_dead_runs
         description="Marks failed any started run whose process is gone (killed), so the warehouse pool is free "
         "for the queue again; each one is logged with its pid.")
 def release_dead_runs_sensor(context: SensorEvaluationContext):
-    ensure_warehouse_pools(context.instance)  # a fresh instance: the pool's limit exists before the first run
+    ensure_warehouse_pools(context.instance)  # a fresh instance: the pools' limits exist before the first run
     released = release_dead_runs(context.instance, context.log.warning)
     return SkipReason(f"marked {len(released)} dead run(s) failed: {', '.join(released)}" if released
                       else "no run with a dead process")

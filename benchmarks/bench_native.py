@@ -257,6 +257,7 @@ def run_timings(instance, run_ids: Iterable[str]) -> list[dict]:
         end = t["end"] or record.end_time or first_step or launched or t_created  # (a run that never ended)
         r = {"run_id": run_id, "partition": run.tags.get("dagster/partition"),
              "assets": sorted(k.to_user_string() for k in (run.asset_selection or [])),
+             "pools": sorted(run.run_op_concurrency.all_pools or []) if run.run_op_concurrency else [],
              "status": run.status.value, "job": run.job_name, "steps": steps, "created": t_created, **t,
              "first_step": first_step, "end": end}
         r["kind"] = run_kind(r["partition"], r["assets"])
@@ -299,21 +300,14 @@ def pool_slots() -> int:
     return int(yaml.safe_load((ROOT / "dagster.yaml").read_text())["concurrency"]["pools"]["default_limit"])
 
 
-def run_pool(run: dict) -> str:
-    """The pool a run of the graph claims: the cutoff's ranking and its report have their own
-    (resources.RANKING_POOL)."""
-    from gosales_assets.resources import RANKING_POOL, WAREHOUSE_POOL
-
-    return RANKING_POOL if {"whitespace", "top_accounts_report"} & set(run.get("assets") or []) else WAREHOUSE_POOL
-
-
 def overlaps(runs: list[dict], slots: int = 1) -> list[list[str]]:
-    """Groups of more than `slots` runs of one pool that held a run worker at the same time (RUN_STARTING → end):
-    every run of the graph is in a warehouse pool, so its `slots` slots should make this empty."""
+    """Groups of more than `slots` runs of one pool (as Dagster recorded the run's pools) that held a run worker at
+    the same time (RUN_STARTING → end): every run of the graph is in a warehouse pool, so its `slots` slots should
+    make this empty."""
     out = []
-    for pool in sorted({run_pool(r) for r in runs}):
+    for pool in sorted({p for r in runs for p in r.get("pools") or [""]}):
         spans = sorted((r["starting"] or r["start"] or r["end"], r["end"], r["run_id"][:8]) for r in runs
-                       if run_pool(r) == pool)
+                       if pool in (r.get("pools") or [""]))
         for i, (start, _, run_id) in enumerate(spans):
             active = [b[2] for b in spans[:i] if b[1] > start]
             if len(active) >= slots:

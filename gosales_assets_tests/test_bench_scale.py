@@ -218,3 +218,16 @@ def test_code_snapshot_is_byte_compiled(scale, tmp_path, monkeypatch):
     (tmp_path / "again").mkdir()
     again = bn.snapshot_code(tmp_path / "again", "worktree")
     assert again["files_sha256"] == info["files_sha256"]
+
+
+def test_overlapping_runs_are_counted_per_pool(scale):
+    """Two warehouse runs and a ranking run at once is what dagster.yaml allows (two slots per pool); a third
+    warehouse run beside two is flagged, whatever the ranking run does."""
+    def run(run_id, start, end, pool):
+        return {"run_id": run_id, "starting": start, "start": start, "end": end, "pools": [pool]}
+
+    w, r = "gosales_warehouse", "gosales_ranking"
+    allowed = [run("a", 100.0, 110.0, w), run("b", 101.0, 110.0, w), run("c", 102.0, 110.0, r)]
+    assert scale.bn.overlaps(allowed, 2) == []
+    too_many = [*allowed, run("d", 103.0, 110.0, w)]
+    assert scale.bn.overlaps(too_many, 2) == [["a", "b", "d"]]

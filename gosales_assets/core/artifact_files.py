@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -26,18 +28,26 @@ def _umask() -> int:
 _FILE_MODE = 0o666 & ~_umask()  # what a plain open() would give: mkstemp's temp files are private (0600)
 
 
-def atomic_write_text(path: Path, text: str) -> Path:
-    """Write `text` to `path` so that a reader sees either the old file or the whole new one."""
+@contextmanager
+def _replaced_atomically(path: Path) -> Iterator[str]:
+    """A temp file beside `path` for the caller to write; renamed onto `path` (with a plain open()'s mode) when the
+    block ends without an error, removed otherwise: a reader sees either the old file or the whole new one."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
+        yield tmp
         os.chmod(tmp, _FILE_MODE)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def atomic_write_text(path: Path, text: str) -> Path:
+    """Write `text` to `path` so that a reader sees either the old file or the whole new one."""
+    with _replaced_atomically(path) as tmp, open(tmp, "w", encoding="utf-8", newline="") as fh:
+        fh.write(text)
     return path
 
 
@@ -45,16 +55,8 @@ def atomic_write_frame(path: Path, frame, *, parquet: bool = False) -> Path:
     """Write a polars frame to `path` as CSV (or Parquet) atomically, by polars' own writer straight into the temp file:
     a list of a million rows is hundreds of MB of CSV, which as one Python string would cost a copy and an encoding
     (about half the write's time)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with _replaced_atomically(path) as tmp:
         frame.write_parquet(tmp) if parquet else frame.write_csv(tmp)
-        os.chmod(tmp, _FILE_MODE)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
 
 

@@ -63,20 +63,23 @@ def test_atomic_write_leaves_no_temp_files(tmp_path):
     assert [p.name for p in path.parent.iterdir()] == ["f.csv"]
 
 
-def test_frames_are_written_atomically_by_polars_with_a_readable_mode(tmp_path):
-    """CSV and Parquet artifacts are written by polars straight into a temp file, then renamed: the same bytes as
-    polars' CSV text, no temp file left, the file readable as a plain open() would make it (not mkstemp's 0600: a
-    CRM loader running as another user reads them), and a failed write leaves the old file whole."""
+def test_artifacts_are_written_atomically_with_a_readable_mode(tmp_path):
+    """CSV and Parquet artifacts are written by polars straight into a temp file, then renamed (charts' bytes and text
+    too): the same bytes as polars' CSV text, no temp file left, the file readable as a plain open() would make it
+    (not mkstemp's 0600: a CRM loader running as another user reads them), and a failed write leaves the old file
+    whole."""
     frame = pl.DataFrame({"customer_id": ["C2", "C1"], "score": [0.25, 1 / 3], "reason": ["a, \"quoted\"", None]})
     csv = write_artifact(tmp_path / "out" / "list.csv", frame)
     assert csv.read_text() == frame.write_csv()
     parquet = write_artifact(tmp_path / "out" / "list.parquet", frame)
     assert pl.read_parquet(parquet).equals(frame)
+    chart = write_artifact(tmp_path / "out" / "gains.png", b"\x89PNG\r\n")  # bytes: a chart
+    assert chart.read_bytes() == b"\x89PNG\r\n"
     mask = os.umask(0)
     os.umask(mask)
-    for path in (csv, parquet, atomic_write_text(tmp_path / "out" / "a.txt", "x")):
+    for path in (csv, parquet, chart, atomic_write_text(tmp_path / "out" / "a.txt", "x")):
         assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~mask
-    assert sorted(p.name for p in csv.parent.iterdir()) == ["a.txt", "list.csv", "list.parquet"]
+    assert sorted(p.name for p in csv.parent.iterdir()) == ["a.txt", "gains.png", "list.csv", "list.parquet"]
 
     class Broken:
         def write_csv(self, _):
@@ -85,7 +88,7 @@ def test_frames_are_written_atomically_by_polars_with_a_readable_mode(tmp_path):
     with pytest.raises(OSError, match="disk full"):
         write_artifact(csv, Broken())
     assert csv.read_text() == frame.write_csv()
-    assert sorted(p.name for p in csv.parent.iterdir()) == ["a.txt", "list.csv", "list.parquet"]
+    assert sorted(p.name for p in csv.parent.iterdir()) == ["a.txt", "gains.png", "list.csv", "list.parquet"]
 
 
 def _other_process_can_open(db) -> bool:

@@ -1,4 +1,4 @@
-"""Writing artifact files: atomically for text (temp file + rename), by suffix for the artifacts a step produces."""
+"""Writing artifact files atomically (temp file + rename), by suffix for the artifacts a step produces."""
 
 from __future__ import annotations
 
@@ -72,9 +72,8 @@ def write_artifact(path: Path, content: Any) -> Path:
         return atomic_write_text(path, json_text(content))
     if path.name.endswith((".csv", ".parquet")):
         return atomic_write_frame(path, content, parquet=path.name.endswith(".parquet"))
-    path.parent.mkdir(parents=True, exist_ok=True)
     if isinstance(content, str):
-        atomic_write_text(path, content)
-    else:
-        path.write_bytes(content)
+        return atomic_write_text(path, content)
+    with _replaced_atomically(path) as tmp:
+        Path(tmp).write_bytes(content)
     return path

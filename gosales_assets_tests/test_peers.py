@@ -64,6 +64,48 @@ def test_rfm_logistic_is_out_of_fold_and_deterministic():
     assert rfm_logistic_oof(frame, flipped, folds)[0] == a[0]
 
 
+def test_rfm_logistic_fits_the_candidates_sample(monkeypatch):
+    """With the candidate's fit weights the regression learns from the rows its fits used: a weight-0 row is scored
+    but never fitted, an integer weight counts as that many copies of the row, all-1 weights are no weights."""
+    from sklearn.linear_model import LogisticRegression
+
+    from gosales_assets.core.peers import fit_rfm_logistic
+
+    frame, y, folds = _frame()
+    rng = np.random.default_rng(3)
+    weights = np.where(y == 1, 1.0, rng.choice([0.0, 2.0], size=y.size))
+    # the longest recency (what "never bought" is filled with, learned from every row) stays in the copies below
+    weights[np.nanargmax(frame.get_column("rfm__all__recency_days__all").to_numpy())] = 1.0
+    plain = rfm_logistic_oof(frame, y, folds)
+    assert np.array_equal(rfm_logistic_oof(frame, y, folds, np.ones(y.size)), plain)
+    weighted = rfm_logistic_oof(frame, y, folds, weights)
+    assert np.isfinite(weighted).all() and not np.allclose(weighted, plain)
+    # a sampled-out row's label never reaches a fit (its own score is out of fold anyway)
+    out = np.flatnonzero(weights == 0)[:25]
+    flipped = y.copy()
+    flipped[out] = 1 - flipped[out]
+    assert np.array_equal(rfm_logistic_oof(frame, flipped, folds, weights), weighted)
+    # the cost follows the sample: each fold's fit gets only its kept rows
+    fitted_rows, real_fit = [], LogisticRegression.fit
+    monkeypatch.setattr(LogisticRegression, "fit", lambda self, x, yy, **kw: (fitted_rows.append(len(yy)),
+                                                                              real_fit(self, x, yy, **kw))[1])
+    rfm_logistic_oof(frame, y, folds, weights)
+    assert fitted_rows == [int(((folds != f) & (weights > 0)).sum()) for f in range(4)]
+    monkeypatch.undo()
+    # weight 2 = the row twice: the same fits as on a frame where each kept negative is duplicated
+    rows = np.repeat(np.arange(y.size), weights.astype(int))
+    copies = rfm_logistic_oof(frame[rows], y[rows], folds[rows])
+    first = np.unique(rows, return_index=True)[1]
+    kept = weights > 0
+    assert np.allclose(weighted[kept], copies[first], rtol=0, atol=1e-9)
+    fit, twice = fit_rfm_logistic(frame, y, weights), fit_rfm_logistic(frame[rows], y[rows])
+    assert fit.rows == int(kept.sum()) and fit.positives == int(y.sum())
+    assert np.allclose(fit.coef, twice.coef, rtol=0, atol=1e-9) and np.allclose(fit.scale, twice.scale)
+    assert fit_rfm_logistic(frame, y, np.ones(y.size)) == fit_rfm_logistic(frame, y)
+    with pytest.raises(ValueError, match="one finite, non-negative number per row"):
+        rfm_logistic_oof(frame, y, folds, -weights)
+
+
 def test_paired_interval_brackets_the_difference():
     frame, y, _ = _frame()
     good, noise = heuristic_score(frame, "recency"), np.random.default_rng(1).random(y.size)

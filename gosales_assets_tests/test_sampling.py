@@ -195,6 +195,19 @@ def test_metrics_and_calibration_use_the_unsampled_out_of_fold_rows(frame, sampl
     assert sum(sizes[:-1]) == labelled * (params().n_folds - 1)  # cross-fitted: the other folds' rows, all of them
 
 
+def test_the_out_of_fold_rows_carry_their_fit_weight(frame, sampled_model):
+    """The RFM peer is fitted on the candidate's own sample: the out-of-fold rows say which rows the fits used and
+    with what weight (0: a negative sampled out)."""
+    y = frame.get_column("label").to_numpy()
+    s = sample_negatives(y, frame.get_column("customer_id"), frame.get_column("cutoff_date"), FORCED, SEED)
+    oof = sampled_model.oof
+    assert np.array_equal(oof.get_column("fit_weight").to_numpy(), s.weight)
+    fitted = oof.filter(pl.col("fit_weight") > 0)
+    assert fitted.height == sampled_model.class_balance["rows_fitted"] < oof.height
+    assert (fitted.filter(pl.col("label") == 0).get_column("fit_weight") > 1).all()
+    assert (oof.filter(pl.col("label") == 1).get_column("fit_weight") == 1).all()
+
+
 def test_weights_restore_the_base_rate(frame):
     y = frame.get_column("label").to_numpy()
     prevalence = y.mean()

@@ -1,5 +1,6 @@
 """icp_scores and the whitespace assets, materialized for real on demo data."""
 
+import datetime as dt
 import json
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import pytest
 
 from gosales_assets.assets.division_cutoff import DIVISION_CUTOFF_ASSETS
 from gosales_assets.core.scoring import ICP_COLUMNS, zero_prevalence_alert
+from gosales_assets.core.whitespace_inputs import whitespace_inputs
 from gosales_assets.partitions import cutoff_key, multi_key
 from gosales_assets.settings import division_slug
 from gosales_assets_tests.conftest import check_results, demo_pipeline, latest_metadata, materialized, open_elsewhere
@@ -227,6 +229,15 @@ def test_top_accounts_report(scored):
     assert (joined.get_column("best_score") == joined.get_column("s")).all()
     assert accounts.item(0, "best_score") == ws.get_column("score").max()
     assert (accounts.get_column("whitespace_gaps") == 12 - accounts.get_column("n_owned")).all()
+    # Ownership read from the shown accounts' own lines equals the whole table's (what the ranking itself uses).
+    cutoff = dt.date(2026, 3, 31)
+    owned = whitespace_inputs(project.table("fact_transactions"), project.table("dim_customer"), cutoff,
+                              project.settings.whitespace.ownership_lookback_months).owned
+    expected = (accounts.select("customer_id").join(
+        owned.group_by("customer_id").agg(pl.col("division").sort().str.join("; ").alias("owned_divisions")),
+        on="customer_id", how="left", maintain_order="left").get_column("owned_divisions").fill_null(""))
+    assert accounts.get_column("owned_divisions").to_list() == expected.to_list()
+    assert (accounts.get_column("n_owned") > 0).any() and (accounts.get_column("n_owned") < 12).all()
     md = (project.settings.artifacts_dir / "reports" / C / "top_accounts.md").read_text()
     assert md.startswith(f"# Top cross-sell accounts — cutoff {C}") and "| 1 |" in md
 

@@ -56,6 +56,15 @@ def fact_until(warehouse: WarehouseResource, cutoff: dt.date) -> pl.DataFrame:
                            "order by invoice_date, invoice_id, line_no", [cutoff])
 
 
+def fact_until_for(warehouse: WarehouseResource, cutoff: dt.date, customer_ids: pl.Series) -> pl.DataFrame:
+    """`fact_until` of these customers only (in no particular order: for sums by customer, which exact cents make
+    order-free)."""
+    with warehouse.connect() as conn:
+        conn.register("_customers", pl.DataFrame({"customer_id": customer_ids.cast(pl.String)}).to_arrow())
+        return conn.execute(f"select {FACT_COLUMNS_SQL} from fact_transactions where invoice_date <= ? and "
+                            "customer_id in (select customer_id from _customers)", [cutoff]).pl()
+
+
 def ownership_rows(fact: pl.DataFrame, cutoff: dt.date) -> pl.DataFrame:
     """The fact rows dated ≤ cutoff with only what ownership needs (customer, division, revenue, date), from rows the
     partition read already (its labels' facts reach beyond C), in their order: `customer_portfolios` sums exact

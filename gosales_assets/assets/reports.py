@@ -4,10 +4,16 @@ import polars as pl
 from dagster import AssetExecutionContext, AssetsDefinition, MetadataValue, Output, asset
 
 from gosales_assets.assets.common import markdown_table, table_metadata
-from gosales_assets.assets.features import fact_until
-from gosales_assets.core.whitespace_inputs import whitespace_inputs
+from gosales_assets.assets.features import fact_until_for
+from gosales_assets.core.reports import (
+    TOP_ACCOUNT_COLUMNS,
+    best_accounts,
+    top_accounts,
+    top_accounts_markdown,
+    with_ownership,
+)
 from gosales_assets.core.reports import metrics_summary as build_metrics_summary
-from gosales_assets.core.reports import top_accounts, top_accounts_markdown
+from gosales_assets.core.whitespace_inputs import owned_divisions
 from gosales_assets.partitions import cutoff_partitions, parse_cutoff
 from gosales_assets.resources import RANKING_POOL, WAREHOUSE_POOL, ArtifactStore, GosalesSettings, WarehouseResource
 from gosales_assets.settings import Settings
@@ -63,8 +69,8 @@ def build_top_accounts_assets(settings: Settings) -> list[AssetsDefinition]:
                             warehouse: WarehouseResource, artifacts: ArtifactStore):
         cfg = settings.get()
         cutoff = parse_cutoff(context.partition_key)
-        ws = warehouse.query("select * from whitespace where cutoff_date = ?", [cutoff]) \
-            if warehouse.table_exists("whitespace") else pl.DataFrame()
+        ws = warehouse.query(f"select {', '.join(TOP_ACCOUNT_COLUMNS)} from whitespace where cutoff_date = ?",
+                             [cutoff]) if warehouse.table_exists("whitespace") else pl.DataFrame()
         if ws.height == 0:
             reason = f"the whitespace list of {cutoff} is empty (no division published scores): nothing to report"
             context.log.info(reason)
@@ -74,9 +80,11 @@ def build_top_accounts_assets(settings: Settings) -> list[AssetsDefinition]:
             artifacts.write_text([*rel, "top_accounts.md"], f"# Top cross-sell accounts — cutoff {cutoff}\n\n{reason}\n")
             yield Output(empty, metadata={"dagster/row_count": 0, "reason": reason})
             return
-        owned = whitespace_inputs(fact_until(warehouse, cutoff), warehouse.query("select * from dim_customer"),
-                                  cutoff, cfg.whitespace.ownership_lookback_months).owned
-        accounts = top_accounts(ws, owned, cfg.divisions).with_columns(pl.lit(cutoff).alias("cutoff_date"))
+        best = best_accounts(ws)
+        # What the shown accounts own, from their own lines (the whole history of every customer is not needed).
+        owned = owned_divisions(fact_until_for(warehouse, cutoff, best.get_column("customer_id")), cutoff,
+                                cfg.whitespace.ownership_lookback_months)
+        accounts = with_ownership(best, owned, cfg.divisions).with_columns(pl.lit(cutoff).alias("cutoff_date"))
         rel = ["reports", cutoff.isoformat()]
         csv = artifacts.write_csv([*rel, "top_accounts.csv"], accounts)
         md = top_accounts_markdown(accounts, cutoff)

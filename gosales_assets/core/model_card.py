@@ -121,9 +121,10 @@ class ModelRecord:
 
 
 def _peer_comparison(model: TrainedModel, frame: pl.DataFrame, margin: float, n_boot: int | None,
-                     seed: int) -> tuple[PeerComparison, pl.DataFrame, np.ndarray]:
+                     seed: int) -> tuple[PeerComparison, pl.DataFrame, np.ndarray, np.ndarray | None]:
     """The candidate against the simple peers on its own out-of-fold rows and folds; also those rows (the training
-    frame in out-of-fold order) and their labels, on which the RFM regression is refitted for `peers.json`."""
+    frame in out-of-fold order), their labels and the candidate's fit weights (None for a model saved without
+    them), with which the RFM regression is refitted for `peers.json`."""
     oof = model.oof
     # Only the peers' columns are joined (not the ~300 features: a copy of the whole frame at 300,000 rows); a peer
     # whose column the frame lacks is still named by `peer_scores`.
@@ -133,9 +134,10 @@ def _peer_comparison(model: TrainedModel, frame: pl.DataFrame, margin: float, n_
                                                          maintain_order="left")
     y, folds = oof.get_column("label").to_numpy().astype(int), oof.get_column("fold").to_numpy()
     candidate = oof.get_column("score_calibrated").to_numpy()
-    comparison = compare_with_peers(y, candidate, peer_scores(rows, y, folds), margin=margin, n_boot=n_boot,
-                                    seed=seed, folds=folds)
-    return comparison, rows, y
+    weights = oof.get_column("fit_weight").to_numpy() if "fit_weight" in oof.columns else None
+    comparison = compare_with_peers(y, candidate, peer_scores(rows, y, folds, weights), margin=margin,
+                                    n_boot=n_boot, seed=seed, folds=folds)
+    return comparison, rows, y, weights
 
 
 def _champion_comparison(model: TrainedModel, frame: pl.DataFrame, champion: dict | None, champion_model,
@@ -199,7 +201,7 @@ def model_record(
       `peers.json`); `peer_resamples`: the paired interval's bootstrap resamples (None: DeLong's analytic
       interval, `core.peers.paired_auc_difference`); `peer_gate`: whether trailing the best peer beyond the margin holds the
       model. With the comparison, `files` has `peers.json` (`core.peers.peer_record`): the peers' out-of-fold AUCs,
-      the best of them and the RFM regression refitted on all training rows.
+      the best of them and the RFM regression refitted on all training rows (the candidate's sample of them).
     - `champion`: the registry row of the division's current champion (`core.gates.current_champion`; None: none),
       `champion_model` its loaded model (None when unusable), `champion_note` why there is none / it is unusable;
       `champion_gate`: whether trailing it beyond `champion_margin` holds the model (then `retained`: the champion
@@ -210,8 +212,8 @@ def model_record(
     training = list(training)
     peers = peer_file = None
     if peer_comparison:
-        peers, rows, y = _peer_comparison(model, frame, gate_thresholds.peer_margin, peer_resamples, seed)
-        peer_file = peer_record(peers, fit_rfm_logistic(rows, y), division=division, cutoff=cutoff,
+        peers, rows, y, weights = _peer_comparison(model, frame, gate_thresholds.peer_margin, peer_resamples, seed)
+        peer_file = peer_record(peers, fit_rfm_logistic(rows, y, weights), division=division, cutoff=cutoff,
                                 model_version=model_version, rows=int(y.size), positives=int(y.sum()))
     vs_champion = _champion_comparison(model, frame, champion, champion_model, champion_note,
                                        gate_thresholds.champion_margin, peer_resamples, seed)

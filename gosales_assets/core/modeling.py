@@ -1275,6 +1275,8 @@ def _train_division_model(frame: pl.DataFrame, params: ModelSettings, seed: int,
         pl.Series("score_raw", raw, dtype=pl.Float64),
         pl.Series("score_calibrated", cal_oof, dtype=pl.Float64),
         pl.Series("revenue", revenue if revenue is not None else [None] * n, dtype=pl.Float64),
+        # The row's weight in the fits (0: a negative sampled out): the RFM peer is fitted on the same sample.
+        pl.Series("fit_weight", sample.weight, dtype=pl.Float64),
     )
     rows_fitted = int(sample.keep.sum())
     return TrainedModel(

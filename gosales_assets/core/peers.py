@@ -6,7 +6,8 @@ Peers (higher score = more likely to buy):
 - `frequency`: invoice lines in the last 12 months;
 - `monetary`: revenue in the last 12 months;
 - `rfm_logistic`: a logistic regression on ~10 RFM / tenure / breadth features (signed log, standardized), fitted
-  fold by fold on the same customer-grouped folds as the candidate, so its scores are out-of-fold too.
+  fold by fold on the same customer-grouped folds as the candidate, so its scores are out-of-fold too, and on the
+  same rows: where the candidate's fits sampled a cutoff's negatives (weighted back), so do the regression's.
 
 An absolute AUC floor set for one business says little about another; what a rep needs is a list better than the
 one they would build themselves. So the gate asks whether the candidate is not worse than the best peer beyond a
@@ -14,9 +15,10 @@ margin, on the same rows, with a paired interval of the difference (DeLong's by 
 
 The same peers also order a division's customers at a cutoff whatever its model's verdict (`score_peers`, the
 `peer_scores` asset): the heuristics need nothing fitted, and the RFM logistic regression is refitted on all of the
-model's training rows (`fit_rfm_logistic`; its coefficients, its fill values and the peer that was best in the
-model's cross-validation are the model's `peers.json`, `peer_record`). So forward validation can report every peer
-beside the engine on the same rows, and whitespace can list a held or skipped division by its best peer.
+model's training rows (the candidate's sample of them: `fit_rfm_logistic`; its coefficients, its fill values and the
+peer that was best in the model's cross-validation are the model's `peers.json`, `peer_record`). So forward
+validation can report every peer beside the engine on the same rows, and whitespace can list a held or skipped
+division by its best peer.
 """
 
 from __future__ import annotations
@@ -86,29 +88,60 @@ def _rfm_matrix(frame: pl.DataFrame, cols: list[str] | None = None, fill: np.nda
     return np.hstack([x, never.any(axis=1, keepdims=True).astype(float)])
 
 
-def rfm_logistic_oof(frame: pl.DataFrame, y: np.ndarray, folds: np.ndarray) -> np.ndarray:
-    """Out-of-fold scores of the RFM logistic regression on the candidate's folds (deterministic: lbfgs, L2)."""
+def _fit_rows(y: np.ndarray, weights: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """The rows the RFM regression is fitted on and their weights: those the candidate's fits used (`weights`, its
+    fit weight per row, 0 for a negative it sampled out; None or all 1: every row, unweighted)."""
+    if weights is None:
+        return np.ones(y.shape[0], dtype=bool), None
+    weights = np.asarray(weights, dtype=np.float64)
+    if weights.shape != y.shape or not np.isfinite(weights).all() or (weights < 0).any():
+        raise ValueError("fit weights must be one finite, non-negative number per row")
+    if (weights == 1.0).all():
+        return np.ones(y.shape[0], dtype=bool), None
+    return weights > 0, weights
+
+
+def _standardizer(x: np.ndarray, w: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and std of the inputs (weighted: those of the rows the weights stand for); std 0 → 1."""
+    if w is None:
+        mu, sd = x.mean(axis=0), x.std(axis=0)
+    else:
+        mu = np.average(x, axis=0, weights=w)
+        sd = np.sqrt(np.average(np.square(x - mu), axis=0, weights=w))
+    sd[sd == 0] = 1.0
+    return mu, sd
+
+
+def rfm_logistic_oof(frame: pl.DataFrame, y: np.ndarray, folds: np.ndarray,
+                     weights: np.ndarray | None = None) -> np.ndarray:
+    """Out-of-fold scores of the RFM logistic regression on the candidate's folds (deterministic: lbfgs, L2). With
+    the candidate's fit `weights` (`_fit_rows`) each fold is fitted on the rows and weights the candidate's own fits
+    used — like is compared with like, at the cost of the sample instead of every row — and every held-out row is
+    scored."""
     from sklearn.linear_model import LogisticRegression  # here: scikit-learn only where a model is fitted
 
     x = _rfm_matrix(frame)
+    fit_rows, w = _fit_rows(y, weights)
     out = np.full(y.shape[0], np.nan)
     for f in np.unique(folds):
-        train, test = folds != f, folds == f
+        train, test = (folds != f) & fit_rows, folds == f
         if np.unique(y[train]).size < 2:
-            out[test] = float(y[train].mean()) if train.any() else 0.0
+            out[test] = float(np.average(y[train], weights=None if w is None else w[train])) if train.any() else 0.0
             continue
-        mu, sd = x[train].mean(axis=0), x[train].std(axis=0)
-        sd[sd == 0] = 1.0
+        w_train = None if w is None else w[train]
+        mu, sd = _standardizer(x[train], w_train)
         model = LogisticRegression(C=1.0, max_iter=1000)
-        model.fit((x[train] - mu) / sd, y[train])
+        model.fit((x[train] - mu) / sd, y[train], sample_weight=w_train)
         out[test] = model.predict_proba((x[test] - mu) / sd)[:, 1]
     return out
 
 
-def peer_scores(frame: pl.DataFrame, y: np.ndarray, folds: np.ndarray) -> dict[str, np.ndarray]:
-    """Every peer's out-of-fold score on the rows of `frame` (same order as `y` and `folds`)."""
+def peer_scores(frame: pl.DataFrame, y: np.ndarray, folds: np.ndarray,
+                weights: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Every peer's out-of-fold score on the rows of `frame` (same order as `y` and `folds`; `weights`: the candidate's
+    fit weights, `rfm_logistic_oof`)."""
     scores = {peer: heuristic_score(frame, peer) for peer in HEURISTICS}
-    scores["rfm_logistic"] = rfm_logistic_oof(frame, y, folds)
+    scores["rfm_logistic"] = rfm_logistic_oof(frame, y, folds, weights)
     return scores
 
 
@@ -163,20 +196,23 @@ class RfmLogistic:
                    intercept=float(d["intercept"]), rows=int(d["rows"]), positives=int(d["positives"]))
 
 
-def fit_rfm_logistic(frame: pl.DataFrame, y: np.ndarray) -> RfmLogistic | None:
-    """The RFM regression on every row of `frame` (the settings of `rfm_logistic_oof`); None with one class."""
+def fit_rfm_logistic(frame: pl.DataFrame, y: np.ndarray, weights: np.ndarray | None = None) -> RfmLogistic | None:
+    """The RFM regression on every row of `frame` (the settings of `rfm_logistic_oof`; with the candidate's fit
+    `weights`, on the rows and weights its refit used); None with one class."""
     from sklearn.linear_model import LogisticRegression
 
     y = np.asarray(y).astype(int)
+    rows, w = _fit_rows(y, weights)
+    if w is not None:
+        frame, y, w = frame.filter(pl.Series(rows)), y[rows], w[rows]
     if np.unique(y).size < 2:
         return None
     cols = _rfm_columns(frame)
     raw = frame.select(cols).cast(pl.Float64).to_numpy()
     fill = _rfm_fill(raw, cols)
     x = _rfm_matrix(frame, cols, fill)
-    mu, sd = x.mean(axis=0), x.std(axis=0)
-    sd[sd == 0] = 1.0
-    model = LogisticRegression(C=1.0, max_iter=1000).fit((x - mu) / sd, y)
+    mu, sd = _standardizer(x, w)
+    model = LogisticRegression(C=1.0, max_iter=1000).fit((x - mu) / sd, y, sample_weight=w)
     return RfmLogistic(features=tuple(cols), fill=tuple(map(float, fill)), mean=tuple(map(float, mu)),
                        scale=tuple(map(float, sd)), coef=tuple(map(float, model.coef_[0])),
                        intercept=float(model.intercept_[0]), rows=int(y.size), positives=int(y.sum()))

@@ -45,8 +45,14 @@ def metrics_summary(models: pl.DataFrame, forward: pl.DataFrame | None) -> pl.Da
     ).sort("division", "cutoff_date")
 
 
+# The whitespace columns the top-accounts report reads (a cutoff's list has ~30 more: explanations, norms, capacity).
+TOP_ACCOUNT_COLUMNS = ("customer_id", "customer_name", "industry", "region", "rep_id", "division", "score", "p_icp",
+                       "EV", "nba_reason", "score_source")
+
+
 def top_accounts(whitespace: pl.DataFrame, owned: pl.DataFrame, divisions: list[str], n: int = 100) -> pl.DataFrame:
-    """The `n` best cross-sell accounts of a cutoff's ranked whitespace list, one row per customer.
+    """The `n` best cross-sell accounts of a cutoff's ranked whitespace list, one row per customer
+    (`best_accounts`, then `with_ownership`: a caller may read the ownership of those accounts alone in between).
 
     Accounts are ordered by their best opportunity's score, then the sum of their top-3 scores, then
     customer_id. Each row carries its ICP context (best and mean calibrated probability over its open
@@ -60,6 +66,12 @@ def top_accounts(whitespace: pl.DataFrame, owned: pl.DataFrame, divisions: list[
     """
     if whitespace.height == 0:
         return pl.DataFrame(schema={"account_rank": pl.Int64, "customer_id": pl.String})
+    return with_ownership(best_accounts(whitespace, n), owned, divisions)
+
+
+def best_accounts(whitespace: pl.DataFrame, n: int = 100) -> pl.DataFrame:
+    """The `n` best accounts of a non-empty whitespace list in report order, without their ownership
+    (`top_accounts`)."""
     source = pl.col("score_source") if "score_source" in whitespace.columns else pl.lit("model")
     ordered = (whitespace.with_columns(source.fill_null("model").alias("_source"))
                .with_columns((pl.col("_source") != "model").alias("_peer"))
@@ -78,15 +90,20 @@ def top_accounts(whitespace: pl.DataFrame, owned: pl.DataFrame, divisions: list[
         pl.col("_source").first().alias("best_score_source"),
         pl.col("_peer").first().alias("_peer_only"),
     )
+    return (per.sort(["_peer_only", "best_score", "top3_score_sum", "customer_id"],
+                     descending=[False, True, True, False])
+            .drop("_peer_only").head(n))
+
+
+def with_ownership(accounts: pl.DataFrame, owned: pl.DataFrame, divisions: list[str]) -> pl.DataFrame:
+    """`best_accounts` with what each owns (`owned`: customer_id, division; rows of other customers are ignored), its
+    whitespace gaps and its rank."""
     owned_count = owned.group_by("customer_id").agg(pl.col("division").sort().str.join("; ").alias("owned_divisions"),
                                                     pl.len().alias("n_owned"))
     out = (
-        per.join(owned_count, on="customer_id", how="left")
+        accounts.join(owned_count, on="customer_id", how="left", maintain_order="left")
         .with_columns(pl.col("n_owned").fill_null(0), pl.col("owned_divisions").fill_null(""))
         .with_columns((len(divisions) - pl.col("n_owned")).alias("whitespace_gaps"))
-        .sort(["_peer_only", "best_score", "top3_score_sum", "customer_id"], descending=[False, True, True, False])
-        .drop("_peer_only")
-        .head(n)
     )
     return out.with_row_index("account_rank", offset=1).with_columns(pl.col("account_rank").cast(pl.Int64))
 

@@ -12,7 +12,7 @@ from gosales_assets.core.calendar import add_months
 from gosales_assets.core.checksum import from_cents, to_cents
 from gosales_assets.core.ranking import CUSTOMER_ATTRS
 
-__all__ = ["WhitespaceInputs", "whitespace_inputs"]
+__all__ = ["WhitespaceInputs", "owned_divisions", "whitespace_inputs"]
 
 
 @dataclass(frozen=True)
@@ -24,16 +24,23 @@ class WhitespaceInputs:
     recency: pl.DataFrame  # customer_id, recency_days at C (legacy heuristic)
 
 
+def owned_divisions(fact: pl.DataFrame, cutoff: dt.date, ownership_lookback_months: int | None = None
+                    ) -> pl.DataFrame:
+    """customer_id, division owned at C: net revenue > 0 (exact cents) over the customer's lines dated <= C, within
+    the look-back when there is one. A customer's ownership reads only that customer's lines, so the facts of some
+    customers give exactly their rows of the whole table's answer."""
+    hist = fact.filter(pl.col("invoice_date") <= cutoff)
+    if ownership_lookback_months is not None:
+        hist = hist.filter(pl.col("invoice_date") > add_months(cutoff, -ownership_lookback_months))
+    return (hist.group_by("customer_id", "division").agg(from_cents(to_cents(pl.col("revenue")).sum()).alias("net"))
+            .filter(pl.col("net") > 0).select("customer_id", "division").sort("customer_id", "division"))
+
+
 def whitespace_inputs(fact: pl.DataFrame, dim_customer: pl.DataFrame, cutoff: dt.date,
                       ownership_lookback_months: int | None = None) -> WhitespaceInputs:
     """Everything the ranker needs from the facts, using only lines dated <= C."""
     hist = fact.filter(pl.col("invoice_date") <= cutoff)
-    own_hist = hist if ownership_lookback_months is None else hist.filter(
-        pl.col("invoice_date") > add_months(cutoff, -ownership_lookback_months))
-    owned = (
-        own_hist.group_by("customer_id", "division").agg(from_cents(to_cents(pl.col("revenue")).sum()).alias("net"))
-        .filter(pl.col("net") > 0).select("customer_id", "division").sort("customer_id", "division")
-    )
+    owned = owned_divisions(hist, cutoff, ownership_lookback_months)
     purchases = hist.filter(~pl.col("is_return"))
     last = (
         purchases.sort("invoice_date", "invoice_id", "line_no")

@@ -53,7 +53,8 @@ bench: venv
 ## make bench-large: production scale, measured (issue 15): the whole `large` profile (12 divisions, 8 cutoffs) as one
 ## native backfill (webserver + daemon) at 50,000, 100,000, 250,000 and 500,000 customers, each followed by the monthly
 ## increment (one more cutoff); wall, CPU and peak RSS per stage and their growth exponents -> benchmarks/results/
-## scale.json and its section of docs/PERFORMANCE.md (~4-6 hours on 2 cores; see benchmarks/bench_scale.py).
+## scale.json and its section of docs/PERFORMANCE.md (~2 hours on 2 cores: ~20, 25, 35, 45 min per size; see
+## benchmarks/bench_scale.py).
 bench-large: venv
 	nice -n 10 $(PY) benchmarks/bench_scale.py
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from gosales_assets.core.basket import customer_portfolios
 from gosales_assets.core.calendar import add_months
 from gosales_assets.core.checksum import from_cents, to_cents
 from gosales_assets.core.ranking import CUSTOMER_ATTRS
@@ -26,14 +27,12 @@ class WhitespaceInputs:
 
 def owned_divisions(fact: pl.DataFrame, cutoff: dt.date, ownership_lookback_months: int | None = None
                     ) -> pl.DataFrame:
-    """customer_id, division owned at C: net revenue > 0 (exact cents) over the customer's lines dated <= C, within
-    the look-back when there is one. A customer's ownership reads only that customer's lines, so the facts of some
-    customers give exactly their rows of the whole table's answer."""
-    hist = fact.filter(pl.col("invoice_date") <= cutoff)
+    """customer_id, division owned at C: the portfolios (`core.basket.customer_portfolios`: net revenue > 0 in exact
+    cents over the lines dated <= C) of the look-back's lines when there is one. A customer's ownership reads only
+    that customer's lines, so the facts of some customers give exactly their rows of the whole table's answer."""
     if ownership_lookback_months is not None:
-        hist = hist.filter(pl.col("invoice_date") > add_months(cutoff, -ownership_lookback_months))
-    return (hist.group_by("customer_id", "division").agg(from_cents(to_cents(pl.col("revenue")).sum()).alias("net"))
-            .filter(pl.col("net") > 0).select("customer_id", "division").sort("customer_id", "division"))
+        fact = fact.filter(pl.col("invoice_date") > add_months(cutoff, -ownership_lookback_months))
+    return customer_portfolios(fact, cutoff)
 
 
 def whitespace_inputs(fact: pl.DataFrame, dim_customer: pl.DataFrame, cutoff: dt.date,

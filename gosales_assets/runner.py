@@ -256,14 +256,18 @@ def _names(keys: Iterable[AssetKey]) -> list[str]:
 
 
 def ensure_warehouse_pools(instance: DagsterInstance) -> None:
-    """Create the warehouse pools' limits (dagster.yaml's default, two slots) if the instance has none yet. Dagster's
-    run queue creates them on the fly, but in that first iteration it counts a pool as unlimited, so more warehouse
-    runs than the limit could start together on a fresh instance (measured: docs/PERFORMANCE.md)."""
+    """Create the warehouse pools' limits (dagster.yaml's default, three slots) if the instance has none yet, and
+    follow a changed default where a pool's limit came from the default (an instance made under an older dagster.yaml;
+    a limit set by hand in the UI is kept). Dagster's run queue creates the limits on the fly, but in that first
+    iteration it counts a pool as unlimited, so more warehouse runs than the limit could start together on a fresh
+    instance (measured: docs/PERFORMANCE.md)."""
     storage = instance.event_log_storage
     if storage.supports_global_concurrency_limits:
-        known = storage.get_concurrency_keys()
+        default = instance.global_op_concurrency_default_limit
+        limits = {p.name: p for p in storage.get_pool_limits()}
         for pool in WAREHOUSE_POOLS:
-            if pool not in known:
+            have = limits.get(pool)
+            if have is None or (have.from_default and default is not None and have.limit != default):
                 storage.initialize_concurrency_limit_to_default(pool)
 
 

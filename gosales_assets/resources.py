@@ -35,8 +35,8 @@ from gosales_assets.settings import DEFAULT_SNAPSHOT_INTERVAL_MINUTES, Settings,
 from gosales_assets.snapshot import Published, SnapshotError, publish
 
 # Every step that opens the DuckDB file runs in one of these pools, and the warehouse's lease (`hold_warehouse`) gives
-# the runs turns with the file: DuckDB allows a single writing process. dagster.yaml gives each pool three slots and the
-# queue four runs at once: three of `gosales_warehouse` (everything but the cutoff's ranking) and one of the cutoff's
+# the runs turns with the file: DuckDB allows a single writing process. dagster.yaml gives each pool two slots and the
+# queue three runs at once: two of `gosales_warehouse` (everything but the cutoff's ranking) and one of the cutoff's
 # ranking (`whitespace_ranking`, and `top_accounts_report`, which a backfill runs with it) in its own pool. The lists
 # form a chain (each reads the one before) that Dagster's backfill requests only once no division × cutoff partition
 # is left to request; in the shared pool each list waited behind the division runs queued before it, and the chain

@@ -256,8 +256,8 @@ def _names(keys: Iterable[AssetKey]) -> list[str]:
 
 
 def ensure_warehouse_pools(instance: DagsterInstance) -> None:
-    """Create the warehouse pools' limits (dagster.yaml's default, three slots) if the instance has none yet, and
-    follow a changed default where a pool's limit came from the default (an instance made under an older dagster.yaml;
+    """Create the warehouse pools' limits (dagster.yaml's default, two slots) if the instance has none yet, and
+    follow a changed default where a pool's limit came from the default (an instance made under another dagster.yaml;
     a limit set by hand in the UI is kept). Dagster's run queue creates the limits on the fly, but in that first
     iteration it counts a pool as unlimited, so more warehouse runs than the limit could start together on a fresh
     instance (measured: docs/PERFORMANCE.md)."""

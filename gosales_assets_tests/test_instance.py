@@ -11,7 +11,7 @@ from gosales_assets.resources import RANKING_POOL, WAREHOUSE_POOL, WAREHOUSE_POO
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_dagster_yaml_gives_queue_sqlite_three_slot_pools_and_four_runs(tmp_path, monkeypatch):
+def test_dagster_yaml_gives_queue_sqlite_two_slot_pools_and_three_runs(tmp_path, monkeypatch):
     home = tmp_path / "dagster_home"
     home.mkdir()
     shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
@@ -20,9 +20,9 @@ def test_dagster_yaml_gives_queue_sqlite_three_slot_pools_and_four_runs(tmp_path
         assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
         assert type(instance.run_storage).__name__ == "SqliteRunStorage"
         conc = instance.get_concurrency_config()
-        assert conc.pool_config.default_pool_limit == 3
+        assert conc.pool_config.default_pool_limit == 2
         assert conc.pool_config.pool_granularity.value == "run"
-        assert conc.run_queue_config.max_concurrent_runs == 4  # three warehouse runs and the cutoff's ranking
+        assert conc.run_queue_config.max_concurrent_runs == 3  # two warehouse runs and the cutoff's ranking
     assert (home / "history").is_dir()  # storage lives under DAGSTER_HOME
 
 
@@ -37,7 +37,7 @@ def test_every_step_that_touches_the_warehouse_is_in_a_warehouse_pool(project):
 
 def test_the_warehouse_pool_limits_exist_before_the_first_run(tmp_path, monkeypatch):
     """On a fresh instance Dagster's run queue counts an unknown pool as unlimited in its first iteration; the engine
-    creates the pool's limit (dagster.yaml's three slots) before it launches or materializes anything."""
+    creates the pool's limit (dagster.yaml's two slots) before it launches or materializes anything."""
     from gosales_assets.runner import ensure_warehouse_pools
 
     home = tmp_path / "dagster_home"
@@ -49,28 +49,28 @@ def test_the_warehouse_pool_limits_exist_before_the_first_run(tmp_path, monkeypa
         ensure_warehouse_pools(instance)
         ensure_warehouse_pools(instance)  # idempotent
         limits = {p.name: p.limit for p in instance.event_log_storage.get_pool_limits()}
-        assert {pool: limits[pool] for pool in WAREHOUSE_POOLS} == {WAREHOUSE_POOL: 3, RANKING_POOL: 3}
+        assert {pool: limits[pool] for pool in WAREHOUSE_POOLS} == {WAREHOUSE_POOL: 2, RANKING_POOL: 2}
 
 
 def test_pool_limits_made_from_an_older_default_follow_the_new_one_but_a_limit_set_by_hand_stays(tmp_path,
                                                                                                   monkeypatch):
-    """An instance made under an older dagster.yaml (two slots) gets the new default once the engine runs again; a
-    limit an operator set in the UI is theirs."""
+    """An instance made under another dagster.yaml (here three slots) gets the current default once the engine runs
+    again; a limit an operator set in the UI is theirs."""
     from gosales_assets.runner import ensure_warehouse_pools
 
     home = tmp_path / "dagster_home"
     home.mkdir()
     current = (ROOT / "dagster.yaml").read_text()
-    assert "default_limit: 3" in current
-    (home / "dagster.yaml").write_text(current.replace("default_limit: 3", "default_limit: 2"))
+    assert "default_limit: 2" in current
+    (home / "dagster.yaml").write_text(current.replace("default_limit: 2", "default_limit: 3"))
     monkeypatch.setenv("DAGSTER_HOME", str(home))
     with DagsterInstance.get() as instance:
         ensure_warehouse_pools(instance)
         instance.event_log_storage.set_concurrency_slots(RANKING_POOL, 5)  # by hand
         limits = {p.name: p.limit for p in instance.event_log_storage.get_pool_limits()}
-        assert {pool: limits[pool] for pool in WAREHOUSE_POOLS} == {WAREHOUSE_POOL: 2, RANKING_POOL: 5}
+        assert {pool: limits[pool] for pool in WAREHOUSE_POOLS} == {WAREHOUSE_POOL: 3, RANKING_POOL: 5}
     (home / "dagster.yaml").write_text(current)
     with DagsterInstance.get() as instance:
         ensure_warehouse_pools(instance)
         limits = {p.name: p.limit for p in instance.event_log_storage.get_pool_limits()}
-        assert {pool: limits[pool] for pool in WAREHOUSE_POOLS} == {WAREHOUSE_POOL: 3, RANKING_POOL: 5}
+        assert {pool: limits[pool] for pool in WAREHOUSE_POOLS} == {WAREHOUSE_POOL: 2, RANKING_POOL: 5}

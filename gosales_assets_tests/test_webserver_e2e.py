@@ -1,7 +1,7 @@
 """End to end against a real `dagster-webserver` and `dagster-daemon` on 127.0.0.1 (marker `webserver`; runs in
 `make test`, select it alone with `pytest -m webserver`).
 
-A temporary DAGSTER_HOME (the repository's dagster.yaml: queued runs, three warehouse pool slots) and a project of
+A temporary DAGSTER_HOME (the repository's dagster.yaml: queued runs, two warehouse pool slots) and a project of
 two divisions (Simulation, PDM) with demo landing files and an EMPTY warehouse. Nothing is materialized in process:
 - one native asset backfill of the two configured cutoffs (2025-09, 2026-03; star schema and reports included) is
   launched through GraphQL `launchPartitionBackfill`, as the UI does, and the daemon's backfill loop runs it;

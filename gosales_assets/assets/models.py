@@ -254,7 +254,7 @@ def division_model_outputs(context: AssetExecutionContext, cfg: Settings, wareho
                                 f"(model frames with closed labels: {[str(c) for c, _, _ in candidates] or 'none'})"))
     # Every read of the warehouse first: the training frame, the champion's registry row. Then the fit and the model's
     # record, which need nothing of it, let go of it (`released`): another run uses the file meanwhile (dagster.yaml's
-    # pool lets three runs in; the warehouse's lease gives them turns).
+    # pool lets two runs in; the warehouse's lease gives them turns).
     context.log.info(f"division_model {context.partition_key}: trains on {', '.join(str(c) for c, _ in training)} — "
                      f"{pool.reason}")
     cutoff_list = ", ".join(f"'{c.isoformat()}'" for c, _ in training)

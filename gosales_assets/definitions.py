@@ -19,6 +19,7 @@ from gosales_assets.jobs import CUTOFF_JOB, DIVISION_CUTOFF_JOB, GLOBAL_JOB
 from gosales_assets.resources import (
     WAREHOUSE_SCHEMA,
     ArtifactStore,
+    FrameFilesIOManager,
     GosalesSettings,
     WarehouseIOManager,
     WarehouseResource,
@@ -33,7 +34,7 @@ KINDS = {
     "scoring": {"duckdb", "csv"}, "validation": {"duckdb", "polars"}, "whitespace": {"duckdb", "csv"},
     "reports": {"duckdb", "csv"},
 }
-EXTRA_KINDS = {"als_embeddings": {"implicit"}, "customer_features": {"pandera"}}
+EXTRA_KINDS = {"als_embeddings": {"implicit"}, "customer_features": {"pandera"}, "division_features": {"parquet"}}
 
 
 def build_resources(settings: Settings, cfg_path: Path) -> dict:
@@ -41,6 +42,8 @@ def build_resources(settings: Settings, cfg_path: Path) -> dict:
         "io_manager": WarehouseIOManager(database=str(settings.warehouse_path), schema=WAREHOUSE_SCHEMA,
                                          snapshot_interval_minutes=settings.snapshot.interval_minutes,
                                          threads=settings.duckdb.threads),
+        # The model frames: files beside the warehouse, written without its lease (resources.frames_dir).
+        "frame_io_manager": FrameFilesIOManager(database=str(settings.warehouse_path)),
         "warehouse": WarehouseResource(database=str(settings.warehouse_path),
                                        snapshot_interval_minutes=settings.snapshot.interval_minutes,
                                        threads=settings.duckdb.threads),

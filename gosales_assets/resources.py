@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import fcntl
 import os
 import re
@@ -16,6 +17,7 @@ from typing import Any
 import duckdb
 import polars as pl
 from dagster import (
+    ConfigurableIOManager,
     ConfigurableResource,
     InitResourceContext,
     InputContext,
@@ -31,7 +33,8 @@ from dagster_duckdb_polars import DuckDBPolarsTypeHandler
 
 from gosales_assets.core.artifact_files import atomic_write_frame, atomic_write_text, json_text, write_artifact
 from gosales_assets.jobs import HOST_TAG, PID_TAG
-from gosales_assets.settings import DEFAULT_SNAPSHOT_INTERVAL_MINUTES, Settings, load_settings
+from gosales_assets.partitions import split_key
+from gosales_assets.settings import DEFAULT_SNAPSHOT_INTERVAL_MINUTES, Settings, division_slug, load_settings
 from gosales_assets.snapshot import Published, SnapshotError, publish
 
 # Every step that opens the DuckDB file runs in one of these pools, and the warehouse's lease (`hold_warehouse`) gives
@@ -463,6 +466,117 @@ class WarehouseIOManager(DuckDBIOManager):
             default_load_type=self.default_load_type(),
             io_manager_name="WarehouseIOManager",
         )
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The model frames (`division_features`): Parquet files beside the warehouse, a view of them inside it
+# ---------------------------------------------------------------------------------------------------------------------
+FRAMES_VIEW = "division_features"
+
+
+def frames_dir(database: str | Path) -> Path:
+    """Where the model frames live: one Parquet file per division × cutoff partition,
+    `<warehouse>.frames/<division slug>/<cutoff>.parquet`. Not in the DuckDB file: a frame is the widest thing a
+    partition writes (~300 feature columns of its labelled population), and writing it there held the warehouse —
+    whose single writer every run takes turns with — for ~2.5 s of every division × cutoff run (insert, then the
+    checkpoint its size sets off), and its reads by later models held it again. A file is written and read by the
+    run that needs it, without the warehouse's lease; the warehouse keeps a view of the files
+    (`ensure_frames_view`), so SQL sees one table as before."""
+    return Path(str(database) + ".frames")
+
+
+def frame_path(database: str | Path, division: str, cutoff: dt.date) -> Path:
+    return frames_dir(database) / division_slug(division) / f"{cutoff.isoformat()}.parquet"
+
+
+def write_frame(database: str | Path, division: str, cutoff: dt.date, frame: pl.DataFrame) -> Path:
+    """Publish one partition's frame (atomically: a reader sees the old file or the whole new one)."""
+    return atomic_write_frame(frame_path(database, division, cutoff), frame, parquet=True)
+
+
+def read_frames(database: str | Path, division: str, cutoffs: Sequence[dt.date]) -> pl.DataFrame:
+    """The division's frames at these cutoffs as one frame, in the order given; columns by name (a column that a
+    later frame gained is null in an earlier one). A missing file is an error naming it and what to materialize."""
+    paths = [frame_path(database, division, c) for c in cutoffs]
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        raise FileNotFoundError(f"model frame file(s) missing: {', '.join(missing)}: materialize division_features "
+                                f"of {division} at {', '.join(str(c) for c in cutoffs)} first")
+    frames = [pl.read_parquet(p) for p in paths]
+    return frames[0] if len(frames) == 1 else pl.concat(frames, how="diagonal_relaxed")
+
+
+def frame_summaries(database: str | Path, division: str, first: dt.date, last: dt.date
+                    ) -> list[tuple[dt.date, int, int]]:
+    """(C', max window months, labelled positives) of each of the division's frames with first ≤ C' ≤ last that holds
+    an uncensored row, in date order (four columns read of each file)."""
+    out = []
+    folder = frames_dir(database) / division_slug(division)
+    for path in sorted(folder.glob("*.parquet")) if folder.is_dir() else []:
+        try:
+            cutoff = dt.date.fromisoformat(path.stem)
+        except ValueError:
+            continue
+        if not first <= cutoff <= last:
+            continue
+        rows = pl.read_parquet(path, columns=["window_months", "label", "censored"]).filter(~pl.col("censored"))
+        if rows.height:
+            out.append((cutoff, int(rows.get_column("window_months").max()), int(rows.get_column("label").sum() or 0)))
+    return out
+
+
+def ensure_frames_view(conn: duckdb.DuckDBPyConnection, database: str | Path) -> None:
+    """The warehouse's `division_features`: a view of the frame files, made once there is a file (DuckDB binds a view
+    when it is created). A warehouse made before the frames were files has them as a table: each partition of it is
+    written to its file first (a file already there is newer and kept), then the table makes way for the view."""
+    kind = conn.execute("select table_type from information_schema.tables where table_schema = ? and table_name = ?",
+                        [WAREHOUSE_SCHEMA, FRAMES_VIEW]).fetchone()
+    if kind is not None and kind[0] == "BASE TABLE":
+        keys = conn.execute(f"select distinct division, cutoff_date from {WAREHOUSE_SCHEMA}.{FRAMES_VIEW}").fetchall()
+        for division, cutoff in keys:
+            if not frame_path(database, division, cutoff).is_file():
+                write_frame(database, division, cutoff, conn.execute(
+                    f"select * from {WAREHOUSE_SCHEMA}.{FRAMES_VIEW} where division = ? and cutoff_date = ?",
+                    [division, cutoff]).pl())
+        conn.execute(f"drop table {WAREHOUSE_SCHEMA}.{FRAMES_VIEW}")
+    if not any(frames_dir(database).glob("*/*.parquet")):
+        return
+    have = conn.execute("select sql from duckdb_views() where schema_name = ? and view_name = ?",
+                        [WAREHOUSE_SCHEMA, FRAMES_VIEW]).fetchone()
+    if have is None or f"'{_frames_pattern(database)}'" not in (have[0] or ""):  # none yet, or the warehouse moved
+        conn.execute(f"create or replace view {WAREHOUSE_SCHEMA}.{FRAMES_VIEW} as select * from "
+                     f"read_parquet('{_frames_pattern(database)}', union_by_name = true)")
+
+
+def _frames_pattern(database: str | Path) -> str:
+    return str(frames_dir(database) / "*" / "*.parquet").replace("'", "''")
+
+
+class FrameFilesIOManager(ConfigurableIOManager):
+    """Stores `division_features` partitions as the frame files of the warehouse `database` (`frames_dir`); needs no
+    hold of the warehouse, so the op publishes its frame while another run has the file."""
+
+    database: str
+
+    def handle_output(self, context: OutputContext, obj: pl.DataFrame) -> None:
+        division, cutoff = split_key(context.asset_partition_key)
+        path = write_frame(self.database, division, cutoff, obj)
+        context.add_output_metadata({
+            "row_count": obj.height,
+            "path": MetadataValue.path(str(path)),
+            "dataframe_columns": MetadataValue.table_schema(
+                TableSchema(columns=[TableColumn(name=n, type=str(t)) for n, t in obj.schema.items()])),
+        })
+
+    def load_input(self, context: InputContext) -> pl.DataFrame:
+        by_division: dict[str, list[dt.date]] = {}
+        for key in sorted(context.asset_partition_keys):
+            division, cutoff = split_key(key)
+            by_division.setdefault(division, []).append(cutoff)
+        frames = [read_frames(self.database, d, cs) for d, cs in sorted(by_division.items())]
+        if not frames:
+            raise ValueError(f"no division_features partition to load for {context.op_def.name}")
+        return frames[0] if len(frames) == 1 else pl.concat(frames, how="diagonal_relaxed")
 
 
 class ArtifactStore(ConfigurableResource):

@@ -4,7 +4,6 @@ import dataclasses
 import datetime as dt
 import json
 
-import duckdb
 import numpy as np
 import polars as pl
 import pytest
@@ -158,9 +157,17 @@ def test_partition_without_trainable_history_is_skipped_with_reason(trained):
     assert not (model_dir(project, "2025-06-30") / "model.joblib").exists()
 
 
-def _with_labels_changed(project, sql: str):
-    with duckdb.connect(str(project.settings.warehouse_path)) as conn:
-        conn.execute(sql)
+def _with_frame_labels_changed(project, division: str, label):
+    """Every model frame file of `division` with its uncensored rows' labels replaced by the expression `label`."""
+    from gosales_assets.resources import frames_dir
+    from gosales_assets.settings import division_slug
+
+    paths = sorted((frames_dir(project.settings.warehouse_path) / division_slug(division)).glob("*.parquet"))
+    assert paths
+    for path in paths:
+        frame = pl.read_parquet(path)
+        frame.with_columns(pl.when(pl.col("censored")).then(pl.col("label")).otherwise(label)
+                           .cast(frame.schema["label"]).alias("label")).write_parquet(path)
 
 
 def _train_with_oof(monkeypatch, rescore):
@@ -235,7 +242,7 @@ def test_a_below_chance_model_is_held_with_its_diagnosis_first(trained, monkeypa
 
 def test_zero_positive_partition_is_skipped_not_crashed(trained):
     project, instance, _ = trained
-    _with_labels_changed(project, f"update division_features set label = 0 where division = '{DIV}' and not censored")
+    _with_frame_labels_changed(project, DIV, pl.lit(0))
     result = project.materialize(["division_model"], instance=instance, partition_key=multi_key(DIV, "2026-03-31"))
     assert result.success and "division_model" in materialized(result)
     assert project.table("division_model").filter(

@@ -55,8 +55,10 @@ def build_division_cutoff_assets(settings: Settings) -> list[AssetsDefinition]:
 
     @multi_asset(
         name="division_cutoff",
-        # Every output is stored by the warehouse IO manager (a spec without one would be a Nothing output).
-        specs=[s.with_io_manager_key("io_manager") for s in specs],
+        # Every output is stored by the warehouse IO manager (a spec without one would be a Nothing output), but the
+        # model frame, a file beside the warehouse (resources.frames_dir).
+        specs=[s.with_io_manager_key("frame_io_manager" if s.key.to_user_string() == "division_features"
+                                     else "io_manager") for s in specs],
         # The basket rules are small and loaded whole; the cutoff's customer features and ALS rows are read for the
         # labelled population only (declared in `division_features`' deps).
         ins={"market_basket_rules": AssetIn()},

@@ -42,7 +42,7 @@ from gosales_assets.partitions import (
     same_cutoff,
     split_key,
 )
-from gosales_assets.resources import WAREHOUSE_POOL, ArtifactStore, GosalesSettings, WarehouseResource
+from gosales_assets.resources import WAREHOUSE_POOL, ArtifactStore, GosalesSettings, WarehouseResource, ensure_frames_view
 from gosales_assets.settings import Settings, division_slug
 
 FACT_COLUMNS_SQL = ("invoice_id, line_no, invoice_date, customer_id, sku, division, quantity, revenue, "
@@ -338,7 +338,10 @@ def division_frame_outputs(context: AssetExecutionContext, cfg: Settings, wareho
             "feature_checksum": feature_checksum,
         }
         del features_only
-    yield Output(frame, output_name="division_features", metadata=meta)
+        # Published as its file (`FrameFilesIOManager`), which needs no hold of the warehouse.
+        yield Output(frame, output_name="division_features", metadata=meta)
+    with warehouse.connect() as conn:
+        ensure_frames_view(conn, warehouse.database)
     # Upstream partitions carry their own invariance checks; here only the ownership history is read.
     audit = source_date_audit(history, cutoff)
     # The model trained on this frame reads this record (its declared input), not the cutoff assets' own files. Written

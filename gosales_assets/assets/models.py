@@ -41,7 +41,7 @@ from gosales_assets.partitions import (
     training_lookback,
     training_pool,
 )
-from gosales_assets.resources import ArtifactStore, WarehouseResource
+from gosales_assets.resources import ArtifactStore, WarehouseResource, frame_summaries, read_frames
 from gosales_assets.settings import Settings, division_slug
 
 
@@ -51,13 +51,8 @@ def candidate_training_cutoffs(warehouse: WarehouseResource, division: str, cuto
     look-back of C (the `division_features` partitions this asset depends on). A frame built while its window was
     open stays censored until it is rebuilt with its refreshed labels (the refresh of a closed window rebuilds both),
     so it is no training cutoff before then."""
-    if not warehouse.table_exists("division_features"):
-        return []
-    df = warehouse.query(
-        "select cutoff_date, max(window_months) as w, coalesce(sum(label), 0) as positives from division_features "
-        "where division = ? and cutoff_date between ? and ? and not censored group by cutoff_date order by 1",
-        [division, add_months(cutoff, -lookback[0]), add_months(cutoff, -lookback[1])])
-    return [(c, int(w), int(n)) for c, w, n in df.iter_rows()]
+    return frame_summaries(warehouse.database, division, add_months(cutoff, -lookback[0]),
+                           add_months(cutoff, -lookback[1]))
 
 
 def champion_candidates(warehouse: WarehouseResource, division: str, cutoff: dt.date, months: int
@@ -252,17 +247,11 @@ def division_model_outputs(context: AssetExecutionContext, cfg: Settings, wareho
     if not training:
         return (yield from skip(f"no trainable cutoff C' with C' + W' ≤ {cutoff} has labels "
                                 f"(model frames with closed labels: {[str(c) for c, _, _ in candidates] or 'none'})"))
-    # Every read of the warehouse first: the training frame, the champion's registry row. Then the fit and the model's
-    # record, which need nothing of it, let go of it (`released`): another run uses the file meanwhile (dagster.yaml's
-    # pool lets two runs in; the warehouse's lease gives them turns).
+    # Every read of the warehouse first: the champion's registry row. Then the training frame's read (its files), the
+    # fit and the model's record, which need nothing of it, let go of it (`released`): another run uses the file
+    # meanwhile (dagster.yaml's pool lets two runs in; the warehouse's lease gives them turns).
     context.log.info(f"division_model {context.partition_key}: trains on {', '.join(str(c) for c, _ in training)} — "
                      f"{pool.reason}")
-    cutoff_list = ", ".join(f"'{c.isoformat()}'" for c, _ in training)
-    # Ordered in polars, not by DuckDB: sorting ~300 columns of 300,000 rows costs DuckDB about twice as much (one row
-    # per customer and cutoff: the order is total).
-    frame = warehouse.query(
-        f"select * from division_features where division = ? and cutoff_date in ({cutoff_list})", [division]
-    ).sort("cutoff_date", "customer_id")
     champion_months = _champion_months(cfg)
     if champion_months:
         rows, looked_from, looked_to = champion_candidates(warehouse, division, cutoff, champion_months)
@@ -270,6 +259,9 @@ def division_model_outputs(context: AssetExecutionContext, cfg: Settings, wareho
     else:
         champion, champion_note = None, "models.gates.champion_gate is off: no earlier model is read"
     with warehouse.released():
+        # The training frames are files (resources.frames_dir): read without the warehouse. One row per customer and
+        # cutoff: the order is total.
+        frame = read_frames(warehouse.database, division, [c for c, _ in training]).sort("cutoff_date", "customer_id")
         fitted = _fit_and_record(context, cfg, artifacts, out_dir, frame, labels, pool, champion, champion_note)
     if isinstance(fitted, str):
         return (yield from skip(fitted))

@@ -502,14 +502,18 @@ def read_frames(database: str | Path, division: str, cutoffs: Sequence[dt.date])
     if missing:
         raise FileNotFoundError(f"model frame file(s) missing: {', '.join(missing)}: materialize division_features "
                                 f"of {division} at {', '.join(str(c) for c in cutoffs)} first")
-    frames = [pl.read_parquet(p) for p in paths]
+    return _by_name([pl.read_parquet(p) for p in paths])
+
+
+def _by_name(frames: list[pl.DataFrame]) -> pl.DataFrame:
+    """Frames stacked with their columns matched by name (a column missing from one is null there)."""
     return frames[0] if len(frames) == 1 else pl.concat(frames, how="diagonal_relaxed")
 
 
 def frame_summaries(database: str | Path, division: str, first: dt.date, last: dt.date
                     ) -> list[tuple[dt.date, int, int]]:
-    """(C', max window months, labelled positives) of each of the division's frames with first ≤ C' ≤ last that holds
-    an uncensored row, in date order (four columns read of each file)."""
+    """(C', max window months, labelled positives) of each of the division's frames with first ≤ C' ≤ last that
+    holds an uncensored row, in date order (three columns read of each file)."""
     out = []
     folder = frames_dir(database) / division_slug(division)
     for path in sorted(folder.glob("*.parquet")) if folder.is_dir() else []:
@@ -521,7 +525,8 @@ def frame_summaries(database: str | Path, division: str, first: dt.date, last: d
             continue
         rows = pl.read_parquet(path, columns=["window_months", "label", "censored"]).filter(~pl.col("censored"))
         if rows.height:
-            out.append((cutoff, int(rows.get_column("window_months").max()), int(rows.get_column("label").sum() or 0)))
+            positives = int(rows.get_column("label").sum() or 0)
+            out.append((cutoff, int(rows.get_column("window_months").max()), positives))
     return out
 
 
@@ -573,10 +578,9 @@ class FrameFilesIOManager(ConfigurableIOManager):
         for key in sorted(context.asset_partition_keys):
             division, cutoff = split_key(key)
             by_division.setdefault(division, []).append(cutoff)
-        frames = [read_frames(self.database, d, cs) for d, cs in sorted(by_division.items())]
-        if not frames:
+        if not by_division:
             raise ValueError(f"no division_features partition to load for {context.op_def.name}")
-        return frames[0] if len(frames) == 1 else pl.concat(frames, how="diagonal_relaxed")
+        return _by_name([read_frames(self.database, d, cs) for d, cs in sorted(by_division.items())])
 
 
 class ArtifactStore(ConfigurableResource):

@@ -76,7 +76,8 @@ def test_the_warehouse_view_shows_the_files_and_an_older_table_moves_out_to_them
         ensure_frames_view(conn, db)  # again: nothing to do
     assert kind == "VIEW"
     assert rows == [("PDM", C1, 3, 1), ("PDM", C2, 4, 4), ("Simulation", C1, 1, 1)]
-    assert read_frames(db, "PDM", [C1]).equals(old.filter((pl.col("division") == "PDM") & (pl.col("cutoff_date") == C1)))
+    pdm_c1 = old.filter((pl.col("division") == "PDM") & (pl.col("cutoff_date") == C1))
+    assert read_frames(db, "PDM", [C1]).equals(pdm_c1)
     # a read-only session (an analyst, the published snapshot) reads the same view
     with duckdb.connect(str(db), read_only=True) as conn:
         assert conn.execute("select count(*) from division_features").fetchone()[0] == 8

@@ -42,7 +42,13 @@ from gosales_assets.partitions import (
     same_cutoff,
     split_key,
 )
-from gosales_assets.resources import WAREHOUSE_POOL, ArtifactStore, GosalesSettings, WarehouseResource, ensure_frames_view
+from gosales_assets.resources import (
+    WAREHOUSE_POOL,
+    ArtifactStore,
+    GosalesSettings,
+    WarehouseResource,
+    ensure_frames_view,
+)
 from gosales_assets.settings import Settings, division_slug
 
 FACT_COLUMNS_SQL = ("invoice_id, line_no, invoice_date, customer_id, sku, division, quantity, revenue, "

@@ -292,13 +292,6 @@ def run_error(instance, run_id: str) -> str | None:
     return None
 
 
-def pool_slots() -> int:
-    """The warehouse pool's slots in the repository's dagster.yaml: how many runs of the graph may go at once (they
-    take turns with the warehouse file through its lease)."""
-    import yaml
-
-    return int(yaml.safe_load((ROOT / "dagster.yaml").read_text())["concurrency"]["pools"]["default_limit"])
-
 
 def overlaps(runs: list[dict], slots: int = 1) -> list[list[str]]:
     """Groups of more than `slots` runs of one pool (as Dagster recorded the run's pools) that held a run worker at
@@ -503,7 +496,7 @@ def native_backfill(name: str, home: Path, cfg: Path, stack_root: Path, targets,
 
     from gosales_assets.runner import backfill_outcomes
     from gosales_assets_tests.dagster_stack import (FINISHED_BACKFILL, Stack, free_port, launch_backfill_via_graphql,
-                                                    pids_in_groups, port_can_be_bound, run_failure_report,
+                                                    pids_in_groups, pool_slots, port_can_be_bound, run_failure_report,
                                                     service_env, targets_by_asset, write_workspace)
 
     stack_root.mkdir(parents=True)

@@ -154,6 +154,14 @@ def start_service(name: str, argv: list[str], cwd: Path, env: Mapping[str, str])
 # --------------------------------------------------------------------------------------------------------------
 # a project folder the services run in
 # --------------------------------------------------------------------------------------------------------------
+def pool_slots() -> int:
+    """The warehouse pool's slots in the repository's dagster.yaml: how many runs of the graph may go at once (they
+    take turns with the warehouse file through its lease)."""
+    import yaml
+
+    return int(yaml.safe_load((REPO / "dagster.yaml").read_text())["concurrency"]["pools"]["default_limit"])
+
+
 def write_workspace(root: Path) -> Path:
     """`<root>/workspace.yaml`: the code location `gosales_assets` from the installed package."""
     path = root / "workspace.yaml"

@@ -222,7 +222,7 @@ def test_code_snapshot_is_byte_compiled(scale, tmp_path, monkeypatch):
 
 def test_overlapping_runs_are_counted_per_pool(scale):
     """With two slots per pool, two warehouse runs and a ranking run at once are allowed; a third warehouse run
-    beside two is flagged, whatever the ranking run does (the slots are dagster.yaml's, `pool_slots`)."""
+    beside two is flagged, whatever the ranking run does (the slots are dagster.yaml's, `dagster_stack.pool_slots`)."""
     def run(run_id, start, end, pool):
         return {"run_id": run_id, "starting": start, "start": start, "end": end, "pools": [pool]}
 

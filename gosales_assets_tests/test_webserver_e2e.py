@@ -26,7 +26,6 @@ from pathlib import Path
 
 import duckdb
 import pytest
-import yaml
 
 from gosales_assets.assets.division_cutoff import DIVISION_CUTOFF_ASSETS
 from gosales_assets.definitions import build_definitions
@@ -53,6 +52,7 @@ from gosales_assets_tests.dagster_stack import (  # the processes and GraphQL he
     install_instance_config,
     launch_backfill_via_graphql,
     metadata,
+    pool_slots,
     port_can_be_bound,
     run_failure_report,
     service_env,
@@ -418,7 +418,7 @@ def test_run_launched_during_the_backfill_waits_for_the_warehouse_then_succeeds(
     assert by_id[side["ahead"]]["startTime"] <= run["startTime"]
     # never more runs of the warehouse pool at once than its slots (dagster.yaml), the side run included (a ranking
     # run, in its own pool, may go beside them)
-    slots = yaml.safe_load((Path(__file__).resolve().parents[1] / "dagster.yaml").read_text())["concurrency"]["pools"]["default_limit"]
+    slots = pool_slots()
     every = [*runs, run]
     for r in every:
         going = [o for o in every if o is not r and o["startTime"] < r["startTime"] < o["endTime"]]

@@ -17,10 +17,11 @@ from gosales_assets.automation.cutoffs import build_new_cutoff_sensor
 from gosales_assets.automation.runs import release_dead_runs_sensor
 from gosales_assets.jobs import CUTOFF_JOB, DIVISION_CUTOFF_JOB, GLOBAL_JOB
 from gosales_assets.resources import (
+    FILES_IO_MANAGER,
     WAREHOUSE_SCHEMA,
     ArtifactStore,
-    FrameFilesIOManager,
     GosalesSettings,
+    PartitionFilesIOManager,
     WarehouseIOManager,
     WarehouseResource,
 )
@@ -34,7 +35,8 @@ KINDS = {
     "scoring": {"duckdb", "csv"}, "validation": {"duckdb", "polars"}, "whitespace": {"duckdb", "csv"},
     "reports": {"duckdb", "csv"},
 }
-EXTRA_KINDS = {"als_embeddings": {"implicit"}, "customer_features": {"pandera"}, "division_features": {"parquet"}}
+EXTRA_KINDS = {"als_embeddings": {"implicit", "parquet"}, "customer_features": {"pandera", "parquet"},
+               "division_features": {"parquet"}}
 
 
 def build_resources(settings: Settings, cfg_path: Path) -> dict:
@@ -42,8 +44,9 @@ def build_resources(settings: Settings, cfg_path: Path) -> dict:
         "io_manager": WarehouseIOManager(database=str(settings.warehouse_path), schema=WAREHOUSE_SCHEMA,
                                          snapshot_interval_minutes=settings.snapshot.interval_minutes,
                                          threads=settings.duckdb.threads),
-        # The model frames: files beside the warehouse, written without its lease (resources.frames_dir).
-        "frame_io_manager": FrameFilesIOManager(database=str(settings.warehouse_path)),
+        # The model frames and the cutoff's customer features and ALS rows: files beside the warehouse, written
+        # without its lease (resources.files_dir).
+        FILES_IO_MANAGER: PartitionFilesIOManager(database=str(settings.warehouse_path)),
         "warehouse": WarehouseResource(database=str(settings.warehouse_path),
                                        snapshot_interval_minutes=settings.snapshot.interval_minutes,
                                        threads=settings.duckdb.threads),

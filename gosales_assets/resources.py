@@ -33,7 +33,7 @@ from dagster_duckdb_polars import DuckDBPolarsTypeHandler
 
 from gosales_assets.core.artifact_files import atomic_write_frame, atomic_write_text, json_text, write_artifact
 from gosales_assets.jobs import HOST_TAG, PID_TAG
-from gosales_assets.partitions import split_key
+from gosales_assets.partitions import parse_cutoff, split_key
 from gosales_assets.settings import DEFAULT_SNAPSHOT_INTERVAL_MINUTES, Settings, division_slug, load_settings
 from gosales_assets.snapshot import Published, SnapshotError, publish
 
@@ -320,6 +320,8 @@ def run_hold(database: str, snapshot_interval_minutes: float | None, context: In
     with hold_warehouse(database, log=log, owner=owner, journal=journal,
                         before_let_go=lambda: publish_after_run(database, snapshot_interval_minutes, context.run_id,
                                                                 log=context.log), threads=threads):
+        # A run may read a table kept as files before it writes any of it (the labels' roster, a retraining).
+        move_tables_to_files(database, threads)
         yield
 
 
@@ -469,29 +471,49 @@ class WarehouseIOManager(DuckDBIOManager):
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# The model frames (`division_features`): Parquet files beside the warehouse, a view of them inside it
+# The widest tables as Parquet files beside the warehouse, one per partition, with a view of them inside it
 # ---------------------------------------------------------------------------------------------------------------------
 FRAMES_VIEW = "division_features"
+# Per cutoff: ~300 feature columns of every customer known at it; a row per customer and division.
+CUTOFF_FILE_TABLES = ("customer_features", "als_embeddings")
+FILE_TABLES = (FRAMES_VIEW, *CUTOFF_FILE_TABLES)
+FILES_IO_MANAGER = "files_io_manager"  # the resource key of `PartitionFilesIOManager`, the IO manager of FILE_TABLES
+
+
+def files_dir(database: str | Path, table: str) -> Path:
+    """Where the partitions of `table` (one of FILE_TABLES) live: one Parquet file each, the model frames as
+    `<warehouse>.frames/<division slug>/<cutoff>.parquet`, a cutoff table as `<warehouse>.<table>/<cutoff>.parquet`.
+    Not in the DuckDB file: these are the widest things the runs write (~300 feature columns of every customer, or of
+    a division's labelled population), and writing them there held the warehouse — whose single writer every run
+    takes turns with — for the insert and the checkpoint its size sets off (~2.5 s of every division × cutoff run for
+    a frame, ~7 s of every cutoff's features at 500,000 customers), and their reads by later runs held it again. A
+    file is written and read by the run that needs it, without the warehouse's lease; the warehouse keeps a view of
+    each table's files (`ensure_files_view`), so SQL sees one table as before."""
+    if table == FRAMES_VIEW:
+        return Path(str(database) + ".frames")
+    if table in CUTOFF_FILE_TABLES:
+        return Path(f"{database}.{table}")
+    raise ValueError(f"{table!r} is not kept as files (those are {', '.join(FILE_TABLES)})")
 
 
 def frames_dir(database: str | Path) -> Path:
-    """Where the model frames live: one Parquet file per division × cutoff partition,
-    `<warehouse>.frames/<division slug>/<cutoff>.parquet`. Not in the DuckDB file: a frame is the widest thing a
-    partition writes (~300 feature columns of its labelled population), and writing it there held the warehouse —
-    whose single writer every run takes turns with — for ~2.5 s of every division × cutoff run (insert, then the
-    checkpoint its size sets off), and its reads by later models held it again. A file is written and read by the
-    run that needs it, without the warehouse's lease; the warehouse keeps a view of the files
-    (`ensure_frames_view`), so SQL sees one table as before."""
-    return Path(str(database) + ".frames")
+    return files_dir(database, FRAMES_VIEW)
 
 
 def frame_path(database: str | Path, division: str, cutoff: dt.date) -> Path:
     return frames_dir(database) / division_slug(division) / f"{cutoff.isoformat()}.parquet"
 
 
-def write_frame(database: str | Path, division: str, cutoff: dt.date, frame: pl.DataFrame) -> Path:
-    """Publish one partition's frame (atomically: a reader sees the old file or the whole new one)."""
-    return atomic_write_frame(frame_path(database, division, cutoff), frame, parquet=True)
+def cutoff_file(database: str | Path, table: str, cutoff: dt.date) -> Path:
+    return files_dir(database, table) / f"{cutoff.isoformat()}.parquet"
+
+
+def write_partition(database: str | Path, table: str, partition_key: str, frame: pl.DataFrame) -> Path:
+    """Publish one partition of `table` (FILE_TABLES) as its file, atomically: a reader sees the old file or the
+    whole new one."""
+    path = (frame_path(database, *split_key(partition_key)) if table == FRAMES_VIEW
+            else cutoff_file(database, table, parse_cutoff(partition_key)))
+    return atomic_write_frame(path, frame, parquet=True)
 
 
 def read_frames(database: str | Path, division: str, cutoffs: Sequence[dt.date]) -> pl.DataFrame:
@@ -503,6 +525,23 @@ def read_frames(database: str | Path, division: str, cutoffs: Sequence[dt.date])
         raise FileNotFoundError(f"model frame file(s) missing: {', '.join(missing)}: materialize division_features "
                                 f"of {division} at {', '.join(str(c) for c in cutoffs)} first")
     return _by_name([pl.read_parquet(p) for p in paths])
+
+
+def read_cutoff_table(database: str | Path, table: str, cutoff: dt.date, *, columns: Sequence[str] | None = None,
+                      customers: pl.Series | None = None, division: str | None = None) -> pl.DataFrame:
+    """The rows of cutoff table `table` (CUTOFF_FILE_TABLES) at `cutoff`, from its file, in the file's order: only
+    these `customers` / this `division` when given, only `columns` when given. Read without the warehouse. A missing
+    file is an error naming it and what to materialize."""
+    path = cutoff_file(database, table, cutoff)
+    if not path.is_file():
+        raise FileNotFoundError(f"{table} of {cutoff:%Y-%m} has no file {path}: materialize {table} for "
+                                f"{cutoff:%Y-%m} first")
+    rows = pl.scan_parquet(path)
+    if division is not None:
+        rows = rows.filter(pl.col("division") == division)
+    if customers is not None:
+        rows = rows.filter(pl.col("customer_id").is_in(customers.cast(pl.String).implode()))
+    return (rows.select(columns) if columns is not None else rows).collect()
 
 
 def _by_name(frames: list[pl.DataFrame]) -> pl.DataFrame:
@@ -530,42 +569,59 @@ def frame_summaries(database: str | Path, division: str, first: dt.date, last: d
     return out
 
 
-def ensure_frames_view(conn: duckdb.DuckDBPyConnection, database: str | Path) -> None:
-    """The warehouse's `division_features`: a view of the frame files, made once there is a file (DuckDB binds a view
-    when it is created). A warehouse made before the frames were files has them as a table: each partition of it is
+def ensure_files_view(conn: duckdb.DuckDBPyConnection, database: str | Path, table: str) -> None:
+    """The warehouse's `table` (one of FILE_TABLES): a view of its files, made once there is a file (DuckDB binds a
+    view when it is created). A warehouse made before the table was files has it as a table: each partition of it is
     written to its file first (a file already there is newer and kept), then the table makes way for the view."""
     kind = conn.execute("select table_type from information_schema.tables where table_schema = ? and table_name = ?",
-                        [WAREHOUSE_SCHEMA, FRAMES_VIEW]).fetchone()
+                        [WAREHOUSE_SCHEMA, table]).fetchone()
     if kind is not None and kind[0] == "BASE TABLE":
-        keys = conn.execute(f"select distinct division, cutoff_date from {WAREHOUSE_SCHEMA}.{FRAMES_VIEW}").fetchall()
-        for division, cutoff in keys:
-            if not frame_path(database, division, cutoff).is_file():
-                write_frame(database, division, cutoff, conn.execute(
-                    f"select * from {WAREHOUSE_SCHEMA}.{FRAMES_VIEW} where division = ? and cutoff_date = ?",
-                    [division, cutoff]).pl())
-        conn.execute(f"drop table {WAREHOUSE_SCHEMA}.{FRAMES_VIEW}")
-    if not any(frames_dir(database).glob("*/*.parquet")):
+        keys = "division, cutoff_date" if table == FRAMES_VIEW else "cutoff_date"
+        for key in conn.execute(f"select distinct {keys} from {WAREHOUSE_SCHEMA}.{table}").fetchall():
+            path = frame_path(database, *key) if table == FRAMES_VIEW else cutoff_file(database, table, key[0])
+            if not path.is_file():
+                where = " and ".join(f"{k.strip()} = ?" for k in keys.split(","))
+                atomic_write_frame(path, conn.execute(f"select * from {WAREHOUSE_SCHEMA}.{table} where {where}",
+                                                      list(key)).pl(), parquet=True)
+        conn.execute(f"drop table {WAREHOUSE_SCHEMA}.{table}")
+    if not any(files_dir(database, table).glob(_files_glob(table))):
         return
+    pattern = str(files_dir(database, table) / _files_glob(table))
     have = conn.execute("select sql from duckdb_views() where schema_name = ? and view_name = ?",
-                        [WAREHOUSE_SCHEMA, FRAMES_VIEW]).fetchone()
-    if have is None or f"'{_frames_pattern(database)}'" not in (have[0] or ""):  # none yet, or the warehouse moved
-        conn.execute(f"create or replace view {WAREHOUSE_SCHEMA}.{FRAMES_VIEW} as select * from "
-                     f"read_parquet('{_frames_pattern(database)}', union_by_name = true)")
+                        [WAREHOUSE_SCHEMA, table]).fetchone()
+    quoted = pattern.replace("'", "''")
+    if have is None or f"'{quoted}'" not in (have[0] or ""):  # none yet, or the warehouse moved
+        conn.execute(f"create or replace view {WAREHOUSE_SCHEMA}.{table} as select * from "
+                     f"read_parquet('{quoted}', union_by_name = true)")
 
 
-def _frames_pattern(database: str | Path) -> str:
-    return str(frames_dir(database) / "*" / "*.parquet").replace("'", "''")
+def move_tables_to_files(database: str | Path, threads: int | None = None) -> None:
+    """Move each of FILE_TABLES that the warehouse still has as a table (made by an engine from before they were
+    files) out to its files, with its view (`ensure_files_view`); one catalog query when there is none."""
+    conn = connect_warehouse(database, threads=threads)
+    try:
+        tables = [r[0] for r in conn.execute(
+            "select table_name from information_schema.tables where table_schema = ? and table_type = 'BASE TABLE' "
+            f"and table_name in ({', '.join('?' for _ in FILE_TABLES)}) order by table_name",
+            [WAREHOUSE_SCHEMA, *FILE_TABLES]).fetchall()]
+        for table in tables:
+            ensure_files_view(conn, database, table)
+    finally:
+        conn.close()
 
 
-class FrameFilesIOManager(ConfigurableIOManager):
-    """Stores `division_features` partitions as the frame files of the warehouse `database` (`frames_dir`); needs no
-    hold of the warehouse, so the op publishes its frame while another run has the file."""
+def _files_glob(table: str) -> str:
+    return "*/*.parquet" if table == FRAMES_VIEW else "*.parquet"
+
+
+class PartitionFilesIOManager(ConfigurableIOManager):
+    """Stores the partitions of the FILE_TABLES assets as files beside the warehouse `database` (`files_dir`); needs
+    no hold of the warehouse, so a run publishes them while another run has the file."""
 
     database: str
 
     def handle_output(self, context: OutputContext, obj: pl.DataFrame) -> None:
-        division, cutoff = split_key(context.asset_partition_key)
-        path = write_frame(self.database, division, cutoff, obj)
+        path = write_partition(self.database, context.asset_key.to_user_string(), context.asset_partition_key, obj)
         context.add_output_metadata({
             "row_count": obj.height,
             "path": MetadataValue.path(str(path)),
@@ -574,12 +630,16 @@ class FrameFilesIOManager(ConfigurableIOManager):
         })
 
     def load_input(self, context: InputContext) -> pl.DataFrame:
+        table = context.asset_key.to_user_string()
+        keys = sorted(context.asset_partition_keys)
+        if not keys:
+            raise ValueError(f"no {table} partition to load for {context.op_def.name}")
+        if table != FRAMES_VIEW:
+            return _by_name([read_cutoff_table(self.database, table, parse_cutoff(k)) for k in keys])
         by_division: dict[str, list[dt.date]] = {}
-        for key in sorted(context.asset_partition_keys):
+        for key in keys:
             division, cutoff = split_key(key)
             by_division.setdefault(division, []).append(cutoff)
-        if not by_division:
-            raise ValueError(f"no division_features partition to load for {context.op_def.name}")
         return _by_name([read_frames(self.database, d, cs) for d, cs in sorted(by_division.items())])
 
 

@@ -106,6 +106,11 @@ def test_two_fits_are_byte_identical(fact, fit):
     # input row order does not matter either (sorted customers / SKUs)
     shuffled = fit_als(fact.sample(fraction=1.0, shuffle=True, seed=5), C, DIVS, PARAMS, seed=42)
     assert frame_checksum(shuffled.similarity) == frame_checksum(fit.similarity)
+    # nor the fit's threads: the same bytes on one, two or three
+    for threads in (1, 2, 3):
+        threaded = fit_als(fact, C, DIVS, PARAMS.model_copy(update={"num_threads": threads}), seed=42)
+        assert frame_checksum(threaded.customer_factors) == frame_checksum(fit.customer_factors), threads
+        assert frame_checksum(threaded.similarity) == frame_checksum(fit.similarity), threads
 
 
 def test_similarity_is_rotation_invariant():

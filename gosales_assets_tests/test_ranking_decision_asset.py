@@ -13,6 +13,7 @@ from dagster import DagsterInstance
 
 from gosales_assets.core.calendar import add_months
 from gosales_assets.partitions import cutoff_key
+from gosales_assets.resources import write_partition
 from gosales_assets_tests.conftest import check_results, latest_metadata, materialized, new_project
 
 D = dt.date
@@ -61,8 +62,10 @@ def _world(project) -> None:
             conn.unregister("_f")
         conn.execute("create table market_basket_rules (cutoff_date date, antecedent varchar, consequent varchar, "
                      "support double, confidence double, lift double, passes_thresholds boolean)")
-        conn.execute("create table als_embeddings (cutoff_date date, customer_id varchar, division varchar, "
-                     "als_similarity double, als_coverage boolean)")
+    for cutoff in (C1, C2, C3):  # no ALS signal (the cutoff table is a file beside the warehouse)
+        write_partition(project.settings.warehouse_path, "als_embeddings", cutoff_key(cutoff), pl.DataFrame(
+            schema={"customer_id": pl.String, "cutoff_date": pl.Date, "division": pl.String,
+                    "als_similarity": pl.Float64, "als_coverage": pl.Boolean}))
 
 
 def _project(root, ranking: dict):

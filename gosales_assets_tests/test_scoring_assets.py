@@ -12,6 +12,7 @@ from gosales_assets.assets.division_cutoff import DIVISION_CUTOFF_ASSETS
 from gosales_assets.core.scoring import ICP_COLUMNS, zero_prevalence_alert
 from gosales_assets.core.whitespace_inputs import whitespace_inputs
 from gosales_assets.partitions import cutoff_key, multi_key
+from gosales_assets.resources import cutoff_file
 from gosales_assets.settings import division_slug
 from gosales_assets_tests.conftest import check_results, demo_pipeline, latest_metadata, materialized, open_elsewhere
 
@@ -85,13 +86,10 @@ def test_forward_validation_and_drift(scored):
     # Shift the model's most important customer feature in the scoring population (the cutoff's stored customer
     # features, which the partition's frame reads): hard drift -> ERROR.
     importance = pl.read_csv(project.settings.artifacts_dir / "models" / "simulation" / C / "feature_importance.csv")
-    with duckdb.connect(str(project.settings.warehouse_path), read_only=True) as conn:
-        customer = conn.execute("select * from customer_features limit 0").pl().schema
-    feature = next(f for f in importance.get_column("feature") if f in customer and customer[f].is_numeric())
-    shift = f"update customer_features set \"{feature}\" = \"{feature}\" * 50 + 1000 where cutoff_date = '{C}'"
-    back = f"update customer_features set \"{feature}\" = (\"{feature}\" - 1000) / 50 where cutoff_date = '{C}'"
-    with duckdb.connect(str(project.settings.warehouse_path)) as conn:
-        conn.execute(shift)
+    path = cutoff_file(project.settings.warehouse_path, "customer_features", dt.date.fromisoformat(C))
+    stored = pl.read_parquet(path)
+    feature = next(f for f in importance.get_column("feature") if f in stored.schema and stored.schema[f].is_numeric())
+    stored.with_columns(pl.col(feature) * 50 + 1000).write_parquet(path)
     try:
         drifted = project.materialize(["drift"], instance=instance, partition_key=multi_key("Simulation", C))
         ev = check_results(drifted)[("drift", "no_hard_drift")]
@@ -100,8 +98,7 @@ def test_forward_validation_and_drift(scored):
         assert alerts["max_severity"] == "hard"
         assert latest_metadata(instance, "division_model")["model_reused"] is True  # the same training rows
     finally:
-        with duckdb.connect(str(project.settings.warehouse_path)) as conn:
-            conn.execute(back)
+        stored.write_parquet(path)
     assert project.materialize(["drift"], instance=instance, partition_key=multi_key("Simulation", C)).success
 
 

@@ -38,7 +38,14 @@ from gosales_assets.assets.validation import (
     forward_validation_spec,
 )
 from gosales_assets.partitions import division_cutoff_partitions
-from gosales_assets.resources import WAREHOUSE_POOL, ArtifactStore, GosalesSettings, WarehouseResource
+from gosales_assets.resources import (
+    FILE_TABLES,
+    FILES_IO_MANAGER,
+    WAREHOUSE_POOL,
+    ArtifactStore,
+    GosalesSettings,
+    WarehouseResource,
+)
 from gosales_assets.settings import Settings
 
 # The outputs in the order the op yields them: a self-dependent multi-asset must yield an output before any output
@@ -56,9 +63,9 @@ def build_division_cutoff_assets(settings: Settings) -> list[AssetsDefinition]:
     @multi_asset(
         name="division_cutoff",
         # Every output is stored by the warehouse IO manager (a spec without one would be a Nothing output), but the
-        # model frame, a file beside the warehouse (resources.frames_dir).
-        specs=[s.with_io_manager_key("frame_io_manager" if s.key.to_user_string() == "division_features"
-                                     else "io_manager") for s in specs],
+        # model frame, a file beside the warehouse (resources.files_dir).
+        specs=[s.with_io_manager_key(FILES_IO_MANAGER if s.key.to_user_string() in FILE_TABLES else "io_manager")
+               for s in specs],
         # The basket rules are small and loaded whole; the cutoff's customer features and ALS rows are read for the
         # labelled population only (declared in `division_features`' deps).
         ins={"market_basket_rules": AssetIn()},

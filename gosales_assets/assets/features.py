@@ -43,11 +43,13 @@ from gosales_assets.partitions import (
     split_key,
 )
 from gosales_assets.resources import (
+    FILES_IO_MANAGER,
     WAREHOUSE_POOL,
     ArtifactStore,
     GosalesSettings,
     WarehouseResource,
-    ensure_frames_view,
+    ensure_files_view,
+    read_cutoff_table,
 )
 from gosales_assets.settings import Settings, division_slug
 
@@ -78,23 +80,15 @@ def ownership_rows(fact: pl.DataFrame, cutoff: dt.date) -> pl.DataFrame:
     return fact.filter(pl.col("invoice_date") <= cutoff).select("customer_id", "division", "revenue", "invoice_date")
 
 
-def population_features(warehouse: WarehouseResource, cutoff: dt.date, division: str,
+def population_features(database: str, cutoff: dt.date, division: str,
                         customer_ids: pl.Series) -> tuple[pl.DataFrame, pl.DataFrame]:
     """`customer_features` and the division's `als_embeddings` rows of `cutoff` for these customers only (a division's
-    labelled population), without `cutoff_date`. Read in SQL instead of loaded whole as inputs: at 500,000 customers
-    the population is about a fifth of the cutoff's customers, and ALS has a row per customer and division."""
-    for table in ("customer_features", "als_embeddings"):
-        if not warehouse.table_exists(table):
-            raise ValueError(f"the warehouse has no table {table} (an input of division_cutoff): materialize {table} "
-                             f"for {cutoff:%Y-%m} first")
-    with warehouse.connect() as conn:
-        conn.register("_population", pl.DataFrame({"customer_id": customer_ids.cast(pl.String)}).to_arrow())
-        population = "customer_id in (select customer_id from _population)"
-        features = conn.execute(f"select * exclude (cutoff_date) from customer_features where cutoff_date = ? and "
-                                f"{population}", [cutoff]).pl()
-        als = conn.execute(f"select * exclude (cutoff_date) from als_embeddings where cutoff_date = ? and division = ? "
-                           f"and {population}", [cutoff, division]).pl()
-    return features, als
+    labelled population), without `cutoff_date`, from their files (resources.files_dir): read without the warehouse,
+    and for the population only, not loaded whole as inputs: at 500,000 customers the population is about a fifth of
+    the cutoff's customers, and ALS has a row per customer and division."""
+    features = read_cutoff_table(database, "customer_features", cutoff, customers=customer_ids)
+    als = read_cutoff_table(database, "als_embeddings", cutoff, customers=customer_ids, division=division)
+    return features.drop("cutoff_date"), als.drop("cutoff_date")
 
 
 def fact_all(warehouse: WarehouseResource) -> pl.DataFrame:
@@ -185,7 +179,7 @@ def build_feature_assets(settings: Settings) -> list[AssetsDefinition]:
         partitions_def=cutoffs_def,
         pool=WAREHOUSE_POOL,
         deps=["fact_transactions", "dim_customer"],
-        metadata={"partition_expr": "cutoff_date"},
+        io_manager_key=FILES_IO_MANAGER,  # a file per cutoff beside the warehouse (resources.files_dir)
         check_specs=partition_checks(cutoffs_def, *_leakage_specs("customer_features")),
         description="One row per customer known at the cutoff: RFM windows overall and per division, trajectory, "
         "lifecycle, seasonality, diversity, returns, smoothed cross-division shares, attributes.",
@@ -202,12 +196,15 @@ def build_feature_assets(settings: Settings) -> list[AssetsDefinition]:
             known = dim if customers is None else dim.filter(pl.col("customer_id").is_in(customers.implode()))
             return build_customer_features(rows, known, cutoff, cfg.divisions, cfg.features)
 
-        with warehouse.released():  # the features need nothing more of the warehouse: another run may use it
+        # The features, their artifacts and their file need nothing more of the warehouse: another run may use it.
+        with warehouse.released():
             feats = build(fact)
-        meta = table_metadata(feats, cfg)
-        meta |= _catalog_outputs(artifacts, ["features", cutoff.isoformat()], feats, meta["checksum"])
-        meta["latest_source_date"] = str(fact.get_column("invoice_date").max()) if fact.height else "none"
-        yield Output(_with_cutoff(feats, cutoff), metadata=meta)
+            meta = table_metadata(feats, cfg)
+            meta |= _catalog_outputs(artifacts, ["features", cutoff.isoformat()], feats, meta["checksum"])
+            meta["latest_source_date"] = str(fact.get_column("invoice_date").max()) if fact.height else "none"
+            yield Output(_with_cutoff(feats, cutoff), metadata=meta)
+        with warehouse.connect() as conn:
+            ensure_files_view(conn, warehouse.database, "customer_features")
         yield from _leakage_results("customer_features", fact, cutoff, build, warehouse, artifacts, meta["checksum"],
                                     cfg)
 
@@ -254,7 +251,7 @@ def build_feature_assets(settings: Settings) -> list[AssetsDefinition]:
         partitions_def=cutoffs_def,
         pool=WAREHOUSE_POOL,
         deps=["fact_transactions"],
-        metadata={"partition_expr": "cutoff_date"},
+        io_manager_key=FILES_IO_MANAGER,  # a file per cutoff beside the warehouse (resources.files_dir)
         check_specs=partition_checks(cutoffs_def, *_leakage_specs("als_embeddings")),
         description="Implicit-feedback ALS on customer × SKU purchases before the cutoff, stored as rotation-"
         "invariant customer × division cosine similarities (raw factors are not comparable across fits).",
@@ -268,21 +265,24 @@ def build_feature_assets(settings: Settings) -> list[AssetsDefinition]:
         def build(rows: pl.DataFrame, customers: pl.Series | None = None) -> pl.DataFrame:
             return fit_als(rows, cutoff, cfg.divisions, cfg.als, cfg.seeds.als).similarity
 
-        with warehouse.released():  # the fit needs nothing more of the warehouse: another run may use it
+        # The fit, its artifacts and its file need nothing more of the warehouse: another run may use it.
+        with warehouse.released():
             result = fit_als(fact, cutoff, cfg.divisions, cfg.als, cfg.seeds.als)
-        sim = result.similarity
-        rel = ["features", cutoff.isoformat()]
-        artifacts.write_csv([*rel, "als_division_vectors.csv"], result.division_vectors)
-        artifacts.write_json([*rel, "als_stats.json"], feature_stats(sim, ["als_similarity", "als_coverage"]))
-        coverage = sim.group_by("division", maintain_order=True).agg(
-            pl.col("als_coverage").mean().round(3).alias("coverage"),
-            pl.col("als_similarity").mean().round(3).alias("mean_similarity"))
-        meta = table_metadata(sim, cfg) | {
-            "customers": result.n_customers, "items": result.n_items, "interactions": result.n_interactions,
-            "factors": cfg.als.factors, "seed": cfg.seeds.als,
-            "coverage_by_division": markdown_table(coverage.to_dicts()),
-        }
-        yield Output(_with_cutoff(sim, cutoff), metadata=meta)
+            sim = result.similarity
+            rel = ["features", cutoff.isoformat()]
+            artifacts.write_csv([*rel, "als_division_vectors.csv"], result.division_vectors)
+            artifacts.write_json([*rel, "als_stats.json"], feature_stats(sim, ["als_similarity", "als_coverage"]))
+            coverage = sim.group_by("division", maintain_order=True).agg(
+                pl.col("als_coverage").mean().round(3).alias("coverage"),
+                pl.col("als_similarity").mean().round(3).alias("mean_similarity"))
+            meta = table_metadata(sim, cfg) | {
+                "customers": result.n_customers, "items": result.n_items, "interactions": result.n_interactions,
+                "factors": cfg.als.factors, "seed": cfg.seeds.als,
+                "coverage_by_division": markdown_table(coverage.to_dicts()),
+            }
+            yield Output(_with_cutoff(sim, cutoff), metadata=meta)
+        with warehouse.connect() as conn:
+            ensure_files_view(conn, warehouse.database, "als_embeddings")
         yield from _leakage_results("als_embeddings", fact, cutoff, build, warehouse, artifacts, meta["checksum"],
                                     cfg)
 
@@ -319,9 +319,10 @@ def division_frame_outputs(context: AssetExecutionContext, cfg: Settings, wareho
     division, cutoff = split_key(context.partition_key)
     history = ownership_rows(fact, cutoff)
     del fact
-    features, als = population_features(warehouse, cutoff, division, labels.get_column("customer_id"))
-    # The frame, its files and metadata need nothing more of the warehouse: another run may use it meanwhile.
+    # The population's features, the frame, its files and metadata need nothing more of the warehouse: another run
+    # may use it meanwhile.
     with warehouse.released():
+        features, als = population_features(warehouse.database, cutoff, division, labels.get_column("customer_id"))
         frame = build_division_features(
             features,
             customer_portfolios(history, cutoff),
@@ -344,10 +345,10 @@ def division_frame_outputs(context: AssetExecutionContext, cfg: Settings, wareho
             "feature_checksum": feature_checksum,
         }
         del features_only
-        # Published as its file (`FrameFilesIOManager`), which needs no hold of the warehouse.
+        # Published as its file (`PartitionFilesIOManager`), which needs no hold of the warehouse.
         yield Output(frame, output_name="division_features", metadata=meta)
     with warehouse.connect() as conn:
-        ensure_frames_view(conn, warehouse.database)
+        ensure_files_view(conn, warehouse.database, "division_features")
     # Upstream partitions carry their own invariance checks; here only the ownership history is read.
     audit = source_date_audit(history, cutoff)
     # The model trained on this frame reads this record (its declared input), not the cutoff assets' own files. Written

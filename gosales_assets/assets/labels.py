@@ -25,7 +25,7 @@ from gosales_assets.partitions import (
     split_key,
     window_end,
 )
-from gosales_assets.resources import ArtifactStore, WarehouseResource
+from gosales_assets.resources import ArtifactStore, WarehouseResource, cutoff_file, read_cutoff_table
 from gosales_assets.settings import Settings, division_slug
 
 # How a division × cutoff partition maps to rows of a partitioned DuckDB table.
@@ -116,8 +116,8 @@ def labels_outputs(context: AssetExecutionContext, cfg: Settings, warehouse: War
 def _roster(warehouse: WarehouseResource, cutoff, fact: pl.DataFrame) -> pl.DataFrame:
     """customer_id of every customer known at C, from `customer_features` of C. An empty roster while the sales log
     has lines by C means the features of C were never built: refuse, rather than label nobody."""
-    if warehouse.table_exists("customer_features"):
-        roster = warehouse.query("select customer_id from customer_features where cutoff_date = ?", [cutoff])
+    if cutoff_file(warehouse.database, "customer_features", cutoff).is_file():
+        roster = read_cutoff_table(warehouse.database, "customer_features", cutoff, columns=["customer_id"])
     else:
         roster = pl.DataFrame({"customer_id": []}, schema={"customer_id": pl.String})
     if roster.height == 0 and fact.filter(pl.col("invoice_date") <= cutoff).height:

@@ -62,7 +62,13 @@ from gosales_assets.partitions import (
     same_cutoff,
     whitespace_lookback,
 )
-from gosales_assets.resources import RANKING_POOL, ArtifactStore, GosalesSettings, WarehouseResource
+from gosales_assets.resources import (
+    RANKING_POOL,
+    ArtifactStore,
+    GosalesSettings,
+    WarehouseResource,
+    read_cutoff_table,
+)
 from gosales_assets.settings import RankingSettings, Settings
 
 OUTPUTS = ("whitespace", "whitespace_thresholds", "capacity_summary", "whitespace_metrics")
@@ -347,7 +353,7 @@ def _list_reads(warehouse: WarehouseResource, cfg: Settings, cutoff: dt.date, lo
         scores, fallback,
         rules=warehouse.query("select * exclude (cutoff_date) from market_basket_rules where cutoff_date = ?",
                               [cutoff]),
-        als=warehouse.query("select * exclude (cutoff_date) from als_embeddings where cutoff_date = ?", [cutoff]),
+        als=read_cutoff_table(warehouse.database, "als_embeddings", cutoff).drop("cutoff_date"),
         challenger_cutoff=train_cutoff, challenger_rows=train_rows, previous_cutoff=prev_cutoff, previous=previous,
         customers=warehouse.query("select * from dim_customer"))
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -172,7 +173,9 @@ def interaction_matrix(fact: pl.DataFrame, cutoff: dt.date, alpha: float) -> _In
 def _fit_factors(matrix: sp.csr_matrix, params: AlsSettings, seed: int) -> tuple[np.ndarray, np.ndarray]:
     from implicit.cpu.als import AlternatingLeastSquares  # CPU class directly: never the GPU path
 
-    with threadpool_limits(limits=1):  # single-threaded BLAS: deterministic and no implicit warning
+    # Single-threaded BLAS (the shared products): deterministic and no implicit warning; the customers' and SKUs'
+    # solves run on `num_threads`, each on its own, so the factors do not depend on it.
+    with threadpool_limits(limits=1):
         model = AlternatingLeastSquares(
             factors=params.factors,
             regularization=params.regularization,
@@ -180,7 +183,7 @@ def _fit_factors(matrix: sp.csr_matrix, params: AlsSettings, seed: int) -> tuple
             dtype=np.float64,
             iterations=params.iterations,
             calculate_training_loss=False,
-            num_threads=1,
+            num_threads=params.num_threads or os.cpu_count() or 1,
             random_state=np.random.default_rng(seed),
         )
         model.fit(matrix, show_progress=False)

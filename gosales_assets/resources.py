@@ -576,11 +576,11 @@ def ensure_files_view(conn: duckdb.DuckDBPyConnection, database: str | Path, tab
     kind = conn.execute("select table_type from information_schema.tables where table_schema = ? and table_name = ?",
                         [WAREHOUSE_SCHEMA, table]).fetchone()
     if kind is not None and kind[0] == "BASE TABLE":
-        keys = "division, cutoff_date" if table == FRAMES_VIEW else "cutoff_date"
-        for key in conn.execute(f"select distinct {keys} from {WAREHOUSE_SCHEMA}.{table}").fetchall():
-            path = frame_path(database, *key) if table == FRAMES_VIEW else cutoff_file(database, table, key[0])
+        keys = ("division", "cutoff_date") if table == FRAMES_VIEW else ("cutoff_date",)
+        where = " and ".join(f"{k} = ?" for k in keys)
+        for key in conn.execute(f"select distinct {', '.join(keys)} from {WAREHOUSE_SCHEMA}.{table}").fetchall():
+            path = frame_path(database, *key) if table == FRAMES_VIEW else cutoff_file(database, table, *key)
             if not path.is_file():
-                where = " and ".join(f"{k.strip()} = ?" for k in keys.split(","))
                 atomic_write_frame(path, conn.execute(f"select * from {WAREHOUSE_SCHEMA}.{table} where {where}",
                                                       list(key)).pl(), parquet=True)
         conn.execute(f"drop table {WAREHOUSE_SCHEMA}.{table}")

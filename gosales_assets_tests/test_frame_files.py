@@ -229,3 +229,24 @@ def test_a_run_on_an_older_warehouse_moves_its_tables_out_first(tmp_path):
         with duckdb.connect(db, read_only=True) as conn:
             assert conn.execute("select table_type from information_schema.tables where table_name = ?",
                                 [table]).fetchone()[0] == "VIEW"
+
+
+def test_the_io_manager_loads_cutoff_partitions_from_their_files(tmp_path):
+    """A downstream asset that takes a cutoff table as an input gets the rows of its partitions' files, by name."""
+    from dagster import AssetKey, MonthlyPartitionsDefinition, PartitionKeyRange, build_input_context
+
+    from gosales_assets.resources import PartitionFilesIOManager
+
+    db = tmp_path / "warehouse.duckdb"
+    april = dt.date(2025, 4, 30)
+    first, second = _als(C1, ["A", "B"], ["PDM"]), _als(april, ["A"], ["PDM", "CPE"])
+    write_partition(db, "als_embeddings", cutoff_key(C1), first)
+    write_partition(db, "als_embeddings", cutoff_key(april), second)
+    manager = PartitionFilesIOManager(database=str(db))
+    parts = MonthlyPartitionsDefinition(start_date="2025-01", fmt="%Y-%m")
+    context = build_input_context(asset_key=AssetKey("als_embeddings"), asset_partitions_def=parts,
+                                  asset_partition_key_range=PartitionKeyRange("2025-03", "2025-04"))
+    assert manager.load_input(context).equals(pl.concat([first, second]))
+    one = build_input_context(asset_key=AssetKey("als_embeddings"), asset_partitions_def=parts,
+                              partition_key="2025-04")
+    assert manager.load_input(one).equals(second)

@@ -620,7 +620,35 @@ def machine() -> dict:
             versions[pkg] = None
     return {"cores": os.cpu_count(), "ram_gib": round(mem_kb / 2**20, 1), "cpu": cpu,
             "python": platform.python_version(),
-            "packages": versions, "load_average_at_start": [round(x, 2) for x in os.getloadavg()]}
+            "packages": versions, "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+            "reference_work": reference_work()}
+
+
+def reference_work() -> dict:
+    """The CPU seconds of one fixed, seeded, single-threaded piece of work (a Python loop, a NumPy sort, a LightGBM
+    fit), measured where the benchmark starts: machines that report the same cores and model name differ in speed
+    (two hosts of this project measured the same engine on the same data ~1.7x apart in every stage), so a result
+    is read against its machine's reference (docs/PERFORMANCE.md). Process CPU time, not wall: another process
+    running meanwhile changes it less."""
+    import lightgbm as lgb
+    import numpy as np
+
+    def cpu(fn) -> float:
+        t0 = time.process_time()
+        fn()
+        return round(time.process_time() - t0, 3)
+
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(100_000, 20))
+    y = (x[:, 0] + 0.5 * x[:, 1] * x[:, 2] + rng.normal(size=100_000) > 0).astype(int)
+    data = rng.random(4_000_000)
+    parts = {
+        "python_loop_s": cpu(lambda: sum(i * i for i in range(3_000_000))),
+        "numpy_sort_s": cpu(lambda: np.sort(data, kind="stable")),
+        "lightgbm_fit_s": cpu(lambda: lgb.LGBMClassifier(n_estimators=100, num_leaves=31, num_threads=1,
+                                                         random_state=7, verbose=-1).fit(x, y)),
+    }
+    return parts | {"total_s": round(sum(parts.values()), 3)}
 
 
 def git_state() -> dict:

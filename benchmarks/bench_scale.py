@@ -607,6 +607,9 @@ def run_size(customers: int, args, work: Path, code: Path, loads: bn.LoadSampler
                  "code": {k: res["code"][k] for k in ("source", "commit", "files_sha256")},
                  "measured_at": dt.datetime.now().isoformat(timespec="seconds")}
 
+    if args.increment_only:
+        return _next_increment(customers, args, settings, cfg, home, size_dir, loads, out)
+
     manifest = settings.landing_dir / "demo_manifest.json"
     m = json.loads(manifest.read_text()) if args.reuse_data and manifest.is_file() else {}
     if m and (m.get("customers"), m.get("seed")) != (customers, settings.seeds.demo):
@@ -655,6 +658,41 @@ def run_size(customers: int, args, work: Path, code: Path, loads: bn.LoadSampler
                             f"bench scale: one more cutoff {new:%Y-%m} at {customers:,} customers", loads,
                             args.timeout, args.interval, size_dir / "detail_increment.json")
     out["increment"] = inc | {"cutoff": new.isoformat(), "mode": args.increment,
+                              "expected_models": expected_models(settings, [new])}
+    return out
+
+
+def _next_increment(customers: int, args, settings, cfg: Path, home: Path, size_dir: Path, loads: bn.LoadSampler,
+                    out: dict) -> dict:
+    """`--increment-only`: the monthly increment of the month after the newest cutoff the kept home holds (its
+    `customer_features` partitions), on that home as it is: no generation, no whole backfill. For measuring the
+    increment again on another engine without the whole backfill before it (copy the kept home first to keep it
+    as a common base: this run adds its month to it)."""
+    from dagster import AssetKey
+
+    from gosales_assets.core.calendar import add_months
+    from gosales_assets.definitions import build_definitions
+    from gosales_assets.partitions import parse_cutoff
+    from gosales_assets.runner import target_partitions
+
+    if not (home / "dagster_home").is_dir():
+        raise SystemExit(f"--increment-only: no kept home at {home} (a run with --keep makes one)")
+    with bn.open_instance(home / "dagster_home") as instance:
+        built = sorted(parse_cutoff(k) for k in instance.get_materialized_partitions(AssetKey("customer_features")))
+    if not built:
+        raise SystemExit(f"--increment-only: the home at {home} has no customer_features partition")
+    new = add_months(built[-1], 1)
+    if new > settings.last_cutoff:
+        raise SystemExit(f"--increment-only: the next month-end {new} is past the data's last cutoff "
+                         f"{settings.last_cutoff}")
+    graph = build_definitions(settings, cfg).resolve_asset_graph()
+    targets = target_partitions(graph, settings, cutoffs=[new], star=False, reports=False)
+    bn.log(f"n={customers:,}: monthly increment {new} on the kept home (newest cutoff there {built[-1]}), "
+           f"{len(targets)} asset partitions")
+    inc = measured_backfill(f"n={customers} increment", home, cfg, size_dir / f"stack_increment_{new}", targets,
+                            f"bench scale: one more cutoff {new:%Y-%m} at {customers:,} customers", loads,
+                            args.timeout, args.interval, size_dir / f"detail_increment_{new}.json")
+    out["increment"] = inc | {"cutoff": new.isoformat(), "mode": "cutoff", "on_kept_home": True,
                               "expected_models": expected_models(settings, [new])}
     return out
 
@@ -767,7 +805,11 @@ def render(res: dict) -> str:
            f"a snapshot of the working tree at start (at commit `{code['commit'][:12]}`, uncommitted changes included "
            f"if any: engine files sha256 `{code['files_sha256']}`)")
         + f". Machine: {m['cores']} cores, {m['ram_gib']} GiB RAM, Python {m['python']}, dagster {pk['dagster']}, "
-        f"DuckDB {pk['duckdb']}, polars {pk['polars']}, LightGBM {pk['lightgbm']}. Written by "
+        f"DuckDB {pk['duckdb']}, polars {pk['polars']}, LightGBM {pk['lightgbm']}"
+        + (f"; its reference work (bench_native.reference_work: fixed single-threaded CPU work, to compare hosts) "
+           f"{m['reference_work']['total_s']:.2f} CPU-s" if m.get("reference_work") else
+           "; no reference work recorded (measured before bench_native.reference_work)")
+        + ". Written by "
         "`benchmarks/bench_scale.py` between the `bench:scale` markers (not edited by hand); raw numbers in "
         f"`{res.get('json', 'benchmarks/results/scale.json')}`.",
         "",
@@ -910,6 +952,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="reuse each size's landing folder from an earlier run in --work (same size)")
     ap.add_argument("--code", choices=["head", "worktree"], default="head",
                     help="the engine's code: HEAD (git archive, the default) or the working tree at start")
+    ap.add_argument("--increment-only", action="store_true",
+                    help="only the monthly increment of the month after the newest cutoff of each size's kept home "
+                         "in --work (its `home`), on that home; nothing generated, no whole backfill")
     ap.add_argument("--json", type=Path, default=RESULTS)
     ap.add_argument("--no-doc", action="store_true", help="do not write the docs/PERFORMANCE.md section")
     ap.add_argument("--render-only", action="store_true", help="rewrite the doc section from --json")
@@ -924,8 +969,10 @@ def main(argv: list[str] | None = None) -> int:
         _suite().update_doc(DOC, "scale", render(res))
         bn.log(f"wrote {_rel(DOC)} from {args.json}")
         return 0
-    if args.reuse_data and args.work is None:
-        ap.error("--reuse-data needs the --work folder of the earlier run")
+    if (args.reuse_data or args.increment_only) and args.work is None:
+        ap.error("--reuse-data and --increment-only need the --work folder of the earlier run")
+    if args.increment_only and not args.no_doc:
+        ap.error("--increment-only measures no whole backfill: it writes no doc section (add --no-doc)")
     sizes = sorted({int(x.replace("_", "")) for x in args.sizes.split(",") if x.strip()})
     if not sizes or min(sizes) <= 0:
         ap.error("--sizes takes positive customer counts")
@@ -968,7 +1015,7 @@ def main(argv: list[str] | None = None) -> int:
             out["size_wall_s"] = round(time.time() - t0, 1)
             res["sizes"] = [s for s in res["sizes"] if s["customers"] != n] + [out]
             write_json(args.json, res)
-            if not args.keep:
+            if not (args.keep or args.increment_only):
                 shutil.rmtree(work / f"n{n}" / "home", ignore_errors=True)
         complete = True
     finally:
@@ -978,6 +1025,12 @@ def main(argv: list[str] | None = None) -> int:
             bn.log(f"work folder kept{'' if complete else ' (incomplete run)'}: {work}")
     write_json(args.json, res)
     bn.log(f"wrote {args.json}")
+    if args.increment_only:
+        for size in res["sizes"]:
+            inc = size.get("increment") or {}
+            bn.log(f"n={size['customers']:,}: increment {inc.get('cutoff')}: {inc.get('wall_s')} s (lists at "
+                   f"{inc.get('lists_published_s')} s), CPU {inc.get('cpu_s')} s, timeline {inc.get('timeline')}")
+        return 0
     section = render(res)
     print(section)
     if args.no_doc:

@@ -208,3 +208,38 @@ def test_explanation_frame_follows_the_ordering_of_the_list():
     assert ev.get_column("w_ev").to_list() == [0.5, 0.5]
     legacy = explanation_frame(f.with_columns(pl.lit("legacy").alias("ordering")))
     assert legacy.get_column("top_driver").to_list() == [None, None]
+
+
+def _check_reasons_row_by_row(reasons, tokens, max_chars):
+    """The guard's rules applied row by row, as a reference for `check_reasons` (which checks each distinct text once)."""
+    from gosales_assets.core.explain import compile_forbidden
+
+    patterns = compile_forbidden(tokens)
+    out = []
+    for i, r in enumerate(list(reasons)):
+        if r is None or not str(r).strip():
+            out.append({"row": i, "kind": "empty", "token": None, "length": 0})
+            continue
+        out += [{"row": i, "kind": "token", "token": tok, "length": len(r)} for tok, pat in patterns if pat.search(r)]
+        if len(r) > max_chars:
+            out.append({"row": i, "kind": "length", "token": None, "length": len(r)})
+    return out
+
+
+def test_check_and_guard_equal_the_row_by_row_rules_on_many_repeated_reasons():
+    rng = np.random.default_rng(5)
+    texts = ["High likelihood (top 5%)", "Call about their Age", "ok @ all", "y" * 151, None, "   ", "\x1c",
+             "Strong affinity with CAMWorks", "ä" * 150, "Pregnancy and " + "z" * 150, "Emails are fine?"]
+    reasons = [texts[i] for i in rng.integers(0, len(texts), 5_000)]
+    want = _check_reasons_row_by_row(reasons, TOKENS, 150)
+    assert len(want) > 2_000  # the sample breaks every rule many times
+    assert check_reasons(reasons, TOKENS, 150) == want
+    assert check_reasons(pl.Series(reasons, dtype=pl.String), TOKENS, 150) == want
+    series = pl.Series("why", reasons, dtype=pl.String)
+    fixed, v = guard_reasons(series, TOKENS, 150)
+    bad = {x["row"] for x in want}
+    assert fixed.name == "nba_reason" and fixed.dtype == pl.String and fixed.len() == len(reasons)
+    assert fixed.to_list() == [FALLBACK_REASON if i in bad else r for i, r in enumerate(reasons)]
+    assert v == [x | {"replaced_with_fallback": True} for x in want]
+    assert series.to_list() == reasons  # the caller's reasons are not changed
+    assert check_reasons([], TOKENS, 150) == [] and check_reasons(pl.Series([], dtype=pl.String), TOKENS, 150) == []

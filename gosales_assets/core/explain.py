@@ -296,20 +296,26 @@ def check_reasons(
     null/blank reason. `row` is the 0-based position in `reasons`.
     """
     patterns = compile_forbidden(forbidden_tokens)
-    cache: dict[str, list[str]] = {}  # reasons repeat a lot (fallback, same phrases): check each text once
-    violations: list[dict] = []
-    for i, r in enumerate(_as_list(reasons)):
-        if r is None or not str(r).strip():
-            violations.append({"row": i, "kind": "empty", "token": None, "length": 0})
+    values = reasons if isinstance(reasons, pl.Series) else pl.Series(_as_list(reasons), dtype=pl.String)
+    # Reasons repeat a lot (the same phrases over a million rows of a list at 500,000 customers): each distinct text
+    # is checked once, and only the rows of a text that breaks a rule are visited (usually none).
+    found: dict[str | None, list[dict]] = {}
+    for text in values.unique().to_list():
+        if text is None or not str(text).strip():
+            found[text] = [{"kind": "empty", "token": None, "length": 0}]
             continue
-        hits = cache.get(r)
-        if hits is None:
-            hits = cache[r] = [tok for tok, pat in patterns if pat.search(r)]
-        for tok in hits:
-            violations.append({"row": i, "kind": "token", "token": tok, "length": len(r)})
-        if len(r) > max_chars:
-            violations.append({"row": i, "kind": "length", "token": None, "length": len(r)})
-    return violations
+        hits = [{"kind": "token", "token": tok, "length": len(text)} for tok, pat in patterns if pat.search(text)]
+        if len(text) > max_chars:
+            hits.append({"kind": "length", "token": None, "length": len(text)})
+        if hits:
+            found[text] = hits
+    if not found:
+        return []
+    bad = [t for t in found if t is not None]
+    flagged = pl.DataFrame({"text": values}).with_row_index("row").filter(
+        pl.col("text").is_in(pl.Series(bad, dtype=pl.String).implode())
+        | (pl.col("text").is_null() if None in found else pl.lit(False)))
+    return [{"row": row, **v} for row, text in flagged.iter_rows() for v in found[text]]
 
 
 def guard_reasons(
@@ -328,13 +334,14 @@ def guard_reasons(
     bad_fb = [tok for tok, pat in patterns if pat.search(fb)]
     if bad_fb:
         raise ValueError(f"the fallback reason {fb!r} contains forbidden token(s) {bad_fb!r}")
-    values = _as_list(reasons)
+    values = (reasons if isinstance(reasons, pl.Series) else pl.Series(_as_list(reasons), dtype=pl.String)) \
+        .cast(pl.String).alias("nba_reason")
     violations = check_reasons(values, forbidden_tokens, max_chars)
-    bad_rows = {v["row"] for v in violations}
     for v in violations:
         v["replaced_with_fallback"] = True
-    fixed = [fb if i in bad_rows else r for i, r in enumerate(values)]
-    return pl.Series("nba_reason", fixed, dtype=pl.String), violations
+    bad_rows = sorted({v["row"] for v in violations})
+    # A copy: the caller's Series is not changed.
+    return (values.clone().scatter(bad_rows, fb) if bad_rows else values), violations
 
 
 # ---------------------------------------------------------------------------------------------------

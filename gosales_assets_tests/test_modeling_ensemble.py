@@ -170,3 +170,20 @@ def test_ensemble_is_deterministic_and_round_trips(tmp_path, frame, ens_model):
     loaded = load_model(ens_model.save(tmp_path / "m.joblib"))
     assert np.array_equal(loaded.predict_proba(frame), ens_model.predict_proba(frame))
     assert loaded.card()["params"]["members"][0]["solver"] in ("lbfgs", "saga")
+
+
+def test_ensemble_scores_from_one_shared_transform_equal_each_members_own(tmp_path, frame, ens_model):
+    # The members are refitted from one base preprocessor: scoring reads and imputes the frame once for both
+    # encodings, and the scores are the same bytes as each member transforming the frame itself.
+    ens = load_model(ens_model.save(tmp_path / "m.joblib")).estimator
+    first, second = (m.preprocessor for m in ens.members)
+    assert first.encoding != second.encoding and first.same_learning(second)
+    per_member = 1.0 / (1.0 + np.exp(-(ens.members[0].z(frame) + ens.members[1].z(frame)) / 2))
+    assert np.array_equal(ens.predict_raw(frame), per_member)
+    # a member whose learned values differ (here: its medians) is not given the other's matrix
+    other = second.with_encoding(second.encoding)
+    other.medians = second.medians + 1.0
+    assert not first.same_learning(other) and not first.same_learning(Preprocessor(first.encoding))
+    ens.members[1].preprocessor = other
+    own = 1.0 / (1.0 + np.exp(-(ens.members[0].z(frame) + ens.members[1].z(frame)) / 2))
+    assert np.array_equal(ens.predict_raw(frame), own) and not np.array_equal(own, per_member)

@@ -361,6 +361,17 @@ class Preprocessor:
         other.encoding = encoding
         return other
 
+    def same_learning(self, other: "Preprocessor") -> bool:
+        """Whether `other` applies exactly the learned values of this one (whatever its encoding): what
+        `with_encoding` copies share, and what a saved ensemble's members keep. Then one `transforms` of this one
+        gives both their design matrices."""
+        return (self.fitted and other.fitted and self.features == other.features
+                and self.numeric_features == other.numeric_features
+                and self.categorical_features == other.categorical_features and self.levels == other.levels
+                and self.log_inputs == other.log_inputs
+                and all(np.array_equal(getattr(self, a), getattr(other, a))
+                        for a in ("medians", "lower", "upper", "means", "stds")))
+
     # ---- applying ---------------------------------------------------------------------------------
     def _numeric_raw(self, frame: pl.DataFrame) -> np.ndarray:
         if not self.numeric_features:
@@ -841,8 +852,11 @@ class EnsembleMember:
         return self.params["model_type"]
 
     def z(self, frame: pl.DataFrame) -> np.ndarray:
-        raw = _predict_raw(self.estimator, self.model_type, self.preprocessor.transform(frame))
-        return standardized_logit(raw, self.center, self.scale)
+        return self.z_of(self.preprocessor.transform(frame))
+
+    def z_of(self, x: np.ndarray) -> np.ndarray:
+        """The standardized logit of the rows of the design matrix `x` (this member's encoding)."""
+        return standardized_logit(_predict_raw(self.estimator, self.model_type, x), self.center, self.scale)
 
 
 @dataclass
@@ -854,6 +868,12 @@ class Ensemble:
     members: list[EnsembleMember]
 
     def predict_raw(self, frame: pl.DataFrame) -> np.ndarray:
+        first = self.members[0].preprocessor
+        if all(first.same_learning(m.preprocessor) for m in self.members[1:]):
+            # The members share their learned preprocessing (refitted from one base): the frame is read and imputed
+            # once for both encodings (the same matrices; at 500,000 customers ~1 s of a division's scoring).
+            xs = first.transforms(frame, tuple(dict.fromkeys(m.preprocessor.encoding for m in self.members)))
+            return averaged_raw([m.z_of(xs[m.preprocessor.encoding]) for m in self.members])
         return averaged_raw([m.z(frame) for m in self.members])
 
 

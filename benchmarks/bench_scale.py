@@ -59,6 +59,16 @@ Writes `benchmarks/results/scale.json` (`--json`) after every phase, per-run and
 folder, and the section between `<!-- bench:scale:start -->` / `<!-- bench:scale:end -->` of docs/PERFORMANCE.md
 (not with `--no-doc`; `--render-only` rewrites it from the JSON). The engine's code is a snapshot (`--code head`,
 the default: `git archive HEAD`; `worktree`: the working tree at start), as in bench_native.
+
+`--increment-only` (with `--work` of a run made with `--keep`, and `--no-doc`) measures only the next monthly
+increment on each size's kept home, as it is: the month after its newest `customer_features` cutoff. To compare two
+engines on the same month, copy the kept home first (one copy per engine; each run adds its month to its copy):
+
+    cp -a WORK/n500000/home W2/n500000/home && ln -s WORK/n500000/landing W2/n500000/landing
+    .venv/bin/python benchmarks/bench_scale.py --sizes 500000 --increment-only --work W2 --no-doc --json X.json
+
+Every result records the machine's reference work (bench_native.reference_work): hosts that report the same cores
+and CPU model differ in speed, so results of two hosts are compared through it.
 """
 
 from __future__ import annotations

@@ -296,7 +296,8 @@ def check_reasons(
     null/blank reason. `row` is the 0-based position in `reasons`.
     """
     patterns = compile_forbidden(forbidden_tokens)
-    values = reasons if isinstance(reasons, pl.Series) else pl.Series(_as_list(reasons), dtype=pl.String)
+    values = (reasons if isinstance(reasons, pl.Series) else pl.Series(_as_list(reasons), dtype=pl.String)) \
+        .cast(pl.String)
     # Reasons repeat a lot (the same phrases over a million rows of a list at 500,000 customers): each distinct text
     # is checked once, and only the rows of a text that breaks a rule are visited (usually none).
     found: dict[str | None, list[dict]] = {}

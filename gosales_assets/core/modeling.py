@@ -871,7 +871,7 @@ class Ensemble:
         first = self.members[0].preprocessor
         if all(first.same_learning(m.preprocessor) for m in self.members[1:]):
             # The members share their learned preprocessing (refitted from one base): the frame is read and imputed
-            # once for both encodings (the same matrices; at 500,000 customers ~1 s of a division's scoring).
+            # once for both encodings (the same matrices; ~0.5 s of a division's scoring at 500,000 customers).
             xs = first.transforms(frame, tuple(dict.fromkeys(m.preprocessor.encoding for m in self.members)))
             return averaged_raw([m.z_of(xs[m.preprocessor.encoding]) for m in self.members])
         return averaged_raw([m.z(frame) for m in self.members])

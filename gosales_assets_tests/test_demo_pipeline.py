@@ -51,6 +51,12 @@ def test_cutoff_features_and_division_frame(demo):
     checks = check_results(result)
     assert len(checks) == 9 and all(ev.passed for ev in checks.values()), \
         {k: ev.description for k, ev in checks.items() if not ev.passed}
+    # The three are one op (shared reads, side-by-side builds) that materializes any one of them alone, the same.
+    rules_checksum = latest_metadata(instance, "market_basket_rules")["checksum"]
+    alone = project.materialize(["market_basket_rules"], instance=instance, partition_key=cutoff_key(CUTOFF))
+    assert alone.success and materialized(alone) == {"market_basket_rules"}
+    assert {k[0] for k in check_results(alone)} == {"market_basket_rules"} and len(check_results(alone)) == 3
+    assert latest_metadata(instance, "market_basket_rules")["checksum"] == rules_checksum
 
     feats = project.table("customer_features")
     cutoff = dt.date.fromisoformat(CUTOFF)

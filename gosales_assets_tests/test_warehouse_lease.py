@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -207,11 +208,20 @@ def test_cutoff_features_let_go_of_the_warehouse_while_they_compute(tmp_path, mo
     assert project.materialize().success
     db = str(project.settings.warehouse_path)
     seen = {}
+    # The cutoff's builders run side by side (two threads): one probe at a time, or the two other processes would
+    # find the file taken by each other rather than by the run.
+    probe = threading.Lock()
+    # ... and side by side indeed: the first build of each waits for the other's (a sequential step would break it)
+    both_started = threading.Barrier(2, timeout=60)
 
     def opened_elsewhere(name, compute):
         def wrapped(*args, **kw):
-            other = open_elsewhere(db)
+            with probe:
+                other = open_elsewhere(db)
+            first = name not in seen
             seen.setdefault(name, []).append(other.returncode)
+            if first:
+                both_started.wait()
             return compute(*args, **kw)
         return wrapped
 

@@ -6,6 +6,8 @@ every materialization."""
 import datetime as dt
 import json
 from collections.abc import Generator
+from concurrent.futures import ThreadPoolExecutor
+from typing import NamedTuple
 
 import polars as pl
 from dagster import (
@@ -14,12 +16,14 @@ from dagster import (
     AssetCheckSpec,
     AssetDep,
     AssetExecutionContext,
+    AssetKey,
+    AssetOut,
     AssetsDefinition,
     AssetSpec,
     MetadataValue,
     Output,
     PartitionsDefinition,
-    asset,
+    multi_asset,
 )
 
 from gosales_assets.assets.common import markdown_table, partition_checks, table_metadata
@@ -108,39 +112,41 @@ def _leakage_specs(asset_name: str) -> list[AssetCheckSpec]:
     ]
 
 
+class _InvarianceRows(NamedTuple):
+    rows: pl.DataFrame  # fact rows of the sampled customers (every row: `customers` None), in `fact_all`'s order
+    customers: pl.Series | None
+
+
 def invariance_rows(warehouse: WarehouseResource, cutoff: dt.date, max_customers: int | None,
-                    seed: int) -> tuple[pl.DataFrame, pl.Series | None]:
+                    seed: int) -> _InvarianceRows:
     """The fact rows the invariance rebuilds use (in the order of `fact_all`) and the sampled customers they belong
     to (`core.leakage.invariance_customers`; None, the whole table, up to `max_customers`: the demo's size)."""
     first_seen = warehouse.query("select customer_id, min(invoice_date) as first_date from fact_transactions "
                                  "group by customer_id")
     customers = invariance_customers(first_seen, cutoff, max_customers, seed)
     if customers is None:
-        return fact_all(warehouse), None
+        return _InvarianceRows(fact_all(warehouse), None)
     with warehouse.connect() as conn:
         conn.register("_sample", customers.to_frame("customer_id").to_arrow())
         rows = conn.execute(f"select {FACT_COLUMNS_SQL} from fact_transactions where customer_id in (select "
                             "customer_id from _sample) order by invoice_date, invoice_id, line_no").pl()
-    return rows, customers
+    return _InvarianceRows(rows, customers)
 
 
-def _leakage_results(asset_name: str, used: pl.DataFrame, cutoff: dt.date, build, warehouse: WarehouseResource,
-                     artifacts: ArtifactStore, stored_checksum: str, cfg: Settings):
-    """Yield the three leakage checks and record them in `<artifacts>/features/<cutoff>/leakage_<asset>.json`
+def _leakage_checks(asset_name: str, used: pl.DataFrame, cutoff: dt.date, build, invariance: _InvarianceRows,
+                    artifacts: ArtifactStore, stored_checksum: str, seed: int) -> list[AssetCheckResult]:
+    """The three leakage checks of one cutoff asset, recorded in `<artifacts>/features/<cutoff>/leakage_<asset>.json`
     (the model's consolidated leakage report reads these files for its training cutoffs). `build(rows, customers)`:
-    the asset's builder on these fact rows; `customers` (None: everyone) are the sampled customers whose rows they
-    are, for a builder that also reads other tables by customer."""
-    seed = cfg.seeds.modeling
-    fact, customers = invariance_rows(warehouse, cutoff, cfg.leakage.invariance_max_customers, seed)
-    with warehouse.released():  # the rebuilds need nothing more of the warehouse: another run may use it
-        shift, perturb = invariance_report(lambda rows: build(rows, customers), fact, cutoff,
-                                           stored_checksum if customers is None else None, seed=seed)
+    the asset's builder on these fact rows; `invariance`: the rows the rebuilds use (`invariance_rows`), read once
+    for every asset of the cutoff. Needs nothing of the warehouse."""
+    fact, customers = invariance
+    shift, perturb = invariance_report(lambda rows: build(rows, customers), fact, cutoff,
+                                       stored_checksum if customers is None else None, seed=seed)
     results = {"source_date_audit": source_date_audit(used, cutoff), "shift_test": shift,
                "post_cutoff_invariance": perturb}
     artifacts.write_json(["features", cutoff.isoformat(), f"leakage_{asset_name}.json"], audit_record(results))
-    for name, r in results.items():
-        yield AssetCheckResult(check_name=name, asset_key=asset_name, passed=r.passed,
-                               severity=AssetCheckSeverity.ERROR, description=r.detail, metadata=r.values)
+    return [AssetCheckResult(check_name=name, asset_key=asset_name, passed=r.passed, severity=AssetCheckSeverity.ERROR,
+                             description=r.detail, metadata=r.values) for name, r in results.items()]
 
 
 def _with_cutoff(df: pl.DataFrame, cutoff: dt.date, after: str = "customer_id") -> pl.DataFrame:
@@ -170,123 +176,152 @@ def _catalog_outputs(artifacts: ArtifactStore, rel: list[str], features: pl.Data
     }
 
 
+class _Built(NamedTuple):
+    """One cutoff asset, computed: its output (with metadata) and its leakage checks."""
+
+    output: Output
+    checks: list[AssetCheckResult]
+
+
+def _customer_features(cfg: Settings, cutoff: dt.date, fact: pl.DataFrame, dim: pl.DataFrame,
+                       invariance: _InvarianceRows, artifacts: ArtifactStore) -> _Built:
+    def build(rows: pl.DataFrame, customers: pl.Series | None = None) -> pl.DataFrame:
+        # The roster comes from dim_customer: a sampled rebuild keeps the sampled customers' rows of it.
+        known = dim if customers is None else dim.filter(pl.col("customer_id").is_in(customers.implode()))
+        return build_customer_features(rows, known, cutoff, cfg.divisions, cfg.features)
+
+    feats = build(fact)
+    meta = table_metadata(feats, cfg)
+    meta |= _catalog_outputs(artifacts, ["features", cutoff.isoformat()], feats, meta["checksum"])
+    meta["latest_source_date"] = str(fact.get_column("invoice_date").max()) if fact.height else "none"
+    return _Built(Output(_with_cutoff(feats, cutoff), output_name="customer_features", metadata=meta),
+                  _leakage_checks("customer_features", fact, cutoff, build, invariance, artifacts, meta["checksum"],
+                                  cfg.seeds.modeling))
+
+
+def _market_basket_rules(cfg: Settings, cutoff: dt.date, fact: pl.DataFrame, invariance: _InvarianceRows,
+                         artifacts: ArtifactStore) -> _Built:
+    def build(rows: pl.DataFrame, customers: pl.Series | None = None) -> pl.DataFrame:
+        return market_basket_rules(rows, cutoff, cfg.divisions, min_support=cfg.basket.min_support,
+                                   min_confidence=cfg.basket.min_confidence)
+
+    rules = build(fact)
+    path = artifacts.write_csv(["features", cutoff.isoformat(), "market_basket_rules.csv"], rules)
+    artifacts.write_json(["features", cutoff.isoformat(), "market_basket_stats.json"],
+                         feature_stats(rules, ["support", "confidence", "lift"]))
+    passing = rules.filter(pl.col("passes_thresholds"))
+    top = passing.sort("lift", descending=True).head(10).select(
+        "antecedent", "consequent", pl.col("support").round(4), pl.col("confidence").round(3),
+        pl.col("lift").round(2))
+    meta = table_metadata(rules, cfg) | {
+        "passing_rules": passing.height,
+        "top_rules_by_lift": markdown_table(top.to_dicts()),
+        "rules_path": MetadataValue.path(str(path)),
+    }
+    return _Built(Output(rules.with_columns(pl.lit(cutoff).alias("cutoff_date")), output_name="market_basket_rules",
+                         metadata=meta),
+                  _leakage_checks("market_basket_rules", fact, cutoff, build, invariance, artifacts, meta["checksum"],
+                                  cfg.seeds.modeling))
+
+
+def _als_embeddings(cfg: Settings, cutoff: dt.date, fact: pl.DataFrame, invariance: _InvarianceRows,
+                    artifacts: ArtifactStore) -> _Built:
+    def build(rows: pl.DataFrame, customers: pl.Series | None = None) -> pl.DataFrame:
+        return fit_als(rows, cutoff, cfg.divisions, cfg.als, cfg.seeds.als).similarity
+
+    result = fit_als(fact, cutoff, cfg.divisions, cfg.als, cfg.seeds.als)
+    sim = result.similarity
+    rel = ["features", cutoff.isoformat()]
+    artifacts.write_csv([*rel, "als_division_vectors.csv"], result.division_vectors)
+    artifacts.write_json([*rel, "als_stats.json"], feature_stats(sim, ["als_similarity", "als_coverage"]))
+    coverage = sim.group_by("division", maintain_order=True).agg(
+        pl.col("als_coverage").mean().round(3).alias("coverage"),
+        pl.col("als_similarity").mean().round(3).alias("mean_similarity"))
+    meta = table_metadata(sim, cfg) | {
+        "customers": result.n_customers, "items": result.n_items, "interactions": result.n_interactions,
+        "factors": cfg.als.factors, "seed": cfg.seeds.als,
+        "coverage_by_division": markdown_table(coverage.to_dicts()),
+    }
+    return _Built(Output(_with_cutoff(sim, cutoff), output_name="als_embeddings", metadata=meta),
+                  _leakage_checks("als_embeddings", fact, cutoff, build, invariance, artifacts, meta["checksum"],
+                                  cfg.seeds.modeling))
+
+
+CUTOFF_FEATURES = ("customer_features", "als_embeddings", "market_basket_rules")  # the order they are started in
+FILE_OUTPUTS = ("customer_features", "als_embeddings")  # published as files (FILES_IO_MANAGER), no warehouse hold
+
+
 def build_feature_assets(settings: Settings) -> list[AssetsDefinition]:
     cutoffs_def = cutoff_partitions(settings)
+    fact_key, dim_key = AssetKey("fact_transactions"), AssetKey("dim_customer")
 
-    @asset(
-        name="customer_features",
+    @multi_asset(
+        name="cutoff_features",
         group_name="features",
         partitions_def=cutoffs_def,
         pool=WAREHOUSE_POOL,
         deps=["fact_transactions", "dim_customer"],
-        io_manager_key=FILES_IO_MANAGER,  # a file per cutoff beside the warehouse (resources.files_dir)
-        check_specs=partition_checks(cutoffs_def, *_leakage_specs("customer_features")),
-        description="One row per customer known at the cutoff: RFM windows overall and per division, trajectory, "
-        "lifecycle, seasonality, diversity, returns, smoothed cross-division shares, attributes.",
+        internal_asset_deps={"customer_features": {fact_key, dim_key}, "market_basket_rules": {fact_key},
+                             "als_embeddings": {fact_key}},
+        # One step for the cutoff's three assets: the fact lines dated ≤ C and the leakage rebuilds' rows are read
+        # once for all of them, and the builders run side by side (two threads) while the warehouse is let go. Any
+        # of them can still be materialized alone (a subset computes only what is selected).
+        can_subset=True,
+        outs={
+            "customer_features": AssetOut(
+                is_required=False,  # (subsettable: an output not selected is not made)
+                io_manager_key=FILES_IO_MANAGER,  # a file per cutoff beside the warehouse (resources.files_dir)
+                description="One row per customer known at the cutoff: RFM windows overall and per division, "
+                "trajectory, lifecycle, seasonality, diversity, returns, smoothed cross-division shares, attributes."),
+            "market_basket_rules": AssetOut(
+                is_required=False,
+                metadata={"partition_expr": "cutoff_date"},
+                description="Pairwise division rules (support, confidence, lift) from customer portfolios before "
+                "the cutoff."),
+            "als_embeddings": AssetOut(
+                is_required=False,
+                io_manager_key=FILES_IO_MANAGER,
+                description="Implicit-feedback ALS on customer × SKU purchases before the cutoff, stored as rotation-"
+                "invariant customer × division cosine similarities (raw factors are not comparable across fits)."),
+        },
+        check_specs=partition_checks(cutoffs_def, *(spec for name in CUTOFF_FEATURES for spec in _leakage_specs(name))),
     )
-    def customer_features(context: AssetExecutionContext, settings: GosalesSettings, warehouse: WarehouseResource,
-                          artifacts: ArtifactStore):
+    def cutoff_features(context: AssetExecutionContext, settings: GosalesSettings, warehouse: WarehouseResource,
+                        artifacts: ArtifactStore):
         cfg = settings.get()
         cutoff = parse_cutoff(context.partition_key)
-        dim = warehouse.query("select * from dim_customer order by customer_id")
+        selected = [name for name in CUTOFF_FEATURES if AssetKey(name) in context.selected_asset_keys]
+        # Every read of the warehouse first, once for every selected asset (at 500,000 customers the fact lines ≤ C
+        # and the rebuilds' rows are ~2 + ~1.5 s a read).
         fact = fact_until(warehouse, cutoff)
-
-        def build(rows: pl.DataFrame, customers: pl.Series | None = None) -> pl.DataFrame:
-            # The roster comes from dim_customer: a sampled rebuild keeps the sampled customers' rows of it.
-            known = dim if customers is None else dim.filter(pl.col("customer_id").is_in(customers.implode()))
-            return build_customer_features(rows, known, cutoff, cfg.divisions, cfg.features)
-
-        # The features, their artifacts and their file need nothing more of the warehouse: another run may use it.
-        with warehouse.released():
-            feats = build(fact)
-            meta = table_metadata(feats, cfg)
-            meta |= _catalog_outputs(artifacts, ["features", cutoff.isoformat()], feats, meta["checksum"])
-            meta["latest_source_date"] = str(fact.get_column("invoice_date").max()) if fact.height else "none"
-            yield Output(_with_cutoff(feats, cutoff), metadata=meta)
-        with warehouse.connect() as conn:
-            ensure_files_view(conn, warehouse.database, "customer_features")
-        yield from _leakage_results("customer_features", fact, cutoff, build, warehouse, artifacts, meta["checksum"],
-                                    cfg)
-
-    @asset(
-        name="market_basket_rules",
-        group_name="features",
-        partitions_def=cutoffs_def,
-        pool=WAREHOUSE_POOL,
-        deps=["fact_transactions"],
-        metadata={"partition_expr": "cutoff_date"},
-        check_specs=partition_checks(cutoffs_def, *_leakage_specs("market_basket_rules")),
-        description="Pairwise division rules (support, confidence, lift) from customer portfolios before the cutoff.",
-    )
-    def market_basket_rules_asset(context: AssetExecutionContext, settings: GosalesSettings,
-                                  warehouse: WarehouseResource, artifacts: ArtifactStore):
-        cfg = settings.get()
-        cutoff = parse_cutoff(context.partition_key)
-        fact = fact_until(warehouse, cutoff)
-
-        def build(rows: pl.DataFrame, customers: pl.Series | None = None) -> pl.DataFrame:
-            return market_basket_rules(rows, cutoff, cfg.divisions, min_support=cfg.basket.min_support,
-                                       min_confidence=cfg.basket.min_confidence)
-
-        rules = build(fact)
-        path = artifacts.write_csv(["features", cutoff.isoformat(), "market_basket_rules.csv"], rules)
-        artifacts.write_json(["features", cutoff.isoformat(), "market_basket_stats.json"],
-                             feature_stats(rules, ["support", "confidence", "lift"]))
-        passing = rules.filter(pl.col("passes_thresholds"))
-        top = passing.sort("lift", descending=True).head(10).select(
-            "antecedent", "consequent", pl.col("support").round(4), pl.col("confidence").round(3),
-            pl.col("lift").round(2))
-        meta = table_metadata(rules, cfg) | {
-            "passing_rules": passing.height,
-            "top_rules_by_lift": markdown_table(top.to_dicts()),
-            "rules_path": MetadataValue.path(str(path)),
+        dim = (warehouse.query("select * from dim_customer order by customer_id")
+               if "customer_features" in selected else None)
+        invariance = invariance_rows(warehouse, cutoff, cfg.leakage.invariance_max_customers, cfg.seeds.modeling)
+        makers = {
+            "customer_features": lambda: _customer_features(cfg, cutoff, fact, dim, invariance, artifacts),
+            "als_embeddings": lambda: _als_embeddings(cfg, cutoff, fact, invariance, artifacts),
+            "market_basket_rules": lambda: _market_basket_rules(cfg, cutoff, fact, invariance, artifacts),
         }
-        yield Output(rules.with_columns(pl.lit(cutoff).alias("cutoff_date")), metadata=meta)
-        yield from _leakage_results("market_basket_rules", fact, cutoff, build, warehouse, artifacts, meta["checksum"],
-                                    cfg)
-
-    @asset(
-        name="als_embeddings",
-        group_name="features",
-        partitions_def=cutoffs_def,
-        pool=WAREHOUSE_POOL,
-        deps=["fact_transactions"],
-        io_manager_key=FILES_IO_MANAGER,  # a file per cutoff beside the warehouse (resources.files_dir)
-        check_specs=partition_checks(cutoffs_def, *_leakage_specs("als_embeddings")),
-        description="Implicit-feedback ALS on customer × SKU purchases before the cutoff, stored as rotation-"
-        "invariant customer × division cosine similarities (raw factors are not comparable across fits).",
-    )
-    def als_embeddings(context: AssetExecutionContext, settings: GosalesSettings, warehouse: WarehouseResource,
-                       artifacts: ArtifactStore):
-        cfg = settings.get()
-        cutoff = parse_cutoff(context.partition_key)
-        fact = fact_until(warehouse, cutoff)
-
-        def build(rows: pl.DataFrame, customers: pl.Series | None = None) -> pl.DataFrame:
-            return fit_als(rows, cutoff, cfg.divisions, cfg.als, cfg.seeds.als).similarity
-
-        # The fit, its artifacts and its file need nothing more of the warehouse: another run may use it.
+        # The builds, their rebuilds, artifacts and files need nothing more of the warehouse: another run may use it.
+        # Two threads (polars and ALS compute outside the GIL): each build is independent, so the same bytes.
         with warehouse.released():
-            result = fit_als(fact, cutoff, cfg.divisions, cfg.als, cfg.seeds.als)
-            sim = result.similarity
-            rel = ["features", cutoff.isoformat()]
-            artifacts.write_csv([*rel, "als_division_vectors.csv"], result.division_vectors)
-            artifacts.write_json([*rel, "als_stats.json"], feature_stats(sim, ["als_similarity", "als_coverage"]))
-            coverage = sim.group_by("division", maintain_order=True).agg(
-                pl.col("als_coverage").mean().round(3).alias("coverage"),
-                pl.col("als_similarity").mean().round(3).alias("mean_similarity"))
-            meta = table_metadata(sim, cfg) | {
-                "customers": result.n_customers, "items": result.n_items, "interactions": result.n_interactions,
-                "factors": cfg.als.factors, "seed": cfg.seeds.als,
-                "coverage_by_division": markdown_table(coverage.to_dicts()),
-            }
-            yield Output(_with_cutoff(sim, cutoff), metadata=meta)
+            with ThreadPoolExecutor(max_workers=2, thread_name_prefix="cutoff_features") as pool:
+                futures = {name: pool.submit(makers[name]) for name in selected}
+                built = {name: futures[name].result() for name in selected}
+            for name in selected:
+                if name in FILE_OUTPUTS:
+                    yield built[name].output
+        for name in selected:
+            if name not in FILE_OUTPUTS:
+                yield built[name].output  # the warehouse table (DuckDB IO manager): with the hold
         with warehouse.connect() as conn:
-            ensure_files_view(conn, warehouse.database, "als_embeddings")
-        yield from _leakage_results("als_embeddings", fact, cutoff, build, warehouse, artifacts, meta["checksum"],
-                                    cfg)
+            for name in selected:
+                if name in FILE_OUTPUTS:
+                    ensure_files_view(conn, warehouse.database, name)
+        for name in selected:
+            yield from built[name].checks
 
-    return [customer_features, market_basket_rules_asset, als_embeddings]
+    return [cutoff_features]
 
 
 def division_features_spec() -> AssetSpec:

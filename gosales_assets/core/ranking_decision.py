@@ -208,6 +208,16 @@ def window_captures(outcomes: pl.DataFrame, k_pct: float, orderings: Sequence[st
 _DRAWS_PER_CHUNK = 250  # bootstrap draws generated at once (memory: draws × buyers)
 
 
+def _resample_counts(rng: np.random.Generator, n: int, draws: int) -> np.ndarray:
+    """`draws` bootstrap resamples of n customers, as counts (draws × n): how often each customer was drawn in each
+    resample of n draws with replacement. The multinomial(n, uniform) distribution, counted from n uniform draws per
+    resample: ~3x cheaper than `rng.multinomial`, which draws a binomial per customer (at 500,000 customers its
+    2,000 resamples were ~6 s of a list's run)."""
+    picks = rng.integers(0, n, size=(draws, n), dtype=np.int64)
+    picks += (np.arange(draws, dtype=np.int64) * n)[:, None]  # resample r's customers at r·n ..
+    return np.bincount(picks.ravel(), minlength=draws * n).reshape(draws, n)
+
+
 def paired_bootstrap(evidence: Sequence[WindowEvidence], champion: str, challengers: Sequence[str], *,
                      objective: str, reps: int, seed: int, confidence: float = 0.95) -> dict[str, dict]:
     """Per challenger: `diff` (mean over the windows of its capture minus the champion's) and the percentile
@@ -230,7 +240,7 @@ def paired_bootstrap(evidence: Sequence[WindowEvidence], champion: str, challeng
     boot = {o: np.empty(reps) for o in orderings}
     for start in range(0, reps, _DRAWS_PER_CHUNK):
         draws = min(_DRAWS_PER_CHUNK, reps - start)
-        counts = rng.multinomial(n, np.full(n, 1.0 / n), size=draws)  # draws × customers
+        counts = _resample_counts(rng, n, draws)  # draws × customers
         captured = {o: np.zeros((draws, len(evidence))) for o in orderings}
         for j, (w, cols) in enumerate(zip(evidence, columns, strict=True)):
             weights = counts[:, cols].astype(np.float64)

@@ -584,6 +584,9 @@ def size_config(size_dir: Path, customers: int, n_cutoffs: int | None) -> Path:
     cfg, _ = _suite().write_config(size_dir, PROFILE, n_cutoffs)
     doc = yaml.safe_load(cfg.read_text())
     doc["demo"] = {**(doc.get("demo") or {}), "customers": customers}
+    # The publish_snapshot sensor copies the warehouse once a backfill is done, after the lists: off here, so that
+    # no copy of the whole backfill lands in the increment's window (the end of a run still copies when due).
+    doc["snapshot"] = {**(doc.get("snapshot") or {}), "sensor_running": False}
     cfg.write_text(yaml.safe_dump(doc, sort_keys=False))
     return cfg
 

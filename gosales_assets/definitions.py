@@ -15,6 +15,7 @@ from gosales_assets.assets.whitespace import build_whitespace_assets
 from gosales_assets.automation.alerts import build_drift_alert_sensor
 from gosales_assets.automation.cutoffs import build_new_cutoff_sensor
 from gosales_assets.automation.runs import release_dead_runs_sensor
+from gosales_assets.automation.snapshots import build_snapshot_sensor, snapshot_job
 from gosales_assets.jobs import CUTOFF_JOB, DIVISION_CUTOFF_JOB, GLOBAL_JOB
 from gosales_assets.resources import (
     FILES_IO_MANAGER,
@@ -89,11 +90,12 @@ def build_definitions(settings: Settings, cfg_path: Path) -> Definitions:
     return Definitions(
         assets=assets,
         resources=build_resources(settings, cfg_path),
-        jobs=list(jobs.values()),
+        jobs=[*jobs.values(), snapshot_job],
         # Every step of a run in the run's own process: no per-step process start and code-location import, and one
         # warehouse connection (resources are set up once per run) serves the whole run.
         executor=in_process_executor,
         sensors=[build_new_cutoff_sensor(settings), release_dead_runs_sensor,
+                 build_snapshot_sensor(settings),
                  build_drift_alert_sensor(settings, [k for a in assets for k in a.check_keys],
                                           jobs[DIVISION_CUTOFF_JOB])],
     )

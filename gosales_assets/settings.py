@@ -416,9 +416,14 @@ DEFAULT_SNAPSHOT_INTERVAL_MINUTES = 30.0
 class SnapshotSettings(_Model):
     interval_minutes: float | None = Field(
         DEFAULT_SNAPSHOT_INTERVAL_MINUTES, ge=0.0, description="The end of a run that wrote the warehouse publishes "
-        "a new read-only snapshot (<warehouse folder>/snapshot/) when the last one is at least this old (0: after "
-        "every such run; null: never at the end of a run). `gosales materialize` always publishes one when it ends, "
-        "`gosales snapshot` on demand. Each copy reads and writes the whole warehouse file")
+        "a new read-only snapshot (<warehouse folder>/snapshot/) when the changes the last one lacks were first seen "
+        "at least this long ago (0: after every such run; null: never at the end of a run). `gosales materialize` "
+        "always publishes one when it ends, `gosales snapshot` on demand. Each copy reads and writes the whole "
+        "warehouse file")
+    sensor_running: bool = Field(
+        True, description="Start the `publish_snapshot` sensor switched on: it publishes the snapshot once no run is "
+        "queued or in progress and no backfill requested, when the warehouse changed since the last one")
+    sensor_interval_seconds: int = Field(60, ge=30)
 
 
 class DuckDBSettings(_Model):

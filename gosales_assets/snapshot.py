@@ -36,6 +36,7 @@ from pathlib import Path
 
 SNAPSHOT_FOLDER = "snapshot"
 META_NAME = "snapshot.json"
+CHANGES_NAME = ".changes_seen.json"  # when a run's end first found the warehouse changed since the snapshot
 LOCK_NAME = ".publish.lock"
 _TMP_SUFFIX = ".tmp"
 _COPY_CHUNK = 64 << 20
@@ -96,15 +97,20 @@ def warehouse_state(warehouse: Path) -> tuple[int, int] | None:
 
 
 def snapshot_due(*, now: float, interval_s: float | None, force: bool, state: tuple[int, int] | None,
-                 meta: dict | None, snapshot_stat: tuple[int, int] | None) -> tuple[bool, str]:
+                 meta: dict | None, snapshot_stat: tuple[int, int] | None,
+                 changes_seen: float | None = None) -> tuple[bool, str]:
     """Whether to copy the warehouse now, and why (or why not).
 
     - `state`: `warehouse_state` of the live file; `meta`: the published record; `snapshot_stat`: (inode, mtime_ns)
-      of the snapshot file as it is on disk (None when absent).
+      of the snapshot file as it is on disk (None when absent); `changes_seen`: when the end of a run first found
+      the warehouse changed since this snapshot (`changes_seen_at`; None: this is the first).
     - Not forced and `interval_s` None: never (publishing at the end of runs is switched off).
     - No snapshot yet, or a snapshot file that is not the one recorded (replaced or written to): copy.
     - A snapshot of exactly this state of the warehouse: never copy again (not even forced; it is current).
-    - Otherwise `force` copies; without it, copy when the last copy is at least `interval_s` old.
+    - Otherwise `force` copies; without it, copy when the changes it lacks were first seen at least `interval_s`
+      ago. The age of the changes, not of the snapshot: the first run after a quiet month (a monthly increment's
+      first run) does not copy a file its next runs change at once; a backfill still gets a copy about once per
+      interval while it writes, and the end of it gets one from the `publish_snapshot` sensor (`automation`).
     """
     if state is None:
         return False, "there is no warehouse yet"
@@ -118,11 +124,35 @@ def snapshot_due(*, now: float, interval_s: float | None, force: bool, state: tu
         return False, f"the snapshot of {meta.get('taken_at')} is current (the warehouse has not changed since)"
     if force:
         return True, "requested"
-    age = now - float(meta.get("taken_at_unix", 0.0))
+    age = now - (now if changes_seen is None else changes_seen)
     if age < interval_s:
-        return False, (f"the snapshot is {age / 60:.1f} min old, under snapshot.interval_minutes "
-                       f"({interval_s / 60:g}); the next run after that publishes one")
-    return True, f"the snapshot is {age / 60:.1f} min old"
+        return False, (f"the warehouse's changes since the snapshot were first seen {age / 60:.1f} min ago, under "
+                       f"snapshot.interval_minutes ({interval_s / 60:g}); a run ending after that publishes one, or "
+                       "the publish_snapshot sensor once no run is in progress")
+    return True, f"the warehouse has had changes the snapshot lacks for {age / 60:.1f} min"
+
+
+def changes_seen_at(snapshot: Path, meta: dict | None) -> float | None:
+    """When the end of a run first found the warehouse changed since the published snapshot `meta` (the record
+    beside it, `CHANGES_NAME`); None when none did yet, or the record is of an earlier snapshot."""
+    try:
+        rec = json.loads((snapshot.parent / CHANGES_NAME).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(rec, dict) or meta is None or rec.get("snapshot_taken_at_unix") != meta.get("taken_at_unix"):
+        return None
+    try:
+        return float(rec["seen_at_unix"])
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _note_changes_seen(snapshot: Path, meta: dict, now: float) -> None:
+    folder = snapshot.parent
+    tmp = folder / f".{CHANGES_NAME}.{os.getpid()}{_TMP_SUFFIX}"
+    tmp.write_text(json.dumps({"seen_at_unix": now, "seen_at": _utc(now),
+                               "snapshot_taken_at_unix": meta.get("taken_at_unix")}) + "\n", encoding="utf-8")
+    os.replace(tmp, folder / CHANGES_NAME)
 
 
 def _snapshot_stat(snapshot: Path) -> tuple[int, int] | None:
@@ -210,7 +240,7 @@ def _fsync_dir(folder: Path) -> None:
 def _remove_leftovers(folder: Path, name: str) -> None:
     """Temp copies of a publish that was killed, and a write-ahead log someone's writable session left beside the
     snapshot (it belongs to the replaced file; next to the new one it would be replayed into the wrong file)."""
-    for pattern in (f".{name}.*{_TMP_SUFFIX}", f".{META_NAME}.*{_TMP_SUFFIX}"):
+    for pattern in (f".{name}.*{_TMP_SUFFIX}", f".{META_NAME}.*{_TMP_SUFFIX}", f".{CHANGES_NAME}.*{_TMP_SUFFIX}"):
         for p in folder.glob(pattern):
             p.unlink(missing_ok=True)
     (folder / f"{name}.wal").unlink(missing_ok=True)
@@ -234,12 +264,19 @@ def publish(warehouse: str | Path, *, checkpoint: Callable[[], None], interval_s
     clock = time.time if now is None else (lambda: now)  # `now`: a fixed clock, for tests of the interval
 
     def due() -> tuple[bool, str]:
+        meta = read_meta(target)
         return snapshot_due(now=clock(), interval_s=interval_s, force=force, state=warehouse_state(warehouse),
-                            meta=read_meta(target), snapshot_stat=_snapshot_stat(target))
+                            meta=meta, snapshot_stat=_snapshot_stat(target), changes_seen=changes_seen_at(target, meta))
 
-    go, reason = due()  # cheap (two stats and a small JSON): runs at the end of every run
+    go, reason = due()  # cheap (three stats and two small JSONs): runs at the end of every run
     if not go:
-        return Published(False, reason, target, read_meta(target))
+        meta = read_meta(target)
+        state = warehouse_state(warehouse)
+        if (not force and interval_s is not None and meta is not None and state is not None
+                and list(state) != [meta.get("warehouse_mtime_ns"), meta.get("warehouse_bytes")]
+                and changes_seen_at(target, meta) is None):
+            _note_changes_seen(target, meta, clock())  # the first run end to see these changes starts their clock
+        return Published(False, reason, target, meta)
     target.parent.mkdir(parents=True, exist_ok=True)
     with open(target.parent / LOCK_NAME, "a+") as lock:
         # One publish at a time per snapshot (a run ending while `gosales snapshot` runs): the second one waits, then

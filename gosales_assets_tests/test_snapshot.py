@@ -13,7 +13,7 @@ import pytest
 from dagster import AssetExecutionContext, StaticPartitionsDefinition, asset, materialize
 
 from gosales_assets.resources import WarehouseIOManager, WarehouseLocked, WarehouseResource, publish_snapshot
-from gosales_assets.snapshot import SnapshotError, read_meta, snapshot_due, snapshot_path
+from gosales_assets.snapshot import SnapshotError, changes_seen_at, read_meta, snapshot_due, snapshot_path
 
 GOSALES = str(Path(sys.executable).parent / "gosales")
 MIN = 60.0
@@ -116,11 +116,17 @@ def test_due_rule():
     assert due(snapshot_stat=(7, 9))[0]  # someone wrote to the snapshot: replace it
     assert due(state=(5, 10), force=True) == (False, "the snapshot of t is current (the warehouse has not changed "
                                                      "since)")
+    # The age of the changes the snapshot lacks counts, not the snapshot's: the end of the run that sees them first
+    # starts their clock (a month-old snapshot is not copied at the first run of a monthly increment)
     go, why = due()
-    assert not go and "10.0 min old, under snapshot.interval_minutes (30)" in why
+    assert not go and "first seen 0.0 min ago, under snapshot.interval_minutes (30)" in why
+    assert not due(now=1e9)[0]
+    go, why = due(changes_seen=1000.0)
+    assert not go and "first seen 10.0 min ago" in why
     assert due(force=True) == (True, "requested")
-    assert due(now=1000.0 + 30 * MIN) == (True, "the snapshot is 30.0 min old")
-    assert due(interval_s=0.0) == (True, "the snapshot is 10.0 min old")
+    assert due(changes_seen=1000.0, now=1000.0 + 30 * MIN) == (
+        True, "the warehouse has had changes the snapshot lacks for 30.0 min")
+    assert due(interval_s=0.0) == (True, "the warehouse has had changes the snapshot lacks for 0.0 min")
     assert due(interval_s=None, now=1e9) == (False, "publishing at the end of runs is off "
                                                     "(snapshot.interval_minutes: null)")
 
@@ -132,9 +138,10 @@ def test_interval_rule_and_forced_copies(tmp_path):
     assert first.copied and first.reason == "there is no snapshot yet"
 
     _write(db, "insert into fact values (-1, 'PDM', 1.0)")
-    # Within the interval, the end of a run does not copy again, though the warehouse changed.
+    # The end of a run does not copy changes first seen less than the interval ago: it starts their clock.
     second = publish_snapshot(db, interval_minutes=30, source="run", run_id="b", now=t0 + 10 * MIN)
-    assert not second.copied and "under snapshot.interval_minutes (30)" in second.reason
+    assert not second.copied and "first seen 0.0 min ago, under snapshot.interval_minutes (30)" in second.reason
+    assert changes_seen_at(first.path, read_meta(first.path)) == t0 + 10 * MIN
     assert read_meta(first.path)["run_id"] == "a" and _tables(first.path)["fact"].height == 1000
     # `gosales snapshot` and the end of `gosales materialize` force one.
     forced = publish_snapshot(db, interval_minutes=30, force=True, source="gosales materialize", now=t0 + 11 * MIN)
@@ -143,11 +150,21 @@ def test_interval_rule_and_forced_copies(tmp_path):
     # A forced copy of an unchanged warehouse is not made: the snapshot is current.
     again = publish_snapshot(db, force=True, source="gosales snapshot", now=t0 + 12 * MIN)
     assert not again.copied and "is current" in again.reason
-    # Past the interval, the next run that wrote copies again; null switches the run-end copies off.
+    # A copy made since: the clock of the changes before it does not carry over to the changes after it.
     _write(db, "insert into fact values (-2, 'PDM', 1.0)")
-    assert not publish_snapshot(db, interval_minutes=None, source="run", now=t0 + 99 * MIN).copied
-    late = publish_snapshot(db, interval_minutes=30, source="run", run_id="c", now=t0 + 42 * MIN)
-    assert late.copied and read_meta(late.path)["run_id"] == "c" and _tables(late.path)["fact"].height == 1002
+    assert changes_seen_at(forced.path, read_meta(forced.path)) is None
+    # null switches the run-end copies off (and starts no clock); the first run end that sees the changes starts
+    # it, however old the snapshot is (31 min here); runs within the interval after that do not copy; the first one
+    # past it does.
+    assert not publish_snapshot(db, interval_minutes=None, source="run", now=t0 + 40 * MIN).copied
+    assert changes_seen_at(forced.path, read_meta(forced.path)) is None
+    seen = publish_snapshot(db, interval_minutes=30, source="run", run_id="c", now=t0 + 42 * MIN)
+    assert not seen.copied and changes_seen_at(forced.path, read_meta(forced.path)) == t0 + 42 * MIN
+    _write(db, "insert into fact values (-3, 'PDM', 1.0)")
+    assert not publish_snapshot(db, interval_minutes=30, source="run", run_id="d", now=t0 + 71 * MIN).copied
+    late = publish_snapshot(db, interval_minutes=30, source="run", run_id="e", now=t0 + 72 * MIN)
+    assert late.copied and late.reason == "the warehouse has had changes the snapshot lacks for 30.0 min"
+    assert read_meta(late.path)["run_id"] == "e" and _tables(late.path)["fact"].height == 1003
 
 
 def test_the_end_of_gosales_materialize_forces_a_snapshot_and_never_fails_on_it(tmp_path, capsys, monkeypatch):
@@ -315,3 +332,59 @@ def test_a_reader_holding_the_snapshot_keeps_its_data_and_never_blocks_a_publish
         assert fresh.height == 1400 and fresh.get_column("id").min() == 100
     finally:
         reader.close()
+
+
+def test_the_publish_snapshot_sensor_publishes_once_nothing_writes(tmp_path):
+    """What the last runs of a backfill wrote is published by the sensor's run once no run is queued or in progress
+    and no backfill is requested (the end of a run copies only changes first seen an interval ago)."""
+    from dagster import DagsterInstance, DagsterRun, DagsterRunStatus, Definitions, RunRequest, SkipReason
+    from dagster._core.execution.backfill import BulkActionStatus, PartitionBackfill
+
+    @asset
+    def tiny() -> None:
+        return None
+
+    from gosales_assets.automation.snapshots import snapshot_job, snapshot_request
+    from gosales_assets.resources import GosalesSettings
+    from gosales_assets.settings import config_path, load_settings
+
+    settings = load_settings(home=tmp_path / "home")
+    with DagsterInstance.ephemeral() as instance:
+        nothing = snapshot_request(settings, instance)
+        assert isinstance(nothing, SkipReason) and nothing.skip_message == "there is no warehouse yet"
+        db = _warehouse(tmp_path)
+        assert settings.warehouse_path == db
+        request = snapshot_request(settings, instance)
+        assert isinstance(request, RunRequest) and request.tags == {"gosales/source": "publish-snapshot"}
+        # one request per state of the warehouse: a failed publish is not requested again until it changes
+        assert snapshot_request(settings, instance).run_key == request.run_key
+        # a run queued or in progress: not yet
+        for status in (DagsterRunStatus.STARTING, DagsterRunStatus.STARTED):  # (QUEUED needs a code location)
+            instance.add_run(DagsterRun(job_name="gosales_cutoff", run_id=f"r-{status.value}", status=status))
+            busy = snapshot_request(settings, instance)
+            assert isinstance(busy, SkipReason) and busy.skip_message.startswith("1 run(s) queued or in progress")
+            instance.delete_run(f"r-{status.value}")
+        instance.add_run(DagsterRun(job_name="gosales_cutoff", run_id="done", status=DagsterRunStatus.SUCCESS))
+        assert isinstance(snapshot_request(settings, instance), RunRequest)
+        # a backfill still requested (between two of its runs, none in progress): not yet either
+        backfill = PartitionBackfill.from_asset_partitions(
+            backfill_id="bf1", asset_graph=Definitions(assets=[tiny]).resolve_asset_graph(), partition_names=None,
+            asset_selection=[tiny.key], backfill_timestamp=1.0, tags={}, dynamic_partitions_store=instance,
+            all_partitions=True, title=None, description=None, run_config=None)
+        instance.add_backfill(backfill)
+        waiting = snapshot_request(settings, instance)
+        assert isinstance(waiting, SkipReason) and waiting.skip_message.startswith("backfill bf1 is still in progress")
+        instance.update_backfill(backfill.with_status(BulkActionStatus.COMPLETED_SUCCESS))
+        assert isinstance(snapshot_request(settings, instance), RunRequest)
+
+        result = snapshot_job.execute_in_process(instance=instance, resources={
+            "settings": GosalesSettings(config_path=str(config_path()), home=str(db.parent))})
+        assert result.success
+        meta = read_meta(snapshot_path(db))
+        assert meta["source"] == "publish_snapshot sensor" and meta["run_id"] == result.run_id
+        assert _tables(snapshot_path(db))["fact"].height == 1000
+        current = snapshot_request(settings, instance)
+        assert isinstance(current, SkipReason) and current.skip_message.endswith("is current")
+        _write(db, "insert into fact values (-1, 'PDM', 1.0)")
+        changed = snapshot_request(settings, instance)
+        assert isinstance(changed, RunRequest) and changed.run_key != request.run_key

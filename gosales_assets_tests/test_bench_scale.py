@@ -231,3 +231,42 @@ def test_overlapping_runs_are_counted_per_pool(scale):
     assert scale.bn.overlaps(allowed, 2) == []
     too_many = [*allowed, run("d", 103.0, 110.0, w)]
     assert scale.bn.overlaps(too_many, 2) == [["a", "b", "d"]]
+
+
+def test_a_copied_homes_snapshot_is_adopted_only_when_it_is_the_same_file(scale, tmp_path):
+    import os
+    import shutil
+
+    import duckdb
+
+    from gosales_assets import snapshot as snap
+
+    live = tmp_path / "a" / "warehouse.duckdb"
+    live.parent.mkdir()
+    with duckdb.connect(str(live)) as con:
+        con.execute("CREATE TABLE t AS SELECT range AS x FROM range(1000)")
+    snap.publish(live, checkpoint=lambda: None, force=True, source="test")
+    assert scale.adopt_copied_snapshot(live) is None  # the original: nothing to do
+
+    shutil.copytree(tmp_path / "a", tmp_path / "b")  # copy2: same mtimes, new inodes (as cp -a)
+    copy = tmp_path / "b" / "warehouse.duckdb"
+
+    def due(warehouse):
+        target = snap.snapshot_path(warehouse)
+        return snap.snapshot_due(now=0.0, interval_s=60.0, force=False, state=snap.warehouse_state(warehouse),
+                                 meta=snap.read_meta(target), snapshot_stat=snap._snapshot_stat(target))
+
+    assert due(copy) == (True, "the snapshot file is not the one recorded in snapshot.json")
+    said = scale.adopt_copied_snapshot(copy)
+    assert said is not None and "re-recorded" in said
+    assert due(copy)[0] is False and "is current" in due(copy)[1]
+    assert snap.read_meta(snap.snapshot_path(copy))["snapshot_inode"] == snap.snapshot_path(copy).stat().st_ino
+
+    # A snapshot file that was written to (another mtime) is not adopted: the engine republishes it.
+    shutil.rmtree(tmp_path / "b")
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    target = snap.snapshot_path(copy)
+    st = target.stat()
+    os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+    assert scale.adopt_copied_snapshot(copy) is None
+    assert due(copy)[0] is True

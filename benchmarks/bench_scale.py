@@ -671,12 +671,19 @@ def run_size(customers: int, args, work: Path, code: Path, loads: bn.LoadSampler
     else:
         inc_targets = target_partitions(graph, settings, cutoffs=[new], star=False, reports=False)
     bn.log(f"n={customers:,}: monthly increment {new} ({args.increment}), {len(inc_targets)} asset partitions")
-    inc = measured_backfill(f"n={customers} increment", home, cfg, size_dir / "stack_increment", inc_targets,
-                            f"bench scale: one more cutoff {new:%Y-%m} at {customers:,} customers", loads,
-                            args.timeout, args.interval, size_dir / "detail_increment.json")
-    out["increment"] = inc | {"cutoff": new.isoformat(), "mode": args.increment,
-                              "expected_models": expected_models(settings, [new])}
+    out["increment"] = measured_increment(customers, args, settings, cfg, home, size_dir, loads, inc_targets, new,
+                                          "") | {"mode": args.increment}
     return out
+
+
+def measured_increment(customers: int, args, settings, cfg: Path, home: Path, size_dir: Path, loads: bn.LoadSampler,
+                       targets, new: dt.date, suffix: str) -> dict:
+    """One monthly increment (cutoff `new`, its `targets`) as a measured native backfill on `home`; its stack and
+    detail files in `size_dir`, named with `suffix`."""
+    inc = measured_backfill(f"n={customers} increment", home, cfg, size_dir / f"stack_increment{suffix}", targets,
+                            f"bench scale: one more cutoff {new:%Y-%m} at {customers:,} customers", loads,
+                            args.timeout, args.interval, size_dir / f"detail_increment{suffix}.json")
+    return inc | {"cutoff": new.isoformat(), "expected_models": expected_models(settings, [new])}
 
 
 def adopt_copied_snapshot(warehouse: Path) -> str | None:
@@ -733,11 +740,8 @@ def _next_increment(customers: int, args, settings, cfg: Path, home: Path, size_
     targets = target_partitions(graph, settings, cutoffs=[new], star=False, reports=False)
     bn.log(f"n={customers:,}: monthly increment {new} on the kept home (newest cutoff there {built[-1]}), "
            f"{len(targets)} asset partitions")
-    inc = measured_backfill(f"n={customers} increment", home, cfg, size_dir / f"stack_increment_{new}", targets,
-                            f"bench scale: one more cutoff {new:%Y-%m} at {customers:,} customers", loads,
-                            args.timeout, args.interval, size_dir / f"detail_increment_{new}.json")
-    out["increment"] = inc | {"cutoff": new.isoformat(), "mode": "cutoff", "on_kept_home": True,
-                              "expected_models": expected_models(settings, [new])}
+    out["increment"] = measured_increment(customers, args, settings, cfg, home, size_dir, loads, targets, new,
+                                          f"_{new}") | {"mode": "cutoff", "on_kept_home": True}
     return out
 
 

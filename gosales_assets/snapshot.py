@@ -96,6 +96,12 @@ def warehouse_state(warehouse: Path) -> tuple[int, int] | None:
     return mtime, size
 
 
+def is_current(state: tuple[int, int] | None, meta: dict | None) -> bool:
+    """Whether the published snapshot `meta` is of exactly this state (`warehouse_state`) of the live file."""
+    return state is not None and meta is not None and list(state) == [meta.get("warehouse_mtime_ns"),
+                                                                       meta.get("warehouse_bytes")]
+
+
 def snapshot_due(*, now: float, interval_s: float | None, force: bool, state: tuple[int, int] | None,
                  meta: dict | None, snapshot_stat: tuple[int, int] | None,
                  changes_seen: float | None = None) -> tuple[bool, str]:
@@ -120,7 +126,7 @@ def snapshot_due(*, now: float, interval_s: float | None, force: bool, state: tu
         return True, "there is no snapshot yet"
     if list(snapshot_stat) != [meta.get("snapshot_inode"), meta.get("snapshot_mtime_ns")]:
         return True, "the snapshot file is not the one recorded in snapshot.json"
-    if list(state) == [meta.get("warehouse_mtime_ns"), meta.get("warehouse_bytes")]:
+    if is_current(state, meta):
         return False, f"the snapshot of {meta.get('taken_at')} is current (the warehouse has not changed since)"
     if force:
         return True, "requested"
@@ -263,18 +269,17 @@ def publish(warehouse: str | Path, *, checkpoint: Callable[[], None], interval_s
     target = snapshot_path(warehouse)
     clock = time.time if now is None else (lambda: now)  # `now`: a fixed clock, for tests of the interval
 
-    def due() -> tuple[bool, str]:
-        meta = read_meta(target)
-        return snapshot_due(now=clock(), interval_s=interval_s, force=force, state=warehouse_state(warehouse),
-                            meta=meta, snapshot_stat=_snapshot_stat(target), changes_seen=changes_seen_at(target, meta))
+    def due() -> tuple[bool, str, dict | None, bool, float | None]:
+        """snapshot_due's answer, with what it read: the record, whether it is current, when its lack was seen."""
+        meta, state = read_meta(target), warehouse_state(warehouse)
+        seen = changes_seen_at(target, meta)
+        go, reason = snapshot_due(now=clock(), interval_s=interval_s, force=force, state=state, meta=meta,
+                                  snapshot_stat=_snapshot_stat(target), changes_seen=seen)
+        return go, reason, meta, state is not None and not is_current(state, meta), seen
 
-    go, reason = due()  # cheap (three stats and two small JSONs): runs at the end of every run
+    go, reason, meta, changed, seen = due()  # cheap (three stats and two small JSONs): runs at the end of every run
     if not go:
-        meta = read_meta(target)
-        state = warehouse_state(warehouse)
-        if (not force and interval_s is not None and meta is not None and state is not None
-                and list(state) != [meta.get("warehouse_mtime_ns"), meta.get("warehouse_bytes")]
-                and changes_seen_at(target, meta) is None):
+        if not force and interval_s is not None and meta is not None and changed and seen is None:
             _note_changes_seen(target, meta, clock())  # the first run end to see these changes starts their clock
         return Published(False, reason, target, meta)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -291,9 +296,9 @@ def publish(warehouse: str | Path, *, checkpoint: Callable[[], None], interval_s
                     raise SnapshotError(f"another process is publishing the snapshot {target} right now; "
                                         "try again in a moment") from None
                 time.sleep(0.2)
-        go, reason = due()
+        go, reason, meta, _, _ = due()
         if not go:
-            return Published(False, reason, target, read_meta(target))
+            return Published(False, reason, target, meta)
         _remove_leftovers(target.parent, target.name)
         tmp = target.parent / f".{target.name}.{os.getpid()}{_TMP_SUFFIX}"
         started = time.monotonic()
@@ -342,7 +347,7 @@ def describe(meta: dict | None, warehouse: Path, *, now: float | None = None) ->
     by = f"run {meta['run_id']}" if meta.get("run_id") else f"`{meta.get('source', '?')}`"
     line = f"snapshot taken {meta.get('taken_at')} ({age_min:.0f} min ago) by {by}"
     state = warehouse_state(warehouse)
-    if state is not None and list(state) != [meta.get("warehouse_mtime_ns"), meta.get("warehouse_bytes")]:
+    if state is not None and not is_current(state, meta):
         line += "; the warehouse has changed since (`gosales snapshot` publishes a newer one)"
     return line
 

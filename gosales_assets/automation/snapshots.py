@@ -28,7 +28,7 @@ from dagster._core.execution.backfill import BulkActionStatus
 from gosales_assets.jobs import SNAPSHOT_JOB, SOURCE_TAG
 from gosales_assets.resources import WAREHOUSE_POOL, GosalesSettings, publish_snapshot
 from gosales_assets.settings import Settings
-from gosales_assets.snapshot import read_meta, snapshot_path, warehouse_state
+from gosales_assets.snapshot import is_current, read_meta, snapshot_path, warehouse_state
 
 IN_PROGRESS = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING,
                DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING]
@@ -60,7 +60,7 @@ def snapshot_request(settings: Settings, instance) -> RunRequest | SkipReason:
     if state is None:
         return SkipReason("there is no warehouse yet")
     meta = read_meta(snapshot_path(database))
-    if meta is not None and list(state) == [meta.get("warehouse_mtime_ns"), meta.get("warehouse_bytes")]:
+    if is_current(state, meta):
         return SkipReason(f"the snapshot of {meta.get('taken_at')} is current")
     busy = instance.get_runs_count(RunsFilter(statuses=IN_PROGRESS))
     if busy:

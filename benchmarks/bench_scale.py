@@ -704,9 +704,7 @@ def adopt_copied_snapshot(warehouse: Path) -> str | None:
         return None
     if (st.st_mtime_ns, st.st_size) != (meta.get("snapshot_mtime_ns"), meta.get("warehouse_bytes")):
         return None
-    meta_file = snap.meta_path(target)
-    meta_file.write_text(json.dumps(meta | {"snapshot_inode": st.st_ino}, indent=2, sort_keys=True) + "\n",
-                         encoding="utf-8")
+    snap.write_meta(target, meta | {"snapshot_inode": st.st_ino})
     return f"the copied home's snapshot {target} re-recorded under its new inode {st.st_ino} (same mtime and size)"
 
 

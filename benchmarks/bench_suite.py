@@ -133,7 +133,8 @@ STEP_STAGE = {
     # one step since the three cutoff assets share their reads (assets/features.py); its three former steps' names
     # stay, for results measured before
     "cutoff_features": "cutoff_features", "customer_features": "cutoff_features",
-    "market_basket_rules": "cutoff_features", "als_embeddings": "cutoff_features", "labels": "division_features", "division_features": "division_features",
+    "market_basket_rules": "cutoff_features", "als_embeddings": "cutoff_features",
+    "labels": "division_features", "division_features": "division_features",
     "division_model": "models", "icp_scores": "scoring", "whitespace_ranking": "whitespace",
     "top_accounts_report": "whitespace", "forward_validation": "validation", "drift": "validation",
     "metrics_summary": "reports",

@@ -153,6 +153,14 @@ def changes_seen_at(snapshot: Path, meta: dict | None) -> float | None:
         return None
 
 
+def write_meta(snapshot: Path, meta: dict) -> None:
+    """Record `meta` as the snapshot's record (`snapshot.json`), replaced whole: a reader sees the old or the new."""
+    meta_file = meta_path(snapshot)
+    tmp = meta_file.with_name(f".{META_NAME}.{os.getpid()}{_TMP_SUFFIX}")
+    tmp.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    os.replace(tmp, meta_file)
+
+
 def _note_changes_seen(snapshot: Path, meta: dict, now: float) -> None:
     folder = snapshot.parent
     tmp = folder / f".{CHANGES_NAME}.{os.getpid()}{_TMP_SUFFIX}"
@@ -331,10 +339,7 @@ def publish(warehouse: str | Path, *, checkpoint: Callable[[], None], interval_s
             "warehouse": str(warehouse), **record, "snapshot_inode": snap.st_ino,
             "snapshot_mtime_ns": snap.st_mtime_ns, "copy_seconds": round(time.monotonic() - started, 3),
         }
-        meta_file = meta_path(target)
-        tmp_meta = meta_file.with_name(f".{META_NAME}.{os.getpid()}{_TMP_SUFFIX}")
-        tmp_meta.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        os.replace(tmp_meta, meta_file)
+        write_meta(target, meta)
         return Published(True, reason, target, meta)
 
 

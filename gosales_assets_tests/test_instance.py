@@ -1,6 +1,9 @@
 """The local Dagster instance config: sqlite under DAGSTER_HOME, a run queue, one warehouse writer at a time."""
 
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 from dagster import DagsterInstance
@@ -74,3 +77,17 @@ def test_pool_limits_made_from_an_older_default_follow_the_new_one_but_a_limit_s
         ensure_warehouse_pools(instance)
         limits = {p.name: p.limit for p in instance.event_log_storage.get_pool_limits()}
         assert {pool: limits[pool] for pool in WAREHOUSE_POOLS} == {WAREHOUSE_POOL: 2, RANKING_POOL: 5}
+
+
+def _polars_pool_of_a_run_process(env: dict) -> int:
+    """The polars pool size of a fresh process that loads the code location as a run worker does (Dagster's
+    `execute_run` imports the workspace's module, gosales_assets.definitions, before any step)."""
+    code = "import gosales_assets.definitions, polars; print(polars.thread_pool_size())"
+    out = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True, check=True)
+    return int(out.stdout.strip().splitlines()[-1])
+
+
+def test_a_run_process_uses_one_polars_thread_unless_the_environment_says_otherwise():
+    env = {k: v for k, v in os.environ.items() if k != "POLARS_MAX_THREADS"}
+    assert _polars_pool_of_a_run_process(env) == 1
+    assert _polars_pool_of_a_run_process({**env, "POLARS_MAX_THREADS": "2"}) == 2

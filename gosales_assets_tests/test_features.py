@@ -7,6 +7,7 @@ Cutoff C = 2024-06-30 throughout. Windows are (C - N months, C]: 3m starts after
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 import subprocess
 import sys
@@ -590,22 +591,9 @@ def test_features_deterministic_across_runs():
     assert frame_checksum(a) == frame_checksum(b)
 
 
-def test_no_wall_clock_in_feature_modules():
-    core = Path(__file__).resolve().parents[1] / "gosales_assets" / "core"
-    banned = re.compile(r"\b(now|today|utcnow|time|monotonic|perf_counter)\s*\(")
-    for name in ("features.py", "basket.py", "als.py", "division_features.py", "checksum.py"):
-        src = (core / name).read_text()
-        code_lines = [ln for ln in src.splitlines() if not ln.lstrip().startswith("#")]
-        hits = [ln for ln in code_lines if banned.search(ln)]
-        assert not hits, (name, hits)
-
-
-# ---------------------------------------------------------------------------------------------------
-# performance smoke (no timing assertion: just make sure nothing is quadratic)
-# ---------------------------------------------------------------------------------------------------
-def test_performance_smoke_20k_customers():
+def random_fact_and_dim(n_cust: int, n_lines: int) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Seeded sales lines and customers at a size where polars works in parallel."""
     rng = np.random.default_rng(1)
-    n_cust, n_lines = 20_000, 200_000
     skus = np.array(list(SKU_DIV))
     cust = rng.integers(0, n_cust, n_lines)
     days = rng.integers(0, 5 * 365, n_lines)
@@ -634,6 +622,55 @@ def test_performance_smoke_20k_customers():
             "first_seen_date": D(2019, 1, 1),
         }
     )
+    return fact, dim
+
+
+def test_features_and_rules_are_the_same_bytes_on_one_polars_thread_or_four(tmp_path):
+    """Run processes use one polars thread (gosales_assets/__init__.py); the tests' process the default pool. The
+    cutoff's features and basket rules must not depend on it."""
+    fact, dim = random_fact_and_dim(5_000, 60_000)
+    fact.write_parquet(tmp_path / "fact.parquet")
+    dim.write_parquet(tmp_path / "dim.parquet")
+    code = (
+        "import datetime as dt, polars as pl\n"
+        "from gosales_assets.core.basket import market_basket_rules\n"
+        "from gosales_assets.core.checksum import frame_checksum\n"
+        "from gosales_assets.core.features import build_customer_features\n"
+        "from gosales_assets.settings import FeatureSettings\n"
+        f"fact = pl.read_parquet({str(tmp_path / 'fact.parquet')!r})\n"
+        f"dim = pl.read_parquet({str(tmp_path / 'dim.parquet')!r})\n"
+        f"c, divs = dt.date(2023, 12, 31), {DIVS!r}\n"
+        "print(pl.thread_pool_size(), frame_checksum(build_customer_features(fact, dim, c, divs, FeatureSettings())),\n"
+        "      frame_checksum(market_basket_rules(fact, c, divs, min_support=0.0, min_confidence=0.0)))\n"
+    )
+    runs = {}
+    for threads in ("1", "4"):
+        env = {**os.environ, "POLARS_MAX_THREADS": threads}
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+        pool, features, rules = out.stdout.split()
+        assert pool == threads
+        runs[threads] = (features, rules)
+    here = (frame_checksum(build_customer_features(fact, dim, D(2023, 12, 31), DIVS, PARAMS)),
+            frame_checksum(market_basket_rules(fact, D(2023, 12, 31), DIVS, min_support=0.0, min_confidence=0.0)))
+    assert runs["1"] == runs["4"] == here
+
+
+def test_no_wall_clock_in_feature_modules():
+    core = Path(__file__).resolve().parents[1] / "gosales_assets" / "core"
+    banned = re.compile(r"\b(now|today|utcnow|time|monotonic|perf_counter)\s*\(")
+    for name in ("features.py", "basket.py", "als.py", "division_features.py", "checksum.py"):
+        src = (core / name).read_text()
+        code_lines = [ln for ln in src.splitlines() if not ln.lstrip().startswith("#")]
+        hits = [ln for ln in code_lines if banned.search(ln)]
+        assert not hits, (name, hits)
+
+
+# ---------------------------------------------------------------------------------------------------
+# performance smoke (no timing assertion: just make sure nothing is quadratic)
+# ---------------------------------------------------------------------------------------------------
+def test_performance_smoke_20k_customers():
+    n_cust = 20_000
+    fact, dim = random_fact_and_dim(n_cust, 200_000)
     feats = build_customer_features(fact, dim, D(2023, 12, 31), DIVS, PARAMS)
     assert feats.height == n_cust
     # bit-reproducible at a size where polars aggregates in parallel (money is summed in exact cents)

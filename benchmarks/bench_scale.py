@@ -71,8 +71,9 @@ A copied home's snapshot is the same file under a new inode, which the engine wo
 one it recorded (and publish a copy of the whole warehouse in the increment's first run): when its mtime and size
 are the recorded ones, `adopt_copied_snapshot` records the new inode first.
 
-Every result records the machine's reference work (bench_native.reference_work): hosts that report the same cores
-and CPU model differ in speed, so results of two hosts are compared through it.
+Every result records the machine's reference work (bench_native.reference_work) at start, and each backfill its own
+right before and after it: hosts that report the same cores and CPU model differ in speed, and one host's speed
+moves within an hour, so results are compared through it.
 """
 
 from __future__ import annotations
@@ -554,13 +555,18 @@ def measured_backfill(name: str, home: Path, cfg: Path, stack_root: Path, target
     sampler; the measured summary (the detail written to `detail_path`)."""
     shutil.rmtree(stack_root, ignore_errors=True)
     bn.init_pool(home)  # what the product's launches do first (runner.ensure_warehouse_pool)
+    # The host's speed right before and after, outside the measured backfill: one host's reference work moved
+    # 1.86 -> 3.1 CPU-s within an hour (docs/PERFORMANCE.md), so a backfill is read against its own.
+    reference_before = bn.reference_work()["total_s"]
     sampler = TreeSampler(interval).start()
     try:
         native = bn.native_backfill(name, home, cfg, stack_root, targets, title, loads, timeout_s)
     finally:
         sampler.stop()
+    reference = {"before_s": reference_before, "after_s": bn.reference_work()["total_s"]}
     events = run_events(home, [r["run_id"] for r in native["runs"]])
     summary, detail = measure(native, events, sampler)
+    summary["reference_work"] = reference
     summary["load_average"] = loads.summary().get(name)
     summary["front_door"] = native.get("front_door", bn.SEPARATE_SERVICES)
     detail_path.write_text(json.dumps({"summary": summary, **detail,
@@ -572,7 +578,7 @@ def measured_backfill(name: str, home: Path, cfg: Path, stack_root: Path, target
            f"{summary['peak_rss_tree_mb']:.0f} MB; {summary['runs']} runs, {summary['counts']}; models "
            f"{summary['models']['by_status']}; CPU in steps {c['steps_cpu_s']:.0f} s + outside "
            f"{c['outside_steps_cpu_s']:.0f} s = workers {c['workers_cpu_sampled_s']:.0f} s (reaped "
-           f"{c['workers_cpu_reaped_s']:.0f} s)")
+           f"{c['workers_cpu_reaped_s']:.0f} s); reference work before / after {_reference(summary)}")
     if summary["unmapped_steps"]:
         bn.log(f"{name}: steps outside the stages (stage 'other'): {summary['unmapped_steps']}")
     return summary
@@ -750,6 +756,11 @@ def _s(x: float | None) -> str:
     return bn.fmt_s(x) if x is not None else "–"
 
 
+def _reference(phase: dict) -> str:
+    ref = phase.get("reference_work")
+    return f"{ref['before_s']:.2f} / {ref['after_s']:.2f} CPU-s" if ref else "–"
+
+
 def _gib(mb: float | None) -> str:
     if mb is None:
         return "–"
@@ -897,6 +908,13 @@ def render(res: dict) -> str:
                        if s.get("increment") and not s["increment"].get("skipped") else "")
                     for s in sizes) + ".",
     ]
+    if any(s["full"].get("reference_work") for s in sizes):
+        lines += ["", "Reference work right before / after each backfill (the host's speed moves within an hour; "
+                  "read each backfill against its own): " + "; ".join(
+                      f"{s['customers']:,}: {_reference(s['full'])}"
+                      + (f", increment {_reference(s['increment'])}"
+                         if s.get("increment") and not s["increment"].get("skipped") else "")
+                      for s in sizes) + "."]
     codes = {(s.get("code") or code).get("files_sha256") for s in sizes}
     if len(codes) > 1 or res.get("merged"):
         lines += ["", "**Sizes measured by separate runs (`--merge`)**: " + "; ".join(

@@ -270,3 +270,61 @@ def test_a_copied_homes_snapshot_is_adopted_only_when_it_is_the_same_file(scale,
     os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
     assert scale.adopt_copied_snapshot(copy) is None
     assert due(copy)[0] is True
+
+
+def test_each_backfill_records_the_hosts_reference_work_before_and_after_it(scale, tmp_path, monkeypatch):
+    bn = scale.bn
+    readings = iter([1.86, 2.91])
+    calls = []
+
+    class Sampler:
+        def __init__(self, interval):
+            pass
+
+        def start(self):
+            calls.append("sampling")
+            return self
+
+        def stop(self):
+            calls.append("stopped")
+
+    def backfill(*args):
+        calls.append("backfill")
+        return {"runs": []}
+
+    def reference():
+        calls.append("reference")
+        return {"total_s": next(readings)}
+
+    summary = {"wall_s": 1.0, "cpu_s": 1.0, "peak_rss_mb": 1.0, "peak_rss_tree_mb": 1.0, "peak_process": {},
+               "runs": 0, "counts": {}, "models": {"by_status": {}}, "unmapped_steps": [],
+               "cpu_check": {k: 0.0 for k in ("steps_cpu_s", "outside_steps_cpu_s", "workers_cpu_sampled_s",
+                                              "workers_cpu_reaped_s")}}
+    monkeypatch.setattr(scale, "TreeSampler", Sampler)
+    monkeypatch.setattr(scale, "run_events", lambda home, ids: [])
+    monkeypatch.setattr(scale, "measure", lambda native, events, sampler: (dict(summary), {}))
+    monkeypatch.setattr(bn, "init_pool", lambda home: None)
+    monkeypatch.setattr(bn, "native_backfill", backfill)
+    monkeypatch.setattr(bn, "reference_work", reference)
+    monkeypatch.setattr(bn, "log", lambda msg: calls.append(msg))
+
+    class Loads:
+        def summary(self):
+            return {}
+
+    out = scale.measured_backfill("n=1 whole", tmp_path, tmp_path / "c.yaml", tmp_path / "stack", [], "t", Loads(),
+                                  60.0, 0.5, tmp_path / "detail.json")
+    assert out["reference_work"] == {"before_s": 1.86, "after_s": 2.91}
+    # read outside the measured backfill: before the sampling starts, after it stops
+    assert calls[:5] == ["reference", "sampling", "backfill", "stopped", "reference"]
+    assert "reference work before / after 1.86 / 2.91 CPU-s" in calls[-1]
+
+
+def test_render_reads_each_backfill_against_its_reference_work(scale):
+    size = _size(500_000, 1.0)
+    assert "Reference work right before / after each backfill" not in scale.render(_res([size]))
+    size["full"]["reference_work"] = {"before_s": 1.86, "after_s": 1.88}
+    size["increment"]["reference_work"] = {"before_s": 2.15, "after_s": 2.93}
+    text = scale.render(_res([size]))
+    assert ("Reference work right before / after each backfill (the host's speed moves within an hour; read each "
+            "backfill against its own): 500,000: 1.86 / 1.88 CPU-s, increment 2.15 / 2.93 CPU-s.") in text

@@ -104,6 +104,31 @@ def test_the_initial_champion_of_the_config_is_the_default_ordering():
     assert RankingSettings(competitors=["blend", "legacy"], initial_champion="legacy").initial_champion == "legacy"
 
 
+def test_a_deferred_ordering_is_asked_for_once_and_gives_the_list_of_the_given_one():
+    # The whitespace step decides the champion while the list computes its signals: the list takes a call for its
+    # ordering and makes it only to order its rows. Same list, log and reasons as with the ordering given.
+    asked = []
+
+    def champion() -> str:
+        asked.append("expected_value")
+        return "expected_value"
+
+    given, deferred = run(ordering="expected_value"), run(ordering=champion)
+    assert asked == ["expected_value"] and deferred.ordering == "expected_value"
+    assert deferred.ranked.equals(given.ranked) and deferred.decision_log == given.decision_log
+    # checked once known, as a given one is before any work
+    with pytest.raises(ValueError, match="unknown ordering"):
+        run(ordering=lambda: "alphabetical")
+    with pytest.raises(ValueError, match="legacy ordering needs"):
+        run(ordering=lambda: "legacy")
+    # a decision that failed fails the list (its error, not a default ordering)
+    def failed() -> str:
+        raise RuntimeError("the ranking decision failed")
+
+    with pytest.raises(RuntimeError, match="the ranking decision failed"):
+        run(ordering=failed)
+
+
 # ---------------------------------------------------------------------------------------------------
 # earlier lists as windows, and what happened in them
 # ---------------------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 
 import duckdb
 import polars as pl
@@ -127,6 +128,10 @@ def test_a_clear_win_on_the_closed_window_changes_the_champion_and_the_list_foll
     assert windows.height == 4 and set(windows["window_cutoff"]) == {str(C1)} and set(windows["purchases"]) == {40}
     meta = latest_metadata(instance, "ranking_decision")
     assert meta["champion"] == "p_icp" and meta["changed"] is True and meta["windows"].startswith("1 of 1")
+    # the step says so in its log, as a warning (a changed champion changes what reps see)
+    warnings = [e.user_message for e in instance.all_logs(results[C3].run_id) if e.level == logging.WARNING]
+    assert any(m.startswith(f"ranking_decision {cutoff_key(C3)}: p_icp — changed: p_icp beat blend")
+               for m in warnings), warnings
     assert "data:image/png;base64," in meta["chart"]
     # the list at C3 follows p_icp: score is the probability, ranks in its order, capacity and reasons with it
     ws = _list(project, C3)

@@ -399,6 +399,10 @@ def test_the_list_follows_the_champion_ordering_and_peer_rows_stay_last(ordering
     assert all(r.passed for r in whitespace_contracts(got, DIVS).values())
     if ordering == "p_icp":  # capture@K of the listed order is p_icp's own
         assert got.metrics["capture"]["capture_at_10"] == got.metrics["capture"]["capture_at_10_p_icp_only"]
+    # the champion and its note as calls (decided while the list computed its signals): the same list and metrics
+    deferred = build(icp=icp, fallback=fallback_frame(), ordering=lambda: ordering,
+                     ordering_note=lambda: "ranking_decision at test")
+    assert deferred.ranked.equals(got.ranked) and deferred.metrics == got.metrics and deferred.checksum == got.checksum
     # a blend list of the same inputs keeps the same scores per pair (only the order and `score` change)
     blend = build(icp=icp, fallback=fallback_frame(), ordering="blend").ranked
     cols = ["customer_id", "division", "score_blend", "score_p_icp", "score_expected_value", "score_legacy"]

@@ -4,8 +4,9 @@ champion), decided on the closed windows of earlier lists. Files: <artifacts>/wh
 
 `ranking_decision` at C (`core.ranking_decision`) reads the earlier lists whose label window has closed by C, the
 fact lines dated ≤ C (what the listed pairs bought in their window) and its own previous decision; the list at C
-follows the champion of the decision at C (`core.ranking`). Both are outputs of one step, the decision first: the
-decision reads earlier lists and the list reads the decision, a cycle Dagster does not allow between two steps.
+follows the champion of the decision at C (`core.ranking`). Both are outputs of one step: the decision reads earlier
+lists and the list reads the decision, a cycle Dagster does not allow between two steps. The step decides in a thread
+while the list computes its signals, which need no ordering; the list waits for the champion to order its rows.
 
 The list, its metrics, log and files are assembled by `core.whitespace` (`build_whitespace`, `empty_whitespace`);
 the asset reads the declared inputs, writes the files and yields the tables, their metadata and the checks. A
@@ -14,6 +15,7 @@ division whose model is held or skipped at the cutoff is listed by its best simp
 
 import datetime as dt
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
 import polars as pl
@@ -37,6 +39,7 @@ from gosales_assets.core.calendar import add_months, window_end
 from gosales_assets.core.charts import ranking_decision_chart
 from gosales_assets.core.contracts import check_contract
 from gosales_assets.core.ingest import read_eligibility
+from gosales_assets.core.ranking import Deferred, resolved
 from gosales_assets.core.ranking_decision import (
     LIST_COLUMNS,
     RankingDecision,
@@ -201,7 +204,8 @@ def _decision_reads(warehouse: WarehouseResource, cfg: Settings, cutoff: dt.date
 def _decide(context, cfg: Settings, artifacts: ArtifactStore, cutoff: dt.date, fact: pl.DataFrame,
             reads: _DecisionReads) -> tuple[RankingDecision, list]:
     """The `ranking_decision` at C (`core.ranking_decision`) with its files, and what the step yields for it, from
-    what `_decision_reads` read and the fact lines dated ≤ C."""
+    what `_decision_reads` read and the fact lines dated ≤ C. Logs nothing: it runs beside the list (a thread of the
+    step), and the step logs its decision."""
     rs = cfg.whitespace.ranking
     c = cutoff.isoformat()
     rows, notes = window_rows(reads.lists, as_of=cutoff, window_months={d: cfg.window_months(d) for d in cfg.divisions})
@@ -217,8 +221,6 @@ def _decide(context, cfg: Settings, artifacts: ArtifactStore, cutoff: dt.date, f
                           f"ranking_decision_{c}.json": decision.to_dict() | {"left_out": notes},
                           f"ranking_decision_{c}.png": png}.items():
         artifacts.write(["whitespace", c, name], content)
-    (context.log.warning if decision.changed else context.log.info)(
-        f"ranking_decision {context.partition_key}: {decision.champion} — {decision.reason}")
     return decision, [
         Output(frame, output_name="ranking_decision", metadata={
             "dagster/row_count": frame.height, **_decision_metadata(decision, captures, png),
@@ -254,8 +256,9 @@ def build_whitespace_assets(settings: Settings) -> list[AssetsDefinition]:
               AssetDep("whitespace", partition_mapping=earlier_cutoffs(lookback, 1)),
               AssetDep("ranking_decision", partition_mapping=earlier_cutoffs(lookback, 1))],
         # The decision reads earlier lists and the list at C follows the decision at C: Dagster admits no cycle
-        # between two assets' steps, so both are outputs of this one step, the decision computed first. Its own reads:
-        # the earlier lists (windows closed by C are C' ≤ C − W_min), the facts, its previous decision.
+        # between two assets' steps, so both are outputs of this one step (the list waits for the decision's
+        # champion to order its rows). Its own reads: the earlier lists (windows closed by C are C' ≤ C − W_min), the
+        # facts, its previous decision.
         internal_asset_deps={"ranking_decision": {AssetKey("whitespace"), AssetKey("fact_transactions"),
                                                   AssetKey("ranking_decision")},
                              **dict.fromkeys(OUTPUTS, list_reads)},
@@ -315,9 +318,17 @@ def build_whitespace_assets(settings: Settings) -> list[AssetsDefinition]:
         decision_reads = _decision_reads(warehouse, cfg, cutoff, lookback, shortest_window)
         list_reads = _list_reads(warehouse, cfg, cutoff, lookback)
         with warehouse.released():
-            decision, decision_events = _decide(context, cfg, artifacts, cutoff, fact, decision_reads)
-            list_events = _whitespace_list(context, cfg, artifacts, cutoff, decision.champion,
-                                           f"ranking_decision at {cutoff}: {decision.reason}", fact, list_reads)
+            # The decision and the list's signals side by side (a thread: numpy and polars compute outside the GIL):
+            # the list needs the champion only to order what it has computed, and waits for the decision there.
+            # Each reads only what was read above, so the bytes are those of one after the other.
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ranking_decision") as pool:
+                deciding = pool.submit(_decide, context, cfg, artifacts, cutoff, fact, decision_reads)
+                list_events = _whitespace_list(
+                    context, cfg, artifacts, cutoff, lambda: deciding.result()[0].champion,
+                    lambda: f"ranking_decision at {cutoff}: {deciding.result()[0].reason}", fact, list_reads)
+                decision, decision_events = deciding.result()
+        (context.log.warning if decision.changed else context.log.info)(
+            f"ranking_decision {context.partition_key}: {decision.champion} — {decision.reason}")
         yield from list_events
         yield from decision_events
 
@@ -358,10 +369,11 @@ def _list_reads(warehouse: WarehouseResource, cfg: Settings, cutoff: dt.date, lo
         customers=warehouse.query("select * from dim_customer"))
 
 
-def _whitespace_list(context, cfg: Settings, artifacts: ArtifactStore, cutoff: dt.date, champion: str,
-                     champion_note: str, fact: pl.DataFrame, reads: _ListReads) -> list:
+def _whitespace_list(context, cfg: Settings, artifacts: ArtifactStore, cutoff: dt.date, champion: Deferred,
+                     champion_note: Deferred, fact: pl.DataFrame, reads: _ListReads) -> list:
     """The list at C in the champion's order, its files, and what the step yields for its four tables, from what
-    `_list_reads` read and the fact lines dated ≤ C."""
+    `_list_reads` read and the fact lines dated ≤ C. The champion and its note may be calls (`core.ranking.Deferred`),
+    made once the list's signals are computed (an empty list needs neither)."""
     ws = cfg.whitespace
     run_id = context.run.run_id
     c = cutoff.isoformat()
@@ -389,6 +401,7 @@ def _whitespace_list(context, cfg: Settings, artifacts: ArtifactStore, cutoff: d
         challenger_cutoff=reads.challenger_cutoff, challenger_seed=cfg.seeds.modeling,
         max_window_months=cfg.window_range()[1], fallback=reads.fallback, ordering=champion,
         ordering_note=champion_note)
+    champion, champion_note = resolved(champion), resolved(champion_note)  # known: the list is ordered
     peer_fallback = build.metrics["peer_fallback"]
     for division, entry in peer_fallback["divisions"].items():
         context.log.warning(f"whitespace {context.partition_key}: {division} has no promoted model; its "

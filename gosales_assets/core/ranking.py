@@ -48,7 +48,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -136,6 +136,25 @@ def _weights_dict(weights: WhitespaceWeights | Mapping[str, float]) -> dict[str,
     if any(v < 0 for v in out.values()):
         raise ValueError(f"weights must be >= 0, got {out!r}")
     return out
+
+
+# A value, or a call that gives it when it is first needed: the cutoff's champion ordering is decided (on earlier
+# lists) while its list computes every signal, which needs no ordering (assets.whitespace runs the two side by side).
+Deferred = str | Callable[[], str]
+
+
+def resolved(value: Deferred | None) -> str | None:
+    """The value of a `Deferred` (calling it if it is a call; None stays None)."""
+    return value() if callable(value) else value
+
+
+def _checked_ordering(ordering: str | None, settings: WhitespaceSettings, legacy_inputs: bool) -> str:
+    ordering = ordering or settings.ranking.initial_champion
+    if ordering not in ORDERINGS:
+        raise ValueError(f"unknown ordering {ordering!r}; known: {list(ORDERINGS)}")
+    if ordering == "legacy" and not legacy_inputs:
+        raise ValueError("the legacy ordering needs the customers' revenue and recency")
+    return ordering
 
 
 def _f(x: Any) -> float | None:
@@ -453,7 +472,7 @@ def rank_whitespace(
     customers: pl.DataFrame | None = None,
     divisions: Sequence[str] | None = None,
     peer_fallback: pl.DataFrame | None = None,
-    ordering: str | None = None,
+    ordering: Deferred | None = None,
     customer_revenue: pl.DataFrame | None = None,
     recency: pl.DataFrame | None = None,
 ) -> WhitespaceResult:
@@ -472,16 +491,15 @@ def rank_whitespace(
     - `peer_fallback`: `FALLBACK_COLUMNS` (+ `bought_in_division`) of the divisions without a promoted model, ranked
       by their best peer after every model row (module docstring); None -> model rows only. A division that also
       has icp_scores is ranked by its model only.
-    - `ordering`: the champion the list follows (`ORDERINGS`); None -> `settings.ranking.initial_champion`.
+    - `ordering`: the champion the list follows (`ORDERINGS`); None -> `settings.ranking.initial_champion`. A call
+      (`Deferred`) is made once every signal is computed, when the order is first needed.
     - `customer_revenue`, `recency`: the legacy heuristic's inputs (`core.whitespace_inputs`); None ->
       `score_legacy` null (and the `legacy` ordering refused).
     """
     s = settings or WhitespaceSettings()
-    ordering = ordering or s.ranking.initial_champion
-    if ordering not in ORDERINGS:
-        raise ValueError(f"unknown ordering {ordering!r}; known: {list(ORDERINGS)}")
-    if ordering == "legacy" and (customer_revenue is None or recency is None):
-        raise ValueError("the legacy ordering needs the customers' revenue and recency")
+    legacy_inputs = customer_revenue is not None and recency is not None
+    if not callable(ordering):  # a given ordering is checked before any work; a deferred one when it is known
+        ordering = _checked_ordering(ordering, s, legacy_inputs)
     decision_log: list[dict] = []
     cand = candidates(icp_scores, owned).with_columns(pl.lit(MODEL_SOURCE).alias("score_source"))
     fb = _fallback_candidates(peer_fallback, owned, set(cand.get_column("division").unique().to_list()))
@@ -564,6 +582,7 @@ def rank_whitespace(
     cand = apply_weights(cand, weights)
     # every ordering's score; `score` becomes the champion's (on [0, 1]); peer rows keep their own score
     cand = ordering_scores(cand, customer_revenue, recency)
+    ordering = _checked_ordering(resolved(ordering), s, legacy_inputs)
     cand = cand.with_columns(unit_score(ordering).alias("score"))
     decision_log.append({"event": "ordering", "champion": ordering, "score": ORDERING_COLUMNS[ordering],
                          "scaled": ordering in CURRENCY_ORDERINGS,

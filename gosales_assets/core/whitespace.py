@@ -53,7 +53,15 @@ from gosales_assets.core.contracts import (
 from gosales_assets.core.eligibility import ELIGIBILITY_RULES, apply_eligibility
 from gosales_assets.core.explain import check_reasons, explanation_frame
 from gosales_assets.core.peers import PEERS
-from gosales_assets.core.ranking import FALLBACK_COLUMNS, MODEL_SOURCE, ORDERING_COLUMNS, ORDERINGS, rank_whitespace
+from gosales_assets.core.ranking import (
+    FALLBACK_COLUMNS,
+    MODEL_SOURCE,
+    ORDERING_COLUMNS,
+    ORDERINGS,
+    Deferred,
+    rank_whitespace,
+    resolved,
+)
 from gosales_assets.core.ranking_evaluation import (
     capture_at_k,
     fit_challenger,
@@ -218,8 +226,8 @@ def build_whitespace(
     challenger_seed: int = 0,
     max_window_months: int | None = None,
     fallback: pl.DataFrame | None = None,
-    ordering: str | None = None,
-    ordering_note: str | None = None,
+    ordering: Deferred | None = None,
+    ordering_note: Deferred | None = None,
 ) -> WhitespaceBuild:
     """Rank, gate, select and measure one cutoff's whitespace list.
 
@@ -236,7 +244,8 @@ def build_whitespace(
       challenger column stays null). `challenger_seed` seeds its fit; `max_window_months` (W_max) is quoted in
       the log when it is skipped.
     - `ordering`: the champion ordering the list follows (None = `settings.ranking.initial_champion`);
-      `ordering_note` says where it came from (e.g. the decision's reason), quoted in the metrics.
+      `ordering_note` says where it came from (e.g. the decision's reason), quoted in the metrics. Either may be a
+      call (`core.ranking.Deferred`), made when the list is first ordered: the champion can be decided meanwhile.
     """
     ws = settings
     divisions = list(divisions)
@@ -318,7 +327,8 @@ def build_whitespace(
         "candidates_before_gating": result.ranked.height, "selected": selected.height,
         "capacity_mode": ws.capacity_mode,
         "ordering": {"champion": result.ordering, "score": ORDERING_COLUMNS[result.ordering],
-                     "note": ordering_note or "the configured initial champion (whitespace.ranking.initial_champion)"},
+                     "note": resolved(ordering_note)
+                     or "the configured initial champion (whitespace.ranking.initial_champion)"},
         "eligibility": gate_counts.to_dicts(),
         "coverage": result.coverage.to_dicts(),
         "weights": result.weights.to_dicts(),

@@ -940,6 +940,7 @@ def render(res: dict) -> str:
             f"{_gib(f['peak_rss_mb'])} / {_gib(f['peak_rss_tree_mb'])} | {f['runs']} ({f['counts']['failed']}) | "
             f"{f['models']['trained']} / {f['models']['held']} / {f['models']['skipped']} ({exp['without_window']}) | "
             f"{inc_cell} |")
+    lines += _increment_timeline(sizes)
     lines += ["", "### How cost grows, per stage", "",
               "| stage | " + " | ".join(f"{s['customers']:,}: wall · CPU · peak RSS" for s in sizes)
               + " | growth exponent: wall / CPU / peak RSS |",
@@ -973,6 +974,39 @@ def render(res: dict) -> str:
     lines += [f"### Targets at {TARGET_SIZE:,} customers", "", "| target | measured | verdict |", "|---|---|---|"]
     lines += [f"| {v['target']} | {v['value']} | **{v['verdict']}** |" for v in verdicts(res | {"scaling": sc})]
     return "\n".join(lines)
+
+
+def _increment_timeline(sizes: list[dict]) -> list[str]:
+    """Where the monthly increment's wall goes (bench_native.timeline: what the most advanced run was doing), so the
+    part that is Dagster's daemon loop reads apart from the engine's work."""
+    # The backfill daemon's loop interval: a constant of Dagster's (read here, not settable).
+    from dagster._daemon.controller import DEFAULT_DAEMON_INTERVAL_SECONDS as DAEMON_INTERVAL_S
+
+    rows = [(s["customers"], s["increment"]) for s in sizes
+            if (s.get("increment") or {}).get("timeline") and not s["increment"].get("skipped")]
+    if not rows:
+        return []
+    lines = ["", "### The monthly increment, where its wall goes", "",
+             "| customers | lists published | waiting for the daemon: before the first run / between runs | queued | "
+             "run start-up | steps | marked completed (one more look) |", "|---|---|---|---|---|---|---|"]
+    firsts = []
+    for n, inc in rows:
+        t = inc["timeline"]
+        firsts.append(t["daemon_before_first_run"])
+        lines.append(f"| {n:,} | **{_s(inc.get('lists_published_s'))}** | {_s(t['daemon_before_first_run'])} / "
+                     f"{_s(t['daemon_between_runs'])} | {_s(t['queue'])} | {_s(t['startup'])} | {_s(t['steps'])} | "
+                     f"{_s(t['wall'])} |")
+    span = _s(min(firsts)) if min(firsts) == max(firsts) else f"{_s(min(firsts))}–{_s(max(firsts))}"
+    first = (f"The first look came {span} after submission"
+             + (": nearly a whole interval, as the services start right before the submission and the daemon's loop "
+                f"with them (a look, then {DAEMON_INTERVAL_S:.0f} s); a backfill submitted at a random moment waits "
+                f"{DAEMON_INTERVAL_S / 2:.0f} s on average."
+                if min(firsts) >= 0.8 * DAEMON_INTERVAL_S else "."))
+    lines += ["", f"Dagster's backfill daemon looks at a backfill every {DAEMON_INTERVAL_S:.0f} s (its loop interval, "
+                  "not configurable), and each look submits what has become ready: the cutoff's features, then its "
+                  "division × cutoff runs, then its list, so the lists wait for at least three looks. " + first
+                  + " The waits between runs depend on where each run ends within the interval."]
+    return lines
 
 
 def write_json(path: Path, res: dict) -> None:

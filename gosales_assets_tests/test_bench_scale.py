@@ -320,6 +320,26 @@ def test_each_backfill_records_the_hosts_reference_work_before_and_after_it(scal
     assert "reference work before / after 1.86 / 2.91 CPU-s" in calls[-1]
 
 
+def test_render_splits_the_increment_into_daemon_waits_and_work(scale):
+    size = _size(500_000, 1.0)
+    assert "### The monthly increment, where its wall goes" not in scale.render(_res([size]))  # no timeline: none
+    size["increment"]["timeline"] = {"steps": 217.2, "startup": 13.2, "queue": 2.4, "daemon_before_first_run": 29.6,
+                                     "daemon_between_runs": 44.7, "daemon_after_last_run": 22.4, "daemon": 96.7,
+                                     "wall": 329.5}
+    size["increment"]["lists_published_s"] = 306.9
+    text = scale.render(_res([size]))
+    assert "| 500,000 | **307 s** | 29.6 s / 44.7 s | 2.4 s | 13.2 s | 217 s | 330 s |" in text
+    assert "The first look came 29.6 s after submission: nearly a whole interval" in text
+    assert "waits 15 s on average" in text
+    size["increment"]["timeline"]["daemon_before_first_run"] = 4.0  # a submission right before a look
+    text = scale.render(_res([size]))
+    assert "The first look came 4.0 s after submission. The waits" in text and "on average" not in text
+    small = _size(50_000, 1.0)
+    small["increment"]["timeline"] = dict(size["increment"]["timeline"], daemon_before_first_run=28.3)
+    text = scale.render(_res([small, size]))
+    assert "The first look came 4.0 s–28.3 s after submission." in text  # one early look: no claim about the loop
+
+
 def test_render_reads_each_backfill_against_its_reference_work(scale):
     size = _size(500_000, 1.0)
     assert "Reference work right before / after each backfill" not in scale.render(_res([size]))

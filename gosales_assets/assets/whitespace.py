@@ -6,7 +6,8 @@ champion), decided on the closed windows of earlier lists. Files: <artifacts>/wh
 fact lines dated ≤ C (what the listed pairs bought in their window) and its own previous decision; the list at C
 follows the champion of the decision at C (`core.ranking`). Both are outputs of one step: the decision reads earlier
 lists and the list reads the decision, a cycle Dagster does not allow between two steps. The step decides in a thread
-while the list computes its signals, which need no ordering; the list waits for the champion to order its rows.
+while the list computes its signals, which need no ordering (the list waits for the champion to order its rows), and
+writes the list's files in it while the tables are stored.
 
 The list, its metrics, log and files are assembled by `core.whitespace` (`build_whitespace`, `empty_whitespace`);
 the asset reads the declared inputs, writes the files and yields the tables, their metadata and the checks. A
@@ -317,20 +318,25 @@ def build_whitespace_assets(settings: Settings) -> list[AssetsDefinition]:
         fact = fact_until(warehouse, cutoff)
         decision_reads = _decision_reads(warehouse, cfg, cutoff, lookback, shortest_window)
         list_reads = _list_reads(warehouse, cfg, cutoff, lookback)
-        with warehouse.released():
-            # The decision and the list's signals side by side (a thread: numpy and polars compute outside the GIL):
-            # the list needs the champion only to order what it has computed, and waits for the decision there.
-            # Each reads only what was read above, so the bytes are those of one after the other.
-            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ranking_decision") as pool:
+        # A second thread (numpy, polars and DuckDB work outside the GIL) takes what does not wait for the rest: the
+        # decision while the list computes its signals (the list needs the champion only to order what it has
+        # computed, and waits for the decision there), then the list's files while its tables are written. Each
+        # works on what was read or built before it, so the bytes are those of one after the other.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="whitespace") as pool:
+            with warehouse.released():
                 deciding = pool.submit(_decide, context, cfg, artifacts, cutoff, fact, decision_reads)
-                list_events = _whitespace_list(
+                list_events, unwritten = _whitespace_list(
                     context, cfg, artifacts, cutoff, lambda: deciding.result()[0].champion,
                     lambda: f"ranking_decision at {cutoff}: {deciding.result()[0].reason}", fact, list_reads)
                 decision, decision_events = deciding.result()
-        (context.log.warning if decision.changed else context.log.info)(
-            f"ranking_decision {context.partition_key}: {decision.champion} — {decision.reason}")
-        yield from list_events
-        yield from decision_events
+            # at 500,000 customers the list's CSVs are ~700 MB: written beside the tables
+            writing = pool.submit(_write_files, artifacts, unwritten) if unwritten is not None else None
+            (context.log.warning if decision.changed else context.log.info)(
+                f"ranking_decision {context.partition_key}: {decision.champion} — {decision.reason}")
+            yield from list_events
+            yield from decision_events
+            if writing is not None:
+                writing.result()  # the step ends with its files written (or with the error that stopped them)
 
     return [whitespace_ranking]
 
@@ -370,9 +376,11 @@ def _list_reads(warehouse: WarehouseResource, cfg: Settings, cutoff: dt.date, lo
 
 
 def _whitespace_list(context, cfg: Settings, artifacts: ArtifactStore, cutoff: dt.date, champion: Deferred,
-                     champion_note: Deferred, fact: pl.DataFrame, reads: _ListReads) -> list:
-    """The list at C in the champion's order, its files, and what the step yields for its four tables, from what
-    `_list_reads` read and the fact lines dated ≤ C. The champion and its note may be calls (`core.ranking.Deferred`),
+                     champion_note: Deferred, fact: pl.DataFrame, reads: _ListReads
+                     ) -> tuple[list, WhitespaceBuild | None]:
+    """The list at C in the champion's order and what the step yields for its four tables, from what `_list_reads`
+    read and the fact lines dated ≤ C; and the build whose files (`_write_files`) are still to be written (None: an
+    empty list, whose files are written already). The champion and its note may be calls (`core.ranking.Deferred`),
     made once the list's signals are computed (an empty list needs neither)."""
     ws = cfg.whitespace
     run_id = context.run.run_id
@@ -392,7 +400,7 @@ def _whitespace_list(context, cfg: Settings, artifacts: ArtifactStore, cutoff: d
                                     description=f"not applicable: {reason}", metadata={"applicable": False})
                    for asset_key, check in [("whitespace", "explanations"), ("whitespace", "percentile_uniformity"),
                                             *((a, "contract") for a in OUTPUTS)]]
-        return events
+        return events, None
 
     build = build_whitespace(
         reads.scores, fact, reads.customers, cutoff=cutoff, run_id=run_id, settings=ws, divisions=cfg.divisions,
@@ -407,8 +415,7 @@ def _whitespace_list(context, cfg: Settings, artifacts: ArtifactStore, cutoff: d
         context.log.warning(f"whitespace {context.partition_key}: {division} has no promoted model; its "
                             f"{entry['rows']} rows are ordered by {entry['score_source']} (labelled, no p_icp)")
 
-    # ---- files, tables, metadata ---------------------------------------------------------------------------------
-    _write_files(artifacts, build)
+    # ---- tables, metadata (the files: the caller) -----------------------------------------------------------------
     ranked, selected = build.ranked, build.selected
     weights_note = build.weights.filter(pl.col("adjusted")).select("division", "note")
     events = [
@@ -449,4 +456,4 @@ def _whitespace_list(context, cfg: Settings, artifacts: ArtifactStore, cutoff: d
                                                f"{UNIFORMITY_TOLERANCE})",
                                    metadata={"by_division": markdown_table(build.uniformity.with_columns(
                                        pl.col("mean").round(3), pl.col("max_deviation").round(3)).to_dicts())}))
-    return events
+    return events, build

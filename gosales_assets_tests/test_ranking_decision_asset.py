@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import threading
 
 import duckdb
 import polars as pl
@@ -158,3 +159,25 @@ def test_the_configured_initial_champion_orders_the_first_list(tmp_path):
     assert ws["score_blend"].null_count() == 0 and ws["score_expected_value"].null_count() == 0
     assert ws["score_legacy"].null_count() == 0
     assert ws.head(COHORT)["division"].to_list() == ["Simulation"] * COHORT
+
+
+def test_the_decision_is_made_beside_the_lists_signals(tmp_path, monkeypatch):
+    from gosales_assets.assets import whitespace as whitespace_assets
+    from gosales_assets.core import whitespace as core_whitespace
+
+    project = _project(tmp_path, {"initial_champion": "blend", "windows": 1})
+    # The decision and the list's first signal each wait for the other to start: a step that decided first and
+    # listed after (or the reverse) would break the barrier and fail.
+    both_started = threading.Barrier(2, timeout=30)
+
+    def after_the_other_starts(compute):
+        def wrapped(*args, **kw):
+            both_started.wait()
+            return compute(*args, **kw)
+        return wrapped
+
+    monkeypatch.setattr(whitespace_assets, "_decide", after_the_other_starts(whitespace_assets._decide))
+    monkeypatch.setattr(core_whitespace, "whitespace_inputs", after_the_other_starts(core_whitespace.whitespace_inputs))
+    result = project.materialize(ASSETS, instance=DagsterInstance.ephemeral(), partition_key=cutoff_key(C1))
+    assert result.success and materialized(result) == set(ASSETS)
+    assert set(_list(project, C1)["ordering"]) == {"blend"}

@@ -58,6 +58,7 @@ import datetime as dt
 import functools
 import math
 import operator
+from concurrent.futures import ThreadPoolExecutor
 
 import polars as pl
 
@@ -199,65 +200,13 @@ def _pivot_division(
     return wide.rename(rename)
 
 
-# ---------------------------------------------------------------------------------------------------
-# the builder
-# ---------------------------------------------------------------------------------------------------
-def build_customer_features(
-    fact: pl.DataFrame,
-    dim_customer: pl.DataFrame,
-    cutoff: dt.date,
-    divisions: list[str],
-    params: FeatureSettings,
-) -> pl.DataFrame:
-    """Feature matrix for cutoff C: one row per customer known at C, sorted by customer_id.
-
-    Only lines with invoice_date <= C are read. See the module docstring for names and conventions.
-    """
-    if isinstance(cutoff, dt.datetime):
-        cutoff = cutoff.date()
-    divisions = list(divisions)
-    slugs = [division_slug(d) for d in divisions]
-    n_div = len(divisions)
-
-    fact_c = (
-        fact.lazy()
-        .filter(pl.col("invoice_date") <= cutoff)  # leakage discipline: filter first, compute after
-        .with_columns(pl.col("customer_id").cast(pl.String), pl.col("division").cast(pl.String))
-    )
-    _check_divisions(fact_c, divisions)
-
-    roster = _roster(fact_c, dim_customer, cutoff)
-    n = roster.height
-    key = roster.select("customer_id", "cidx").lazy()
-
-    c_month = cutoff.year * 12 + cutoff.month
-    # Money is aggregated as exact Int128 cents (see checksum.to_cents): parallel float sums are not
-    # bit-reproducible, integer sums are. Converted back to Float64 currency units after aggregation.
-    base = (
-        fact_c.join(key, on="customer_id", how="inner")
-        .select(
-            pl.col("cidx"),
-            pl.col("division").replace_strict(divisions, list(range(n_div)), return_dtype=pl.UInt8).alias("didx"),
-            pl.col("invoice_date").alias("d"),
-            (pl.col("invoice_date").dt.year().cast(pl.Int32) * 12 + pl.col("invoice_date").dt.month().cast(pl.Int32))
-            .alias("mkey"),
-            pl.col("invoice_id").cast(pl.String).alias("inv"),
-            pl.col("sku").cast(pl.String),
-            to_cents(pl.col("revenue")).alias("rev"),
-            to_cents(pl.col("gross_profit")).alias("gp"),
-            pl.col("is_return")
-            .fill_null((pl.col("quantity") < 0) | (pl.col("revenue") < 0))
-            .fill_null(False)
-            .alias("ret"),
-        )
-        .collect()
-    )
-    purch = base.filter(~pl.col("ret"))
-
-    blocks: list[pl.DataFrame] = [roster.select("customer_id")]
-
+def _rfm_blocks(base: pl.DataFrame, cutoff: dt.date, n: int, slugs: list[str],
+                windows_months: list[int]) -> list[pl.DataFrame]:
+    """The RFM columns of each window, overall and per division, aligned on the roster's `cidx` 0..n-1."""
+    n_div = len(slugs)
+    blocks: list[pl.DataFrame] = []
     # ---- RFM per window: overall and per division (group_by + pivot, one pass per window) --------
-    for months in params.rfm_windows_months:
+    for months in windows_months:
         w = f"{months}m"
         start = months_before(cutoff, months)
         win = base.lazy().filter(pl.col("d") > start)
@@ -286,6 +235,16 @@ def build_customer_features(
                 else:
                     ordered.append(pl.col(name))
         blocks.append(window_block.select(ordered))
+    return blocks
+
+
+def _other_blocks(base: pl.DataFrame, purch: pl.DataFrame, roster: pl.DataFrame, cutoff: dt.date, n: int,
+                  slugs: list[str], params: FeatureSettings) -> list[pl.DataFrame]:
+    """Every column after the RFM windows, in their order: recency, trajectory, lifecycle, seasonality, diversity,
+    returns, cross-division shares, attributes; aligned on the roster's `cidx` 0..n-1."""
+    n_div = len(slugs)
+    c_month = cutoff.year * 12 + cutoff.month
+    blocks: list[pl.DataFrame] = []
 
     # ---- recency (days since last purchase line), overall and per division; null when never ----
     last_all = purch.group_by("cidx").agg(
@@ -470,9 +429,73 @@ def build_customer_features(
             employee_band_ordinal("employee_band").alias("attr__all__employee_band_ordinal__static"),
         )
     )
+    return blocks
 
-    out = pl.concat(blocks, how="horizontal")
-    return out
+
+# ---------------------------------------------------------------------------------------------------
+# the builder
+# ---------------------------------------------------------------------------------------------------
+def build_customer_features(
+    fact: pl.DataFrame,
+    dim_customer: pl.DataFrame,
+    cutoff: dt.date,
+    divisions: list[str],
+    params: FeatureSettings,
+) -> pl.DataFrame:
+    """Feature matrix for cutoff C: one row per customer known at C, sorted by customer_id.
+
+    Only lines with invoice_date <= C are read. See the module docstring for names and conventions.
+    """
+    if isinstance(cutoff, dt.datetime):
+        cutoff = cutoff.date()
+    divisions = list(divisions)
+    slugs = [division_slug(d) for d in divisions]
+    n_div = len(divisions)
+
+    fact_c = (
+        fact.lazy()
+        .filter(pl.col("invoice_date") <= cutoff)  # leakage discipline: filter first, compute after
+        .with_columns(pl.col("customer_id").cast(pl.String), pl.col("division").cast(pl.String))
+    )
+    _check_divisions(fact_c, divisions)
+
+    roster = _roster(fact_c, dim_customer, cutoff)
+    n = roster.height
+    key = roster.select("customer_id", "cidx").lazy()
+
+    # Money is aggregated as exact Int128 cents (see checksum.to_cents): parallel float sums are not
+    # bit-reproducible, integer sums are. Converted back to Float64 currency units after aggregation.
+    base = (
+        fact_c.join(key, on="customer_id", how="inner")
+        .select(
+            pl.col("cidx"),
+            pl.col("division").replace_strict(divisions, list(range(n_div)), return_dtype=pl.UInt8).alias("didx"),
+            pl.col("invoice_date").alias("d"),
+            (pl.col("invoice_date").dt.year().cast(pl.Int32) * 12 + pl.col("invoice_date").dt.month().cast(pl.Int32))
+            .alias("mkey"),
+            pl.col("invoice_id").cast(pl.String).alias("inv"),
+            pl.col("sku").cast(pl.String),
+            to_cents(pl.col("revenue")).alias("rev"),
+            to_cents(pl.col("gross_profit")).alias("gp"),
+            pl.col("is_return")
+            .fill_null((pl.col("quantity") < 0) | (pl.col("revenue") < 0))
+            .fill_null(False)
+            .alias("ret"),
+        )
+        .collect()
+    )
+    purch = base.filter(~pl.col("ret"))
+
+    # The RFM windows (about a third of the build) are computed in a second thread while this one computes the rest:
+    # polars works outside the GIL (with one thread of its own per thread: the package's POLARS_MAX_THREADS), each
+    # block is a function of `base` alone, and the blocks are put in their fixed order, so the bytes are those of one
+    # after the other. A cutoff's features step builds beside the ALS fit; at the monthly increment it is alone on
+    # the machine, and the build was its longest thread.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="rfm_windows") as pool:
+        rfm = pool.submit(_rfm_blocks, base, cutoff, n, slugs, list(params.rfm_windows_months))
+        others = _other_blocks(base, purch, roster, cutoff, n, slugs, params)
+        blocks = [roster.select("customer_id"), *rfm.result(), *others]
+    return pl.concat(blocks, how="horizontal")
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -11,6 +11,8 @@ import os
 import re
 import subprocess
 import sys
+import threading
+from concurrent.futures import Future
 from pathlib import Path
 
 import numpy as np
@@ -653,6 +655,49 @@ def test_features_and_rules_are_the_same_bytes_on_one_polars_thread_or_four(tmp_
     here = (frame_checksum(build_customer_features(fact, dim, D(2023, 12, 31), DIVS, PARAMS)),
             frame_checksum(market_basket_rules(fact, D(2023, 12, 31), DIVS, min_support=0.0, min_confidence=0.0)))
     assert runs["1"] == runs["4"] == here
+
+
+class _OneAfterTheOther:
+    """An executor that runs what it is given at once, in the caller's thread."""
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def submit(self, fn, *args, **kwargs):
+        done = Future()
+        done.set_result(fn(*args, **kwargs))
+        return done
+
+
+def test_the_rfm_windows_are_built_beside_the_other_blocks_and_give_the_same_bytes(monkeypatch):
+    from gosales_assets.core import features as core_features
+
+    fact, dim = random_fact_and_dim(2_000, 20_000)
+    args = (fact, dim, D(2023, 12, 31), DIVS, PARAMS)
+    # side by side: each part waits for the other to start (a build that made them one after the other fails)
+    both_started = threading.Barrier(2, timeout=30)
+
+    def after_the_other_starts(compute):
+        def wrapped(*a, **kw):
+            both_started.wait()
+            return compute(*a, **kw)
+        return wrapped
+
+    with monkeypatch.context() as m:
+        m.setattr(core_features, "_rfm_blocks", after_the_other_starts(core_features._rfm_blocks))
+        m.setattr(core_features, "_other_blocks", after_the_other_starts(core_features._other_blocks))
+        beside = build_customer_features(*args)
+    # ... and the bytes of one after the other, in the same column order
+    monkeypatch.setattr(core_features, "ThreadPoolExecutor", _OneAfterTheOther)
+    serial = build_customer_features(*args)
+    assert beside.columns == serial.columns and beside.equals(serial)
+    assert beside.columns[1].startswith("rfm__all__txn_count__") and beside.columns[-1].startswith("attr__")
 
 
 def test_no_wall_clock_in_feature_modules():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -153,3 +154,12 @@ def open_elsewhere(database: str | Path) -> subprocess.CompletedProcess:
     finished process, `returncode` 0 when the file was free (else its stderr says why)."""
     return subprocess.run([sys.executable, "-c", f"import duckdb; duckdb.connect({str(database)!r}).close()"],
                           capture_output=True, text=True)
+
+
+def after_the_other_starts(both_started: threading.Barrier, compute: Callable) -> Callable:
+    """`compute`, made to wait at `both_started` first: two parts of a step wrapped with one barrier of 2 each wait
+    for the other to start, so a step that runs them one after the other breaks the barrier and fails."""
+    def wrapped(*args, **kwargs):
+        both_started.wait()
+        return compute(*args, **kwargs)
+    return wrapped

@@ -36,6 +36,7 @@ from gosales_assets.core.features import (
     months_before,
 )
 from gosales_assets.settings import FeatureSettings, division_slug
+from gosales_assets_tests.conftest import after_the_other_starts
 
 C = dt.date(2024, 6, 30)
 D = dt.date
@@ -682,16 +683,9 @@ def test_the_rfm_windows_are_built_beside_the_other_blocks_and_give_the_same_byt
     args = (fact, dim, D(2023, 12, 31), DIVS, PARAMS)
     # side by side: each part waits for the other to start (a build that made them one after the other fails)
     both_started = threading.Barrier(2, timeout=30)
-
-    def after_the_other_starts(compute):
-        def wrapped(*a, **kw):
-            both_started.wait()
-            return compute(*a, **kw)
-        return wrapped
-
     with monkeypatch.context() as m:
-        m.setattr(core_features, "_rfm_blocks", after_the_other_starts(core_features._rfm_blocks))
-        m.setattr(core_features, "_other_blocks", after_the_other_starts(core_features._other_blocks))
+        m.setattr(core_features, "_rfm_blocks", after_the_other_starts(both_started, core_features._rfm_blocks))
+        m.setattr(core_features, "_other_blocks", after_the_other_starts(both_started, core_features._other_blocks))
         beside = build_customer_features(*args)
     # ... and the bytes of one after the other, in the same column order
     monkeypatch.setattr(core_features, "ThreadPoolExecutor", _OneAfterTheOther)

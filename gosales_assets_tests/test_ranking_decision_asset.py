@@ -16,7 +16,13 @@ from dagster import DagsterInstance
 from gosales_assets.core.calendar import add_months
 from gosales_assets.partitions import cutoff_key
 from gosales_assets.resources import write_partition
-from gosales_assets_tests.conftest import check_results, latest_metadata, materialized, new_project
+from gosales_assets_tests.conftest import (
+    after_the_other_starts,
+    check_results,
+    latest_metadata,
+    materialized,
+    new_project,
+)
 
 D = dt.date
 C1, C2, C3 = D(2025, 3, 31), D(2025, 6, 30), D(2025, 9, 30)
@@ -169,15 +175,9 @@ def test_the_decision_is_made_beside_the_lists_signals(tmp_path, monkeypatch):
     # The decision and the list's first signal each wait for the other to start: a step that decided first and
     # listed after (or the reverse) would break the barrier and fail.
     both_started = threading.Barrier(2, timeout=30)
-
-    def after_the_other_starts(compute):
-        def wrapped(*args, **kw):
-            both_started.wait()
-            return compute(*args, **kw)
-        return wrapped
-
-    monkeypatch.setattr(whitespace_assets, "_decide", after_the_other_starts(whitespace_assets._decide))
-    monkeypatch.setattr(core_whitespace, "whitespace_inputs", after_the_other_starts(core_whitespace.whitespace_inputs))
+    monkeypatch.setattr(whitespace_assets, "_decide", after_the_other_starts(both_started, whitespace_assets._decide))
+    monkeypatch.setattr(core_whitespace, "whitespace_inputs",
+                        after_the_other_starts(both_started, core_whitespace.whitespace_inputs))
     result = project.materialize(ASSETS, instance=DagsterInstance.ephemeral(), partition_key=cutoff_key(C1))
     assert result.success and materialized(result) == set(ASSETS)
     assert set(_list(project, C1)["ordering"]) == {"blend"}

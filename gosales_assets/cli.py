@@ -13,6 +13,8 @@ from pathlib import Path
 from gosales_assets.settings import ConfigError, Settings, config_path, load_settings
 from gosales_assets.snapshot import SnapshotError
 
+DEFAULT_DIRT_RATE = 0.002  # gosales demo-data --dirt-rate (the reseller world's planted contract violations)
+
 
 def _cmd_demo_data(args: argparse.Namespace, settings: Settings) -> int:
     from gosales_assets.demo_data import DRIFT_SCENARIOS, describe_drift_scenarios, generate_demo_data
@@ -20,6 +22,10 @@ def _cmd_demo_data(args: argparse.Namespace, settings: Settings) -> int:
     if args.list_drift:
         print(describe_drift_scenarios())
         return 0
+    if args.world == "retail":
+        return _retail_world(args, settings)
+    if args.skus is not None:
+        raise ValueError("--skus goes with --world retail (the reseller world's catalogue is the configured sku_map)")
     if args.drift is not None and args.drift not in DRIFT_SCENARIOS:
         raise ValueError(f"unknown drift scenario {args.drift!r}; valid: {', '.join(DRIFT_SCENARIOS)} "
                          "(gosales demo-data --list-drift describes them)")
@@ -54,6 +60,28 @@ def _cmd_demo_data(args: argparse.Namespace, settings: Settings) -> int:
         d = manifest.drift
         print(f"planted drift: {d['scenario']} from {d['from_month']} (first configured cutoff that contains it: "
               f"{d['first_cutoff'] or 'none'}): {d['expected']}")
+    return 0
+
+
+def _retail_world(args: argparse.Namespace, settings: Settings) -> int:
+    from gosales_assets.demo_retail import generate_retail_data
+
+    reseller_only = [flag for flag, given in (("--drift", args.drift), ("--drift-month", args.drift_month),
+                                               ("--drift-param", args.drift_param),
+                                               ("--dirt-rate", args.dirt_rate != DEFAULT_DIRT_RATE)) if given]
+    if reseller_only:
+        raise ValueError(f"{', '.join(reseller_only)} go(es) with the reseller world, not --world retail")
+    out = Path(args.out) if args.out else settings.home / "retail"
+    manifest = generate_retail_data(
+        out, customers=args.customers if args.customers is not None else 4000,
+        skus=args.skus if args.skus is not None else 2400,
+        seed=args.seed if args.seed is not None else settings.seeds.demo,
+        fmt=args.format, ground_truth=not args.no_ground_truth)
+    print(f"retail world written to {out}: {manifest.sales_rows} sales lines ({manifest.credit_rows} credit notes), "
+          f"{manifest.customer_rows} customers, {manifest.skus} SKUs in {len(manifest.divisions)} divisions, "
+          f"{manifest.start_date} to {manifest.end_date}")
+    print(f"its configuration: {out / manifest.files['config']}; run the engine on it with its own home:")
+    print(f"  GOSALES_CONFIG={out / manifest.files['config']} GOSALES_HOME={out / 'home'} gosales materialize")
     return 0
 
 
@@ -317,7 +345,13 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--seed", type=int, default=None, help="random seed (default: seeds.demo)")
     demo.add_argument("--out", default=None, help="output folder (default: the landing folder)")
     demo.add_argument("--format", choices=["parquet", "csv"], default="parquet")
-    demo.add_argument("--dirt-rate", type=float, default=0.002, help="share of rows planted per defect kind")
+    demo.add_argument("--world", choices=["reseller", "retail"], default="reseller", help="reseller: the CAD "
+                      "reseller of the configured divisions (default); retail: a retailer's log with sparse "
+                      "customer fields, thousands of SKUs, a year of strong seasonality, written with its own "
+                      "gosales.yaml (docs/OPERATIONS.md)")
+    demo.add_argument("--skus", type=int, default=None, help="--world retail: catalogue size (default 2400)")
+    demo.add_argument("--dirt-rate", type=float, default=DEFAULT_DIRT_RATE,
+                      help="share of rows planted per defect kind")
     demo.add_argument("--no-ground-truth", action="store_true", help="skip the oracle probabilities file")
     demo.add_argument("--drift", default=None, metavar="SCENARIO", help="plant a named drift scenario (see "
                       "--list-drift; recorded in demo_manifest.json)")

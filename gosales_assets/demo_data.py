@@ -1343,13 +1343,16 @@ def _merge_renumbered(a: pl.DataFrame, b: pl.DataFrame) -> pl.DataFrame:
 # ---------------------------------------------------------------------------------------------------------
 # Writing
 # ---------------------------------------------------------------------------------------------------------
-def _write_table(df: pl.DataFrame, path: Path, fmt: str, schema: pa.Schema) -> None:
+def write_table(df: pl.DataFrame, path: Path, fmt: str, schema: pa.Schema | None = None) -> None:
+    """Write `df` as CSV or Parquet (cast to `schema` when given) through a temporary file and a rename, so a reader
+    never sees half a file (also the retail world's writer, `demo_retail`)."""
     tmp = path.with_name(f".{path.name}.tmp")
     if fmt == "csv":
         df.write_csv(tmp)
     else:
-        table = df.to_arrow().cast(schema)
-        pq.write_table(table, tmp, compression="zstd", write_statistics=True)
+        table = df.to_arrow()
+        pq.write_table(table.cast(schema) if schema is not None else table, tmp, compression="zstd",
+                       write_statistics=True)
     os.replace(tmp, path)
 
 
@@ -1472,8 +1475,8 @@ def generate_demo_data(
         if plan.price_div is not None:
             drift_info["affected"]["purchase_lines_repriced"] = plan.n_lines
     sales, planted = _plant_dirt(clean, sim, dirt_rate, start, end, n_known=n_known)
-    _write_table(sales, out_dir / files["sales_log"], fmt, _SALES_ARROW_SCHEMA)
-    _write_table(cust, out_dir / files["customers"], fmt, _CUSTOMERS_ARROW_SCHEMA)
+    write_table(sales, out_dir / files["sales_log"], fmt, _SALES_ARROW_SCHEMA)
+    write_table(cust, out_dir / files["customers"], fmt, _CUSTOMERS_ARROW_SCHEMA)
     for name in stale:
         (out_dir / name).unlink(missing_ok=True)
 

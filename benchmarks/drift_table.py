@@ -67,7 +67,10 @@ def drift_targets(graph, settings):
         if key in needed:
             continue
         needed.add(key)
-        todo += list(graph.get(key).parent_keys)
+        # The parents of every asset its op makes with it: the division op's outputs are one step, and a step
+        # reads the inputs of all of them (division_features reads market_basket_rules).
+        todo += [p for k in graph.get(key).execution_set_asset_keys for p in graph.get(k).parent_keys]
+        todo += list(graph.get(key).execution_set_asset_keys)
     # The unpartitioned upstream assets all stay: the star schema is one multi-asset (contract_violations with it).
     return {t for t in target_partitions(graph, settings, reports=False)
             if t.asset_key in needed or t.partition_key is None}

@@ -57,13 +57,15 @@ def test_new_cutoff_backfill_and_drift_alerts_against_a_real_instance(tmp_path):
     from gosales_assets.runner import materialize, materialize_targets
 
     # Gates and positives relaxed: this test is about orchestration, not model quality; drift thresholds at ~0
-    # and no noise requirement (alpha 1) so every scored partition reports hard drift.
+    # and no noise requirement (alpha 1) so every scored partition reports hard drift (from its activity against
+    # the same months a year earlier: its PSIs compare October with April, across seasons, so at most warn).
     project = new_project(tmp_path / "p", {
         "cutoffs": ["2025-10-31", "2026-04-30"],
         "models": {"training_cutoffs": 1, "min_positives": 3, "lightgbm": {"min_child_samples": [10]},
                    "gates": {"auc_min": 0.0, "lift10_min": 0.0, "cal_mae_max": 1.0, "peer_gate": False,
                              "auc_above_chance": False}},
-        "drift": {"psi_warn": 0.0, "psi_hard": 1e-9, "alpha": 1.0, "top_features": 3},
+        "drift": {"psi_warn": 0.0, "psi_hard": 1e-9, "activity_factor_warn": 1.0, "activity_factor_hard": 1.000001,
+                  "alpha": 1.0, "top_features": 3},
         "automation": {"retrain_on_hard_drift": True},
         # The sales log of all twelve divisions; lines of the other ten are quarantined as unknown SKUs.
         "contracts": {"max_violation_rate": 1.0},

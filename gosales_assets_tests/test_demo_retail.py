@@ -201,3 +201,21 @@ def test_every_trainable_division_gets_a_list_on_the_retail_world(engine):
     # a rep's reason never leans on the fields the log does not have
     reasons = whitespace.get_column("nba_reason").str.to_lowercase()
     assert not reasons.str.contains("industry|territory|region").any()
+
+
+def test_drift_on_a_seasonal_year_raises_no_hard_alert_it_cannot_tell_from_the_season(engine):
+    """A year of history holds no same-season baseline: every comparison is across seasons and says so, and none
+    of them is hard (docs/DRIFT.md "Like with like"); the calibration at C may still be, as it is about the
+    probabilities published."""
+    _, settings, _ = engine
+    drift = _table(settings, "drift")
+    assert drift.height > 0
+    hard = drift.filter(pl.col("severity") == "hard")
+    assert set(hard.get_column("kind")) <= {"calibration_regression", "feature_missing"}, hard.select("kind", "subject")
+    seasonal = drift.filter(pl.col("severity") == "warn", pl.col("kind").is_in(
+        ["score_psi", "feature_psi", "feature_psi_active", "prevalence_shift", "segment_invoices", "division_invoices",
+         "division_price"]))
+    assert seasonal.height > 0
+    assert seasonal.get_column("detail").str.contains("compared across seasons").all()
+    assert seasonal.filter(pl.col("kind") == "division_invoices").get_column("detail").str.contains(
+        "each training window ends in").all()

@@ -12,6 +12,7 @@ import pytest
 
 from gosales_assets.core.drift import (
     DriftThresholds,
+    activity_baseline,
     activity_findings,
     division_activity_findings,
     division_price_findings,
@@ -21,6 +22,7 @@ from gosales_assets.core.drift import (
     chi2_homogeneity,
     psi,
     psi_zero_inflated,
+    season_of_baseline,
     segment_activity_findings,
     z_critical,
 )
@@ -328,3 +330,93 @@ def test_the_year_earlier_rate_is_labelled_with_the_label_definition():
     # before the data start: no year-earlier rate
     assert prevalence_year_earlier(fact, dim, division="X", cutoff=dt.date(2025, 12, 31), window_months=6,
                                    data_start=dt.date(2025, 1, 1), data_end=dt.date(2026, 10, 31)) is None
+
+
+# ---------------------------------------------------------------------------------------------------
+# every comparison like with like: a hard finding needs a baseline in C's season
+# ---------------------------------------------------------------------------------------------------
+OTHER_SEASONS = [dt.date(2025, 9, 30), dt.date(2025, 12, 31), dt.date(2026, 3, 31)]  # none in June, C's month
+
+
+def _seasonal_lines(seed: int = 2) -> pl.DataFrame:
+    """Four divisions, 300 customers, January 2025 to June 2026; division G (a garden business) sells three times
+    as much from April to June as in the rest of the year, every year; the others are flat."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(300):
+        for year, last in ((2025, 12), (2026, 6)):
+            for month in range(1, last + 1):
+                for div in "GHJK":
+                    rate = 0.3 * (3.0 if div == "G" and month in (4, 5, 6) else 1.0)
+                    for k in range(rng.poisson(rate)):
+                        rows.append((f"C{i:03d}", f"I{i}-{year}-{month}-{div}-{k}", dt.date(year, month, 15), div,
+                                     f"{div}-1", 1.0, 100.0))
+    return pl.DataFrame(rows, schema=["customer_id", "invoice_id", "invoice_date", "division", "sku", "quantity",
+                                      "revenue"], orient="row")
+
+
+def test_season_of_a_baseline_says_when_it_is_not_in_the_cutoffs_month():
+    assert season_of_baseline(C, BASE, "the sample") is None  # 2025-06-30: June, like C
+    why = season_of_baseline(C, OTHER_SEASONS, "the sample")
+    assert why.startswith("compared across seasons: the sample ends in Mar, Sep, Dec, none in Jun")
+    assert season_of_baseline(C, [], "the sample") is None  # nothing compared, nothing to say
+
+
+def test_activity_is_compared_with_the_same_months_a_year_earlier_when_the_data_reach_them():
+    # (2025-03-31, 2025-06-30] is in the data from 2025-04-01 on: the same months a year earlier
+    assert activity_baseline(C, OTHER_SEASONS, 3, dt.date(2025, 4, 1)) == ([dt.date(2025, 6, 30)], None)
+    for first_day in (dt.date(2025, 4, 2), None):  # a day short, or not known: the training windows, said
+        base, why = activity_baseline(C, OTHER_SEASONS, 3, first_day)
+        assert base == OTHER_SEASONS and "compared across seasons" in why
+    # a training window that would overlap C's is left out; one in June is like with like
+    assert activity_baseline(C, [dt.date(2025, 6, 30), dt.date(2026, 5, 31)], 3, None) == (
+        [dt.date(2025, 6, 30)], None)
+
+
+def test_a_seasonal_division_is_normal_against_its_own_season_and_at_most_warn_across_seasons():
+    lines = _seasonal_lines()
+    base, why = activity_baseline(C, OTHER_SEASONS, 3, lines.get_column("invoice_date").min())
+    same_season = {f.subject: f for f in division_activity_findings(lines, C, base, 3, across_seasons=why)}
+    assert all(f.severity == "info" for f in same_season.values())
+    assert "a year earlier, to 2025-06-30" in same_season["division=G"].detail
+    # Against the training windows (September, December, March) the same spring is a tripling: raised, but only
+    # as warn, and the detail says why; without the season's reason it would be hard
+    base, why = activity_baseline(C, OTHER_SEASONS, 3, None)
+    across = {f.subject: f for f in division_activity_findings(lines, C, base, 3, across_seasons=why)}
+    g = across["division=G"]
+    assert g.severity == "warn" and g.value > 1.0
+    assert "compared across seasons" in g.detail and g.detail.endswith("so at most warn; largest SKU change: "
+                                                                       f"G-1 {g.baseline:.1f} → {g.current:.0f} lines")
+    assert "watch the next cutoff" in g.action and "retrain" not in g.action
+    unmarked = {f.subject: f for f in division_activity_findings(lines, C, base, 3)}
+    assert unmarked["division=G"].severity == "hard"
+
+
+def test_a_real_change_is_still_hard_against_the_same_months_a_year_earlier():
+    lines = _division_lines(move=True)  # January 2025 to June 2026: the year-earlier window is in the data
+    base, why = activity_baseline(C, BASE, 3, lines.get_column("invoice_date").min())
+    assert base == [dt.date(2025, 6, 30)] and why is None
+    found = {(f.kind, f.subject): f for f in activity_findings(lines, [], C, base, 3, across_seasons=why)}
+    a, b = found["division_invoices", "division=A"], found["division_invoices", "division=B"]
+    assert a.severity == b.severity == "hard" and found["division_price", "division=B"].severity == "hard"
+    assert "the same 3 months a year earlier" in a.detail
+
+
+def test_psi_and_prevalence_across_seasons_are_at_most_warn():
+    rng = np.random.default_rng(5)
+    train = pl.DataFrame({"x": rng.normal(0, 1, 3000)})
+    current = pl.DataFrame({"x": rng.normal(1.5, 1, 3000)})
+    kw = dict(prevalence_train=0.02, prevalence_current=0.06, prevalence_rows_train=5000,
+              prevalence_rows_current=5000)
+    same = {f.kind: f for f in drift_findings(rng.random(3000), rng.random(3000) ** 3, train, current, ["x"], **kw)}
+    assert same["feature_psi"].severity == same["score_psi"].severity == same["prevalence_shift"].severity == "hard"
+    why = season_of_baseline(C, OTHER_SEASONS, "the model's training sample")
+    across = {f.kind: f for f in drift_findings(rng.random(3000), rng.random(3000) ** 3, train, current, ["x"],
+                                                across_seasons=why, prevalence_across_seasons="across seasons",
+                                                cal_mae_train=0.01, cal_mae_current=0.08, **kw)}
+    for kind in ("feature_psi", "score_psi", "prevalence_shift"):
+        assert across[kind].severity == "warn", kind
+        assert "so at most warn" in across[kind].detail
+    assert across["feature_psi"].action.startswith("monitor feature 'x'")
+    # the probabilities are wrong at C whatever the cause: calibration keeps its severity
+    assert across["calibration_regression"].severity == "hard"

@@ -30,11 +30,13 @@ from gosales_assets.core.charts import calibration_chart, gains_chart
 from gosales_assets.core.drift import (
     LINE_COLUMNS,
     DriftThresholds,
+    activity_baseline,
     activity_findings,
     alerts_json,
     drift_findings,
     prevalence_baseline,
     prevalence_year_earlier,
+    season_of_baseline,
 )
 from gosales_assets.core.metrics import calibration_bins, calibration_mae, gains_table
 from gosales_assets.core.peers import PEERS, peer_values
@@ -109,17 +111,18 @@ def _year_earlier_prevalence(rows: tuple[pl.DataFrame, pl.DataFrame] | None, cfg
                                    training_cutoffs=training_cutoffs)
 
 
-def _purchase_lines(warehouse: WarehouseResource, segment_columns: list[str], start, end) -> pl.DataFrame:
-    """Purchase lines dated in (start, end] with the customers' segment columns (those dim_customer has). Returns
-    and zero / negative amounts are left out (they are not a purchase at a price)."""
+def _purchase_lines(warehouse: WarehouseResource, segment_columns: list[str], windows: list[tuple]) -> pl.DataFrame:
+    """Purchase lines dated in any of the `windows` (start, end] with the customers' segment columns (those
+    dim_customer has). Returns and zero / negative amounts are left out (they are not a purchase at a price)."""
     dim_cols = set(warehouse.query("select * from dim_customer limit 0").columns)
     segs = [c for c in segment_columns if c in dim_cols and c != "customer_id"]
     seg_sql = "".join(f', d."{c}"' for c in segs)  # names checked against dim_customer's own columns above
+    dates = " or ".join(["(f.invoice_date > ? and f.invoice_date <= ?)"] * len(windows))
     return warehouse.query(
         f"select {', '.join(f'f.{c}' for c in LINE_COLUMNS)}{seg_sql} from fact_transactions f "
         "left join dim_customer d on d.customer_id = f.customer_id "
-        "where not f.is_return and f.quantity > 0 and f.revenue > 0 and f.invoice_date > ? and f.invoice_date <= ?",
-        [start, end])
+        f"where not f.is_return and f.quantity > 0 and f.revenue > 0 and ({dates})",
+        [d for w in windows for d in w])
 
 
 def _forward_row(**values) -> pl.DataFrame:
@@ -314,10 +317,11 @@ def drift_check_specs(parts: PartitionsDefinition) -> list[AssetCheckSpec]:
 
 def _drift_findings(cfg: Settings, division: str, cutoff, model_row: dict, model_dir: Path,
                     train_features: pl.DataFrame, training_cutoffs: list, icp_scores: pl.DataFrame,
-                    division_features: pl.DataFrame, y_cur, prev_base, year_rows, lines: pl.DataFrame | None,
-                    window: int) -> list:
+                    division_features: pl.DataFrame, y_cur, prev_base, year_rows, lines: pl.DataFrame,
+                    window: int, activity: tuple[list, str | None]) -> list:
     """The partition's drift findings from what `drift_outputs` read: score and top-feature PSI, prevalence,
-    calibration, and the roster's activity (`lines`; None without training cutoffs)."""
+    calibration, and the roster's activity (`lines` against the windows to `activity`'s baseline cutoffs). A
+    comparison across seasons raises no hard finding (core.drift.seasonal_ceiling)."""
     from gosales_assets.core.modeling import load_model  # heavy: only where a model is loaded
 
     # Baseline scores: the serving model itself on its training sample, so both sides of the score PSI
@@ -346,11 +350,13 @@ def _drift_findings(cfg: Settings, division: str, cutoff, model_row: dict, model
         prevalence_basis=prev_base.basis if prev_base else "the model's pooled training base rate",
         cal_mae_train=model_row["cal_mae"], cal_mae_current=cal_cur,
         thresholds=th,
+        across_seasons=season_of_baseline(cutoff, training_cutoffs, "the model's training sample"),
+        prevalence_across_seasons=(None if prev_base is not None and prev_base.seasonal else
+                                   "compared across seasons (no baseline rate in C's month of the year)"),
     )
-    if lines is not None:
-        # A configured segment column that dim_customer lacks, or whose values are all null, becomes a note.
-        findings += activity_findings(lines, cfg.drift.segment_columns, cutoff, training_cutoffs,
-                                      cfg.drift.activity_months, th)
+    # A configured segment column that dim_customer lacks, or whose values are all null, becomes a note.
+    findings += activity_findings(lines, cfg.drift.segment_columns, cutoff, activity[0], cfg.drift.activity_months,
+                                  th, activity[1])
     return findings
 
 
@@ -391,13 +397,17 @@ def drift_outputs(context: AssetExecutionContext, cfg: Settings, artifacts: Arti
     # the comparisons need nothing more of it and let another run use it meanwhile.
     year_rows = _year_earlier_rows(warehouse, cfg, cutoff, window) \
         if y_cur is not None and (prev_base is None or not prev_base.seasonal) else None
-    # Who buys: the roster's purchases in the months to C vs the same months to each training cutoff.
+    # Who buys: the roster's purchases in the months to C vs the same months a year earlier when the data reach
+    # back that far (a seasonal business against its own season), else vs the months to each training cutoff.
+    months = cfg.drift.activity_months
+    first_day = warehouse.query("select min(invoice_date) as d from fact_transactions").item(0, "d")
+    activity = activity_baseline(cutoff, training_cutoffs, months, first_day)
     lines = _purchase_lines(warehouse, cfg.drift.segment_columns,
-                            add_months(training_cutoffs[0], -cfg.drift.activity_months), cutoff) \
-        if training_cutoffs else None
+                            [(add_months(end, -months), end) for end in [*activity[0], cutoff]])
     with warehouse.released():
         findings = _drift_findings(cfg, division, cutoff, model_row, model_dir, train_features, training_cutoffs,
-                                   icp_scores, division_features, y_cur, prev_base, year_rows, lines, window)
+                                   icp_scores, division_features, y_cur, prev_base, year_rows, lines, window,
+                                   activity)
         report = alerts_json(findings, division, cutoff)
         artifacts.write_json(["validation", division_slug(division), cutoff.isoformat(), "alerts.json"], report)
     table = pl.DataFrame([f.to_dict() | {"division": division, "cutoff_date": cutoff} for f in findings],

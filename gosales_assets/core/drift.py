@@ -294,6 +294,28 @@ def graded_severity(effect: float | None, warn: float, hard: float, *, significa
     return severity(effect, warn, hard) if significant else "info"
 
 
+def seasonal_ceiling(sev: Severity, across_seasons: str | None) -> tuple[Severity, str]:
+    """Hard needs like with like. A comparison whose baseline lies in other months of the year than C (`across_seasons`:
+    why, in words; None when the baseline matches C's season) cannot tell a seasonal business's normal swing from
+    drift, so a hard effect there is kept at warn: (severity, detail suffix saying so, on every raised finding)."""
+    if across_seasons is None or sev == "info":
+        return sev, ""
+    if sev == "hard":
+        return "warn", f"; {across_seasons}, so at most warn"
+    return sev, f"; {across_seasons}"
+
+
+def season_of_baseline(cutoff: dt.date, baseline_cutoffs, what: str) -> str | None:
+    """None when a baseline cutoff is in C's month of the year (like with like for a seasonal business); else the
+    reason the comparison is across seasons (`what`: the baseline's name)."""
+    months = sorted({c.month for c in baseline_cutoffs})
+    if not months or cutoff.month in months:
+        return None
+    names = ", ".join(dt.date(2000, m, 1).strftime("%b") for m in months)
+    return (f"compared across seasons: {what} ends in {names}, none in {cutoff:%b} (C's month of the year), and a "
+            f"seasonal business's normal swing cannot be told from drift")
+
+
 @dataclass(frozen=True)
 class DriftThresholds:
     """Warn / hard thresholds for each drift measure (an effect at or above a threshold raises the severity, once
@@ -428,16 +450,17 @@ def _fmt(v: float | None, digits: int = 3) -> str:
 
 
 def _psi_finding(kind: str, name: str, value: float | None, counts: tuple[np.ndarray, np.ndarray], base, cur,
-                 th: DriftThresholds, comparisons: int, what: str) -> DriftFinding:
+                 th: DriftThresholds, comparisons: int, what: str, across_seasons: str | None = None) -> DriftFinding:
     test = chi2_homogeneity(*counts)
     level = th.alpha / max(comparisons, 1)
     significant = value is not None and (th.alpha >= 1.0 or (test is not None and test[2] <= level))
-    sev = graded_severity(value, th.psi_warn, th.psi_hard, significant=significant)
+    sev, ceiling = seasonal_ceiling(graded_severity(value, th.psi_warn, th.psi_hard, significant=significant),
+                                    across_seasons)
     n_e, n_a = int(np.sum(counts[0])), int(np.sum(counts[1]))
     detail = (f"PSI over {what}: {n_e} training vs {n_a} current rows, "
               f"{'n/a' if test is None else test[1] + 1} bins; χ² homogeneity p "
               f"{'n/a' if test is None else f'{test[2]:.2g}'} (needs ≤ {level:.2g}: alpha {th.alpha} over "
-              f"{comparisons} comparisons)")
+              f"{comparisons} comparisons)") + ceiling
     if not significant and severity(value, th.psi_warn, th.psi_hard) != "info":
         detail += "; within sampling noise, so not raised"
     if kind == "score_psi":
@@ -529,7 +552,7 @@ def _two_proportion_z(k1: int, n1: int, k2: int, n2: int) -> float | None:
 
 
 def _prevalence_finding(pt: float, pc: float, n_t: int | None, n_c: int | None, basis: str | None,
-                        th: DriftThresholds) -> DriftFinding:
+                        th: DriftThresholds, across_seasons: str | None = None) -> DriftFinding:
     z = None
     if n_t and n_c:
         z = _two_proportion_z(round(pt * n_t), n_t, round(pc * n_c), n_c)
@@ -542,9 +565,11 @@ def _prevalence_finding(pt: float, pc: float, n_t: int | None, n_c: int | None, 
     else:  # relative change undefined: nothing to compare against
         v = None
         sev = "hard" if pc > 0 and significant else "info"
+    sev, ceiling = seasonal_ceiling(sev, across_seasons)
     detail = f"label rate {_fmt(pt)} ({n_t or '?'} rows) → {_fmt(pc)} ({n_c or '?'} rows)"
     if basis:
         detail += f"; baseline: {basis}"
+    detail += ceiling
     if z is not None:
         detail += f"; z {z:+.2f} (critical {crit:.2f})"
         if not significant and severity(v, th.prevalence_rel_warn, th.prevalence_rel_hard) != "info":
@@ -570,6 +595,8 @@ def drift_findings(
     cal_mae_train: float | None = None,
     cal_mae_current: float | None = None,
     thresholds: DriftThresholds | None = None,
+    across_seasons: str | None = None,
+    prevalence_across_seasons: str | None = None,
 ) -> list[DriftFinding]:
     """Findings in this order: score PSI, then per top feature (in the given order) its PSI and, for a zero-inflated
     numeric feature, the PSI among its non-zero rows; prevalence shift (only when both prevalences are given),
@@ -583,6 +610,11 @@ def drift_findings(
     test when the row
     counts are given (`prevalence_rows_*`); `prevalence_basis` says what the training prevalence is (see
     `prevalence_baseline`).
+
+    Hard needs like with like (`seasonal_ceiling`): `across_seasons` (None, or why the training sample lies in other
+    months of the year than C: `season_of_baseline`) keeps the score and feature PSIs at warn at most, and
+    `prevalence_across_seasons` the prevalence; a missing feature and the calibration (the probabilities are wrong
+    at C whatever the cause) keep their severity.
     """
     th = thresholds or DriftThresholds()
     out: list[DriftFinding] = []
@@ -594,7 +626,7 @@ def drift_findings(
 
     ts, cs = _as_float(train_scores), _as_float(current_scores)
     out.append(_psi_finding("score_psi", "score", psi(ts, cs, th.n_bins, th.eps), numeric_counts(ts, cs), _mean(ts),
-                            _mean(cs), th, m, "the score"))
+                            _mean(cs), th, m, "the score", across_seasons))
 
     for name in top_features:
         if name not in train_features.columns:
@@ -614,22 +646,25 @@ def drift_findings(
                     continue
                 out.append(_psi_finding("feature_psi", name, zi.psi, zi.counts, _mean(te), _mean(ca), th, m,
                                         f"all rows (0 and missing as bins of their own; zero share "
-                                        f"{zi.zero_share_expected:.3f} → {zi.zero_share_actual:.3f})"))
+                                        f"{zi.zero_share_expected:.3f} → {zi.zero_share_actual:.3f})",
+                                        across_seasons))
                 if zi.active is not None:
                     out.append(_psi_finding("feature_psi_active", name, zi.active, zi.active_counts,
                                             zi.active_mean_expected, zi.active_mean_actual, th, m,
-                                            "the non-zero rows only (means among them as baseline / current)"))
+                                            "the non-zero rows only (means among them as baseline / current)",
+                                            across_seasons))
                 continue
             out.append(_psi_finding("feature_psi", name, psi(te, ca, th.n_bins, th.eps), numeric_counts(te, ca),
-                                    _mean(te), _mean(ca), th, m, "all rows"))
+                                    _mean(te), _mean(ca), th, m, "all rows", across_seasons))
         else:
             counts = _categorical_counts(tcol, ccol) or (np.zeros(0), np.zeros(0))
             out.append(_psi_finding("feature_psi", name, psi_categorical(tcol, ccol, th.eps), counts, None, None,
-                                    th, m, "the categories"))
+                                    th, m, "the categories", across_seasons))
 
     if prevalence_train is not None and prevalence_current is not None:
         out.append(_prevalence_finding(float(prevalence_train), float(prevalence_current), prevalence_rows_train,
-                                       prevalence_rows_current, prevalence_basis, th))
+                                       prevalence_rows_current, prevalence_basis, th,
+                                       prevalence_across_seasons))
 
     if cal_mae_train is not None and cal_mae_current is not None:
         mt, mc = float(cal_mae_train), float(cal_mae_current)
@@ -693,7 +728,7 @@ def _activity_severity(log_rel: float, z: float | None, crit: float, th: DriftTh
 
 
 def _relative_findings(changes: pl.DataFrame, kind: str, label: str, what: str, basis: str, th: DriftThresholds,
-                       action, extra_detail=None) -> list[DriftFinding]:
+                       action, extra_detail=None, across_seasons: str | None = None) -> list[DriftFinding]:
     """Each eligible group's change against the median group's: factor = exp(log_ratio − median); z = (log_ratio −
     median) / se; Bonferroni over the eligible groups. The median absorbs what moves every group alike (the season,
     growth of the whole business); what is left is this group's own change."""
@@ -706,12 +741,12 @@ def _relative_findings(changes: pl.DataFrame, kind: str, label: str, what: str, 
     for g in ok.iter_rows(named=True):
         rel = g["log_ratio"] - ref
         z = rel / g["se"] if g["se"] and g["se"] > 0 else None
-        sev = _activity_severity(rel, z, crit, th)
+        sev, ceiling = seasonal_ceiling(_activity_severity(rel, z, crit, th), across_seasons)
         detail = (f"{what} in the window to C: {g['cur']:.0f} vs {g['base']:.1f} per baseline window ({basis}) = "
                   f"×{math.exp(g['log_ratio']):.2f}; the median {label} ×{math.exp(ref):.2f}; so "
                   f"×{math.exp(rel):.2f} "
                   f"relative, z {'n/a' if z is None else f'{z:+.2f}'} (critical {crit:.2f} over {ok.height} "
-                  f"{label}s); active customers {g['customers_base']} → {g['customers_cur']}")
+                  f"{label}s); active customers {g['customers_base']} → {g['customers_cur']}") + ceiling
         if sev == "info" and _at_least(math.exp(abs(rel)), th.activity_factor_warn):
             detail += "; within sampling noise, so not raised"
         if extra_detail is not None and sev != "info":
@@ -722,6 +757,8 @@ def _relative_findings(changes: pl.DataFrame, kind: str, label: str, what: str, 
 
 
 def _basis(cutoff: dt.date, baseline_cutoffs: list[dt.date], months: int) -> str:
+    if baseline_cutoffs == [add_months(cutoff, -12)]:
+        return f"the same {months} months a year earlier, to {baseline_cutoffs[0]}, vs the {months} months to {cutoff}"
     return (f"the {months} months to each training cutoff {', '.join(str(b) for b in baseline_cutoffs)} vs the "
             f"{months} months to {cutoff}")
 
@@ -742,7 +779,8 @@ def _segment_action(col: str):
 
 def segment_activity_findings(lines: pl.DataFrame, segment_columns: list[str], cutoff: dt.date,
                               baseline_cutoffs: list[dt.date], months: int,
-                              thresholds: DriftThresholds | None = None) -> list[DriftFinding]:
+                              thresholds: DriftThresholds | None = None,
+                              across_seasons: str | None = None) -> list[DriftFinding]:
     """Per segment column (e.g. region, territory, industry: whichever `lines` carries with values) and segment
     value: its customers' invoices (`segment_invoices`) in the `months` to `cutoff` against the baseline windows,
     relative to the median segment of the column (see
@@ -768,7 +806,8 @@ def segment_activity_findings(lines: pl.DataFrame, segment_columns: list[str], c
                .group_by("side", "customer_id", pl.col(col).cast(pl.String).alias("group"))
                .agg(pl.col("invoice_id").n_unique().cast(pl.Float64).alias("u")))
         changes = _group_changes(per, len(baseline_cutoffs), th.min_group_customers)
-        found = _relative_findings(changes, "segment_invoices", col, "invoices", basis, th, _segment_action(col))
+        found = _relative_findings(changes, "segment_invoices", col, "invoices", basis, th, _segment_action(col),
+                                   across_seasons=across_seasons)
         if not found:
             out.append(DriftFinding("segments_skipped", col, None, "info", None, None, NO_ACTION, None,
                                     f"skipped: fewer than 2 {col} values with at least {th.min_group_customers} "
@@ -803,7 +842,8 @@ def _division_action(sev: Severity, division: str, factor: float) -> str:
 
 
 def division_activity_findings(lines: pl.DataFrame, cutoff: dt.date, baseline_cutoffs: list[dt.date], months: int,
-                               thresholds: DriftThresholds | None = None) -> list[DriftFinding]:
+                               thresholds: DriftThresholds | None = None,
+                               across_seasons: str | None = None) -> list[DriftFinding]:
     """Per division: invoices with a purchase line of it in the `months` to `cutoff` against the baseline windows,
     relative to the median division (`division_invoices`; the detail names the SKU whose line count changed most)."""
     th = thresholds or DriftThresholds()
@@ -815,11 +855,12 @@ def division_activity_findings(lines: pl.DataFrame, cutoff: dt.date, baseline_cu
     changes = _group_changes(per, len(baseline_cutoffs), th.min_group_customers)
     return _relative_findings(changes, "division_invoices", "division", "invoices",
                               _basis(cutoff, baseline_cutoffs, months), th, _division_action,
-                              _sku_change(win, len(baseline_cutoffs)))
+                              _sku_change(win, len(baseline_cutoffs)), across_seasons)
 
 
 def division_price_findings(lines: pl.DataFrame, cutoff: dt.date, baseline_cutoffs: list[dt.date], months: int,
-                            thresholds: DriftThresholds | None = None) -> list[DriftFinding]:
+                            thresholds: DriftThresholds | None = None,
+                            across_seasons: str | None = None) -> list[DriftFinding]:
     """Per division, a fixed-basket unit-price index (`division_price`): for each SKU sold on both sides the change
     of its mean log unit price (revenue / quantity of purchase lines), weighted by the SKU's current revenue in the
     division: index = exp(Σ w_s Δ_s). A change of what is bought (mix) does not move it; a price-list change, a
@@ -858,12 +899,13 @@ def division_price_findings(lines: pl.DataFrame, cutoff: dt.date, baseline_cutof
         z = log_index / se if se > 0 else None
         rel = math.exp(log_index) - 1.0
         significant = z is not None and abs(z) >= crit or (z is None and log_index != 0.0)
-        sev = graded_severity(abs(rel), th.price_rel_warn, th.price_rel_hard, significant=significant)
+        sev, ceiling = seasonal_ceiling(
+            graded_severity(abs(rel), th.price_rel_warn, th.price_rel_hard, significant=significant), across_seasons)
         top = int(np.argmax(np.abs(w * delta)))
         sku, change = d.item(top, "sku"), math.exp(delta[top])
         detail = (f"unit-price index over {d.height} SKUs sold on both sides ({basis}): ×{math.exp(log_index):.3f}, "
                   f"z {'n/a' if z is None else f'{z:+.2f}'} (critical {crit:.2f} over {len(divisions)} divisions); "
-                  f"largest: {sku} ×{change:.3f}")
+                  f"largest: {sku} ×{change:.3f}") + ceiling
         if sev == "info" and _at_least(abs(rel), th.price_rel_warn):
             detail += "; within sampling noise, so not raised"
         if sev == "hard":
@@ -880,17 +922,34 @@ def division_price_findings(lines: pl.DataFrame, cutoff: dt.date, baseline_cutof
     return out
 
 
+def activity_baseline(cutoff: dt.date, training_cutoffs: list[dt.date], months: int,
+                      first_day: dt.date | None) -> tuple[list[dt.date], str | None]:
+    """The windows C's activity window is compared with, and why that is across seasons (None: like with like).
+    The same `months` a year earlier (C − 12 months) when the data reach back to that window's first day
+    (`first_day`: the earliest invoice date; None: unknown, the training windows are used): a seasonal business
+    is compared with its own season. Otherwise the windows to the model's training cutoffs (those ending by
+    C − months: a later one would overlap C's window), which are in other months of the year unless a training
+    cutoff is a year or more before C."""
+    year = add_months(cutoff, -12)
+    if first_day is not None and add_months(year, -months) + dt.timedelta(days=1) >= first_day:
+        return [year], None
+    base = sorted(b for b in training_cutoffs if b <= add_months(cutoff, -months))
+    return base, season_of_baseline(cutoff, base, "each training window")
+
+
 def activity_findings(lines: pl.DataFrame, segment_columns: list[str], cutoff: dt.date,
                       baseline_cutoffs: list[dt.date], months: int,
-                      thresholds: DriftThresholds | None = None) -> list[DriftFinding]:
+                      thresholds: DriftThresholds | None = None,
+                      across_seasons: str | None = None) -> list[DriftFinding]:
     """Segment and division activity and division prices of the roster (see the three functions). `lines`: purchase
     lines (`LINE_COLUMNS`, quantity and revenue > 0, no returns) dated in the windows, with the customers' segment
-    columns joined. Baseline cutoffs later than C − months are dropped (their window would overlap C's)."""
+    columns joined. `baseline_cutoffs` and `across_seasons`: from `activity_baseline`; a baseline cutoff later than
+    C − months is dropped (its window would overlap C's)."""
     th = thresholds or DriftThresholds()
     base = sorted(b for b in baseline_cutoffs if b <= add_months(cutoff, -months))
-    return (segment_activity_findings(lines, segment_columns, cutoff, base, months, th)
-            + division_activity_findings(lines, cutoff, base, months, th)
-            + division_price_findings(lines, cutoff, base, months, th))
+    return (segment_activity_findings(lines, segment_columns, cutoff, base, months, th, across_seasons)
+            + division_activity_findings(lines, cutoff, base, months, th, across_seasons)
+            + division_price_findings(lines, cutoff, base, months, th, across_seasons))
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -137,13 +137,13 @@ CUSTOMER_COLUMNS = (
 MANIFEST_FILE = "demo_manifest.json"
 GROUND_TRUTH_FILE = "ground_truth.parquet"
 
-_SALES_ARROW_SCHEMA = pa.schema([
+SALES_ARROW_SCHEMA = pa.schema([
     ("invoice_id", pa.string()), ("line_no", pa.int64()), ("invoice_date", pa.string()),
     ("customer_id", pa.string()), ("sku", pa.string()), ("division", pa.string()),
     ("quantity", pa.float64()), ("revenue", pa.float64()), ("gross_profit", pa.float64()),
     ("rep_id", pa.string()),
 ])
-_CUSTOMERS_ARROW_SCHEMA = pa.schema([
+CUSTOMERS_ARROW_SCHEMA = pa.schema([
     ("customer_id", pa.string()), ("customer_name", pa.string()), ("industry", pa.string()),
     ("sub_industry", pa.string()), ("region", pa.string()), ("territory", pa.string()),
     ("employee_band", pa.string()), ("first_seen_date", pa.date32()),
@@ -1475,8 +1475,8 @@ def generate_demo_data(
         if plan.price_div is not None:
             drift_info["affected"]["purchase_lines_repriced"] = plan.n_lines
     sales, planted = _plant_dirt(clean, sim, dirt_rate, start, end, n_known=n_known)
-    write_table(sales, out_dir / files["sales_log"], fmt, _SALES_ARROW_SCHEMA)
-    write_table(cust, out_dir / files["customers"], fmt, _CUSTOMERS_ARROW_SCHEMA)
+    write_table(sales, out_dir / files["sales_log"], fmt, SALES_ARROW_SCHEMA)
+    write_table(cust, out_dir / files["customers"], fmt, CUSTOMERS_ARROW_SCHEMA)
     for name in stale:
         (out_dir / name).unlink(missing_ok=True)
 

@@ -37,7 +37,7 @@ import pyarrow as pa
 import yaml
 
 from gosales_assets.core.calendar import add_months, month_end
-from gosales_assets.demo_data import write_table
+from gosales_assets.demo_data import CUSTOMERS_ARROW_SCHEMA, SALES_ARROW_SCHEMA, write_table
 from gosales_assets.settings import DEFAULT_CONFIG_PATH, division_slug, load_settings
 
 RETAIL_DIVISIONS = ("Apparel", "Footwear", "Accessories", "Home", "Kitchen", "Garden", "Toys", "Beauty",
@@ -65,16 +65,8 @@ _PEAKS = {
 _NAME_A = ("Corner", "Main Street", "Harbor", "Valley", "Northside", "Oak", "Riverside", "Summit", "Market", "Village")
 _NAME_B = ("Goods", "Store", "Outfitters", "Supply", "Emporium", "Trading", "Mercantile", "Shop")
 
-_SALES_SCHEMA = pa.schema([
-    ("invoice_id", pa.string()), ("line_no", pa.int64()), ("invoice_date", pa.string()),
-    ("customer_id", pa.string()), ("sku", pa.string()), ("quantity", pa.float64()), ("revenue", pa.float64()),
-    ("gross_profit", pa.float64()),
-])
-_CUSTOMERS_SCHEMA = pa.schema([
-    ("customer_id", pa.string()), ("customer_name", pa.string()), ("industry", pa.string()),
-    ("sub_industry", pa.string()), ("region", pa.string()), ("territory", pa.string()),
-    ("employee_band", pa.string()), ("first_seen_date", pa.date32()),
-])
+# The reseller's files without the optional columns this world's source system does not have.
+_SALES_SCHEMA = pa.schema([f for f in SALES_ARROW_SCHEMA if f.name not in ("division", "rep_id")])
 
 
 @dataclass(frozen=True)
@@ -251,7 +243,7 @@ def generate_retail_data(out_dir: Path, *, customers: int = 4000, skus: int = 24
     for name in (f"sales_log.{other}", f"customers.{other}"):
         (out_dir / name).unlink(missing_ok=True)
     write_table(out, out_dir / files["sales_log"], fmt, _SALES_SCHEMA)
-    write_table(cust, out_dir / files["customers"], fmt, _CUSTOMERS_SCHEMA)
+    write_table(cust, out_dir / files["customers"], fmt, CUSTOMERS_ARROW_SCHEMA)
     if ground_truth:
         files["ground_truth"] = GROUND_TRUTH_FILE
         write_table(pl.concat(truth).sort(["month", "customer_id"]), out_dir / GROUND_TRUTH_FILE, "parquet")

@@ -37,14 +37,18 @@ import pyarrow as pa
 import yaml
 
 from gosales_assets.core.calendar import add_months, month_end
-from gosales_assets.demo_data import CUSTOMERS_ARROW_SCHEMA, SALES_ARROW_SCHEMA, write_table
+from gosales_assets.demo_data import (
+    CUSTOMERS_ARROW_SCHEMA,
+    GROUND_TRUTH_FILE,
+    MANIFEST_FILE,
+    SALES_ARROW_SCHEMA,
+    write_table,
+)
 from gosales_assets.settings import DEFAULT_CONFIG_PATH, division_slug, load_settings
 
 RETAIL_DIVISIONS = ("Apparel", "Footwear", "Accessories", "Home", "Kitchen", "Garden", "Toys", "Beauty",
                     "Electronics", "Sports", "Stationery")
 CONFIG_FILE = "gosales.yaml"
-MANIFEST_FILE = "demo_manifest.json"
-GROUND_TRUTH_FILE = "ground_truth.parquet"
 WINDOW_MONTHS = 3
 
 # Typical unit price per division (currency units): each SKU's price is drawn around it.
@@ -136,7 +140,10 @@ def generate_retail_data(out_dir: Path, *, customers: int = 4000, skus: int = 24
     # ---- the catalogue: SKUs per division, their prices and popularity ---------------------------------------
     share = rng.dirichlet(np.full(D, 4.0))
     per_div = np.maximum(5, np.floor(share * skus).astype(int))
-    per_div[np.argmax(per_div)] += skus - per_div.sum()  # exactly `skus` in all
+    per_div[np.argmax(per_div)] += skus - per_div.sum()  # exactly `skus` in all ...
+    while per_div.min() < 5:  # ... and 5 at least in each: a small catalogue moves SKUs from the largest division
+        per_div[np.argmax(per_div)] -= 1
+        per_div[np.argmin(per_div)] += 1
     sku_div = np.repeat(np.arange(D), per_div)
     sku_ids = np.array([f"SKU-{i:06d}" for i in rng.permutation(np.arange(100_000, 100_000 + skus))])
     price = np.array([_PRICE[names[d]] for d in sku_div]) * np.exp(rng.normal(0.0, 0.5, skus))

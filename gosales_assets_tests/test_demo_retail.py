@@ -123,6 +123,14 @@ def test_cutoffs_follow_the_window_and_the_data():
         dt.date(2026, 10, 31)]
 
 
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_the_smallest_catalogue_still_has_five_skus_a_division(tmp_path, seed):
+    manifest = generate_retail_data(tmp_path, customers=60, skus=5 * len(RETAIL_DIVISIONS), seed=seed, months=7)
+    sku_map = load_settings(tmp_path / CONFIG_FILE, home=tmp_path / "home").sku_map
+    per_division = {d: sum(1 for v in sku_map.values() if v == d) for d in manifest.divisions}
+    assert per_division == {d: 5 for d in RETAIL_DIVISIONS}
+
+
 def test_bad_arguments_are_named(tmp_path):
     with pytest.raises(ValueError, match="customers must be at least 20"):
         generate_retail_data(tmp_path, customers=5)

@@ -61,7 +61,8 @@ folder, and the section between `<!-- bench:scale:start -->` / `<!-- bench:scale
 the default: `git archive HEAD`; `worktree`: the working tree at start), as in bench_native.
 
 `--increment-only` (with `--work` of a run made with `--keep`, and `--no-doc`) measures only the next monthly
-increment on each size's kept home, as it is: the month after its newest `customer_features` cutoff. To compare two
+increment on each size's kept home, as it is: the month after its newest `customer_features` cutoff (with
+`--increment sensor`: what the `new_cutoff` sensor would launch for that month on that home). To compare two
 engines on the same month, copy the kept home first (one copy per engine; each run adds its month to its copy):
 
     cp -a WORK/n500000/home W2/n500000/home && ln -s WORK/n500000/landing W2/n500000/landing
@@ -730,7 +731,8 @@ def _next_increment(customers: int, args, settings, cfg: Path, home: Path, size_
     if not (home / "dagster_home").is_dir():
         raise SystemExit(f"--increment-only: no kept home at {home} (a run with --keep makes one)")
     with bn.open_instance(home / "dagster_home") as instance:
-        built = sorted(parse_cutoff(k) for k in instance.get_materialized_partitions(AssetKey("customer_features")))
+        built_keys = set(instance.get_materialized_partitions(AssetKey("customer_features")))
+    built = sorted(parse_cutoff(k) for k in built_keys)
     if not built:
         raise SystemExit(f"--increment-only: the home at {home} has no customer_features partition")
     new = add_months(built[-1], 1)
@@ -741,11 +743,16 @@ def _next_increment(customers: int, args, settings, cfg: Path, home: Path, size_
     if adopted:
         bn.log(f"n={customers:,}: {adopted}")
     graph = build_definitions(settings, cfg).resolve_asset_graph()
-    targets = target_partitions(graph, settings, cutoffs=[new], star=False, reports=False)
-    bn.log(f"n={customers:,}: monthly increment {new} on the kept home (newest cutoff there {built[-1]}), "
-           f"{len(targets)} asset partitions")
+    if args.increment == "sensor":  # what the `new_cutoff` sensor launches: the star and reports too
+        from gosales_assets.automation.cutoffs import new_cutoff_targets
+
+        targets = new_cutoff_targets(graph, settings, [new], built=built_keys)
+    else:
+        targets = target_partitions(graph, settings, cutoffs=[new], star=False, reports=False)
+    bn.log(f"n={customers:,}: monthly increment {new} ({args.increment}) on the kept home (newest cutoff there "
+           f"{built[-1]}), {len(targets)} asset partitions")
     out["increment"] = measured_increment(customers, args, settings, cfg, home, size_dir, loads, targets, new,
-                                          f"_{new}") | {"mode": "cutoff", "on_kept_home": True}
+                                          f"_{new}") | {"mode": args.increment, "on_kept_home": True}
     return out
 
 

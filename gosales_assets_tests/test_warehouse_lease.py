@@ -234,3 +234,28 @@ def test_cutoff_features_let_go_of_the_warehouse_while_they_compute(tmp_path, mo
     assert seen == {"customer_features": [0, 0, 0], "als": [0, 0, 0]}, seen
     # ... and the run held it again in between: the outputs and check results are stored
     assert {"customer_features", "als_embeddings"} <= project.table_names()
+
+
+def test_fact_events_let_go_of_the_warehouse_while_they_roll_up(tmp_path, monkeypatch):
+    """The star run's last step (the invoice roll-up, ~30 s at 500,000 customers) computes with the file free: the
+    cutoffs' features, which wait for the new facts and not for the events, read it meanwhile."""
+    from gosales_assets.assets import star as star_assets
+    from gosales_assets.demo_data import generate_demo_data
+    from gosales_assets_tests.conftest import new_project
+
+    project = new_project(tmp_path / "p", {"cutoffs": ["2025-09-30"]})
+    generate_demo_data(project.settings.landing_dir, customers=200, seed=7, settings=project.settings,
+                       ground_truth=False)
+    db = str(project.settings.warehouse_path)
+    seen = []
+
+    def probed(*args, **kw):
+        seen.append(open_elsewhere(db).returncode)
+        return build(*args, **kw)
+
+    build = star_assets.build_fact_events
+    monkeypatch.setattr(star_assets, "build_fact_events", probed)
+    assert project.materialize().success
+    assert seen == [0], seen  # another process opened the file while the events were computed
+    # ... and the run held it again to store them
+    assert project.table("fact_events").height > 0

@@ -346,13 +346,17 @@ def build_fact_events(fact: pl.DataFrame, divisions: list[str]) -> pl.DataFrame:
     Per-division columns are `revenue__<slug>` and `has__<slug>` (net revenue of the division on the
     invoice is positive), one pair for every configured division, in configuration order.
     """
-    per_div = []
-    for div in divisions:
-        slug = division_slug(div)
-        rev = pl.col("revenue").filter(pl.col("division") == div).sum()
-        per_div += [rev.alias(f"revenue__{slug}"), (rev > 0).alias(f"has__{slug}")]
+    # Each line's revenue in its division's column (null in the others), then one plain sum per column: the same
+    # sums, in the same order of lines, as a filtered sum per division within each invoice, at about half the cost
+    # (at 4.2 million lines ~8.7 against ~13-16 CPU-s; the month's star run is on the monthly increment's path).
+    slugs = [division_slug(div) for div in divisions]
+    per_line = [pl.when(pl.col("division") == div).then(pl.col("revenue")).alias(f"revenue__{slug}")
+                for div, slug in zip(divisions, slugs, strict=True)]
+    flags = [c for slug in slugs
+             for c in (pl.col(f"revenue__{slug}"), (pl.col(f"revenue__{slug}") > 0).alias(f"has__{slug}"))]
     return (
-        fact.group_by("invoice_id")
+        fact.with_columns(per_line)
+        .group_by("invoice_id")
         .agg(
             pl.col("customer_id").min(),
             pl.col("invoice_date").min(),
@@ -361,8 +365,10 @@ def build_fact_events(fact: pl.DataFrame, divisions: list[str]) -> pl.DataFrame:
             pl.col("gross_profit").sum(),
             pl.col("is_return").any().alias("has_return"),
             pl.col("division").n_unique().cast(pl.Int64).alias("n_divisions"),
-            *per_div,
+            *[pl.col(f"revenue__{slug}").sum() for slug in slugs],
         )
+        .select("invoice_id", "customer_id", "invoice_date", "n_lines", "revenue", "gross_profit", "has_return",
+                "n_divisions", *flags)
         .sort(["invoice_date", "invoice_id"])
     )
 

@@ -141,7 +141,6 @@ def test_fact_events_rollup_values():
     assert check_contract(ev, fact_events_schema(start_date=START, end_date=END, divisions=DIVS)).passed
 
 
-
 def test_fact_events_division_sums_are_the_filtered_sums_bit_for_bit():
     """Each division's revenue per invoice is the sum of that division's lines in line order: the same bits as a
     filtered sum per invoice (the definition), on many invoices with mixed divisions, returns and no-division ones."""
@@ -171,6 +170,7 @@ def test_fact_events_division_sums_are_the_filtered_sums_bit_for_bit():
         assert events.get_column(f"has__{s}").to_list() == (events.get_column(f"revenue__{s}") > 0).to_list()
     assert events.columns[:8] == ["invoice_id", "customer_id", "invoice_date", "n_lines", "revenue", "gross_profit",
                                   "has_return", "n_divisions"]
+
 
 # --- the contract checks fail on each kind of defect ---------------------------------------------------------
 

@@ -248,12 +248,12 @@ def test_fact_events_let_go_of_the_warehouse_while_they_roll_up(tmp_path, monkey
                        ground_truth=False)
     db = str(project.settings.warehouse_path)
     seen = []
+    build = star_assets.build_fact_events
 
     def probed(*args, **kw):
         seen.append(open_elsewhere(db).returncode)
         return build(*args, **kw)
 
-    build = star_assets.build_fact_events
     monkeypatch.setattr(star_assets, "build_fact_events", probed)
     assert project.materialize().success
     assert seen == [0], seen  # another process opened the file while the events were computed

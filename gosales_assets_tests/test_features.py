@@ -694,6 +694,36 @@ def test_the_rfm_windows_are_built_beside_the_other_blocks_and_give_the_same_byt
     assert beside.columns[1].startswith("rfm__all__txn_count__") and beside.columns[-1].startswith("attr__")
 
 
+def test_aggregates_put_on_the_roster_by_position_equal_a_pivot_and_a_left_join():
+    from gosales_assets.core.features import _align, _wide
+
+    rng = np.random.default_rng(5)
+    n, n_div = 1_000, 4
+    pairs = pl.DataFrame({"cidx": rng.integers(0, n, 3_000), "didx": rng.integers(0, n_div, 3_000)}).unique()
+    agg = pairs.with_columns(
+        pl.col("cidx").cast(pl.UInt32), pl.col("didx").cast(pl.UInt8),
+        pl.Series("net", rng.integers(-10**6, 10**6, pairs.height)).cast(pl.Int128),
+        pl.Series("share", rng.random(pairs.height)),
+        pl.Series("last", rng.integers(0, 900, pairs.height)).cast(pl.Date),
+    ).filter(pl.col("didx") != 2)  # a division nobody bought: all null
+    names = {v: [f"{v}_{j}" for j in range(n_div)] for v in ("net", "share", "last")}
+    roster = pl.DataFrame({"cidx": pl.arange(0, n, dtype=pl.UInt32, eager=True)})
+    pivoted = agg.pivot(on="didx", on_columns=list(range(n_div)), index="cidx", values=["net", "share", "last"])
+    expected = roster.join(pivoted, on="cidx", how="left", maintain_order="left").drop("cidx")
+    expected = expected.rename(dict(zip(expected.columns, [c for v in names.values() for c in v], strict=True)))
+    wide = _wide(n, agg, ["net", "share", "last"], n_div, names)
+    assert wide.equals(expected) and wide.schema == expected.schema
+    assert wide.get_column("net_2").null_count() == n and wide.get_column("net_0").null_count() < n
+
+    one = agg.filter(pl.col("didx") == 0).drop("didx")
+    aligned = _align(n, one)
+    assert aligned.equals(roster.join(one, on="cidx", how="left", maintain_order="left").drop("cidx"))
+    # nothing aggregated: every column null, typed
+    empty = _wide(n, agg.head(0), ["net"], n_div, names)
+    assert empty.shape == (n, n_div) and empty.null_count().row(0) == (n,) * n_div
+    assert set(empty.dtypes) == {pl.Int128} and _align(n, one.head(0)).dtypes == one.drop("cidx").dtypes
+
+
 def test_no_wall_clock_in_feature_modules():
     core = Path(__file__).resolve().parents[1] / "gosales_assets" / "core"
     banned = re.compile(r"\b(now|today|utcnow|time|monotonic|perf_counter)\s*\(")

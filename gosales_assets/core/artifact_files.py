@@ -51,12 +51,18 @@ def atomic_write_text(path: Path, text: str) -> Path:
     return path
 
 
+# The engine's Parquet files (the cutoffs' features, the model frames, model artifacts) are written once and read by
+# every division of the cutoff: LZ4 costs less CPU both ways than polars' default zstd (at 500,000 customers a cutoff's
+# features: 2.7 against 3.7 CPU-s to write, 0.67 against 1.0 to read a division's population) for files ~35 % larger.
+PARQUET_COMPRESSION = "lz4"
+
+
 def atomic_write_frame(path: Path, frame, *, parquet: bool = False) -> Path:
     """Write a polars frame to `path` as CSV (or Parquet) atomically, by polars' own writer straight into the temp file:
     a list of a million rows is hundreds of MB of CSV, which as one Python string would cost a copy and an encoding
     (about half the write's time)."""
     with _replaced_atomically(path) as tmp:
-        frame.write_parquet(tmp) if parquet else frame.write_csv(tmp)
+        frame.write_parquet(tmp, compression=PARQUET_COMPRESSION) if parquet else frame.write_csv(tmp)
     return path
 
 

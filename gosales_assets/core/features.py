@@ -173,31 +173,28 @@ def _roster(fact_c: pl.LazyFrame, dim_customer: pl.DataFrame, cutoff: dt.date) -
 
 
 def _align(n: int, agg: pl.DataFrame) -> pl.DataFrame:
-    """Left-align an aggregate keyed by `cidx` onto 0..n-1 (missing customers -> nulls), drop the key."""
-    base = pl.DataFrame({"cidx": pl.arange(0, n, dtype=_IDX, eager=True)})
-    out = base.join(agg, on="cidx", how="left", maintain_order="left")
-    return out.drop("cidx")
+    """Left-align an aggregate keyed by `cidx` onto 0..n-1 (missing customers -> nulls), drop the key. Each value is
+    put at its row by position (`cidx` is the roster's dense index): a join on 0..n-1 gathered every column again."""
+    idx = agg.get_column("cidx")
+    return pl.DataFrame([pl.repeat(None, n, dtype=dtype, eager=True).scatter(idx, agg.get_column(col)).alias(col)
+                         for col, dtype in agg.schema.items() if col != "cidx"])
 
 
-def _pivot_division(
-    agg: pl.DataFrame, values: list[str], n_div: int, names: dict[str, list[str]]
-) -> pl.DataFrame:
-    """(cidx, didx, values...) -> cidx + one column per (value, division), renamed to feature names."""
-    if agg.height == 0:
-        cols = [pl.Series("cidx", [], dtype=_IDX)]
-        for v in values:
-            for j in range(n_div):
-                cols.append(pl.Series(names[v][j], [], dtype=agg.schema[v]))
-        return pl.DataFrame(cols)
-    wide = agg.lazy().pivot(
-        on="didx", on_columns=list(range(n_div)), index="cidx", values=values, aggregate_function=None
-    ).collect()
-    rename: dict[str, str] = {}
+def _wide(n: int, agg: pl.DataFrame, values: list[str], n_div: int, names: dict[str, list[str]]) -> pl.DataFrame:
+    """(cidx, didx, values...) -> n rows (the roster's 0..n-1), one column per (value, didx) named `names[v][didx]`,
+    value-major; null where a customer has no row for that didx. `didx` is a dense index too (a division, a month
+    bucket): each group's values are put at their rows by position (3-5x less CPU than a pivot and a join)."""
+    parts = agg.partition_by("didx", as_dict=True, include_key=False) if agg.height else {}
+    cols = []
     for v in values:
+        dtype = agg.schema[v]
         for j in range(n_div):
-            src = f"{v}_{j}" if len(values) > 1 else str(j)
-            rename[src] = names[v][j]
-    return wide.rename(rename)
+            col = pl.repeat(None, n, dtype=dtype, eager=True)
+            part = parts.get((j,))
+            if part is not None:
+                col = col.scatter(part.get_column("cidx"), part.get_column(v))
+            cols.append(col.alias(names[v][j]))
+    return pl.DataFrame(cols)
 
 
 def _rfm_blocks(base: pl.DataFrame, cutoff: dt.date, n: int, slugs: list[str],
@@ -220,8 +217,8 @@ def _rfm_blocks(base: pl.DataFrame, cutoff: dt.date, n: int, slugs: list[str],
         overall = overall.rename({m: f"rfm__all__{m}__{w}" for m in RFM_METRICS if m != "aov"})
         per_div = win.group_by("cidx", "didx").agg(aggs).collect()
         names = {m: [f"rfm__{s}__{m}__{w}" for s in slugs] for m in RFM_METRICS if m != "aov"}
-        wide = _pivot_division(per_div, ["txn_count", "revenue_sum", "gp_sum", "sku_count"], n_div, names)
-        window_block = pl.concat([_align(n, overall), _align(n, wide)], how="horizontal").fill_null(0)
+        wide = _wide(n, per_div, ["txn_count", "revenue_sum", "gp_sum", "sku_count"], n_div, names)
+        window_block = pl.concat([_align(n, overall), wide], how="horizontal").fill_null(0)
         ordered: list[pl.Expr] = []
         for scope in ["all", *slugs]:
             txn = pl.col(f"rfm__{scope}__txn_count__{w}")
@@ -253,7 +250,7 @@ def _other_blocks(base: pl.DataFrame, purch: pl.DataFrame, roster: pl.DataFrame,
     last_div = purch.group_by("cidx", "didx").agg(_days_between(pl.lit(cutoff), pl.col("d").max()).alias("rec"))
     rec_names = {"rec": [f"rfm__{s}__recency_days__all" for s in slugs]}
     blocks.append(_align(n, last_all))
-    blocks.append(_align(n, _pivot_division(last_div, ["rec"], n_div, rec_names)))
+    blocks.append(_wide(n, last_div, ["rec"], n_div, rec_names))
 
     # ---- trajectory: OLS slope and (population) std of the 12 monthly net revenue buckets ----------
     # bucket k = 0..11, k = 11 is the cutoff's month; months without lines are 0. Computed row-wise on
@@ -271,19 +268,19 @@ def _other_blocks(base: pl.DataFrame, purch: pl.DataFrame, roster: pl.DataFrame,
     )
     # Row-wise sums are written as explicit left folds: `sum_horizontal` on floats may associate the
     # additions differently from run to run (parallel reduction), which breaks bit-reproducibility.
-    y_wide = _pivot_division(monthly, ["y"], _TRAJ_MONTHS, y_names).with_columns(
+    y_wide = _wide(n, monthly, ["y"], _TRAJ_MONTHS, y_names).with_columns(
         [pl.col(c).fill_null(0) for c in y_names["y"]]
     )
     # slope numerator in exact integer cents: sum_k (2k - 11) * y_k = 2 * sum_k (k - 5.5) * y_k
     slope_num = _fold_add([int(2 * k - (_TRAJ_MONTHS - 1)) * pl.col(c) for k, c in enumerate(y_names["y"])])
     y_float = [from_cents(pl.col(c)) for c in y_names["y"]]
     y_mean = from_cents(_fold_add([pl.col(c) for c in y_names["y"]])) / _TRAJ_MONTHS
+    # (a customer without a line in the 12 months has every bucket 0: slope and std 0.0)
     traj = y_wide.select(
-        "cidx",
         (from_cents(slope_num) / (2.0 * sxx)).alias("traj__all__revenue_slope__12m"),
         (_fold_add([(y - y_mean) ** 2 for y in y_float]) / _TRAJ_MONTHS).sqrt().alias("traj__all__revenue_std__12m"),
     )
-    blocks.append(_align(n, traj).fill_null(0.0))
+    blocks.append(traj)
 
     # ---- lifecycle ---------------------------------------------------------------------------------
     first_line = base.group_by("cidx").agg(pl.col("d").min().alias("first_d"))
@@ -347,7 +344,7 @@ def _other_blocks(base: pl.DataFrame, purch: pl.DataFrame, roster: pl.DataFrame,
         .agg(pl.col("rev").sum())
         .collect()
     )
-    q_wide = _align(n, _pivot_division(quarters, ["rev"], 4, q_names)).fill_null(0)
+    q_wide = _wide(n, quarters, ["rev"], 4, q_names).fill_null(0)
     q_total = _fold_add([pl.col(c) for c in q_names["rev"]])  # integer cents: exact
     blocks.append(
         q_wide.select(
@@ -408,7 +405,7 @@ def _other_blocks(base: pl.DataFrame, purch: pl.DataFrame, roster: pl.DataFrame,
         pop = [1.0 / n_div] * n_div  # no revenue at all: uninformative prior
     k = float(params.eb_prior_strength)
     x_names = {"net": [f"xdiv__{s}__share__all" for s in slugs]}
-    x_wide = _align(n, _pivot_division(pos, ["net"], n_div, x_names)).fill_null(0)
+    x_wide = _wide(n, pos, ["net"], n_div, x_names).fill_null(0)
     x_total = from_cents(_fold_add([pl.col(c) for c in x_names["net"]]))  # exact integer total
     x_wide = x_wide.select(pl.all(), x_total.alias("_x_total"))
     x_total = pl.col("_x_total")

@@ -92,6 +92,26 @@ def test_same_day_lines_of_one_customer_are_all_kept():
     assert st.contract_violations.height == 0
 
 
+def test_only_passing_lines_make_copies_and_key_conflicts_and_the_log_order_decides_which():
+    rows = [
+        {"invoice_id": "E", "sku": "NOPE"},  # rejected by its SKU: it claims no key
+        {"invoice_id": "E", "revenue": 5.0},  # same key, passes: kept
+        {"invoice_id": "F", "line_no": 2, "revenue": 9.0, "source_file": "b.csv"},
+        {"invoice_id": "F", "line_no": 2, "revenue": 8.0, "source_file": "a.csv"},  # earlier file: kept
+        {"invoice_id": "E", "revenue": 5.0},  # exact copy of the kept E line
+    ]
+    raw = sales(rows).with_columns(pl.Series("source_file", [r.get("source_file", "sales_log.csv") for r in rows]))
+    st = build_star(raw, customers(), sku_map=SKU_MAP, start_date=START, end_date=END)
+    kept = st.fact_transactions.select("invoice_id", "revenue").rows()
+    assert sorted(kept) == [("E", 5.0), ("F", 8.0)]
+    v = st.contract_violations.filter(pl.col("source_table") == "sales_log")
+    assert v.select("source_file", "source_row", "rule").rows() == [
+        ("b.csv", 3, "duplicate_key"), ("sales_log.csv", 1, "unknown_sku"), ("sales_log.csv", 5, "duplicate_line")]
+    details = dict(zip(v.get_column("rule"), v.get_column("detail"), strict=True))
+    assert details["duplicate_key"] == "key (F, 2) already used by an earlier, different line"
+    assert details["duplicate_line"] == "exact copy of an earlier sales_log line"
+
+
 def test_fact_columns_are_typed_and_canonical():
     st = star([{"sku": "PP-WASH", "division": "Post_Processing"}, {"invoice_id": "I2", "sku": "SP-STD",
                                                                    "quantity": -1.0, "revenue": -30.0}])

@@ -144,23 +144,29 @@ def _mark_duplicates(df: pl.DataFrame, content_cols: list[str], key_cols: list[s
     """
     order = ["source_file", "source_row"]
     df = df.sort(order)
-    passed = df.filter(pl.col("rule").is_null())
-    # "Not the first of its group in source order" (the frame is sorted by it): one hash pass per key, and the text
-    # of a detail only for the rows it rejects.
-    copy = ~pl.struct(content_cols).is_first_distinct()
-    copies = passed.filter(copy).with_columns(
-        pl.lit("duplicate_line").alias("rule"),
-        pl.format("exact copy of an earlier {} line", pl.lit(label)).alias("detail"),
+    # "Not the first of its group in source order" (the frame is sorted by it) among the rows still passing: the flag
+    # is part of the group, so a row rejected by another rule never hides a later passing copy. The rules are marked
+    # in place (no split, concatenation and sort of the whole log again), the text of a detail only for the rows
+    # they reject.
+    passing = pl.col("rule").is_null()
+    copy = passing & ~pl.struct(*content_cols, passing.alias("_passing")).is_first_distinct()
+    df = df.with_columns(copy.alias("_copy"))
+    kept = passing & ~pl.col("_copy")
+    df = df.with_columns((kept & ~pl.struct(*key_cols, kept.alias("_kept")).is_first_distinct()).alias("_conflict"))
+    rejected = df.select(pl.arg_where(pl.col("_copy") | pl.col("_conflict"))).to_series()
+    if rejected.len() == 0:
+        return df.drop("_copy", "_conflict")
+    marked = df[rejected].select(
+        pl.when(pl.col("_copy")).then(pl.lit("duplicate_line")).otherwise(pl.lit("duplicate_key")).alias("rule"),
+        pl.when(pl.col("_copy")).then(pl.format("exact copy of an earlier {} line", pl.lit(label)))
+        .otherwise(pl.format("key ({}) already used by an earlier, different line",
+                             pl.concat_str([pl.col(c).cast(pl.String) for c in key_cols], separator=", ")))
+        .alias("detail"),
     )
-    distinct = passed.filter(~copy)
-    conflict = ~pl.struct(key_cols).is_first_distinct()
-    conflicts = distinct.filter(conflict).with_columns(
-        pl.lit("duplicate_key").alias("rule"),
-        pl.format("key ({}) already used by an earlier, different line",
-                  pl.concat_str([pl.col(c).cast(pl.String) for c in key_cols], separator=", ")).alias("detail"),
+    return df.drop("_copy", "_conflict").with_columns(
+        df.get_column("rule").scatter(rejected, marked.get_column("rule")),
+        df.get_column("detail").scatter(rejected, marked.get_column("detail")),
     )
-    return pl.concat([df.filter(pl.col("rule").is_not_null()), copies, distinct.filter(~conflict), conflicts],
-                     how="vertical").sort(order)
 
 
 def _mark_conflicting_invoices(df: pl.DataFrame) -> pl.DataFrame:

@@ -172,12 +172,17 @@ def _roster(fact_c: pl.LazyFrame, dim_customer: pl.DataFrame, cutoff: dt.date) -
     return roster.with_row_index("cidx").with_columns(pl.col("cidx").cast(_IDX))
 
 
+def _placed(n: int, rows: pl.Series, values: pl.Series) -> pl.Series:
+    """A column of n rows (the roster's 0..n-1) holding `values` at the positions `rows`, null elsewhere: `cidx` is the
+    roster's dense index, so an aggregate is put on the roster by position (a join on 0..n-1 gathered every column
+    again)."""
+    return pl.repeat(None, n, dtype=values.dtype, eager=True).scatter(rows, values).alias(values.name)
+
+
 def _align(n: int, agg: pl.DataFrame) -> pl.DataFrame:
-    """Left-align an aggregate keyed by `cidx` onto 0..n-1 (missing customers -> nulls), drop the key. Each value is
-    put at its row by position (`cidx` is the roster's dense index): a join on 0..n-1 gathered every column again."""
+    """Left-align an aggregate keyed by `cidx` onto 0..n-1 (missing customers -> nulls), drop the key."""
     idx = agg.get_column("cidx")
-    return pl.DataFrame([pl.repeat(None, n, dtype=dtype, eager=True).scatter(idx, agg.get_column(col)).alias(col)
-                         for col, dtype in agg.schema.items() if col != "cidx"])
+    return pl.DataFrame([_placed(n, idx, agg.get_column(col)) for col in agg.columns if col != "cidx"])
 
 
 def _wide(n: int, agg: pl.DataFrame, values: list[str], n_div: int, names: dict[str, list[str]]) -> pl.DataFrame:
@@ -185,16 +190,9 @@ def _wide(n: int, agg: pl.DataFrame, values: list[str], n_div: int, names: dict[
     value-major; null where a customer has no row for that didx. `didx` is a dense index too (a division, a month
     bucket): each group's values are put at their rows by position (3-5x less CPU than a pivot and a join)."""
     parts = agg.partition_by("didx", as_dict=True, include_key=False) if agg.height else {}
-    cols = []
-    for v in values:
-        dtype = agg.schema[v]
-        for j in range(n_div):
-            col = pl.repeat(None, n, dtype=dtype, eager=True)
-            part = parts.get((j,))
-            if part is not None:
-                col = col.scatter(part.get_column("cidx"), part.get_column(v))
-            cols.append(col.alias(names[v][j]))
-    return pl.DataFrame(cols)
+    none = agg.head(0)  # a group nobody has: every row null, typed
+    return pl.DataFrame([_placed(n, part.get_column("cidx"), part.get_column(v)).alias(names[v][j])
+                         for v in values for j in range(n_div) for part in [parts.get((j,), none)]])
 
 
 def _rfm_blocks(base: pl.DataFrame, cutoff: dt.date, n: int, slugs: list[str],
@@ -254,7 +252,7 @@ def _other_blocks(base: pl.DataFrame, purch: pl.DataFrame, roster: pl.DataFrame,
 
     # ---- trajectory: OLS slope and (population) std of the 12 monthly net revenue buckets ----------
     # bucket k = 0..11, k = 11 is the cutoff's month; months without lines are 0. Computed row-wise on
-    # the pivoted buckets (deterministic), slope = sum_k (k - 5.5) y_k / sum_k (k - 5.5)^2.
+    # the buckets, one column per month (deterministic), slope = sum_k (k - 5.5) y_k / sum_k (k - 5.5)^2.
     k_mean = (_TRAJ_MONTHS - 1) / 2.0
     sxx = sum((k - k_mean) ** 2 for k in range(_TRAJ_MONTHS))
     y_names = {"y": [f"_y{k:02d}" for k in range(_TRAJ_MONTHS)]}

@@ -154,8 +154,6 @@ def _mark_duplicates(df: pl.DataFrame, content_cols: list[str], key_cols: list[s
     kept = passing & ~pl.col("_copy")
     df = df.with_columns((kept & ~pl.struct(*key_cols, kept.alias("_kept")).is_first_distinct()).alias("_conflict"))
     rejected = df.select(pl.arg_where(pl.col("_copy") | pl.col("_conflict"))).to_series()
-    if rejected.len() == 0:
-        return df.drop("_copy", "_conflict")
     marked = df[rejected].select(
         pl.when(pl.col("_copy")).then(pl.lit("duplicate_line")).otherwise(pl.lit("duplicate_key")).alias("rule"),
         pl.when(pl.col("_copy")).then(pl.format("exact copy of an earlier {} line", pl.lit(label)))

@@ -133,7 +133,7 @@ class FeatureSettings(_Model):
 
 class LeakageSettings(_Model):
     invariance_max_customers: int | None = Field(
-        20_000, ge=1, description="The invariance checks of the cutoff features, basket rules and ALS rebuild them "
+        5_000, ge=1, description="The invariance checks of the cutoff features, basket rules and ALS rebuild them "
         "on every row of this many sampled customers seen by the cutoff (plus a tenth as many first seen after it) "
         "when there are more; null: always on the whole history, compared with the stored output")
 

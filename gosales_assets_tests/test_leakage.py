@@ -232,3 +232,41 @@ def test_cutoff_assets_check_invariance_on_a_sample_of_the_customers(make_projec
                     assert "sampled customers" in check.description
                 else:
                     assert "sample_customers" not in values and "checksum_stored" in values
+
+
+def test_the_customer_features_are_stored_while_their_leakage_rebuilds_run(make_project, monkeypatch):
+    """The cutoff's step stores the customer features' file as soon as they are built, while their leakage rebuilds
+    run in its pool: a rebuild made to wait for that file passes (a step that stored the file only after every
+    rebuild would wait for it in vain and fail), and the checks pass as in any run."""
+    import time
+
+    from dagster import DagsterInstance
+
+    import gosales_assets.assets.features as features_assets
+    from gosales_assets.demo_data import generate_demo_data
+    from gosales_assets.resources import cutoff_file
+    from gosales_assets_tests.conftest import CUTOFF_ASSETS, check_results
+
+    project = make_project({"cutoffs": ["2025-06-30"]})
+    generate_demo_data(project.settings.landing_dir, customers=300, seed=7, settings=project.settings,
+                       ground_truth=False)
+    instance = DagsterInstance.ephemeral()
+    assert project.materialize(instance=instance).success
+    stored = cutoff_file(project.settings.warehouse_path, "customer_features", dt.date(2025, 6, 30))
+    real_checks, waited = features_assets._leakage_checks, []
+
+    def after_the_file_is_stored(asset_name, *args, **kwargs):
+        if asset_name == "customer_features":
+            deadline = time.monotonic() + 30
+            while not stored.is_file():
+                assert time.monotonic() < deadline, "the customer features were not stored before their rebuilds"
+                time.sleep(0.05)
+            waited.append(asset_name)
+        return real_checks(asset_name, *args, **kwargs)
+
+    monkeypatch.setattr(features_assets, "_leakage_checks", after_the_file_is_stored)
+    result = project.materialize(CUTOFF_ASSETS, instance=instance, partition_key="2025-06")
+    assert result.success and waited == ["customer_features"]
+    checks = check_results(result)
+    assert all(checks[(asset, name)].passed for asset in CUTOFF_ASSETS
+               for name in ("source_date_audit", "shift_test", "post_cutoff_invariance"))

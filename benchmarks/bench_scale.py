@@ -108,6 +108,10 @@ TARGET_WALL_S = 30 * 60
 TARGET_RSS_GIB = 12.0
 TARGET_INCREMENT_S = 5 * 60
 SUPERLINEAR = 1.15
+# The reference work (bench_native.reference_work, CPU-s) of this machine's fast phase, to which each backfill's CPU
+# is also scaled: the host's speed moves 1.5-fold within hours (docs/PERFORMANCE.md), so sizes measured an hour
+# apart would otherwise fit the host's drift into the growth exponents.
+REFERENCE_HOST_S = 1.86
 SAMPLE_INTERVAL_S = 0.5
 BACKFILL_TIMEOUT_S = 4 * 3600
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -190,6 +194,17 @@ def growth_exponent(points: list[tuple[float, float]]) -> dict | None:
             "points": len(pts), "superlinear": round(b, 3) > SUPERLINEAR}
 
 
+def host_scaled_cpu(cpu_s: float | None, phase: dict) -> float | None:
+    """`cpu_s` of a backfill as on a host whose reference work is REFERENCE_HOST_S: divided by the backfill's own
+    reference work (the mean of before and after) over it. None without a reference work (older results) or a CPU
+    figure. First order only: the host's slowness is taken to slow every stage alike, and to be the mean of the two
+    readings throughout the backfill."""
+    ref = phase.get("reference_work")
+    if cpu_s is None or not ref:
+        return None
+    return cpu_s * REFERENCE_HOST_S / ((ref["before_s"] + ref["after_s"]) / 2)
+
+
 def stage_summary(steps: list[dict]) -> dict[str, dict]:
     """Per stage: wall and CPU summed over its steps (skipped steps left out), peak RSS the largest of them."""
     out: dict[str, dict] = {}
@@ -207,27 +222,30 @@ def stage_summary(steps: list[dict]) -> dict[str, dict]:
 
 
 def scaling(sizes: list[dict]) -> dict:
-    """Per stage (and the extra rows, the whole backfill, the increment): wall, CPU, peak RSS at each size and the
-    growth exponent of each."""
+    """Per stage (and the extra rows, the whole backfill, the increment): wall, CPU, CPU at the reference host speed
+    (`host_scaled_cpu`), peak RSS at each size and the growth exponent of each."""
     sizes = sorted((s for s in sizes if s.get("full")), key=lambda s: s["customers"])
     rows: dict[str, dict] = {}
 
-    def add(row: str, n: int, vals: dict | None) -> None:
+    def add(row: str, n: int, vals: dict | None, phase: dict) -> None:
         r = rows.setdefault(row, {"values": {}, "exponents": {}})
-        r["values"][str(n)] = {m: (vals or {}).get(m) for m in ("wall_s", "cpu_s", "peak_rss_mb")}
+        v = {m: (vals or {}).get(m) for m in ("wall_s", "cpu_s", "peak_rss_mb")}
+        v["cpu_ref_s"] = host_scaled_cpu(v["cpu_s"], phase)
+        r["values"][str(n)] = v
 
     for s in sizes:
         n, full = s["customers"], s["full"]
         for stage, vals in full["stages"].items():
-            add(stage, n, vals)
+            add(stage, n, vals, full)
         for extra in EXTRA_ROWS:
-            add(extra, n, full.get(extra))
-        add("whole", n, {"wall_s": full["wall_s"], "cpu_s": full["cpu_s"], "peak_rss_mb": full["peak_rss_mb"]})
+            add(extra, n, full.get(extra), full)
+        add("whole", n, {"wall_s": full["wall_s"], "cpu_s": full["cpu_s"], "peak_rss_mb": full["peak_rss_mb"]}, full)
         inc = s.get("increment")
         if inc and not inc.get("skipped"):
-            add("increment", n, {"wall_s": inc["wall_s"], "cpu_s": inc["cpu_s"], "peak_rss_mb": inc["peak_rss_mb"]})
+            add("increment", n, {"wall_s": inc["wall_s"], "cpu_s": inc["cpu_s"], "peak_rss_mb": inc["peak_rss_mb"]},
+                inc)
     for r in rows.values():
-        for m in ("wall_s", "cpu_s", "peak_rss_mb"):
+        for m in ("wall_s", "cpu_s", "cpu_ref_s", "peak_rss_mb"):
             r["exponents"][m] = growth_exponent([(int(n), v[m]) for n, v in r["values"].items()])
     flagged = sorted({(row, m) for row, r in rows.items() for m, e in r["exponents"].items()
                       if e and e["superlinear"]})
@@ -832,7 +850,9 @@ def verdicts(res: dict) -> list[dict]:
     by_row: dict[str, list[str]] = {}
     for r, m in flagged:
         e = sc["rows"][r]["exponents"][m]["exponent"]
-        by_row.setdefault(r, []).append(f"{ {'wall_s': 'wall', 'cpu_s': 'CPU'}.get(m, 'peak RSS')} {e:.2f}")
+        by_row.setdefault(r, []).append(
+            f"{ {'wall_s': 'wall', 'cpu_s': 'CPU', 'cpu_ref_s': 'CPU at the reference speed'}.get(m, 'peak RSS')} "
+            f"{e:.2f}")
     out.append({"target": f"no stage grows faster than linearly (exponent > {SUPERLINEAR}) unexplained",
                 "value": "; ".join(f"{r}: {', '.join(sorted(v, key=lambda x: ('w', 'C', 'p').index(x[0])))}"
                                    for r, v in by_row.items()) or "none flagged",
@@ -907,7 +927,11 @@ def render(res: dict) -> str:
         "sums its steps' wall and CPU and takes their largest peak. Peak RSS of one process is the largest of any "
         "process; of the process tree, the largest sum of VmRSS over one sweep. Growth exponent: least-squares "
         "slope of log(cost) against log(customers) over the sizes; above "
-        f"{SUPERLINEAR} it is marked ⚠ (super-linear: explain or fix).",
+        f"{SUPERLINEAR} it is marked ⚠ (super-linear: explain or fix). CPU at the reference speed: each backfill's "
+        f"CPU scaled to a host whose reference work is {REFERENCE_HOST_S} CPU-s (this machine's fast phase) by the "
+        "backfill's own reference work, the mean of before and after (first order: the host's slowness taken as the "
+        "same for every stage and throughout the backfill), so that sizes measured hours apart on a drifting host "
+        "compare; its exponent is the one to read for how the engine's work grows.",
         "",
         "Mean 1-minute load average per backfill (2 cores, shared; the benchmark runs under `nice`): "
         + "; ".join(f"{s['customers']:,}: {(s['full'].get('load_average') or {}).get('mean', '–')}"
@@ -949,8 +973,9 @@ def render(res: dict) -> str:
             f"{inc_cell} |")
     lines += _increment_timeline(sizes)
     lines += ["", "### How cost grows, per stage", "",
-              "| stage | " + " | ".join(f"{s['customers']:,}: wall · CPU · peak RSS" for s in sizes)
-              + " | growth exponent: wall / CPU / peak RSS |",
+              "| stage | " + " | ".join(f"{s['customers']:,}: wall · CPU (at the reference speed) · peak RSS"
+                                      for s in sizes)
+              + " | growth exponent: wall / CPU / CPU at the reference speed / peak RSS |",
               "|---|" + "---|" * len(sizes) + "---|"]
     order = [*[k for k in labels if k in sc["rows"]], *EXTRA_ROWS, "whole", "increment"]
     names = {**labels, **EXTRA_ROWS, "whole": "**whole backfill**", "increment": "**monthly increment**"}
@@ -961,10 +986,12 @@ def render(res: dict) -> str:
         cells = []
         for s in sizes:
             v = r["values"].get(str(s["customers"])) or {}
-            cells.append(f"{_s(v.get('wall_s'))} · {_s(v.get('cpu_s'))} · {_gib(v.get('peak_rss_mb'))}")
+            ref = f" ({_s(v['cpu_ref_s'])})" if v.get("cpu_ref_s") is not None else ""
+            cells.append(f"{_s(v.get('wall_s'))} · {_s(v.get('cpu_s'))}{ref} · {_gib(v.get('peak_rss_mb'))}")
         e = r["exponents"]
         lines.append(f"| {names[row].split(':')[0] if row in labels else names[row]} | " + " | ".join(cells)
-                     + f" | {_exp(e.get('wall_s'))} / {_exp(e.get('cpu_s'))} / {_exp(e.get('peak_rss_mb'))} |")
+                     + f" | {_exp(e.get('wall_s'))} / {_exp(e.get('cpu_s'))} / {_exp(e.get('cpu_ref_s'))} / "
+                     f"{_exp(e.get('peak_rss_mb'))} |")
     checks = []
     for s in sizes:
         c = s["full"]["cpu_check"]

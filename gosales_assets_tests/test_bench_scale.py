@@ -348,3 +348,23 @@ def test_render_reads_each_backfill_against_its_reference_work(scale):
     text = scale.render(_res([size]))
     assert ("Reference work right before / after each backfill (the host's speed moves within an hour; read each "
             "backfill against its own): 500,000: 1.86 / 1.88 CPU-s, increment 2.15 / 2.93 CPU-s.") in text
+
+
+def test_cpu_at_the_reference_speed_takes_the_hosts_drift_out_of_the_exponents(scale):
+    """A stage whose work grows linearly, the larger size measured while the host was 1.5 times slower (its
+    reference work 1.5 times the reference speed's): its raw CPU looks super-linear, its CPU at the reference speed
+    grows linearly; a result without reference work has no such figure."""
+    small, large = _size(100_000, 1.0), _size(400_000, 1.5)
+    small["full"]["reference_work"] = {"before_s": 1.80, "after_s": 1.92}        # mean 1.86: the reference speed
+    large["full"]["reference_work"] = {"before_s": 2.60, "after_s": 2.98}        # mean 2.79 = 1.5 × 1.86
+    sc = scale.scaling([small, large])
+    star = sc["rows"]["star"]
+    assert star["exponents"]["cpu_s"]["exponent"] == pytest.approx(1.0 + math.log(1.5) / math.log(4), abs=1e-3)
+    assert star["exponents"]["cpu_ref_s"]["exponent"] == pytest.approx(1.0, abs=1e-3)
+    assert star["values"]["400000"]["cpu_ref_s"] == pytest.approx(1.2e-4 * 400_000, rel=1e-9)
+    assert ["star", "cpu_s"] in sc["superlinear"] and ["star", "cpu_ref_s"] not in sc["superlinear"]
+    assert sc["rows"]["increment"]["values"]["400000"]["cpu_ref_s"] is None  # the increment recorded none
+    text = scale.render(_res([small, large]) | {"scaling": sc})
+    assert "growth exponent: wall / CPU / CPU at the reference speed / peak RSS" in text
+    assert f"{scale._s(1.2e-4 * 400_000 * 1.5)} ({scale._s(1.2e-4 * 400_000)})" in text
+    assert scale.host_scaled_cpu(10.0, {}) is None and scale.host_scaled_cpu(None, large["full"]) is None

@@ -82,6 +82,22 @@ def test_denylist_off_counts_the_fee():
     assert as_dict(labels(sku_denylist=[]))["C"] == 1
 
 
+def test_a_line_without_sku_never_counts_with_or_without_a_denylist():
+    # The star contract quarantines such lines; a fact given directly keeps the one rule: no SKU, no purchase.
+    extra = pl.DataFrame([("C", D(2024, 9, 2), DIV, None, 300.0), ("A", D(2023, 2, 1), DIV, None, 50.0)],
+                         schema=fact_rows().schema, orient="row")
+    fact = pl.concat([fact_rows(), extra])
+    known = customers_known_at(fact, dim(), C)
+    for denylist, c_label in ((["SP-FEE"], 0), ([], 1)):
+        res = build_labels(fact, known, division=DIV, cutoff=C, window_months=6, data_end=END, sku_denylist=denylist)
+        # A's line without SKU before C does not make A an owner; C's in the window adds nothing to its 0 / 900.
+        assert as_dict(res)["A"] == 1 and as_dict(res)["C"] == c_label
+        assert as_dict(res, "net_revenue_window")["C"] == (0.0 if denylist else 900.0)
+        counts = positives_by_cutoff(fact, dim(), division=DIV, cutoffs=[C], window_months=6, data_end=END,
+                                     sku_denylist=denylist)
+        assert counts == {C: res.positives}
+
+
 def test_censored_window_gives_null_labels_not_zeros():
     res = labels(cutoff=D(2025, 9, 30))
     assert res.censored and res.positives is None and res.prevalence is None

@@ -84,6 +84,14 @@ def customers_known_at(fact: pl.DataFrame, dim_customer: pl.DataFrame, cutoff: d
     return pl.concat([seen.select("customer_id"), active]).unique().sort("customer_id")
 
 
+def _countable(rows: pl.DataFrame, sku_denylist) -> pl.DataFrame:
+    """The lines that can make a purchase: those with a SKU not on the denylist (no pass over the lines without a
+    denylist when no SKU is missing, which the star contract ensures)."""
+    if sku_denylist:
+        return rows.filter(~pl.col("sku").is_in(list(sku_denylist)))
+    return rows if rows.get_column("sku").null_count() == 0 else rows.filter(pl.col("sku").is_not_null())
+
+
 def _net_by_customer(rows: pl.DataFrame, name: str) -> pl.DataFrame:
     return rows.group_by("customer_id").agg(pl.col("revenue").sum().alias(name))
 
@@ -109,7 +117,7 @@ def positives_by_cutoff(
     if mode not in ("expansion", "all"):
         raise ValueError(f"labels mode must be 'expansion' or 'all', got {mode!r}")
     fact = fact.with_columns(pl.col("customer_id").cast(pl.String))
-    div = fact.filter((pl.col("division") == division) & ~pl.col("sku").is_in(list(sku_denylist))).select(
+    div = _countable(fact.filter(pl.col("division") == division), sku_denylist).select(
         "customer_id", "invoice_date", "revenue")
     bought = {}  # per uncensored cutoff: who bought the division in its window
     for c in sorted(set(cutoffs)):
@@ -164,13 +172,14 @@ def build_labels(
     features' roster of C, so labels and features describe one population)."""
     if mode not in ("expansion", "all"):
         raise ValueError(f"labels mode must be 'expansion' or 'all', got {mode!r}")
-    countable = fact.filter(~pl.col("sku").is_in(list(sku_denylist)))
-    history = fact.filter(pl.col("invoice_date") <= cutoff)
-    div_history = countable.filter((pl.col("invoice_date") <= cutoff) & (pl.col("division") == division))
+    # The division's countable lines, taken once (every later filter reads ~1/divisions of the log); the other
+    # divisions' lines only tell who was active by C. Filters keep the lines' order, so every sum is as before.
+    div_rows = _countable(fact.filter(pl.col("division") == division), sku_denylist)
+    div_history = div_rows.filter(pl.col("invoice_date") <= cutoff)
 
     known = known.select(pl.col("customer_id").cast(pl.String)).unique().sort("customer_id")
-    active = history.filter(pl.col("revenue") > 0).select("customer_id").unique().with_columns(
-        pl.lit(True).alias("_active"))
+    active = fact.filter((pl.col("invoice_date") <= cutoff) & (pl.col("revenue") > 0)).select(
+        "customer_id").unique().with_columns(pl.lit(True).alias("_active"))
     owned = _net_by_customer(div_history, "_owned_rev").filter(pl.col("_owned_rev") > min_net_revenue)
     base = (
         known.join(active, on="customer_id", how="left")
@@ -187,9 +196,7 @@ def build_labels(
 
     def frame_for(w: int) -> pl.DataFrame:
         end = window_end(cutoff, w)
-        in_window = countable.filter(
-            (pl.col("invoice_date") > cutoff) & (pl.col("invoice_date") <= end) & (pl.col("division") == division)
-        )
+        in_window = div_rows.filter((pl.col("invoice_date") > cutoff) & (pl.col("invoice_date") <= end))
         censored = end > data_end
         out = base.join(_net_by_customer(in_window, "net_revenue_window"), on="customer_id", how="left").with_columns(
             pl.col("net_revenue_window").fill_null(0.0),

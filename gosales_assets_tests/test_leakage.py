@@ -270,3 +270,69 @@ def test_the_customer_features_are_stored_while_their_leakage_rebuilds_run(make_
     checks = check_results(result)
     assert all(checks[(asset, name)].passed for asset in CUTOFF_ASSETS
                for name in ("source_date_audit", "shift_test", "post_cutoff_invariance"))
+
+
+def test_the_cutoff_builds_start_while_the_rebuilds_rows_are_read_and_the_stats_follow_the_file(make_project,
+                                                                                                monkeypatch):
+    """The cutoff's step starts its builds as soon as the lines dated <= C are read, while it reads the leakage
+    rebuilds' rows (a read made to wait for a build to start passes; a step that read them before starting any build
+    would wait in vain and fail), and writes the customer features' per-feature stats after their file is stored (a
+    stats write made to wait for that file passes). The stats file is there when the step ends, and every check
+    passes as in any run."""
+    import json
+    import threading
+    import time
+
+    from dagster import DagsterInstance
+
+    import gosales_assets.assets.features as features_assets
+    from gosales_assets.core.features import feature_stats
+    from gosales_assets.demo_data import generate_demo_data
+    from gosales_assets.resources import cutoff_file, read_cutoff_table
+    from gosales_assets_tests.conftest import CUTOFF_ASSETS, check_results
+
+    project = make_project({"cutoffs": ["2025-06-30"]})
+    generate_demo_data(project.settings.landing_dir, customers=300, seed=7, settings=project.settings,
+                       ground_truth=False)
+    instance = DagsterInstance.ephemeral()
+    assert project.materialize(instance=instance).success
+    cutoff = dt.date(2025, 6, 30)
+    stored = cutoff_file(project.settings.warehouse_path, "customer_features", cutoff)
+    stats_file = project.settings.artifacts_dir / "features" / cutoff.isoformat() / "feature_stats.json"
+    building, waited = threading.Event(), []
+    real_build, real_rows, real_stats = (features_assets.build_customer_features, features_assets.invariance_rows,
+                                         features_assets._write_feature_stats)
+
+    def build(*args, **kwargs):
+        building.set()
+        return real_build(*args, **kwargs)
+
+    def rows_once_a_build_runs(*args, **kwargs):
+        assert building.wait(30), "no build started while the rebuilds' rows were read"
+        waited.append("rows")
+        return real_rows(*args, **kwargs)
+
+    def stats_after_the_file(*args, **kwargs):
+        deadline = time.monotonic() + 30
+        while not stored.is_file():
+            assert time.monotonic() < deadline, "the customer features' stats were written before their file"
+            time.sleep(0.05)
+        waited.append("stats")
+        return real_stats(*args, **kwargs)
+
+    monkeypatch.setattr(features_assets, "build_customer_features", build)
+    monkeypatch.setattr(features_assets, "invariance_rows", rows_once_a_build_runs)
+    monkeypatch.setattr(features_assets, "_write_feature_stats", stats_after_the_file)
+    assert not stored.is_file() and not stats_file.is_file()  # the cutoff's step has not run yet
+    result = project.materialize(CUTOFF_ASSETS, instance=instance, partition_key="2025-06")
+    assert result.success and sorted(waited) == ["rows", "stats"]
+    checks = check_results(result)
+    assert all(checks[(asset, name)].passed for asset in CUTOFF_ASSETS
+               for name in ("source_date_audit", "shift_test", "post_cutoff_invariance"))
+    features = read_cutoff_table(project.settings.warehouse_path, "customer_features", cutoff).drop("cutoff_date")
+    written = json.loads(stats_file.read_text())
+    assert written == json.loads(json.dumps(feature_stats(features, checksum=written["checksum"])))
+    mat = result.asset_materializations_for_node("cutoff_features")
+    meta = next(m.metadata for m in mat if m.asset_key.to_user_string() == "customer_features")
+    assert meta["n_features"].value == written["n_features"] > 100
+    assert meta["feature_stats_path"].value == str(stats_file) and meta["checksum"].value == written["checksum"]

@@ -748,3 +748,27 @@ def test_performance_smoke_20k_customers():
     assert feats.get_column("rfm__all__revenue_sum__24m").sum() != 0
     cat = feature_catalog(feats)
     assert cat.filter(pl.col("family") == "rfm").get_column("coverage").max() > 0.5
+
+
+def test_fact_lines_come_in_line_order_whatever_order_they_are_read_in():
+    """`in_line_order` (what every cutoff read of the fact goes through): lines read in (date, invoice, line) order
+    are kept as read; lines read in any other order come back in it: the same rows in the same order either way,
+    invoices compared as text ("B-10" before "B-9"), line numbers as numbers."""
+    import numpy as np
+
+    from gosales_assets.assets.features import LINE_ORDER, in_line_order
+
+    rng = np.random.default_rng(3)
+    n = 400
+    lines = pl.DataFrame({
+        "invoice_date": [dt.date(2024, 1, 1) + dt.timedelta(days=int(d)) for d in rng.integers(0, 20, n)],
+        "invoice_id": [f"B-{int(i)}" for i in rng.integers(1, 40, n)],
+        "line_no": rng.integers(1, 12, n),
+        "revenue": rng.normal(100, 30, n),
+    }).unique(["invoice_id", "line_no"], keep="first", maintain_order=True)
+    ordered = lines.sort(*LINE_ORDER)
+    assert in_line_order(ordered) is ordered  # already in order: nothing sorted, nothing copied
+    assert in_line_order(lines).equals(ordered) and not lines.equals(ordered)
+    swapped = pl.concat([ordered.slice(1, 1), ordered.slice(0, 1), ordered.slice(2)])  # only two lines out of place
+    assert in_line_order(swapped).equals(ordered)
+    assert in_line_order(ordered.head(1)).equals(ordered.head(1)) and in_line_order(ordered.clear()).height == 0

@@ -347,7 +347,7 @@ def build_feature_assets(settings: Settings) -> list[AssetsDefinition]:
         # The builds, their rebuilds, artifacts and files need nothing more of the warehouse: another run may use it.
         # Two threads (polars and ALS compute outside the GIL): each build is independent, so the same bytes. They
         # start as soon as the lines dated <= C are read, while this thread still reads the rebuilds' rows (~1 s at
-        # 500,000 customers, once their first build has ended none waits for them). A build queues its leakage
+        # 500,000 customers: read before any build ends, so no rebuild waits for them). A build queues its leakage
         # rebuilds and the files its metadata only names in the same pool when it is done, and the op stores its
         # file meanwhile (the customer features' ~2.5-s write at 500,000 customers beside their rebuilds and stats).
         with ThreadPoolExecutor(max_workers=2, thread_name_prefix="cutoff_features") as pool:

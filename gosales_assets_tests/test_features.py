@@ -751,12 +751,12 @@ def test_performance_smoke_20k_customers():
 
 
 def test_fact_lines_come_in_line_order_whatever_order_they_are_read_in():
-    """`in_line_order` (what every cutoff read of the fact goes through): lines read in (date, invoice, line) order
+    """`in_key_order` (what every cutoff read of the fact goes through): lines read in (date, invoice, line) order
     are kept as read; lines read in any other order come back in it: the same rows in the same order either way,
     invoices compared as text ("B-10" before "B-9"), line numbers as numbers."""
     import numpy as np
 
-    from gosales_assets.assets.features import LINE_ORDER, in_line_order
+    from gosales_assets.assets.features import LINE_ORDER, in_key_order
 
     rng = np.random.default_rng(3)
     n = 400
@@ -767,8 +767,12 @@ def test_fact_lines_come_in_line_order_whatever_order_they_are_read_in():
         "revenue": rng.normal(100, 30, n),
     }).unique(["invoice_id", "line_no"], keep="first", maintain_order=True)
     ordered = lines.sort(*LINE_ORDER)
-    assert in_line_order(ordered) is ordered  # already in order: nothing sorted, nothing copied
-    assert in_line_order(lines).equals(ordered) and not lines.equals(ordered)
+    assert in_key_order(ordered) is ordered  # already in order: nothing sorted, nothing copied
+    assert in_key_order(lines).equals(ordered) and not lines.equals(ordered)
     swapped = pl.concat([ordered.slice(1, 1), ordered.slice(0, 1), ordered.slice(2)])  # only two lines out of place
-    assert in_line_order(swapped).equals(ordered)
-    assert in_line_order(ordered.head(1)).equals(ordered.head(1)) and in_line_order(ordered.clear()).height == 0
+    assert in_key_order(swapped).equals(ordered)
+    assert in_key_order(ordered.head(1)).equals(ordered.head(1)) and in_key_order(ordered.clear()).height == 0
+    # one key (dim_customer by customer_id, as the cutoff's step reads it)
+    customers = pl.DataFrame({"customer_id": [f"C{i:04d}" for i in range(50)], "n": list(range(50))})
+    assert in_key_order(customers, ("customer_id",)) is customers
+    assert in_key_order(customers.reverse(), ("customer_id",)).equals(customers)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
+import struct
 import subprocess
 import sys
 import threading
@@ -576,6 +577,13 @@ def test_frame_checksum_is_content_based_and_stable_across_processes():
     assert frame_checksum(df) != frame_checksum(df.with_columns(pl.col("a").fill_null(0)))
     assert frame_checksum(df) != frame_checksum(df.rename({"a": "z"}))
     assert frame_checksum(df) != frame_checksum(df.with_columns(pl.col("a").cast(pl.Int32)))
+    # Equal floats hash equally: -0.0 as 0.0, any NaN payload as NaN (a sum that lands on -0.0, a NaN from another
+    # computation); a different value does not.
+    other_nan = struct.unpack("<d", struct.pack("<Q", 0x7FF8000000000123))[0]
+    for dtype in (pl.Float64, pl.Float32):
+        zeros = pl.DataFrame({"x": pl.Series([0.0, float("nan")], dtype=dtype)})
+        assert frame_checksum(zeros) == frame_checksum(pl.DataFrame({"x": pl.Series([-0.0, other_nan], dtype=dtype)}))
+        assert frame_checksum(zeros) != frame_checksum(pl.DataFrame({"x": pl.Series([1.0, float("nan")], dtype=dtype)}))
     code = (
         "import datetime as dt, polars as pl\n"
         "from gosales_assets.core.checksum import frame_checksum\n"

@@ -243,6 +243,20 @@ class SamplingSettings(_Model):
         "a threshold above that makes the cutoffs just under it the most expensive to train")
 
 
+class LargeFrameSettings(_Model):
+    """A cheaper fit for training frames with many positives (core.modeling.fit_schedule): with thousands of positives
+    each fold's estimate and the early stopping are precise, so fewer folds and a faster LightGBM learning rate cost no
+    measurable quality there (docs/MODEL_QUALITY.md) and about a third of the fit. Frames with fewer positives keep
+    the configured folds and grid, where those were chosen."""
+
+    min_positives: int | None = Field(
+        None, ge=1, description="Training frames with at least this many labelled positives are fitted with the folds "
+        "and learning rate below; null: every frame with the configured ones")
+    n_folds: int = Field(3, ge=2, le=20, description="Customer-grouped folds of a large frame")
+    learning_rate: float = Field(0.2, gt=0.0, le=1.0, description="LightGBM's learning rate for a large frame "
+                                 "(replaces the grid's learning rates)")
+
+
 class ModelSettings(_Model):
     training_cutoffs: int = Field(
         3, ge=1, description="At most this many most recent trainable cutoffs C' (C' + W <= C) are pooled")
@@ -272,6 +286,7 @@ class ModelSettings(_Model):
     ensemble: bool = Field(False, description="Average the best logistic and the best LightGBM configuration "
                            "(equal weights on standardized logits) instead of selecting one of them")
     sampling: SamplingSettings = SamplingSettings()
+    large_frames: LargeFrameSettings = LargeFrameSettings()
     gates: GateSettings = GateSettings()
 
     @model_validator(mode="after")

@@ -17,6 +17,7 @@ from gosales_assets.core.metrics import roc_auc
 from gosales_assets.core.modeling import (
     Preprocessor,
     base_rate_log_loss,
+    fit_schedule,
     load_model,
     negatives_to_keep,
     sample_negatives,
@@ -26,6 +27,7 @@ from gosales_assets.core.modeling import (
 from gosales_assets.settings import (
     DEFAULT_CONFIG_PATH,
     ConfigError,
+    LargeFrameSettings,
     LightGBMGrid,
     LogisticGrid,
     ModelSettings,
@@ -332,6 +334,10 @@ def test_default_config_declares_the_sampling_keys():
     doc = yaml.safe_load(DEFAULT_CONFIG_PATH.read_text())["models"]
     assert set(doc["sampling"]) == set(SamplingSettings.model_fields)
     assert "early_stopping_tolerance" in doc["lightgbm"]
+    # the large-frame schedule is on in the shipped config, far above the demo's frames (a few hundred positives)
+    assert set(doc["large_frames"]) == set(LargeFrameSettings.model_fields)
+    assert s.large_frames == LargeFrameSettings(min_positives=1500, n_folds=3, learning_rate=0.2)
+    assert LargeFrameSettings().min_positives is None  # off unless configured
 
 
 @pytest.mark.parametrize(
@@ -342,6 +348,9 @@ def test_default_config_declares_the_sampling_keys():
         ("sampling", "min_rows_to_sample", -5, "greater than or equal to 0"),
         ("sampling", "ratio", 10, "unknown key"),
         ("lightgbm", "early_stopping_tolerance", -0.1, "greater than or equal to 0"),
+        ("large_frames", "n_folds", 1, "greater than or equal to 2"),
+        ("large_frames", "learning_rate", 0, "greater than 0"),
+        ("large_frames", "min_positives", 0, "greater than or equal to 1"),
     ],
 )
 def test_invalid_sampling_keys_are_named(tmp_path, section, key, value, words):
@@ -405,3 +414,52 @@ def test_num_threads_bounds_the_fit_and_leaves_the_model_unchanged(frame, monkey
     assert np.array_equal(one.predict_proba(frame), two.predict_proba(frame))
     assert one.cv_results.equals(two.cv_results)
     assert load_settings(DEFAULT_CONFIG_PATH).models.num_threads == 1
+
+
+# ---------------------------------------------------------------------------------------------------
+# the large-frame schedule: fewer folds and faster trees from many positives on
+# ---------------------------------------------------------------------------------------------------
+def test_fit_schedule_applies_from_its_threshold():
+    configured = params(n_folds=4, large_frames=LargeFrameSettings(min_positives=100, n_folds=2, learning_rate=0.3))
+    assert fit_schedule(configured, 99) == (configured, None)
+    fitted, schedule = fit_schedule(configured, 100)
+    assert fitted.n_folds == 2 and fitted.lightgbm.learning_rate == [0.3]
+    # nothing else changes
+    assert fitted.model_dump(exclude={"n_folds", "lightgbm"}) == configured.model_dump(exclude={"n_folds", "lightgbm"})
+    assert (fitted.lightgbm.model_dump(exclude={"learning_rate"})
+            == configured.lightgbm.model_dump(exclude={"learning_rate"}))
+    assert schedule == {"large_frame": True, "positives": 100, "min_positives": 100, "n_folds": 2,
+                        "configured_n_folds": 4, "lightgbm_learning_rate": [0.3],
+                        "configured_lightgbm_learning_rate": [0.1]}
+    off = params(large_frames=LargeFrameSettings(min_positives=None))
+    assert fit_schedule(off, 10**6) == (off, None)
+
+
+def test_a_large_frame_is_fitted_with_its_schedule_and_says_so(frame):
+    positives = int(frame.get_column("label").sum())
+    large = LargeFrameSettings(min_positives=positives, n_folds=2, learning_rate=0.3)
+    model = train_division_model(frame, params(n_folds=4, large_frames=large), SEED)
+    assert sorted(model.cv_results.get_column("fold").unique().to_list()) == [0, 1]
+    assert model.settings["n_folds"] == 2 and model.settings["lightgbm"]["learning_rate"] == [0.3]
+    gbm = [m for m in model.params["members"] if m["config"].startswith("lightgbm")]
+    assert len(gbm) == 1 and gbm[0]["learning_rate"] == 0.3
+    schedule = model.card()["fit_schedule"]
+    assert schedule["large_frame"] and schedule["positives"] == positives and schedule["configured_n_folds"] == 4
+    # the same model as one configured with those folds and that learning rate
+    direct = train_division_model(frame, params(n_folds=2, lightgbm=params().lightgbm.model_copy(
+        update={"learning_rate": [0.3]})), SEED)
+    assert np.array_equal(model.oof.get_column("score_raw").to_numpy(), direct.oof.get_column("score_raw").to_numpy())
+
+    # one positive short of the threshold: the configured folds and grid, bit for bit
+    short = train_division_model(frame, params(n_folds=4, large_frames=large.model_copy(
+        update={"min_positives": positives + 1})), SEED)
+    plain = train_division_model(frame, params(n_folds=4), SEED)
+    assert sorted(short.cv_results.get_column("fold").unique().to_list()) == [0, 1, 2, 3]
+    assert short.card()["fit_schedule"] == {"large_frame": False}
+    assert np.array_equal(short.oof.get_column("score_raw").to_numpy(), plain.oof.get_column("score_raw").to_numpy())
+
+
+def test_a_model_saved_before_the_schedule_existed_still_loads(sampled_model, tmp_path):
+    model = load_model(sampled_model.save(tmp_path / "m.joblib"))
+    del model.__dict__["schedule"]
+    assert model.schedule is None and model.card()["fit_schedule"] == {"large_frame": False}

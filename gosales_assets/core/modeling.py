@@ -19,6 +19,9 @@ Training (`train_division_model`):
    preprocessing statistics, logistic `sample_weight`, LightGBM `weight` — then see the whole frame's class
    balance, so scores stay on the original scale. Only the training folds and the final refit are sampled;
    every held-out fold is scored in full. Training cost then grows with the positives, not the rows.
+   Large frames (`ModelSettings.large_frames`, `fit_schedule`): from `min_positives` training positives on, the
+   folds are `large_frames.n_folds` and LightGBM's learning rate `large_frames.learning_rate` (the card's
+   `fit_schedule` records it); smaller frames keep `n_folds` and the grid.
 3. Every candidate configuration (elastic-net logistic regression grid and LightGBM grid from
    `ModelSettings`) is fitted per fold: the `Preprocessor` is learned once per fold on the (sampled) training
    folds, with the design matrices of those rows and of the held-out fold built once for every candidate; the
@@ -660,6 +663,24 @@ def sample_negatives(y, customer_ids, cutoffs, sampling: SamplingSettings, seed:
 # ---------------------------------------------------------------------------------------------------
 # candidates
 # ---------------------------------------------------------------------------------------------------
+def fit_schedule(params: ModelSettings, positives: int) -> tuple[ModelSettings, dict | None]:
+    """The settings a training frame with `positives` labelled positives is fitted with: `params` itself, or, from
+    `params.large_frames.min_positives` positives on, `large_frames`' folds and LightGBM learning rate in place of
+    `n_folds` and the grid's learning rates (with thousands of positives the folds' estimates and the early stopping
+    are precise: docs/MODEL_QUALITY.md). Second: what the large-frame schedule changed, for the model card (None: it
+    did not apply)."""
+    large = params.large_frames
+    if large.min_positives is None or positives < large.min_positives:
+        return params, None
+    learning_rate = [float(large.learning_rate)]
+    fitted = params.model_copy(update={
+        "n_folds": large.n_folds, "lightgbm": params.lightgbm.model_copy(update={"learning_rate": learning_rate})})
+    return fitted, {"large_frame": True, "positives": int(positives), "min_positives": int(large.min_positives),
+                    "n_folds": int(large.n_folds), "configured_n_folds": int(params.n_folds),
+                    "lightgbm_learning_rate": learning_rate,
+                    "configured_lightgbm_learning_rate": [float(v) for v in params.lightgbm.learning_rate]}
+
+
 def _fmt(v: Any) -> str:
     return f"{v:g}" if isinstance(v, float) else str(v)
 
@@ -910,6 +931,8 @@ class TrainedModel:
     format_version: int = MODEL_FORMAT_VERSION
     # What the fits were trained on (`NegativeSample.summary`); a class default, so models saved before it load.
     sampling: dict | None = None
+    # The large-frame schedule when it applied (`fit_schedule`), else None; likewise a class default.
+    schedule: dict | None = None
 
     # ---- scoring ----------------------------------------------------------------------------------
     def predict_raw(self, frame: pl.DataFrame) -> np.ndarray:
@@ -966,6 +989,7 @@ class TrainedModel:
             "metrics": dict(self.metrics),
             "metrics_basis": "cross-fitted calibrated out-of-fold predictions (customer-grouped CV)",
             "sampling": copy.deepcopy(self.sampling) if self.sampling is not None else {"sampled": False},
+            "fit_schedule": dict(self.schedule) if self.schedule is not None else {"large_frame": False},
             "seed": self.seed,
             "notes": list(self.notes),
         }
@@ -1149,6 +1173,7 @@ def _train_division_model(frame: pl.DataFrame, params: ModelSettings, seed: int,
         raise InsufficientData(f"only one class among {n} labelled rows ({positives} positives)")
     if positives < params.min_positives:
         raise InsufficientData(f"{positives} positives < min_positives {params.min_positives}")
+    params, schedule = fit_schedule(params, positives)
     ids = _ids_array(data.get_column("customer_id"))
     n_folds = params.n_folds
     cust = pl.DataFrame({"c": ids, "y": y}).group_by("c").agg(pl.col("y").max().alias("pos"),
@@ -1322,4 +1347,5 @@ def _train_division_model(frame: pl.DataFrame, params: ModelSettings, seed: int,
         settings=params.model_dump(mode="json"),
         notes=notes,
         sampling=sample.summary(),
+        schedule=schedule,
     )

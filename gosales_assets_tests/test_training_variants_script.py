@@ -1,0 +1,111 @@
+"""benchmarks/training_variants.py (issue 15: model settings against variants at production scale) on a small seeded
+warehouse: the pool the asset would train on, the forward rows, each variant's fit and its paired interval against
+the configuration, thinned positives, bad variants named. The 500,000-customer run is a benchmark, not a test."""
+
+import datetime as dt
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import polars as pl
+import pytest
+
+from gosales_assets.settings import DEFAULT_CONFIG_PATH, load_settings
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "training_variants.py"
+CUTOFFS = [dt.date(2025, 3, 31), dt.date(2025, 6, 30), dt.date(2025, 9, 30), dt.date(2025, 12, 31)]
+LARGE = "large={large_frames: {min_positives: 50, n_folds: 2, learning_rate: 0.3}}"
+
+
+@pytest.fixture(scope="module")
+def tv():
+    spec = importlib.util.spec_from_file_location("training_variants_script", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    try:
+        spec.loader.exec_module(module)
+        yield module
+    finally:
+        sys.modules.pop(spec.name, None)
+
+
+def _warehouse(path: Path) -> Path:
+    """Model frames of one division at four quarterly cutoffs (6-month windows), 800 customers each, ~10 % buyers
+    driven by two of three features."""
+    rng = np.random.default_rng(5)
+    frames = []
+    for c in CUTOFFS:
+        n = 800
+        x1, x2, x3 = rng.normal(size=n), rng.normal(size=n), rng.normal(size=n)
+        p = 1 / (1 + np.exp(-(-2.6 + 1.2 * x1 + 0.8 * x2)))
+        frames.append(pl.DataFrame({
+            "customer_id": [f"c{i:04d}" for i in range(n)], "rfm__all__a__12m": x1, "rfm__all__b__12m": x2,
+            "rfm__all__c__12m": x3, "division": "Simulation", "cutoff_date": c, "window_months": 6,
+            "label": (rng.random(n) < p).astype(np.int8), "censored": False}))
+    db = path / "w.duckdb"
+    con = duckdb.connect(str(db))
+    con.register("f", pl.concat(frames).to_arrow())
+    con.execute("create table division_features as select * from f")
+    con.close()
+    return db
+
+
+def test_each_variant_fits_the_assets_pool_and_is_compared_on_the_same_forward_rows(tv, tmp_path):
+    db = _warehouse(tmp_path)
+    out = tmp_path / "variants.json"
+    assert tv.main(["--warehouse", str(db), "--config", str(DEFAULT_CONFIG_PATH), "--divisions", "Simulation",
+                    "--variant", LARGE, "--out", str(out)]) == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["variant"] for r in rows] == ["configured", "large"]
+    # Data end 2026-10-31: the latest closed window is 2025-12-31's; the asset pools the cutoffs whose window closed by
+    # then, 2025-03-31 and 2025-06-30 (under models.training_positives, so both).
+    assert all(r["forward_cutoff"] == "2025-12-31" and r["forward_rows"] == 800 for r in rows)
+    assert all(r["training_cutoffs"] == ["2025-03-31", "2025-06-30"] for r in rows)
+    con = duckdb.connect(str(db), read_only=True)
+    per = dict(con.execute("select cutoff_date, sum(label) from division_features group by 1").fetchall())
+    positives = per[dt.date(2025, 3, 31)] + per[dt.date(2025, 6, 30)]
+    assert all(r["training_positives"] == positives and r["training_rows"] == 1600 for r in rows)
+    configured, large = rows
+    # the shipped threshold (1,500 positives) leaves this frame on the configured folds; the variant's applies
+    assert (configured["folds"], configured["large_frame"]) == (4, False)
+    assert (large["folds"], large["large_frame"]) == (2, True)
+    assert configured["auc_minus_configured"] == 0.0 and configured["auc_minus_configured_ci95"] is None
+    low, high = large["auc_minus_configured_ci95"]
+    assert low <= large["auc_minus_configured"] <= high
+    assert all(0.7 < r["forward_auc"] < 1.0 for r in rows)  # the planted signal is found
+    assert tv.markdown(rows).splitlines()[3].startswith("| Simulation (2025-12-31, ")
+
+
+def test_thinned_positives_keep_a_seeded_fraction_of_the_training_positives(tv, tmp_path):
+    db = _warehouse(tmp_path)
+    out = tmp_path / "thin.json"
+    assert tv.main(["--warehouse", str(db), "--config", str(DEFAULT_CONFIG_PATH), "--divisions", "Simulation",
+                    "--variant", LARGE, "--thin-positives", "0.5", "--out", str(out)]) == 0
+    rows = json.loads(out.read_text())["rows"]
+    con = duckdb.connect(str(db), read_only=True)
+    frame = con.execute("select * from division_features where cutoff_date in ('2025-03-31', '2025-06-30')").pl()
+    frame = frame.sort("cutoff_date", "customer_id")
+    kept = tv.thinned(frame, 0.5)
+    assert kept.equals(tv.thinned(frame, 0.5))  # seeded
+    assert kept.filter(pl.col("label") == 0).height == frame.filter(pl.col("label") == 0).height
+    assert 0.3 < kept.get_column("label").sum() / frame.get_column("label").sum() < 0.7
+    assert all(r["training_positives"] == kept.get_column("label").sum() for r in rows)
+    assert all(r["training_rows"] == kept.height and r["forward_rows"] == 800 for r in rows)
+
+
+@pytest.mark.parametrize("spec", ["large", "large=[1, 2]", "configured={n_folds: 3}", "=x"])
+def test_a_variant_that_is_not_a_mapping_of_model_settings_is_refused(tv, spec):
+    with pytest.raises(SystemExit, match="--variant"):
+        tv.parse_variant(spec, load_settings(DEFAULT_CONFIG_PATH).models)
+
+
+def test_a_variant_is_validated_like_the_configuration(tv):
+    models = load_settings(DEFAULT_CONFIG_PATH).models
+    name, merged = tv.parse_variant("fast={large_frames: {learning_rate: 0.3}}", models)
+    assert name == "fast" and merged.large_frames.learning_rate == 0.3
+    assert merged.large_frames.min_positives == models.large_frames.min_positives  # merged, not replaced
+    with pytest.raises(Exception, match="n_folds"):
+        tv.parse_variant("bad={large_frames: {n_folds: 1}}", models)

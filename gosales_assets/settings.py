@@ -246,8 +246,8 @@ class SamplingSettings(_Model):
 class LargeFrameSettings(_Model):
     """A cheaper fit for training frames with many positives (core.modeling.fit_schedule): with thousands of positives
     each fold's estimate and the early stopping are precise, so fewer folds and a faster LightGBM learning rate cost no
-    measurable quality there (docs/MODEL_QUALITY.md) and about a third of the fit. Frames with fewer positives keep
-    the configured folds and grid, where those were chosen."""
+    measurable quality there (docs/MODEL_QUALITY.md) and save about a quarter of the fit. Frames with fewer positives
+    keep the configured folds and grid, where those were chosen."""
 
     min_positives: int | None = Field(
         None, ge=1, description="Training frames with at least this many labelled positives are fitted with the folds "

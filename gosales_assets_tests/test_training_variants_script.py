@@ -9,14 +9,13 @@ import sys
 from pathlib import Path
 
 import duckdb
-import numpy as np
 import polars as pl
 import pytest
 
 from gosales_assets.settings import DEFAULT_CONFIG_PATH, load_settings
+from gosales_assets_tests.test_pooling_quality_script import _warehouse  # one division, four quarterly cutoffs
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "training_variants.py"
-CUTOFFS = [dt.date(2025, 3, 31), dt.date(2025, 6, 30), dt.date(2025, 9, 30), dt.date(2025, 12, 31)]
 LARGE = "large={large_frames: {min_positives: 50, n_folds: 2, learning_rate: 0.3}}"
 
 
@@ -30,27 +29,6 @@ def tv():
         yield module
     finally:
         sys.modules.pop(spec.name, None)
-
-
-def _warehouse(path: Path) -> Path:
-    """Model frames of one division at four quarterly cutoffs (6-month windows), 800 customers each, ~10 % buyers
-    driven by two of three features."""
-    rng = np.random.default_rng(5)
-    frames = []
-    for c in CUTOFFS:
-        n = 800
-        x1, x2, x3 = rng.normal(size=n), rng.normal(size=n), rng.normal(size=n)
-        p = 1 / (1 + np.exp(-(-2.6 + 1.2 * x1 + 0.8 * x2)))
-        frames.append(pl.DataFrame({
-            "customer_id": [f"c{i:04d}" for i in range(n)], "rfm__all__a__12m": x1, "rfm__all__b__12m": x2,
-            "rfm__all__c__12m": x3, "division": "Simulation", "cutoff_date": c, "window_months": 6,
-            "label": (rng.random(n) < p).astype(np.int8), "censored": False}))
-    db = path / "w.duckdb"
-    con = duckdb.connect(str(db))
-    con.register("f", pl.concat(frames).to_arrow())
-    con.execute("create table division_features as select * from f")
-    con.close()
-    return db
 
 
 def test_each_variant_fits_the_assets_pool_and_is_compared_on_the_same_forward_rows(tv, tmp_path):

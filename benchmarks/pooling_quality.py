@@ -62,16 +62,47 @@ def auc_differences(y: np.ndarray, scores: dict[int, np.ndarray], base: int, dra
     return {k: (float(np.percentile(v, 2.5)), float(np.percentile(v, 97.5))) for k, v in diffs.items()}
 
 
-def division_rows(con: duckdb.DuckDBPyConnection, cfg, division: str) -> list[dict]:
+def closed_frames(con: duckdb.DuckDBPyConnection, cfg, division: str) -> tuple[object, list[tuple]]:
+    """(E, every uncensored frame's (C', W', positives) whose window closed by E): E the latest cutoff whose uncensored
+    model frame's window closed by the data end (None, and no frames, when none did)."""
     per = con.execute("select cutoff_date, max(window_months), coalesce(sum(label), 0) from division_features "
                       "where division = ? and not censored group by 1 order by 1", [division]).fetchall()
     forward = [c for c, w, _ in per if window_end(c, int(w)) <= cfg.data.end_date]
     if not forward:
-        return []
+        return None, []
     at = max(forward)
-    usable = [(c, int(p)) for c, w, p in per if window_end(c, int(w)) <= at][-max(POOLS):]
+    return at, [(c, int(w), int(p)) for c, w, p in per if window_end(c, int(w)) <= at]
+
+
+def forward_rows(con: duckdb.DuckDBPyConnection, division: str, at) -> tuple[pl.DataFrame, np.ndarray]:
+    """E's labelled rows and their labels."""
     test = _frames(con, division, [at]).filter(pl.col("label").is_not_null())
-    y = test.get_column("label").cast(pl.Int64).to_numpy()
+    return test, test.get_column("label").cast(pl.Int64).to_numpy()
+
+
+def forward_metrics(y: np.ndarray, p: np.ndarray, cfg) -> dict:
+    """Forward AUC, lift@10 % and calibration MAE (the configured bins) of scores `p` on E's labels `y`."""
+    return {"forward_rows": int(y.size), "forward_positives": int(y.sum()), "forward_auc": roc_auc(y, p),
+            "forward_lift_at_10": lift_at_k(y, p, 10),
+            "forward_cal_mae": calibration_mae(y, p, cfg.models.calibration_bins)}
+
+
+def compare(rows: list[dict], scores: dict, y: np.ndarray, key: str, base, name: str) -> None:
+    """Each row's forward AUC minus that of the row whose `key` is `base` (`auc_minus_<name>`) and its paired interval
+    (`auc_minus_<name>_ci95`; None for the base itself or when E has one class)."""
+    intervals = auc_differences(y, scores, base) if 0 < y.sum() < y.size and len(scores) > 1 else {}
+    ref = next(r for r in rows if r[key] == base)
+    for r in rows:
+        r[f"auc_minus_{name}"] = r["forward_auc"] - ref["forward_auc"]
+        r[f"auc_minus_{name}_ci95"] = list(intervals[r[key]]) if r[key] in intervals else None
+
+
+def division_rows(con: duckdb.DuckDBPyConnection, cfg, division: str) -> list[dict]:
+    at, closed = closed_frames(con, cfg, division)
+    if at is None:
+        return []
+    usable = [(c, p) for c, _, p in closed][-max(POOLS):]
+    test, y = forward_rows(con, division, at)
     rows, scores = [], {}
     for k in POOLS:
         if k > len(usable):
@@ -86,27 +117,44 @@ def division_rows(con: duckdb.DuckDBPyConnection, cfg, division: str) -> list[di
         rows.append({"division": division, "forward_cutoff": str(at), "pool": k,
                      "training_cutoffs": [str(c) for c in cutoffs],
                      "training_positives": sum(n for _, n in usable[-k:]), "training_rows": frame.height,
-                     "fit_cpu_s": round(fit_cpu, 2), "forward_rows": int(y.size), "forward_positives": int(y.sum()),
-                     "forward_auc": roc_auc(y, p), "forward_lift_at_10": lift_at_k(y, p, 10),
-                     "forward_cal_mae": calibration_mae(y, p, cfg.models.calibration_bins)})
-    base = max(scores)
-    intervals = auc_differences(y, scores, base) if y.sum() and len(scores) > 1 else {}
-    for r in rows:
-        r["auc_minus_full_pool"] = r["forward_auc"] - next(x["forward_auc"] for x in rows if x["pool"] == base)
-        r["auc_minus_full_pool_ci95"] = list(intervals[r["pool"]]) if r["pool"] in intervals else None
+                     "fit_cpu_s": round(fit_cpu, 2), **forward_metrics(y, p, cfg)})
+    compare(rows, scores, y, "pool", max(scores), "full_pool")
     return rows
+
+
+def forward_cells(r: dict, diff: str) -> str:
+    """The last cells of a table row: forward AUC, its difference (`diff`, formatted), lift@10 %, calibration MAE."""
+    return f"{r['forward_auc']:.4f} | {diff} | {r['forward_lift_at_10']:.2f} | {r['forward_cal_mae']:.4f} |"
+
+
+def difference(r: dict, name: str) -> str:
+    """A row's `auc_minus_<name>` and its interval, as a table cell."""
+    ci = r[f"auc_minus_{name}_ci95"]
+    return f"{r[f'auc_minus_{name}']:+.4f}" + (f" [{ci[0]:+.4f}, {ci[1]:+.4f}]" if ci else "")
 
 
 def markdown(rows: list[dict]) -> str:
     out = ["| division (forward cutoff, positives) | pool | training positives | rows | fit CPU s | forward AUC | "
            "− 3-cutoff pool [95 %] | lift@10 % | cal MAE |", "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        ci = r["auc_minus_full_pool_ci95"]
-        diff = f"{r['auc_minus_full_pool']:+.4f}" + (f" [{ci[0]:+.4f}, {ci[1]:+.4f}]" if ci else "")
         out.append(f"| {r['division']} ({r['forward_cutoff']}, {r['forward_positives']:,}) | {r['pool']} | "
                    f"{r['training_positives']:,} | {r['training_rows']:,} | {r['fit_cpu_s']:.1f} | "
-                   f"{r['forward_auc']:.4f} | {diff} | {r['forward_lift_at_10']:.2f} | {r['forward_cal_mae']:.4f} |")
+                   + forward_cells(r, difference(r, "full_pool")))
     return "\n".join(out)
+
+
+def each_division(warehouse: Path, divisions: str | None, cfg, rows_of, progress: tuple[str, ...]) -> list[dict]:
+    """`rows_of(con, division)` for each of `divisions` (comma-separated; None: every configured one) on the warehouse
+    opened read-only with one DuckDB thread, a JSON line of each row's `progress` fields printed as it comes."""
+    con = duckdb.connect(str(warehouse), read_only=True)
+    con.execute("set threads = 1")
+    rows = []
+    for division in (divisions.split(",") if divisions else cfg.divisions):
+        got = rows_of(con, division)
+        rows += got
+        for r in got:
+            print(json.dumps({k: r[k] for k in progress}), flush=True)
+    return rows
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -117,15 +165,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "pooling_quality.json")
     args = ap.parse_args(argv)
     cfg = load_settings(args.config)
-    con = duckdb.connect(str(args.warehouse), read_only=True)
-    con.execute("set threads = 1")
-    rows = []
-    for division in (args.divisions.split(",") if args.divisions else cfg.divisions):
-        got = division_rows(con, cfg, division)
-        rows += got
-        for r in got:
-            print(json.dumps({k: r[k] for k in ("division", "pool", "training_positives", "fit_cpu_s",
-                                                "forward_auc", "auc_minus_full_pool")}), flush=True)
+    rows = each_division(args.warehouse, args.divisions, cfg, lambda con, d: division_rows(con, cfg, d),
+                         ("division", "pool", "training_positives", "fit_cpu_s", "forward_auc", "auc_minus_full_pool"))
     args.out.write_text(json.dumps({"warehouse": str(args.warehouse), "config": str(args.config), "rows": rows},
                                    indent=1, default=str))
     print(markdown(rows))

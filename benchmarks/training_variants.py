@@ -35,10 +35,18 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from pooling_quality import _cpu, _frames, auc_differences  # noqa: E402
+from pooling_quality import (  # noqa: E402
+    _cpu,
+    _frames,
+    closed_frames,
+    compare,
+    difference,
+    each_division,
+    forward_cells,
+    forward_metrics,
+    forward_rows,
+)
 
-from gosales_assets.core.calendar import window_end  # noqa: E402
-from gosales_assets.core.metrics import calibration_mae, lift_at_k, roc_auc  # noqa: E402
 from gosales_assets.core.modeling import train_division_model  # noqa: E402
 from gosales_assets.partitions import training_pool  # noqa: E402
 from gosales_assets.settings import ModelSettings, load_settings  # noqa: E402
@@ -76,19 +84,12 @@ def thinned(frame: pl.DataFrame, keep: float, seed: int = 0) -> pl.DataFrame:
 
 def division_rows(con: duckdb.DuckDBPyConnection, cfg, models: dict[str, ModelSettings], division: str,
                   keep_positives: float = 1.0) -> list[dict]:
-    per = con.execute("select cutoff_date, max(window_months), coalesce(sum(label), 0) from division_features "
-                      "where division = ? and not censored group by 1 order by 1", [division]).fetchall()
-    forward = [c for c, w, _ in per if window_end(c, int(w)) <= cfg.data.end_date]
-    if not forward:
-        return []
-    at = max(forward)
-    usable = [(c, int(w), int(p)) for c, w, p in per if window_end(c, int(w)) <= at]
-    pool = training_pool(usable, cfg.models.training_cutoffs, cfg.models.training_positives)
-    if not pool.cutoffs:
+    at, closed = closed_frames(con, cfg, division)
+    pool = training_pool(closed, cfg.models.training_cutoffs, cfg.models.training_positives)
+    if at is None or not pool.cutoffs:
         return []
     frame = thinned(_frames(con, division, [c for c, _ in pool.cutoffs]), keep_positives)
-    test = _frames(con, division, [at]).filter(pl.col("label").is_not_null())
-    y = test.get_column("label").cast(pl.Int64).to_numpy()
+    test, y = forward_rows(con, division, at)
     rows, scores = [], {}
     for name, params in models.items():
         start = _cpu()
@@ -103,15 +104,11 @@ def division_rows(con: duckdb.DuckDBPyConnection, cfg, models: dict[str, ModelSe
                      "rows_fitted": int(model.class_balance["rows_fitted"]),
                      "folds": int(model.cv_results.get_column("fold").n_unique()), "best_iterations": its,
                      "large_frame": bool((model.schedule or {}).get("large_frame", False)),
-                     "fit_cpu_s": round(fit_cpu, 2), "forward_rows": int(y.size), "forward_positives": int(y.sum()),
-                     "forward_auc": roc_auc(y, p), "forward_lift_at_10": lift_at_k(y, p, 10),
-                     "forward_cal_mae": calibration_mae(y, p, cfg.models.calibration_bins)})
-    intervals = auc_differences(y, scores, CONFIGURED) if y.sum() and 0 < y.sum() < y.size else {}
-    ref = next(r for r in rows if r["variant"] == CONFIGURED)
+                     "fit_cpu_s": round(fit_cpu, 2), **forward_metrics(y, p, cfg)})
+    compare(rows, scores, y, "variant", CONFIGURED, "configured")
+    ref = rows[0]["fit_cpu_s"]
     for r in rows:
-        r["auc_minus_configured"] = r["forward_auc"] - ref["forward_auc"]
-        r["auc_minus_configured_ci95"] = list(intervals[r["variant"]]) if r["variant"] in intervals else None
-        r["fit_cpu_vs_configured"] = round(r["fit_cpu_s"] / ref["fit_cpu_s"], 3) if ref["fit_cpu_s"] else None
+        r["fit_cpu_vs_configured"] = round(r["fit_cpu_s"] / ref, 3) if ref else None
     return rows
 
 
@@ -119,12 +116,9 @@ def markdown(rows: list[dict]) -> str:
     out = ["| division (forward cutoff, positives) | variant | training positives | folds | fit CPU s | forward AUC | "
            "− configured [95 %] | lift@10 % | cal MAE |", "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        ci = r["auc_minus_configured_ci95"]
-        diff = "–" if r["variant"] == CONFIGURED else (
-            f"{r['auc_minus_configured']:+.4f}" + (f" [{ci[0]:+.4f}, {ci[1]:+.4f}]" if ci else ""))
+        diff = "–" if r["variant"] == CONFIGURED else difference(r, "configured")
         out.append(f"| {r['division']} ({r['forward_cutoff']}, {r['forward_positives']:,}) | {r['variant']} | "
-                   f"{r['training_positives']:,} | {r['folds']} | {r['fit_cpu_s']:.1f} | {r['forward_auc']:.4f} | "
-                   f"{diff} | {r['forward_lift_at_10']:.2f} | {r['forward_cal_mae']:.4f} |")
+                   f"{r['training_positives']:,} | {r['folds']} | {r['fit_cpu_s']:.1f} | " + forward_cells(r, diff))
     return "\n".join(out)
 
 
@@ -142,15 +136,10 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"--thin-positives {args.thin_positives}: expected a fraction in (0, 1]")
     cfg = load_settings(args.config)
     models = {CONFIGURED: cfg.models} | dict(parse_variant(v, cfg.models) for v in args.variant)
-    con = duckdb.connect(str(args.warehouse), read_only=True)
-    con.execute("set threads = 1")
-    rows = []
-    for division in (args.divisions.split(",") if args.divisions else cfg.divisions):
-        got = division_rows(con, cfg, models, division, args.thin_positives)
-        rows += got
-        for r in got:
-            print(json.dumps({k: r[k] for k in ("division", "variant", "training_positives", "folds", "fit_cpu_s",
-                                                "forward_auc", "auc_minus_configured")}), flush=True)
+    rows = each_division(args.warehouse, args.divisions, cfg,
+                         lambda con, d: division_rows(con, cfg, models, d, args.thin_positives),
+                         ("division", "variant", "training_positives", "folds", "fit_cpu_s", "forward_auc",
+                          "auc_minus_configured"))
     args.out.write_text(json.dumps({"warehouse": str(args.warehouse), "config": str(args.config),
                                     "variants": args.variant, "thin_positives": args.thin_positives, "rows": rows},
                                    indent=1, default=str))

@@ -4,8 +4,6 @@ warehouse's forward rows, the ranking orderings and the report's hand-written se
 benchmark (`make quality`), not a test."""
 
 import datetime as dt
-import importlib.util
-import sys
 from pathlib import Path
 
 import duckdb
@@ -14,20 +12,14 @@ import polars as pl
 import pytest
 
 from gosales_assets.core.metrics import calibration_mae, lift_at_k, roc_auc
+from gosales_assets_tests.benchmark_scripts import loaded_script
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "model_quality.py"
 
 
 @pytest.fixture(scope="module")
 def mq():
-    spec = importlib.util.spec_from_file_location("model_quality_script", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up while the class is built
-    try:
-        spec.loader.exec_module(module)
-        yield module
-    finally:
-        sys.modules.pop(spec.name, None)
+    yield from loaded_script(SCRIPT, "model_quality_script")
 
 
 def _partition(mq, division, cutoff, n, positives, engine_signal, peer_signal, seed, cv_best="monetary"):

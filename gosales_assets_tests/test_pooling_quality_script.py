@@ -3,9 +3,7 @@ cutoffs each pool trains on and is scored on, the paired interval, the table. Th
 benchmark, not a test."""
 
 import datetime as dt
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import duckdb
@@ -15,6 +13,7 @@ import pytest
 
 from gosales_assets.core.metrics import roc_auc
 from gosales_assets.settings import DEFAULT_CONFIG_PATH
+from gosales_assets_tests.benchmark_scripts import loaded_script
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "pooling_quality.py"
 CUTOFFS = [dt.date(2025, 3, 31), dt.date(2025, 6, 30), dt.date(2025, 9, 30), dt.date(2025, 12, 31)]
@@ -22,14 +21,7 @@ CUTOFFS = [dt.date(2025, 3, 31), dt.date(2025, 6, 30), dt.date(2025, 9, 30), dt.
 
 @pytest.fixture(scope="module")
 def pq():
-    spec = importlib.util.spec_from_file_location("pooling_quality_script", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    try:
-        spec.loader.exec_module(module)
-        yield module
-    finally:
-        sys.modules.pop(spec.name, None)
+    yield from loaded_script(SCRIPT, "pooling_quality_script")
 
 
 def _warehouse(path: Path) -> Path:

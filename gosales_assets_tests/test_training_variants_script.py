@@ -3,9 +3,7 @@ warehouse: the pool the asset would train on, the forward rows, each variant's f
 the configuration, thinned positives, bad variants named. The 500,000-customer run is a benchmark, not a test."""
 
 import datetime as dt
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import duckdb
@@ -13,6 +11,7 @@ import polars as pl
 import pytest
 
 from gosales_assets.settings import DEFAULT_CONFIG_PATH, load_settings
+from gosales_assets_tests.benchmark_scripts import loaded_script
 from gosales_assets_tests.test_pooling_quality_script import _warehouse  # one division, four quarterly cutoffs
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "training_variants.py"
@@ -21,14 +20,7 @@ LARGE = "large={large_frames: {min_positives: 50, n_folds: 2, learning_rate: 0.3
 
 @pytest.fixture(scope="module")
 def tv():
-    spec = importlib.util.spec_from_file_location("training_variants_script", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    try:
-        spec.loader.exec_module(module)
-        yield module
-    finally:
-        sys.modules.pop(spec.name, None)
+    yield from loaded_script(SCRIPT, "training_variants_script")
 
 
 def test_each_variant_fits_the_assets_pool_and_is_compared_on_the_same_forward_rows(tv, tmp_path):

@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
-import importlib.util
 from pathlib import Path
 
 import pytest
+
+from gosales_assets_tests.benchmark_scripts import loaded_script
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "drift_table.py"
 
 
 @pytest.fixture(scope="module")
 def table():
-    spec = importlib.util.spec_from_file_location("drift_table", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    yield from loaded_script(SCRIPT, "drift_table_script")
 
 
 SKU_MAP = {"HW-CONS-FIL": "Hardware", "HW-CONS-RES": "Hardware", "PP-SUPPORT": "Post_Processing"}

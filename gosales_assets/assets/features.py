@@ -83,7 +83,7 @@ def in_key_order(rows: pl.DataFrame, keys: tuple[str, ...] = LINE_ORDER) -> pl.D
 def fact_until(warehouse: WarehouseResource, cutoff: dt.date) -> pl.DataFrame:
     """Fact rows dated ≤ cutoff, in LINE_ORDER: the only history any cutoff-C computation is given."""
     return in_key_order(warehouse.query(f"select {FACT_COLUMNS_SQL} from fact_transactions where invoice_date <= ?",
-                                         [cutoff]))
+                                        [cutoff]))
 
 
 def fact_until_for(warehouse: WarehouseResource, cutoff: dt.date, customer_ids: pl.Series) -> pl.DataFrame:

@@ -5,7 +5,7 @@ import datetime as dt
 import polars as pl
 import pytest
 
-from gosales_assets.core.labels import build_labels, customers_known_at, positives_by_cutoff
+from gosales_assets.core.labels import build_labels, customers_known_at, first_dates, positives_by_cutoff
 
 D = dt.date
 DIV = "Success Plan"
@@ -188,3 +188,55 @@ def test_positives_by_cutoff_equal_build_labels_on_random_logs(seed, mode):
         want = {c: build_labels(fact, customers_known_at(fact, customers, c), cutoff=c, **kw).positives
                 for c in cutoffs}
         assert got == want and min(got.values()) > 0
+
+
+@pytest.mark.parametrize("seed", [5, 17])
+def test_first_dates_from_duckdb_give_the_same_labels_and_recounts(seed):
+    """The labels asset hands build_labels and positives_by_cutoff the customers' first lines computed by DuckDB
+    (FIRST_DATES_SQL) instead of letting them scan the lines: the same frames, the same recounts, the same dates as
+    `first_dates` (a customer without a positive line has no first_active)."""
+    import duckdb
+    import numpy as np
+
+    from gosales_assets.assets.labels import FIRST_DATES_SQL
+    from gosales_assets.core.labels import FIRST_DATES_SCHEMA
+
+    rng = np.random.default_rng(seed)
+    n, start = 3000, D(2022, 1, 1)
+    fact = pl.DataFrame({
+        "customer_id": [f"C{i:03d}" for i in rng.integers(0, 250, n)],
+        "invoice_date": [start + dt.timedelta(days=int(d)) for d in rng.integers(0, 1200, n)],
+        "division": rng.choice([DIV, "Solidworks"], n).tolist(),
+        "sku": rng.choice(["SP-STD", "SWX-STD"], n).tolist(),
+        "revenue": np.round(rng.normal(100, 400, n), 2).tolist(),
+    }, schema={"customer_id": pl.String, "invoice_date": pl.Date, "division": pl.String, "sku": pl.String,
+               "revenue": pl.Float64})
+    credits_only = pl.DataFrame({"customer_id": ["Z01", "Z01"], "invoice_date": [D(2022, 5, 1), D(2023, 2, 1)],
+                                 "division": [DIV, DIV], "sku": ["SP-STD", "SP-STD"], "revenue": [-50.0, 0.0]},
+                                schema=fact.schema)
+    fact = pl.concat([fact, credits_only])
+    horizon = D(2024, 12, 31)
+    con = duckdb.connect()
+    con.register("fact_transactions", fact.to_arrow())
+    sql = con.execute(FIRST_DATES_SQL, [horizon]).pl().cast(FIRST_DATES_SCHEMA)
+    upto = fact.filter(pl.col("invoice_date") <= horizon)
+    assert sql.sort("customer_id").equals(first_dates(upto).sort("customer_id"))
+    assert sql.filter(pl.col("first_active").is_null()).get_column("customer_id").to_list() == ["Z01"]
+    customers = fact.select("customer_id").unique().with_columns(pl.lit(None, pl.Date).alias("first_seen_date"))
+    cutoffs = [D(2022, 9, 30), D(2023, 3, 31), D(2023, 9, 30)]
+    for mode in ("expansion", "all"):
+        kw = dict(division=DIV, window_months=6, data_end=horizon, mode=mode)
+        for c in cutoffs:
+            known = customers_known_at(upto, customers, c)
+            plain = build_labels(upto, known, cutoff=c, **kw)
+            given = build_labels(upto, known, cutoff=c, firsts=sql, **kw)
+            assert given.frame.equals(plain.frame) and plain.positives > 0
+        assert (positives_by_cutoff(upto, customers, cutoffs=cutoffs, firsts=sql, **kw)
+                == positives_by_cutoff(upto, customers, cutoffs=cutoffs, **kw))
+    # ... and they are what decides who was active: without one customer's first lines it is not in the population.
+    known = customers_known_at(upto, customers, cutoffs[-1])
+    plain = build_labels(upto, known, cutoff=cutoffs[-1], division=DIV, window_months=6, data_end=horizon)
+    gone = plain.frame.item(0, "customer_id")
+    less = build_labels(upto, known, cutoff=cutoffs[-1], division=DIV, window_months=6, data_end=horizon,
+                        firsts=sql.filter(pl.col("customer_id") != gone))
+    assert less.frame.get_column("customer_id").to_list() == plain.frame.get_column("customer_id").to_list()[1:]

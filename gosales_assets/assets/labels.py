@@ -17,7 +17,7 @@ from dagster import (
 )
 
 from gosales_assets.assets.common import partition_checks, table_metadata
-from gosales_assets.core.labels import build_labels, positives_by_cutoff
+from gosales_assets.core.labels import FIRST_DATES_SCHEMA, build_labels, positives_by_cutoff
 from gosales_assets.partitions import (
     add_months,
     cutoff_key,
@@ -32,6 +32,9 @@ from gosales_assets.settings import Settings, division_slug
 DIVISION_CUTOFF_EXPR = {"division": "division", "cutoff": "cutoff_date"}
 # The prevalence check compares a cutoff with the division's labels of the year before it.
 PREVALENCE_LOOKBACK_MONTHS = 12
+# `core.labels.first_dates` of the fact lines dated ≤ ?, computed by DuckDB.
+FIRST_DATES_SQL = ("select customer_id, min(invoice_date) as first_line, min(invoice_date) filter (where revenue > 0) "
+                   "as first_active from fact_transactions where invoice_date <= ? group by customer_id")
 
 
 def labels_spec() -> AssetSpec:
@@ -72,6 +75,9 @@ def labels_outputs(context: AssetExecutionContext, cfg: Settings, warehouse: War
         "select customer_id, invoice_date, division, sku, revenue from fact_transactions where invoice_date <= ?",
         [horizon],
     )
+    # Who was active by C (and, for the year before's recount, each buyer's first lines): one grouped scan in DuckDB,
+    # ~0.5 CPU-s at 4 million lines against ~1.3 for two passes over the lines read above in polars.
+    firsts = warehouse.query(FIRST_DATES_SQL, [horizon]).cast(FIRST_DATES_SCHEMA)
     known = _roster(warehouse, cutoff, fact)
     earlier_cutoffs = _prevalence_cutoffs(cfg, cutoff)
     dim = warehouse.query("select customer_id, first_seen_date from dim_customer") if earlier_cutoffs else None
@@ -80,7 +86,7 @@ def labels_outputs(context: AssetExecutionContext, cfg: Settings, warehouse: War
             fact, known, division=division, cutoff=cutoff, window_months=requested, data_end=cfg.data.end_date,
             mode=cfg.labels.mode, min_net_revenue=cfg.labels.min_net_revenue, sku_denylist=cfg.labels.sku_denylist,
             auto_widen_min_positives=widen.min_positives if widen.enabled else None,
-            auto_widen_max_months=widen.max_window_months if widen.enabled else None,
+            auto_widen_max_months=widen.max_window_months if widen.enabled else None, firsts=firsts,
         )
         summary = res.summary() | {"mode": cfg.labels.mode, "window_end": str(window_end(cutoff, res.window_months))}
         artifacts.write_json(["labels", division_slug(division), cutoff.isoformat(), "label_summary.json"], summary)
@@ -93,7 +99,7 @@ def labels_outputs(context: AssetExecutionContext, cfg: Settings, warehouse: War
             "censored": res.censored,
             "cohorts": MetadataValue.json(dict(sorted(res.frame.group_by("cohort").len().iter_rows()))),
         }
-        earlier = _earlier_positives(cfg, dim, fact, division, earlier_cutoffs, requested)
+        earlier = _earlier_positives(cfg, dim, fact, firsts, division, earlier_cutoffs, requested)
     if res.widened:
         context.log.info(f"{division} {cutoff}: window widened from {requested} to {res.window_months} months "
                          f"to reach {widen.min_positives} positives (got {res.positives})")
@@ -131,14 +137,15 @@ def _prevalence_cutoffs(cfg: Settings, cutoff) -> list:
     return [c for c in cfg.cutoffs if add_months(cutoff, -PREVALENCE_LOOKBACK_MONTHS) <= c <= add_months(cutoff, -1)]
 
 
-def _earlier_positives(cfg: Settings, dim: pl.DataFrame | None, fact: pl.DataFrame, division: str, earlier: list,
-                       window_months: int) -> dict[str, int]:
+def _earlier_positives(cfg: Settings, dim: pl.DataFrame | None, fact: pl.DataFrame, firsts: pl.DataFrame,
+                       division: str, earlier: list, window_months: int) -> dict[str, int]:
     """Positives of the division at the `earlier` cutoffs whose window (the requested one, not widened) had closed by
     the data end, recounted from the facts this partition read (they reach C + W ≥ those windows' ends) and the
-    customers' first dates `dim`."""
+    customers' first dates `dim` and first lines `firsts`."""
     if not earlier:
         return {}
     counts = positives_by_cutoff(fact, dim, division=division, cutoffs=earlier, window_months=window_months,
                                  data_end=cfg.data.end_date, mode=cfg.labels.mode,
-                                 min_net_revenue=cfg.labels.min_net_revenue, sku_denylist=cfg.labels.sku_denylist)
+                                 min_net_revenue=cfg.labels.min_net_revenue, sku_denylist=cfg.labels.sku_denylist,
+                                 firsts=firsts)
     return {str(c): n for c, n in sorted(counts.items())}

@@ -96,6 +96,20 @@ def _net_by_customer(rows: pl.DataFrame, name: str) -> pl.DataFrame:
     return rows.group_by("customer_id").agg(pl.col("revenue").sum().alias(name))
 
 
+FIRST_DATES_SCHEMA = {"customer_id": pl.String, "first_line": pl.Date, "first_active": pl.Date}
+
+
+def first_dates(fact: pl.DataFrame) -> pl.DataFrame:
+    """Per customer with a line in `fact`: the date of its first line and of its first line with revenue > 0 (null:
+    none); a customer is active at C when `first_active` ≤ C. The labels asset has DuckDB compute the same from the
+    fact table (`assets.labels`: one grouped scan instead of two passes over the lines in polars); `build_labels`
+    and `positives_by_cutoff` take either, or compute what they need from their `fact` when given none."""
+    return fact.group_by("customer_id").agg(
+        pl.col("invoice_date").min().alias("first_line"),
+        pl.col("invoice_date").filter(pl.col("revenue") > 0).min().alias("first_active"),
+    ).cast(FIRST_DATES_SCHEMA)
+
+
 def positives_by_cutoff(
     fact: pl.DataFrame,
     dim_customer: pl.DataFrame,
@@ -107,13 +121,15 @@ def positives_by_cutoff(
     mode: str = "expansion",
     min_net_revenue: float = 0.0,
     sku_denylist: list[str] | tuple[str, ...] = (),
+    firsts: pl.DataFrame | None = None,
 ) -> dict[dt.date, int]:
     """The positives `build_labels` gives at each of `cutoffs` (window `window_months`, not widened; censored
     cutoffs left out), computed together from the facts: who is known / active by C' from each customer's first
     line, ownership and window revenue from the division's lines only. A fraction of `build_labels`' cost per
     cutoff at scale (a production sales log is mostly other divisions' lines), so the labels of one cutoff can
     compare themselves with earlier cutoffs without reading those partitions (which would chain every cutoff's
-    labels behind the previous one in a backfill)."""
+    labels behind the previous one in a backfill). `firsts`: `first_dates` of `fact` when the caller has it (else
+    taken from the buyers' own lines)."""
     if mode not in ("expansion", "all"):
         raise ValueError(f"labels mode must be 'expansion' or 'all', got {mode!r}")
     fact = fact.with_columns(pl.col("customer_id").cast(pl.String))
@@ -131,16 +147,16 @@ def positives_by_cutoff(
     # thousand customers' instead of grouping every line of the log). Known at C': the customer table has it with
     # no first date or one ≤ C', or its first line is ≤ C' (`customers_known_at`).
     buyers = pl.concat(bought.values()).unique()
-    firsts = fact.join(buyers, on="customer_id", how="semi").group_by("customer_id").agg(
-        pl.col("invoice_date").min().alias("_first_line"),
-        pl.col("invoice_date").filter(pl.col("revenue") > 0).min().alias("_first_active"))
+    firsts = (first_dates(fact.join(buyers, on="customer_id", how="semi")) if firsts is None
+              else firsts.join(buyers, on="customer_id", how="semi"))
     seen = dim_customer.with_columns(pl.col("customer_id").cast(pl.String)).join(
         buyers, on="customer_id", how="semi").group_by("customer_id").agg(
         pl.col("first_seen_date").is_null().any().alias("_always"),
         pl.col("first_seen_date").min().alias("_first_seen"))
     people = firsts.join(seen, on="customer_id", how="left").select(
         "customer_id", pl.col("_always").fill_null(False),
-        pl.min_horizontal("_first_seen", "_first_line").alias("_known_from"), "_first_active")
+        pl.min_horizontal("_first_seen", "first_line").alias("_known_from"),
+        pl.col("first_active").alias("_first_active"))
     out: dict[dt.date, int] = {}
     for c, who in bought.items():
         counted = people.join(who, on="customer_id", how="semi").filter(
@@ -166,10 +182,12 @@ def build_labels(
     sku_denylist: list[str] | tuple[str, ...] = (),
     auto_widen_min_positives: int | None = None,
     auto_widen_max_months: int | None = None,
+    firsts: pl.DataFrame | None = None,
 ) -> LabelResult:
     """Labels for one (division, cutoff); see the module docstring for the definition. `known` holds the
     `customer_id` of every customer known at C (`customers_known_at`; the asset takes it from the customer
-    features' roster of C, so labels and features describe one population)."""
+    features' roster of C, so labels and features describe one population). `firsts`: `first_dates` of `fact` when
+    the caller has it (who was active by C), else the lines are scanned for it."""
     if mode not in ("expansion", "all"):
         raise ValueError(f"labels mode must be 'expansion' or 'all', got {mode!r}")
     # The division's countable lines, taken once (every later filter reads ~1/divisions of the log); the other
@@ -178,8 +196,9 @@ def build_labels(
     div_history = div_rows.filter(pl.col("invoice_date") <= cutoff)
 
     known = known.select(pl.col("customer_id").cast(pl.String)).unique().sort("customer_id")
-    active = fact.filter((pl.col("invoice_date") <= cutoff) & (pl.col("revenue") > 0)).select(
-        "customer_id").unique().with_columns(pl.lit(True).alias("_active"))
+    active = (fact.filter((pl.col("invoice_date") <= cutoff) & (pl.col("revenue") > 0)).select("customer_id").unique()
+              if firsts is None else firsts.filter(pl.col("first_active") <= cutoff).select("customer_id")
+              ).with_columns(pl.lit(True).alias("_active"))
     owned = _net_by_customer(div_history, "_owned_rev").filter(pl.col("_owned_rev") > min_net_revenue)
     base = (
         known.join(active, on="customer_id", how="left")

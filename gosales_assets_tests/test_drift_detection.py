@@ -420,3 +420,17 @@ def test_psi_and_prevalence_across_seasons_are_at_most_warn():
     assert across["feature_psi"].action.startswith("monitor feature 'x'")
     # the probabilities are wrong at C whatever the cause: calibration keeps its severity
     assert across["calibration_regression"].severity == "hard"
+
+
+def test_the_same_lines_in_any_order_give_the_same_findings_to_the_bit():
+    """Segment and division activity and prices sum floats per group: in a fixed order, so the same lines give the
+    same bits whatever order they come in (the alert sensor raises a partition's findings once, by checksum)."""
+    lines = pl.concat([_lines(seed=3).with_columns(pl.lit("A").alias("division")),
+                       _division_lines().with_columns(pl.lit("North").alias("region"),
+                                                      pl.lit("North-00").alias("territory"),
+                                                      pl.lit("Retail").alias("industry"))], how="diagonal_relaxed")
+    want = [f.to_dict() for f in activity_findings(lines, ["region", "territory"], C, BASE, 3)]
+    assert {d["kind"] for d in want} == {"segment_invoices", "division_invoices", "division_price"}
+    for seed in range(5):
+        shuffled = lines.sample(fraction=1.0, shuffle=True, seed=seed)
+        assert [f.to_dict() for f in activity_findings(shuffled, ["region", "territory"], C, BASE, 3)] == want

@@ -131,6 +131,49 @@ def test_drift_of_the_scores_in_memory_equals_drift_of_the_stored_scores(scored)
     assert_frame_equal(stored_drift, again)
 
 
+def test_drift_includes_the_cutoffs_roster_activity_counted_once(scored):
+    """Who buys at C against the same months a year earlier is the same for every division: the cutoff's
+    `roster_activity` (made with its features) counts it once and each division's drift includes those findings, as
+    it would count them itself — which it does, with the same findings, when the cutoff has no rows of them."""
+    from gosales_assets.assets.validation import purchase_lines
+    from gosales_assets.core.calendar import add_months
+    from gosales_assets.core.drift import FINDING_FIELDS, DriftThresholds, activity_findings, findings_from_rows
+    from gosales_assets.resources import WarehouseResource
+
+    project, instance = scored
+    cutoff = dt.date.fromisoformat(C)
+    roster = project.table("roster_activity").filter(pl.col("cutoff_date") == cutoff).sort("finding_no")
+    kinds = {"segment_invoices", "division_invoices", "division_price", "segments_skipped"}
+    assert set(roster.get_column("kind")) >= {"segment_invoices", "division_invoices", "division_price"}
+    assert roster.get_column("finding_no").to_list() == list(range(roster.height))
+    # What the cutoff's rows say is what counting the roster's lines of both windows gives.
+    cfg = project.settings
+    months = cfg.drift.activity_months
+    lines = purchase_lines(WarehouseResource(database=str(cfg.warehouse_path)), cfg.drift.segment_columns,
+                           [(add_months(e, -months), e) for e in (add_months(cutoff, -12), cutoff)])
+    th = DriftThresholds(**cfg.drift.model_dump(exclude={"top_features", "activity_months", "segment_columns"}))
+    assert findings_from_rows(roster) == activity_findings(lines, cfg.drift.segment_columns, cutoff,
+                                                           [add_months(cutoff, -12)], months, th)
+
+    def activity_rows(division: str) -> pl.DataFrame:
+        assert project.materialize(["drift"], instance=instance, partition_key=multi_key(division, C)).success
+        return (_part(project, "drift", division, cutoff).filter(pl.col("kind").is_in(kinds))
+                .select(FINDING_FIELDS))
+
+    for division in DIVS:  # every division's drift at C has them, in the same order
+        assert activity_rows(division).equals(roster.select(FINDING_FIELDS))
+    whole = _part(project, "drift", "Simulation", cutoff)
+    # Rows made with other drift settings (as after a change of the config) are not used: counted by the division.
+    with duckdb.connect(str(cfg.warehouse_path)) as con:
+        con.execute("update roster_activity set settings_key = 'before', value = value + 1 where cutoff_date = ?",
+                    [cutoff])
+    try:
+        assert activity_rows("Simulation").equals(roster.select(FINDING_FIELDS))
+        assert _part(project, "drift", "Simulation", cutoff).equals(whole)
+    finally:
+        assert project.materialize(["roster_activity"], instance=instance, partition_key=cutoff_key(C)).success
+
+
 def test_metrics_summary_covers_every_materialized_model(scored):
     project, instance = scored
     assert project.materialize(["metrics_summary"], instance=instance).success

@@ -28,6 +28,7 @@ from dagster import (
 
 from gosales_assets.assets.common import markdown_table, partition_checks, table_metadata
 from gosales_assets.assets.labels import DIVISION_CUTOFF_EXPR, labels_outputs
+from gosales_assets.assets.validation import roster_activity_output, roster_activity_reads
 from gosales_assets.core.als import fit_als
 from gosales_assets.core.basket import customer_portfolios, market_basket_rules
 from gosales_assets.core.checksum import frame_checksum
@@ -296,32 +297,43 @@ def build_feature_assets(settings: Settings) -> list[AssetsDefinition]:
 
     @multi_asset(
         name="cutoff_features",
-        group_name="features",
         partitions_def=cutoffs_def,
         pool=WAREHOUSE_POOL,
         deps=["fact_transactions", "dim_customer"],
         internal_asset_deps={"customer_features": {fact_key, dim_key}, "market_basket_rules": {fact_key},
-                             "als_embeddings": {fact_key}},
+                             "als_embeddings": {fact_key}, "roster_activity": {fact_key, dim_key}},
         # One step for the cutoff's three assets: the fact lines dated ≤ C and the leakage rebuilds' rows are read
         # once for all of them, and the builders run side by side (two threads) while the warehouse is let go. Any
-        # of them can still be materialized alone (a subset computes only what is selected).
+        # of them can still be materialized alone (a subset computes only what is selected). The step also makes the
+        # cutoff's `roster_activity` (drift's comparison of who buys, shared by every division at C) beside them.
         can_subset=True,
         outs={
             "customer_features": AssetOut(
+                group_name="features",
                 is_required=False,  # (subsettable: an output not selected is not made)
                 io_manager_key=FILES_IO_MANAGER,  # a file per cutoff beside the warehouse (resources.files_dir)
                 description="One row per customer known at the cutoff: RFM windows overall and per division, "
                 "trajectory, lifecycle, seasonality, diversity, returns, smoothed cross-division shares, attributes."),
             "market_basket_rules": AssetOut(
+                group_name="features",
                 is_required=False,
                 metadata={"partition_expr": "cutoff_date"},
                 description="Pairwise division rules (support, confidence, lift) from customer portfolios before "
                 "the cutoff."),
             "als_embeddings": AssetOut(
+                group_name="features",
                 is_required=False,
                 io_manager_key=FILES_IO_MANAGER,
                 description="Implicit-feedback ALS on customer × SKU purchases before the cutoff, stored as rotation-"
                 "invariant customer × division cosine similarities (raw factors are not comparable across fits)."),
+            "roster_activity": AssetOut(
+                is_required=False,
+                group_name="validation",
+                metadata={"partition_expr": "cutoff_date"},
+                description="Who buys at the cutoff: the roster's invoices per segment (region, territory, industry) "
+                "and per division, and each division's unit-price index, in the months to the cutoff against the "
+                "same months a year earlier; every division's `drift` at the cutoff includes these findings "
+                "(docs/DRIFT.md). No rows when the data do not reach back a year."),
         },
         check_specs=partition_checks(cutoffs_def, *(spec for name in CUTOFF_FEATURES for spec in _leakage_specs(name))),
     )
@@ -330,6 +342,7 @@ def build_feature_assets(settings: Settings) -> list[AssetsDefinition]:
         cfg = settings.get()
         cutoff = parse_cutoff(context.partition_key)
         selected = [name for name in CUTOFF_FEATURES if AssetKey(name) in context.selected_asset_keys]
+        roster = AssetKey("roster_activity") in context.selected_asset_keys
         # The fact lines dated ≤ C first, read once for every selected asset (~2 s at 500,000 customers).
         fact = fact_until(warehouse, cutoff)
         dim = (in_key_order(warehouse.query("select * from dim_customer"), ("customer_id",))
@@ -349,7 +362,13 @@ def build_feature_assets(settings: Settings) -> list[AssetsDefinition]:
         # rebuilds and the files its metadata only names in the same pool when it is done, and the op stores its
         # file meanwhile (the customer features' ~2.5-s write at 500,000 customers beside their rebuilds and stats).
         with ThreadPoolExecutor(max_workers=2, thread_name_prefix="cutoff_features") as pool:
-            futures = {name: pool.submit(makers[name], pool.submit) for name in selected}
+            # The first build (the customer features, the longest) at once; the roster's activity (its purchase lines
+            # of two windows read here, ~0.4 s at 500,000 customers) on the other thread before the other builds,
+            # which end long before the first: at the end it would wait behind the first's rebuilds and statistics.
+            futures = {name: pool.submit(makers[name], pool.submit) for name in selected[:1]}
+            activity = pool.submit(roster_activity_output, cfg, cutoff, *roster_activity_reads(warehouse, cfg, cutoff)
+                                   ) if roster else None
+            futures |= {name: pool.submit(makers[name], pool.submit) for name in selected[1:]}
             try:
                 invariance.set_result(invariance_rows(warehouse, cutoff, cfg.leakage.invariance_max_customers,
                                                       cfg.seeds.modeling))
@@ -366,9 +385,12 @@ def build_feature_assets(settings: Settings) -> list[AssetsDefinition]:
                 for name in selected:
                     for written in built[name].files:
                         written.result()
+                activity_output = activity.result() if activity is not None else None
         for name in selected:
             if name not in FILE_OUTPUTS:
                 yield built[name].output  # the warehouse table (DuckDB IO manager): with the hold
+        if activity_output is not None:
+            yield activity_output
         with warehouse.connect() as conn:
             for name in selected:
                 if name in FILE_OUTPUTS:

@@ -4,6 +4,7 @@ against the model's training baseline; both made by the op of the whole division
 (`assets.division_cutoff`). Files:
 <artifacts>/validation/<division>/<cutoff>/."""
 
+import hashlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +16,7 @@ from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
     AssetCheckSpec,
+    AssetDep,
     AssetExecutionContext,
     AssetSpec,
     MetadataValue,
@@ -28,15 +30,20 @@ from gosales_assets.core.calendar import add_months, window_end
 from gosales_assets.core.checksum import frame_checksum
 from gosales_assets.core.charts import calibration_chart, gains_chart
 from gosales_assets.core.drift import (
+    FINDING_FIELDS,
     LINE_COLUMNS,
+    DriftFinding,
     DriftThresholds,
     activity_baseline,
     activity_findings,
     alerts_json,
     drift_findings,
+    findings_from_rows,
     prevalence_baseline,
     prevalence_year_earlier,
     season_of_baseline,
+    uses_year_earlier,
+    year_earlier_activity,
 )
 from gosales_assets.core.metrics import calibration_bins, calibration_mae, gains_table
 from gosales_assets.core.peers import PEERS, peer_values
@@ -49,7 +56,7 @@ from gosales_assets.core.validation import (
     topk_scenarios,
     validation_metrics,
 )
-from gosales_assets.partitions import split_key
+from gosales_assets.partitions import same_cutoff, split_key
 from gosales_assets.resources import ArtifactStore, WarehouseResource
 from gosales_assets.settings import Settings, division_slug
 
@@ -82,6 +89,12 @@ DRIFT_SCHEMA = {"kind": pl.String, "subject": pl.String, "value": pl.Float64, "s
                 "detail": pl.String, "division": pl.String, "cutoff_date": pl.Date}
 
 
+# The roster's activity findings of a cutoff (`roster_activity`), in the order they were made, with the key of the
+# drift settings they were made with (`_activity_settings_key`).
+ROSTER_ACTIVITY_SCHEMA = {"finding_no": pl.Int64, **{k: DRIFT_SCHEMA[k] for k in FINDING_FIELDS},
+                          "settings_key": pl.String, "cutoff_date": pl.Date}
+
+
 def _rounded(value: float | None) -> float | None:
     return None if value is None else round(value, 4)
 
@@ -111,7 +124,7 @@ def _year_earlier_prevalence(rows: tuple[pl.DataFrame, pl.DataFrame] | None, cfg
                                    training_cutoffs=training_cutoffs)
 
 
-def _purchase_lines(warehouse: WarehouseResource, segment_columns: list[str], windows: list[tuple]) -> pl.DataFrame:
+def purchase_lines(warehouse: WarehouseResource, segment_columns: list[str], windows: list[tuple]) -> pl.DataFrame:
     """Purchase lines dated in any of the `windows` (start, end] with the customers' segment columns (those
     dim_customer has). Returns and zero / negative amounts are left out (they are not a purchase at a price)."""
     dim_cols = set(warehouse.query("select * from dim_customer limit 0").columns)
@@ -123,6 +136,69 @@ def _purchase_lines(warehouse: WarehouseResource, segment_columns: list[str], wi
         "left join dim_customer d on d.customer_id = f.customer_id "
         f"where not f.is_return and f.quantity > 0 and f.revenue > 0 and ({dates})",
         [d for w in windows for d in w])
+
+
+def _first_day(warehouse: WarehouseResource):
+    return warehouse.query("select min(invoice_date) as d from fact_transactions").item(0, "d")
+
+
+def _drift_thresholds(cfg: Settings) -> DriftThresholds:
+    return DriftThresholds(**cfg.drift.model_dump(exclude={"top_features", "activity_months", "segment_columns"}))
+
+
+def _activity_settings_key(cfg: Settings) -> str:
+    """What the roster's activity findings depend on besides the data: the drift settings but `top_features`."""
+    used = cfg.drift.model_dump(exclude={"top_features"})
+    return hashlib.sha256(json.dumps(used, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def roster_activity_reads(warehouse: WarehouseResource, cfg: Settings, cutoff) -> tuple[pl.DataFrame | None, object]:
+    """What `roster_activity` of C is made from (`roster_activity_output`), read from the warehouse: the roster's
+    purchase lines of C's activity window and of the same months a year earlier (None when the data do not reach
+    back that far), and the sales log's first day."""
+    months = cfg.drift.activity_months
+    first_day = _first_day(warehouse)
+    if not uses_year_earlier(activity_baseline(cutoff, [], months, first_day), cutoff):
+        return None, first_day
+    ends = [add_months(cutoff, -12), cutoff]
+    return purchase_lines(warehouse, cfg.drift.segment_columns, [(add_months(e, -months), e) for e in ends]), first_day
+
+
+def roster_activity_output(cfg: Settings, cutoff, lines: pl.DataFrame | None, first_day) -> Output:
+    """`roster_activity` of C: who buys — invoices per segment and per division, each division's unit prices — in the
+    months to C against the same months a year earlier (core.drift.year_earlier_activity), once per cutoff: every
+    division's `drift` at C copies these findings instead of recounting the same lines. No rows when the data do not
+    reach back a year (each division's drift then compares with its own model's training windows)."""
+    months = cfg.drift.activity_months
+    found = (year_earlier_activity(lines, cfg.drift.segment_columns, cutoff, months, first_day, _drift_thresholds(cfg))
+             if lines is not None else None)
+    key = _activity_settings_key(cfg)
+    table = pl.DataFrame([{"finding_no": i, **f.to_dict(), "settings_key": key, "cutoff_date": cutoff}
+                          for i, f in enumerate(found or [])], schema=ROSTER_ACTIVITY_SCHEMA)
+    raised = table.filter(pl.col("severity") != "info")
+    return Output(table, output_name="roster_activity", metadata={
+        "dagster/row_count": table.height,
+        "basis": (f"the {months} months to {cutoff} vs the same months a year earlier" if found is not None else
+                  f"none: the sales log starts {first_day}, less than a year before the {months} months to {cutoff}; "
+                  "each division's drift compares with its model's training windows"),
+        "counts": MetadataValue.json({s: table.filter(pl.col("severity") == s).height
+                                      for s in ("hard", "warn", "info")}),
+        "settings_key": key,
+        "findings": markdown_table(raised.select("kind", "subject", pl.col("value").round(4), "severity", "action")
+                                   .to_dicts()) if raised.height else "nothing above info",
+    })
+
+
+def _shared_activity(warehouse: WarehouseResource, cfg: Settings, cutoff) -> list[DriftFinding] | None:
+    """`roster_activity`'s findings of C (the year-earlier comparison every division shares); None when there are no
+    rows of C made with the current drift settings (not materialized, e.g. a warehouse older than the asset; made
+    before a change of `drift` settings; or no findings at all): the partition then counts its own, which gives what
+    `roster_activity` made again would."""
+    if not warehouse.table_exists("roster_activity"):
+        return None
+    rows = warehouse.query("select * from roster_activity where cutoff_date = ? and settings_key = ? order by "
+                           "finding_no", [cutoff, _activity_settings_key(cfg)])
+    return findings_from_rows(rows) if rows.height else None
 
 
 def _forward_row(**values) -> pl.DataFrame:
@@ -296,9 +372,10 @@ def drift_spec() -> AssetSpec:
         "drift",
         group_name="validation",
         # What the op reads besides its own outputs (the scores, the model and the frame it compares are made in the
-        # same step: no edge between two outputs of one op on the same partition, docs/ARCHITECTURE.md): the
-        # roster's purchase lines and segments — who buys, per segment and division, vs the training cutoffs.
-        deps=["fact_transactions", "dim_customer"],
+        # same step: no edge between two outputs of one op on the same partition, docs/ARCHITECTURE.md): who buys,
+        # per segment and division — the cutoff's `roster_activity` against the same months a year earlier, or the
+        # roster's purchase lines and segments against the model's training windows when the history is shorter.
+        deps=["fact_transactions", "dim_customer", AssetDep("roster_activity", partition_mapping=same_cutoff())],
         metadata={"partition_expr": DIVISION_CUTOFF_EXPR},
         description="What the engine sees at the cutoff vs the serving model's training baseline: PSI of the score "
         "and of the top features (zero-inflated ones also among their non-zero values), prevalence (vs the same "
@@ -318,10 +395,11 @@ def drift_check_specs(parts: PartitionsDefinition) -> list[AssetCheckSpec]:
 def _drift_findings(cfg: Settings, division: str, cutoff, model_row: dict, model_dir: Path,
                     train_features: pl.DataFrame, training_cutoffs: list, icp_scores: pl.DataFrame,
                     division_features: pl.DataFrame, y_cur, prev_base, year_rows, lines: pl.DataFrame,
-                    window: int, activity: tuple[list, str | None]) -> list:
+                    window: int, activity: tuple[list, str | None], shared: list[DriftFinding] | None) -> list:
     """The partition's drift findings from what `drift_outputs` read: score and top-feature PSI, prevalence,
-    calibration, and the roster's activity (`lines` against the windows to `activity`'s baseline cutoffs). A
-    comparison across seasons raises no hard finding (core.drift.seasonal_ceiling)."""
+    calibration, and the roster's activity: `shared` (the cutoff's `roster_activity`) when given, else `lines` against
+    the windows to `activity`'s baseline cutoffs. A comparison across seasons raises no hard finding
+    (core.drift.seasonal_ceiling)."""
     from gosales_assets.core.modeling import load_model  # heavy: only where a model is loaded
 
     # Baseline scores: the serving model itself on its training sample, so both sides of the score PSI
@@ -334,7 +412,7 @@ def _drift_findings(cfg: Settings, division: str, cutoff, model_row: dict, model
     if y_cur is not None:
         p_known = icp_scores.filter(pl.col("bought_in_division").is_not_null()).get_column("icp_score").to_numpy()
         cal_cur = calibration_mae(y_cur, p_known, cfg.models.calibration_bins)
-    th = DriftThresholds(**cfg.drift.model_dump(exclude={"top_features", "activity_months", "segment_columns"}))
+    th = _drift_thresholds(cfg)
     if y_cur is not None and (prev_base is None or not prev_base.seasonal):
         # No training cutoff in C's month: the same month a year earlier, labelled from the fact table.
         year = _year_earlier_prevalence(year_rows, cfg, division, cutoff, window,
@@ -355,8 +433,8 @@ def _drift_findings(cfg: Settings, division: str, cutoff, model_row: dict, model
                                    "compared across seasons (no baseline rate in C's month of the year)"),
     )
     # A configured segment column that dim_customer lacks, or whose values are all null, becomes a note.
-    findings += activity_findings(lines, cfg.drift.segment_columns, cutoff, activity[0], cfg.drift.activity_months,
-                                  th, activity[1])
+    findings += shared if shared is not None else activity_findings(
+        lines, cfg.drift.segment_columns, cutoff, activity[0], cfg.drift.activity_months, th, activity[1])
     return findings
 
 
@@ -400,14 +478,16 @@ def drift_outputs(context: AssetExecutionContext, cfg: Settings, artifacts: Arti
     # Who buys: the roster's purchases in the months to C vs the same months a year earlier when the data reach
     # back that far (a seasonal business against its own season), else vs the months to each training cutoff.
     months = cfg.drift.activity_months
-    first_day = warehouse.query("select min(invoice_date) as d from fact_transactions").item(0, "d")
-    activity = activity_baseline(cutoff, training_cutoffs, months, first_day)
-    lines = _purchase_lines(warehouse, cfg.drift.segment_columns,
-                            [(add_months(end, -months), end) for end in [*activity[0], cutoff]])
+    activity = activity_baseline(cutoff, training_cutoffs, months, _first_day(warehouse))
+    # The same months a year earlier are every division's baseline at C: the cutoff's `roster_activity` has counted
+    # them once. Else (a short history) this model's training windows, counted here.
+    shared = _shared_activity(warehouse, cfg, cutoff) if uses_year_earlier(activity, cutoff) else None
+    lines = None if shared is not None else purchase_lines(
+        warehouse, cfg.drift.segment_columns, [(add_months(end, -months), end) for end in [*activity[0], cutoff]])
     with warehouse.released():
         findings = _drift_findings(cfg, division, cutoff, model_row, model_dir, train_features, training_cutoffs,
                                    icp_scores, division_features, y_cur, prev_base, year_rows, lines, window,
-                                   activity)
+                                   activity, shared)
         report = alerts_json(findings, division, cutoff)
         artifacts.write_json(["validation", division_slug(division), cutoff.isoformat(), "alerts.json"], report)
     table = pl.DataFrame([f.to_dict() | {"division": division, "cutoff_date": cutoff} for f in findings],

@@ -382,6 +382,14 @@ class DriftFinding:
         return {k: _json_float(v) for k, v in asdict(self).items()}
 
 
+FINDING_FIELDS = ("kind", "subject", "value", "severity", "baseline", "current", "action", "z", "detail")
+
+
+def findings_from_rows(rows: pl.DataFrame) -> list[DriftFinding]:
+    """The findings of a stored table (`DriftFinding.to_dict` rows, in order), as made."""
+    return [DriftFinding(**{k: row[k] for k in FINDING_FIELDS}) for row in rows.iter_rows(named=True)]
+
+
 def _json_float(v):
     if isinstance(v, (float, np.floating)):
         v = float(v)
@@ -711,7 +719,9 @@ def _group_changes(per: pl.DataFrame, n_base: int, min_customers: int) -> pl.Dat
     wide = wide.join(tot, on="group").with_columns(
         (pl.when(pl.col("tc") > 0).then(pl.col("uc") / pl.col("tc")).otherwise(0.0)
          - pl.when(pl.col("tb") > 0).then(pl.col("ub") / pl.col("tb")).otherwise(0.0)).pow(2).alias("infl2"))
-    out = (wide.group_by("group").agg(pl.col("infl2").sum().sqrt().alias("se"))
+    # Summed in the order of their values: a float sum depends on the order, and a group_by's is not fixed, so the same
+    # lines give the same bits (the alert sensor compares a partition's findings by checksum).
+    out = (wide.group_by("group").agg(pl.col("infl2").sort().sum().sqrt().alias("se"))
            .join(tot, on="group")
            .with_columns(pl.col("tc").cast(pl.Float64).alias("cur"),
                          (pl.col("tb").cast(pl.Float64) / max(n_base, 1)).alias("base"))
@@ -873,9 +883,12 @@ def division_price_findings(lines: pl.DataFrame, cutoff: dt.date, baseline_cutof
     win = (_windows(lines, cutoff, baseline_cutoffs, months)
            .filter((pl.col("quantity") > 0) & (pl.col("revenue") > 0))
            .with_columns((pl.col("revenue") / pl.col("quantity")).log().alias("lp")))
+    # Each SKU's values summed in the order of their values, and the SKUs in a fixed order for the pooled variance:
+    # the same lines in any order give the same bits (as in `_group_changes`).
     per = (win.group_by("division", "sku", "side")
-           .agg(pl.col("lp").mean().alias("m"), pl.col("lp").var().alias("v"), pl.len().alias("n"),
-                pl.col("revenue").sum().alias("rev")))
+           .agg(pl.col("lp").sort().mean().alias("m"), pl.col("lp").sort().var().alias("v"), pl.len().alias("n"),
+                pl.col("revenue").sort().sum().alias("rev"))
+           .sort("division", "sku", "side"))
     pooled = per.group_by("division").agg(
         ((pl.col("v").fill_null(0.0) * (pl.col("n") - 1)).sum() / (pl.col("n") - 1).sum().clip(1, None)).alias("pv"))
     cur = per.filter(pl.col("side") == "cur").drop("side")
@@ -950,6 +963,23 @@ def activity_findings(lines: pl.DataFrame, segment_columns: list[str], cutoff: d
     return (segment_activity_findings(lines, segment_columns, cutoff, base, months, th, across_seasons)
             + division_activity_findings(lines, cutoff, base, months, th, across_seasons)
             + division_price_findings(lines, cutoff, base, months, th, across_seasons))
+
+
+def year_earlier_activity(lines: pl.DataFrame, segment_columns: list[str], cutoff: dt.date, months: int,
+                          first_day: dt.date | None, thresholds: DriftThresholds | None = None
+                          ) -> list[DriftFinding] | None:
+    """The roster's activity findings at C against the same `months` a year earlier (`activity_findings`): what
+    every division's drift at C compares when the data reach back that far (`activity_baseline`), so it is made once
+    per cutoff (the `roster_activity` asset). None when the data do not reach back (each division then compares with
+    its own model's training windows)."""
+    if not uses_year_earlier(activity_baseline(cutoff, [], months, first_day), cutoff):
+        return None
+    return activity_findings(lines, segment_columns, cutoff, [add_months(cutoff, -12)], months, thresholds)
+
+
+def uses_year_earlier(baseline: tuple[list[dt.date], str | None], cutoff: dt.date) -> bool:
+    """Whether an `activity_baseline` is the same months a year earlier (the same for every division at C)."""
+    return baseline == ([add_months(cutoff, -12)], None)
 
 
 # ---------------------------------------------------------------------------------------------------

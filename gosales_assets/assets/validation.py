@@ -43,7 +43,6 @@ from gosales_assets.core.drift import (
     prevalence_year_earlier,
     season_of_baseline,
     uses_year_earlier,
-    year_earlier_activity,
 )
 from gosales_assets.core.metrics import calibration_bins, calibration_mae, gains_table
 from gosales_assets.core.peers import PEERS, peer_values
@@ -166,12 +165,13 @@ def roster_activity_reads(warehouse: WarehouseResource, cfg: Settings, cutoff) -
 
 def roster_activity_output(cfg: Settings, cutoff, lines: pl.DataFrame | None, first_day) -> Output:
     """`roster_activity` of C: who buys — invoices per segment and per division, each division's unit prices — in the
-    months to C against the same months a year earlier (core.drift.year_earlier_activity), once per cutoff: every
-    division's `drift` at C copies these findings instead of recounting the same lines. No rows when the data do not
-    reach back a year (each division's drift then compares with its own model's training windows)."""
+    months to C against the same months a year earlier (core.drift.activity_findings), once per cutoff: every
+    division's `drift` at C copies these findings instead of recounting the same lines. `lines`: from
+    `roster_activity_reads`, None when the data do not reach back a year: no rows then (each division's drift compares
+    with its own model's training windows)."""
     months = cfg.drift.activity_months
-    found = (year_earlier_activity(lines, cfg.drift.segment_columns, cutoff, months, first_day, _drift_thresholds(cfg))
-             if lines is not None else None)
+    found = (activity_findings(lines, cfg.drift.segment_columns, cutoff, [add_months(cutoff, -12)], months,
+                               _drift_thresholds(cfg)) if lines is not None else None)
     key = _activity_settings_key(cfg)
     table = pl.DataFrame([{"finding_no": i, **f.to_dict(), "settings_key": key, "cutoff_date": cutoff}
                           for i, f in enumerate(found or [])], schema=ROSTER_ACTIVITY_SCHEMA)

@@ -965,18 +965,6 @@ def activity_findings(lines: pl.DataFrame, segment_columns: list[str], cutoff: d
             + division_price_findings(lines, cutoff, base, months, th, across_seasons))
 
 
-def year_earlier_activity(lines: pl.DataFrame, segment_columns: list[str], cutoff: dt.date, months: int,
-                          first_day: dt.date | None, thresholds: DriftThresholds | None = None
-                          ) -> list[DriftFinding] | None:
-    """The roster's activity findings at C against the same `months` a year earlier (`activity_findings`): what
-    every division's drift at C compares when the data reach back that far (`activity_baseline`), so it is made once
-    per cutoff (the `roster_activity` asset). None when the data do not reach back (each division then compares with
-    its own model's training windows)."""
-    if not uses_year_earlier(activity_baseline(cutoff, [], months, first_day), cutoff):
-        return None
-    return activity_findings(lines, segment_columns, cutoff, [add_months(cutoff, -12)], months, thresholds)
-
-
 def uses_year_earlier(baseline: tuple[list[dt.date], str | None], cutoff: dt.date) -> bool:
     """Whether an `activity_baseline` is the same months a year earlier (the same for every division at C)."""
     return baseline == ([add_months(cutoff, -12)], None)

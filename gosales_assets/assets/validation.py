@@ -137,6 +137,12 @@ def purchase_lines(warehouse: WarehouseResource, segment_columns: list[str], win
         [d for w in windows for d in w])
 
 
+def _activity_lines(warehouse: WarehouseResource, cfg: Settings, ends: list) -> pl.DataFrame:
+    """The roster's purchase lines of the activity windows (the `drift.activity_months` months) ending at `ends`."""
+    months = cfg.drift.activity_months
+    return purchase_lines(warehouse, cfg.drift.segment_columns, [(add_months(e, -months), e) for e in ends])
+
+
 def _first_day(warehouse: WarehouseResource):
     return warehouse.query("select min(invoice_date) as d from fact_transactions").item(0, "d")
 
@@ -155,12 +161,10 @@ def roster_activity_reads(warehouse: WarehouseResource, cfg: Settings, cutoff) -
     """What `roster_activity` of C is made from (`roster_activity_output`), read from the warehouse: the roster's
     purchase lines of C's activity window and of the same months a year earlier (None when the data do not reach
     back that far), and the sales log's first day."""
-    months = cfg.drift.activity_months
     first_day = _first_day(warehouse)
-    if not uses_year_earlier(activity_baseline(cutoff, [], months, first_day), cutoff):
+    if not uses_year_earlier(activity_baseline(cutoff, [], cfg.drift.activity_months, first_day), cutoff):
         return None, first_day
-    ends = [add_months(cutoff, -12), cutoff]
-    return purchase_lines(warehouse, cfg.drift.segment_columns, [(add_months(e, -months), e) for e in ends]), first_day
+    return _activity_lines(warehouse, cfg, [add_months(cutoff, -12), cutoff]), first_day
 
 
 def roster_activity_output(cfg: Settings, cutoff, lines: pl.DataFrame | None, first_day) -> Output:
@@ -394,7 +398,7 @@ def drift_check_specs(parts: PartitionsDefinition) -> list[AssetCheckSpec]:
 
 def _drift_findings(cfg: Settings, division: str, cutoff, model_row: dict, model_dir: Path,
                     train_features: pl.DataFrame, training_cutoffs: list, icp_scores: pl.DataFrame,
-                    division_features: pl.DataFrame, y_cur, prev_base, year_rows, lines: pl.DataFrame,
+                    division_features: pl.DataFrame, y_cur, prev_base, year_rows, lines: pl.DataFrame | None,
                     window: int, activity: tuple[list, str | None], shared: list[DriftFinding] | None) -> list:
     """The partition's drift findings from what `drift_outputs` read: score and top-feature PSI, prevalence,
     calibration, and the roster's activity: `shared` (the cutoff's `roster_activity`) when given, else `lines` against
@@ -482,8 +486,7 @@ def drift_outputs(context: AssetExecutionContext, cfg: Settings, artifacts: Arti
     # The same months a year earlier are every division's baseline at C: the cutoff's `roster_activity` has counted
     # them once. Else (a short history) this model's training windows, counted here.
     shared = _shared_activity(warehouse, cfg, cutoff) if uses_year_earlier(activity, cutoff) else None
-    lines = None if shared is not None else purchase_lines(
-        warehouse, cfg.drift.segment_columns, [(add_months(end, -months), end) for end in [*activity[0], cutoff]])
+    lines = None if shared is not None else _activity_lines(warehouse, cfg, [*activity[0], cutoff])
     with warehouse.released():
         findings = _drift_findings(cfg, division, cutoff, model_row, model_dir, train_features, training_cutoffs,
                                    icp_scores, division_features, y_cur, prev_base, year_rows, lines, window,

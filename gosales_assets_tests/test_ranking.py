@@ -10,6 +10,8 @@ import numpy as np
 import polars as pl
 import pytest
 
+from gosales_assets.core import whitespace_signals
+from gosales_assets.core.basket import basket_lift_signals
 from gosales_assets.core.capacity import (
     capacity_count,
     capacity_grid,
@@ -186,9 +188,12 @@ def test_affinity_signals_use_passing_rules_and_name_the_top_antecedent():
     assert by[("c6", "A")] == 0.0
 
 
-def test_top_antecedent_is_the_owned_one_with_the_highest_lift_ties_alphabetical():
+@pytest.mark.parametrize("bit_divisions", [62, 0], ids=["bit_keys", "name_keys"])
+def test_top_antecedent_is_the_owned_one_with_the_highest_lift_ties_alphabetical(monkeypatch, bit_divisions):
     """The top antecedent of every pair equals the first row of a sort of the owner's passing rules by lift
-    (descending) then name — with equal lifts planted — on a few hundred random customers."""
+    (descending) then name — with equal lifts planted — on a few hundred random customers; lift and n_rules equal
+    `basket_lift_signals` of the target. Both keys of a customer's owned set (bits, names) give the same."""
+    monkeypatch.setattr(whitespace_signals, "_MAX_BIT_DIVISIONS", bit_divisions)
     rng = np.random.default_rng(11)
     divs = ["A", "B", "C", "D", "E", "F"]
     rules = pl.DataFrame([{"antecedent": a, "consequent": c, "lift": float(rng.choice([1.5, 2.0, 2.0, 3.0])),
@@ -209,6 +214,16 @@ def test_top_antecedent_is_the_owned_one_with_the_highest_lift_ties_alphabetical
     for r in got.iter_rows(named=True):
         assert r["top_affinity_division"] == want.get((r["customer_id"], r["division"])), r
     assert got.select("customer_id", "division").equals(cand)  # the pairs' order
+    lifts = pl.concat([basket_lift_signals(owned, rules, d).select("customer_id", pl.lit(d).alias("division"),
+                                                                   pl.col("max_lift").alias("lift"), "n_rules")
+                       for d in divs])
+    both = got.join(lifts, on=["customer_id", "division"], how="left", suffix="_basket")
+    assert both.select((pl.col("lift") == pl.col("lift_basket").fill_null(0.0)).all(),
+                       (pl.col("n_rules") == pl.col("n_rules_basket").fill_null(0)).all()).row(0) == (True, True)
+    assert got.get_column("n_rules").max() >= 3 and got.filter(pl.col("n_rules") == 0).height > 0
+    # the same signals whatever the order (and repetition) of the owned rows
+    shuffled = pl.concat([owned, owned.head(40)]).sample(fraction=1.0, shuffle=True, seed=3)
+    assert affinity_signals(cand, rules, shuffled).equals(got)
 
 
 def test_lift_below_one_is_not_affinity():

@@ -36,7 +36,6 @@ from collections.abc import Sequence
 
 import polars as pl
 
-from gosales_assets.core.basket import basket_lift_signals
 from gosales_assets.core.checksum import from_cents, to_cents
 from gosales_assets.core.pair_frames import PAIR_KEYS, keys_as_str, require_columns
 
@@ -58,6 +57,8 @@ __all__ = [
 UNKNOWN_SEGMENT = "__unknown__"
 SEGMENT_COLUMNS = ("industry", "employee_band")
 PCT_TIE_BREAK = ("lift_norm", "als_norm", "EV_norm")
+_MAX_BIT_DIVISIONS = 62  # up to this many divisions, the set a customer owns is an Int64 with a bit per division
+_SET_SEPARATOR = "\x1f"  # beyond: the sorted names joined by it
 
 
 def candidates(icp_scores: pl.DataFrame, owned: pl.DataFrame | None = None) -> pl.DataFrame:
@@ -129,8 +130,13 @@ def affinity_signals(
     pairs: pl.DataFrame, rules: pl.DataFrame | None, portfolios: pl.DataFrame | None
 ) -> pl.DataFrame:
     """Per (customer_id, division) of `pairs`: `lift` (max passing-rule lift from an owned division into
-    the target, via `basket_lift_signals`; 0 when none), `n_rules` and `top_affinity_division` (the owned
-    antecedent with that lift; ties alphabetical; null when no passing rule). Row order of `pairs`."""
+    the target, as `core.basket.basket_lift_signals` gives it; 0 when none), `n_rules` (the passing rules from
+    owned divisions into the target) and `top_affinity_division` (the owned antecedent with that lift; ties
+    alphabetical; null when no passing rule). Row order of `pairs`.
+
+    All three depend only on the set of divisions a customer owns, and customers share sets (1,686 sets among
+    500,000 customers of 12 divisions), so they are computed once per set and target, then joined to the pairs: at
+    500,000 customers 0.7 CPU-s, against 6.2 for a join of every owned division with the rules per target."""
     base = keys_as_str(pairs.select(PAIR_KEYS))
     empty = base.with_columns(
         pl.lit(0.0).alias("lift"), pl.lit(0, dtype=pl.Int64).alias("n_rules"),
@@ -138,48 +144,52 @@ def affinity_signals(
     )  # fmt: skip
     if rules is None or rules.height == 0 or portfolios is None or portfolios.height == 0 or base.height == 0:
         return empty
-    port = keys_as_str(portfolios.select(PAIR_KEYS)).unique().sort(PAIR_KEYS)
-    known = set(rules.get_column("consequent").cast(pl.String).unique().to_list())
-    parts = []
-    for d in sorted(set(base.get_column("division").to_list())):
-        if d not in known:
-            continue
-        sig = basket_lift_signals(port, rules, d)
-        parts.append(sig.select("customer_id", pl.lit(d).alias("division"), pl.col("max_lift").alias("lift"),
-                                pl.col("n_rules").cast(pl.Int64)))  # fmt: skip
-    if not parts:
-        return empty
-    lifts = pl.concat(parts)
-    passing = rules.filter(pl.col("passes_thresholds")).select(
-        pl.col("antecedent").cast(pl.String), pl.col("consequent").cast(pl.String), pl.col("lift").cast(pl.Float64)
-    )
-    # Per consequent, its passing antecedents in the order the top one is chosen (highest lift, ties alphabetical):
-    # a customer's top antecedent is the owned one that comes first. Ranked once on the few rules, then a minimum per
-    # (customer, consequent) — not a sort of every owned division × rule row by four keys (~5 CPU-s at 500,000).
-    preference = (passing.filter(pl.col("antecedent") != pl.col("consequent"))
+    # The passing rules between two divisions, per consequent in the order its top antecedent is chosen (highest
+    # lift, ties alphabetical).
+    preference = (rules.filter(pl.col("passes_thresholds"))
+                  .select(pl.col("antecedent").cast(pl.String), pl.col("consequent").cast(pl.String),
+                          pl.col("lift").cast(pl.Float64))
+                  .filter(pl.col("antecedent") != pl.col("consequent"))
                   .sort(["consequent", "lift", "antecedent"], descending=[False, True, False])
                   .with_columns(pl.int_range(pl.len()).over("consequent").alias("_preference")))
-    top = (
-        port.rename({"division": "antecedent"})
-        .join(preference.select("antecedent", "consequent", "_preference"), on="antecedent", how="inner")
-        .group_by("customer_id", "consequent")
-        .agg(pl.col("_preference").min())
-        .join(preference.select("consequent", "_preference", "antecedent"), on=["consequent", "_preference"],
-              how="left")
-        .select("customer_id", pl.col("consequent").alias("division"),
-                pl.col("antecedent").alias("top_affinity_division"))  # fmt: skip
+    owned = keys_as_str(portfolios.select(PAIR_KEYS)).unique()
+    sets, members = _owned_sets(owned)
+    by_set = (
+        members.join(preference, on="antecedent", how="inner")
+        .group_by("_set", "consequent")
+        .agg(pl.col("lift").max(), pl.len().cast(pl.Int64).alias("n_rules"),
+             pl.col("antecedent").sort_by("_preference").first().alias("top_affinity_division"))
+        .rename({"consequent": "division"})
     )
     return (
-        base.join(lifts, on=PAIR_KEYS, how="left", maintain_order="left")
-        .join(top, on=PAIR_KEYS, how="left", maintain_order="left")
-        .with_columns(pl.col("lift").fill_null(0.0), pl.col("n_rules").fill_null(0))
-        .with_columns(
-            pl.when(pl.col("n_rules") > 0)
-            .then(pl.col("top_affinity_division"))
-            .otherwise(None)
-            .alias("top_affinity_division")
-        )
+        base.join(sets, on="customer_id", how="left", maintain_order="left")
+        .join(by_set, on=["_set", "division"], how="left", maintain_order="left")
+        .select(*PAIR_KEYS, pl.col("lift").fill_null(0.0), pl.col("n_rules").fill_null(0), "top_affinity_division")
     )
+
+
+def _owned_sets(owned: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The set of divisions each customer of `owned` (customer_id, division; unique) owns, as a key `_set`
+    (customer_id, _set), and each distinct set's divisions (_set, antecedent). The key is a bit per division (an
+    integer sum, ~3 times cheaper than joining names) while there are few enough divisions for an Int64, else the
+    sorted names joined."""
+    divisions = sorted(owned.get_column("division").unique().to_list())
+    if len(divisions) <= _MAX_BIT_DIVISIONS:
+        bits = pl.DataFrame({"antecedent": divisions, "_bit": [1 << i for i in range(len(divisions))]},
+                            schema={"antecedent": pl.String, "_bit": pl.Int64})
+        sets = owned.group_by("customer_id").agg(
+            pl.col("division").replace_strict(bits.get_column("antecedent"), bits.get_column("_bit")).sum()
+            .alias("_set"))
+        members = (sets.select("_set").unique().join(bits, how="cross")
+                   .filter((pl.col("_set") & pl.col("_bit")) != 0).drop("_bit"))
+        return sets, members
+    if any(_SET_SEPARATOR in d for d in divisions):
+        raise ValueError(f"division names may not contain {_SET_SEPARATOR!r}: "
+                         f"{[d for d in divisions if _SET_SEPARATOR in d]}")
+    sets = owned.group_by("customer_id").agg(pl.col("division").sort().str.join(_SET_SEPARATOR).alias("_set"))
+    members = (sets.select("_set").unique().with_columns(pl.col("_set").str.split(_SET_SEPARATOR).alias("antecedent"))
+               .explode("antecedent"))
+    return sets, members
 
 
 def normalize_lift(frame: pl.DataFrame, col: str = "lift", out: str = "lift_norm") -> pl.DataFrame:

@@ -474,8 +474,9 @@ class WarehouseIOManager(DuckDBIOManager):
 # The widest tables as Parquet files beside the warehouse, one per partition, with a view of them inside it
 # ---------------------------------------------------------------------------------------------------------------------
 FRAMES_VIEW = "division_features"
-# Per cutoff: ~300 feature columns of every customer known at it; a row per customer and division.
-CUTOFF_FILE_TABLES = ("customer_features", "als_embeddings")
+# Per cutoff: ~300 feature columns of every customer known at it; a row per customer and division; the ranked list
+# (at 500,000 customers 1.3 million rows of ~40 columns: ~5.7 s of the warehouse's lease to insert, ~1 s as a file).
+CUTOFF_FILE_TABLES = ("customer_features", "als_embeddings", "whitespace")
 FILE_TABLES = (FRAMES_VIEW, *CUTOFF_FILE_TABLES)
 FILES_IO_MANAGER = "files_io_manager"  # the resource key of `PartitionFilesIOManager`, the IO manager of FILE_TABLES
 
@@ -483,12 +484,13 @@ FILES_IO_MANAGER = "files_io_manager"  # the resource key of `PartitionFilesIOMa
 def files_dir(database: str | Path, table: str) -> Path:
     """Where the partitions of `table` (one of FILE_TABLES) live: one Parquet file each, the model frames as
     `<warehouse>.frames/<division slug>/<cutoff>.parquet`, a cutoff table as `<warehouse>.<table>/<cutoff>.parquet`.
-    Not in the DuckDB file: these are the widest things the runs write (~300 feature columns of every customer, or of
-    a division's labelled population), and writing them there held the warehouse — whose single writer every run
-    takes turns with — for the insert and the checkpoint its size sets off (~2.5 s of every division × cutoff run for
-    a frame, ~7 s of every cutoff's features at 500,000 customers), and their reads by later runs held it again. A
-    file is written and read by the run that needs it, without the warehouse's lease; the warehouse keeps a view of
-    each table's files (`ensure_files_view`), so SQL sees one table as before."""
+    Not in the DuckDB file: these are the widest things the runs write (~300 feature columns of every customer, or
+    of a division's labelled population; the longest, the cutoff's whitespace list), and writing them there held the
+    warehouse — whose single writer every run takes turns with — for the insert and the checkpoint its size sets off
+    (~2.5 s of every division × cutoff run for a frame, ~7 s of every cutoff's features and ~5.7 s of its list at
+    500,000 customers), and their reads by later runs held it again. A file is written and read by the run that
+    needs it, without the warehouse's lease; the warehouse keeps a view of each table's files (`ensure_files_view`),
+    so SQL sees one table as before."""
     if table == FRAMES_VIEW:
         return Path(str(database) + ".frames")
     if table in CUTOFF_FILE_TABLES:

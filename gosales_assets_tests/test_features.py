@@ -764,7 +764,7 @@ def test_fact_lines_come_in_line_order_whatever_order_they_are_read_in():
     invoices compared as text ("B-10" before "B-9"), line numbers as numbers."""
     import numpy as np
 
-    from gosales_assets.assets.features import LINE_ORDER, in_key_order
+    from gosales_assets.core.star import LINE_ORDER, in_key_order
 
     rng = np.random.default_rng(3)
     n = 400

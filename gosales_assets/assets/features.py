@@ -35,6 +35,7 @@ from gosales_assets.core.checksum import frame_checksum
 from gosales_assets.core.division_features import TARGET_SIGNAL_COLUMNS, build_division_features
 from gosales_assets.core.features import build_customer_features, feature_catalog, feature_stats
 from gosales_assets.core.leakage import invariance_customers, invariance_report, source_date_audit
+from gosales_assets.core.star import LINE_ORDER, in_key_order
 from gosales_assets.core.leakage_records import (
     audit_record,
     cutoff_record_path,
@@ -61,24 +62,6 @@ from gosales_assets.settings import Settings, division_slug
 FACT_COLUMNS_SQL = ("invoice_id, line_no, invoice_date, customer_id, sku, division, quantity, revenue, "
                     "gross_profit, rep_id, is_return")
 LABEL_COLUMNS = ("division", "cutoff_date", "window_months", "cohort", "net_revenue_window", "label", "censored")
-
-
-LINE_ORDER = ("invoice_date", "invoice_id", "line_no")  # the fact's order: (invoice_id, line_no) is its key
-
-
-def in_key_order(rows: pl.DataFrame, keys: tuple[str, ...] = LINE_ORDER) -> pl.DataFrame:
-    """`rows` ordered by `keys` (a unique key, compared left to right): as read when they are so already (the star
-    schema writes the fact in LINE_ORDER and dim_customer by customer_id, and DuckDB returns a scan in the table's
-    order, so a check of each row against the next, ~0.1 s at 4 million lines, replaces the ORDER BY's sort, ~1 CPU-s
-    for the fact), else sorted. The same rows in the same order either way."""
-    if rows.height > 1:
-        after = pl.lit(False)  # the next row comes after this one, compared from the last key to the first
-        for key in reversed(keys):
-            this, nxt = pl.col(key), pl.col(key).shift(-1)
-            after = (nxt > this) | ((nxt == this) & after)
-        if not rows.select(after.head(rows.height - 1).fill_null(False).all()).item():
-            return rows.sort(*keys)
-    return rows
 
 
 def fact_until(warehouse: WarehouseResource, cutoff: dt.date) -> pl.DataFrame:

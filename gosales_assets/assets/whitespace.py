@@ -67,10 +67,13 @@ from gosales_assets.partitions import (
     whitespace_lookback,
 )
 from gosales_assets.resources import (
+    CUTOFF_FILE_TABLES,
+    FILES_IO_MANAGER,
     RANKING_POOL,
     ArtifactStore,
     GosalesSettings,
     WarehouseResource,
+    ensure_files_view,
     read_cutoff_table,
 )
 from gosales_assets.settings import RankingSettings, Settings
@@ -268,7 +271,11 @@ def build_whitespace_assets(settings: Settings) -> list[AssetsDefinition]:
         # each computing the whole list again). Selecting any of these assets in the UI selects all five.
         can_subset=False,
         # A cutoff with no published division still materializes: empty slices and a metrics row with the reason.
-        outs={name: AssetOut(metadata=per_cutoff, description=text) for name, text in {
+        # The list is published as a file per cutoff beside the warehouse (resources.files_dir; a view of the files
+        # in it), without the warehouse's lease; the decision and the small tables in the warehouse.
+        outs={name: AssetOut(metadata=per_cutoff, description=text,
+                             io_manager_key=FILES_IO_MANAGER if name in CUTOFF_FILE_TABLES else "io_manager")
+              for name, text in {
             "ranking_decision": "Which ordering the cutoff's list follows (the champion: blend, p_icp, expected_value; "
                                 "legacy as a shadow), decided on the last N closed windows of earlier lists by "
                                 "capture@K% of realized purchases (count or revenue) and a paired bootstrap: one row "
@@ -329,16 +336,24 @@ def build_whitespace_assets(settings: Settings) -> list[AssetsDefinition]:
                     context, cfg, artifacts, cutoff, lambda: deciding.result()[0].champion,
                     lambda: f"ranking_decision at {cutoff}: {deciding.result()[0].reason}", fact, list_reads)
                 decision, decision_events = deciding.result()
-            # at 500,000 customers the list's CSVs are ~700 MB: written beside the tables
-            writing = pool.submit(_write_files, artifacts, unwritten) if unwritten is not None else None
-            (context.log.warning if decision.changed else context.log.info)(
-                f"ranking_decision {context.partition_key}: {decision.champion} — {decision.reason}")
-            yield from list_events
+                # at 500,000 customers the list's CSVs are ~700 MB: written beside the tables
+                writing = pool.submit(_write_files, artifacts, unwritten) if unwritten is not None else None
+                (context.log.warning if decision.changed else context.log.info)(
+                    f"ranking_decision {context.partition_key}: {decision.champion} — {decision.reason}")
+                # the list's file needs no lease (its IO manager writes beside the warehouse); the tables do
+                yield from (e for e in list_events if _output_name(e) == "whitespace")
+            yield from (e for e in list_events if _output_name(e) != "whitespace")
+            with warehouse.connect() as conn:
+                ensure_files_view(conn, warehouse.database, "whitespace")
             yield from decision_events
             if writing is not None:
                 writing.result()  # the step ends with its files written (or with the error that stopped them)
 
     return [whitespace_ranking]
+
+
+def _output_name(event) -> str | None:
+    return event.output_name if isinstance(event, Output) else None
 
 
 class _ListReads(NamedTuple):

@@ -38,6 +38,25 @@ from gosales_assets.settings import division_slug
 # not business plausibility.
 MAX_LINE_AMOUNT = 1e12
 
+
+LINE_ORDER = ("invoice_date", "invoice_id", "line_no")  # the fact's order: (invoice_id, line_no) is its key
+
+
+def in_key_order(rows: pl.DataFrame, keys: tuple[str, ...] = LINE_ORDER) -> pl.DataFrame:
+    """`rows` ordered by `keys` (a unique key, compared left to right): as read when they are so already (the star
+    schema writes the fact in LINE_ORDER and dim_customer by customer_id, and DuckDB returns a scan in the table's
+    order, so a check of each row against the next, ~0.1 s at 4 million lines, replaces the ORDER BY's sort, ~1 CPU-s
+    for the fact), else sorted. The same rows in the same order either way."""
+    if rows.height > 1:
+        after = pl.lit(False)  # the next row comes after this one, compared from the last key to the first
+        for key in reversed(keys):
+            this, nxt = pl.col(key), pl.col(key).shift(-1)
+            after = (nxt > this) | ((nxt == this) & after)
+        if not rows.select(after.head(rows.height - 1).fill_null(False).all()).item():
+            return rows.sort(*keys)
+    return rows
+
+
 # (rule, what it rejects) in precedence order; docs/DATA_CONTRACT.md is generated from the same words.
 SALES_RULES: tuple[tuple[str, str], ...] = (
     ("missing_value", "a required value (invoice_id, line_no, invoice_date, customer_id, sku, quantity, "

@@ -12,6 +12,7 @@ from gosales_assets.core.basket import customer_portfolios
 from gosales_assets.core.calendar import add_months
 from gosales_assets.core.checksum import from_cents, to_cents
 from gosales_assets.core.ranking import CUSTOMER_ATTRS
+from gosales_assets.core.star import in_key_order
 
 __all__ = ["WhitespaceInputs", "owned_divisions", "whitespace_inputs"]
 
@@ -42,7 +43,7 @@ def whitespace_inputs(fact: pl.DataFrame, dim_customer: pl.DataFrame, cutoff: dt
     owned = owned_divisions(hist, cutoff, ownership_lookback_months)
     purchases = hist.filter(~pl.col("is_return"))
     last = (
-        purchases.sort("invoice_date", "invoice_id", "line_no")
+        in_key_order(purchases)  # the last rep in line order (as read: the fact is in it, checked, not sorted)
         .group_by("customer_id").agg(pl.col("rep_id").drop_nulls().last().alias("rep_id"),
                                      pl.col("invoice_date").max().alias("last_activity_date"))
     )

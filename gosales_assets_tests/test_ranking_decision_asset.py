@@ -181,3 +181,44 @@ def test_the_decision_is_made_beside_the_lists_signals(tmp_path, monkeypatch):
     result = project.materialize(ASSETS, instance=DagsterInstance.ephemeral(), partition_key=cutoff_key(C1))
     assert result.success and materialized(result) == set(ASSETS)
     assert set(_list(project, C1)["ordering"]) == {"blend"}
+
+
+def test_the_list_is_a_file_beside_the_warehouse_written_without_its_lease(tmp_path, monkeypatch):
+    """The list of a cutoff is a Parquet file beside the warehouse (resources.files_dir), stored while the run does
+    not hold the warehouse's lease, and the warehouse's `whitespace` is a view with its rows. A warehouse that still
+    has the list as a table (an engine from before) gets it moved out to files by the next run, which reads it."""
+    from gosales_assets import resources
+
+    project = _project(tmp_path / "p", {"initial_champion": "p_icp"})
+    db = project.settings.warehouse_path
+    stored = []
+    real = resources.write_partition
+
+    def noting_the_lease(database, table, partition_key, frame):
+        hold = resources._HOLDS.get(resources._key(database))
+        stored.append((table, partition_key, hold is not None and hold.lease is not None))
+        return real(database, table, partition_key, frame)
+
+    monkeypatch.setattr(resources, "write_partition", noting_the_lease)
+    instance = DagsterInstance.ephemeral()
+    assert project.materialize(ASSETS, instance=instance, partition_key=cutoff_key(C1)).success
+    assert stored == [("whitespace", cutoff_key(C1), False)]
+    first = pl.read_parquet(resources.cutoff_file(db, "whitespace", C1))
+    assert first.height == 2 * N and first.equals(_list(project, C1))
+    with duckdb.connect(str(db), read_only=True) as conn:
+        assert conn.execute("select table_type from information_schema.tables where table_name = 'whitespace'"
+                            ).fetchone()[0] == "VIEW"
+        assert "whitespace" not in {r[0] for r in conn.execute(
+            "select table_name from information_schema.tables where table_type = 'BASE TABLE'").fetchall()}
+
+    with duckdb.connect(str(db)) as conn:  # as an older engine left it: the list as a table, no file
+        conn.execute("drop view whitespace")
+        conn.register("old", first.to_arrow())
+        conn.execute("create table whitespace as select * from old")
+        conn.unregister("old")
+    resources.cutoff_file(db, "whitespace", C1).unlink()
+    assert project.materialize(ASSETS, instance=instance, partition_key=cutoff_key(C2)).success
+    assert pl.read_parquet(resources.cutoff_file(db, "whitespace", C1)).equals(first)
+    metrics = project.table("whitespace_metrics").filter(pl.col("cutoff_date") == C2)
+    assert json.loads(metrics.item(0, "metrics_json"))["stability_vs_previous"]["previous_cutoff"] == str(C1)
+    assert _list(project, C1).equals(first) and _list(project, C2).height > 0

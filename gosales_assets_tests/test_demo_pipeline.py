@@ -104,6 +104,46 @@ def test_cutoff_features_and_division_frame(demo):
     assert (project.settings.artifacts_dir / "features" / CUTOFF / "simulation" / "feature_catalog.csv").is_file()
 
 
+def test_the_cutoffs_warehouse_tables_are_published_before_the_customer_features_are_built(demo, monkeypatch):
+    """The rules and the roster's activity (small warehouse tables) are stored as soon as they are built, while the
+    customer features still build: a backfill's daemon requests the division partitions once all four are
+    materialized. Here the customer features' build waits until both are stored; published after it, they never
+    would be and the build gives up."""
+    import threading
+
+    from gosales_assets import resources
+    from gosales_assets.assets import features
+
+    project, _, instance, _ = demo
+    stored: set[str] = set()
+    both = threading.Event()
+    store = resources._PolarsTableHandler.handle_output
+
+    def noting(self, context, table_slice, obj, connection):
+        out = store(self, context, table_slice, obj, connection)
+        stored.add(context.asset_key.to_user_string())
+        if {"market_basket_rules", "roster_activity"} <= stored:
+            both.set()
+        return out
+
+    build = features._customer_features
+
+    def after_the_tables(*args, **kwargs):
+        if not both.wait(timeout=60):
+            raise TimeoutError(f"the warehouse tables were not stored while the customer features built: {stored}")
+        return build(*args, **kwargs)
+
+    monkeypatch.setattr(resources._PolarsTableHandler, "handle_output", noting)
+    monkeypatch.setattr(features, "_customer_features", after_the_tables)
+    result = project.materialize(["customer_features", "market_basket_rules", "als_embeddings", "roster_activity"],
+                                 instance=instance, partition_key=cutoff_key("2026-06-30"))
+    assert result.success and materialized(result) == {"customer_features", "market_basket_rules",
+                                                       "als_embeddings", "roster_activity"}
+    order = [e.asset_key.to_user_string() for e in result.all_events if e.event_type_value == "ASSET_MATERIALIZATION"]
+    assert order.index("customer_features") > max(order.index("market_basket_rules"), order.index("roster_activity"))
+    assert all(ev.passed for ev in check_results(result).values())
+
+
 def test_score_only_cutoff_has_censored_labels(demo):
     project, _, instance, _ = demo
     assert project.materialize(["customer_features", "market_basket_rules", "als_embeddings"], instance=instance,

@@ -32,6 +32,7 @@ from gosales_assets.core.gates import find_champion
 from gosales_assets.core.leakage_records import feature_shift_report
 from gosales_assets.core.model_card import GAUNTLET, ModelRecord, model_record, skipped_model
 from gosales_assets.core.registry import RETAINED, SKIPPED, model_file_version, serving_model
+from gosales_assets.core.star import in_key_order
 from gosales_assets.partitions import (
     TrainingPool,
     add_months,
@@ -260,8 +261,11 @@ def division_model_outputs(context: AssetExecutionContext, cfg: Settings, wareho
         champion, champion_note = None, "models.gates.champion_gate is off: no earlier model is read"
     with warehouse.released():
         # The training frames are files (resources.frames_dir): read without the warehouse. One row per customer and
-        # cutoff: the order is total.
-        frame = read_frames(warehouse.database, division, [c for c, _ in training]).sort("cutoff_date", "customer_id")
+        # cutoff: the order is total, and the files' (each frame is in customer order, read in cutoff order), which a
+        # check of each row against the next confirms without the sort's moves of ~300 columns (~0.8 CPU-s a fit at
+        # 500,000 customers).
+        frame = in_key_order(read_frames(warehouse.database, division, [c for c, _ in training]),
+                             ("cutoff_date", "customer_id"))
         fitted = _fit_and_record(context, cfg, artifacts, out_dir, frame, labels, pool, champion, champion_note)
     if isinstance(fitted, str):
         return (yield from skip(fitted))

@@ -145,14 +145,18 @@ def _decision_metadata(decision: RankingDecision, captures: pl.DataFrame, png: b
 
 
 def _previous(warehouse: WarehouseResource, before: dt.date, months: int) -> tuple[dt.date | None, pl.DataFrame]:
-    """The newest non-empty whitespace list in the `months` before C (part of the declared look-back)."""
+    """The newest non-empty whitespace list in the `months` before C (part of the declared look-back): what the
+    stability against it reads, its pairs, ranks and what ordered them (a list from before `score_source` has no
+    such column: all its rows were the model's)."""
     if not warehouse.table_exists("whitespace"):
         return None, pl.DataFrame()
     prev = warehouse.query("select max(cutoff_date) from whitespace where cutoff_date between ? and ?",
                            [add_months(before, -months), add_months(before, -1)]).item()
     if prev is None:
         return None, pl.DataFrame()
-    return prev, warehouse.query("select * from whitespace where cutoff_date = ?", [prev])
+    have = set(warehouse.query("select * from whitespace limit 0").columns)
+    columns = ", ".join(c for c in ("customer_id", "division", "rank", "score_source") if c in have)
+    return prev, warehouse.query(f"select {columns} from whitespace where cutoff_date = ?", [prev])
 
 
 def _challenger_training(warehouse: WarehouseResource, cutoff: dt.date, max_window: int, lookback: int):

@@ -35,13 +35,13 @@ from gosales_assets.core.checksum import frame_checksum
 from gosales_assets.core.division_features import TARGET_SIGNAL_COLUMNS, build_division_features
 from gosales_assets.core.features import build_customer_features, feature_catalog, feature_stats
 from gosales_assets.core.leakage import invariance_customers, invariance_report, source_date_audit
-from gosales_assets.core.star import LINE_ORDER, in_key_order
 from gosales_assets.core.leakage_records import (
     audit_record,
     cutoff_record_path,
     division_features_record,
     division_record_rel,
 )
+from gosales_assets.core.star import in_key_order
 from gosales_assets.partitions import (
     cutoff_partitions,
     parse_cutoff,

@@ -355,6 +355,10 @@ class WarehouseResource(ConfigurableResource):
         with self.connect() as conn:
             return _table_exists(conn, WAREHOUSE_SCHEMA, table)
 
+    def columns(self, table: str) -> set[str]:
+        """The names of `table`'s columns (a table written by an older engine may lack newer ones)."""
+        return set(self.query(f"select * from {table} limit 0").columns)
+
     def query(self, sql: str, params: list[Any] | None = None) -> pl.DataFrame:
         with self.connect() as conn:
             return conn.execute(sql, params or []).pl()

@@ -126,7 +126,7 @@ def _year_earlier_prevalence(rows: tuple[pl.DataFrame, pl.DataFrame] | None, cfg
 def purchase_lines(warehouse: WarehouseResource, segment_columns: list[str], windows: list[tuple]) -> pl.DataFrame:
     """Purchase lines dated in any of the `windows` (start, end] with the customers' segment columns (those
     dim_customer has). Returns and zero / negative amounts are left out (they are not a purchase at a price)."""
-    dim_cols = set(warehouse.query("select * from dim_customer limit 0").columns)
+    dim_cols = warehouse.columns("dim_customer")
     segs = [c for c in segment_columns if c in dim_cols and c != "customer_id"]
     seg_sql = "".join(f', d."{c}"' for c in segs)  # names checked against dim_customer's own columns above
     dates = " or ".join(["(f.invoice_date > ? and f.invoice_date <= ?)"] * len(windows))

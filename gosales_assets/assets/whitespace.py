@@ -88,7 +88,7 @@ def _earlier_lists(warehouse: WarehouseResource, cutoff: dt.date, first: int, la
     reads (a column an older list lacks is left out: `window_rows` says so)."""
     if not warehouse.table_exists("whitespace"):
         return pl.DataFrame()
-    have = set(warehouse.query("select * from whitespace limit 0").columns)
+    have = warehouse.columns("whitespace")
     model = "coalesce(score_source, 'model') = 'model'" if "score_source" in have else "true"
     cutoffs = warehouse.query(f"select cutoff_date from whitespace where cutoff_date between ? and ? and {model} "
                               "group by 1 order by 1 desc limit ?",
@@ -154,7 +154,7 @@ def _previous(warehouse: WarehouseResource, before: dt.date, months: int) -> tup
                            [add_months(before, -months), add_months(before, -1)]).item()
     if prev is None:
         return None, pl.DataFrame()
-    have = set(warehouse.query("select * from whitespace limit 0").columns)
+    have = warehouse.columns("whitespace")
     columns = ", ".join(c for c in ("customer_id", "division", "rank", "score_source") if c in have)
     return prev, warehouse.query(f"select {columns} from whitespace where cutoff_date = ?", [prev])
 

@@ -214,12 +214,22 @@ def test_cutoff_features_let_go_of_the_warehouse_while_they_compute(tmp_path, mo
     # ... and side by side indeed: the first build of each waits for the other's (a sequential step would break it)
     both_started = threading.Barrier(2, timeout=60)
 
-    def opened_elsewhere(name, compute):
-        def wrapped(*args, **kw):
+    def free_during(deadline_s: float = 60.0) -> int:
+        # The step reads the rebuilds' rows and stores its small tables under the hold while the first build already
+        # computes (by design, ~1 s at 500,000 customers): the file must come free *during* each build, not at its
+        # first instant. A step that held it through a build would keep every attempt failing until the deadline.
+        deadline = time.monotonic() + deadline_s
+        while True:
             with probe:
                 other = open_elsewhere(db)
+            if other.returncode == 0 or time.monotonic() > deadline:
+                return other.returncode
+            time.sleep(0.05)
+
+    def opened_elsewhere(name, compute):
+        def wrapped(*args, **kw):
             first = name not in seen
-            seen.setdefault(name, []).append(other.returncode)
+            seen.setdefault(name, []).append(free_during())
             if first:
                 both_started.wait()
             return compute(*args, **kw)

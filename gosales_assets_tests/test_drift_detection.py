@@ -20,6 +20,7 @@ from gosales_assets.core.drift import (
     prevalence_baseline,
     prevalence_year_earlier,
     chi2_homogeneity,
+    design_effect,
     psi,
     psi_zero_inflated,
     season_of_baseline,
@@ -106,6 +107,23 @@ def test_a_small_sample_psi_within_noise_is_not_raised():
     off = drift_findings([0.1] * 50, [0.1] * 50, pl.DataFrame({"r": ["a"] * 50 + ["b"] * 50}),
                          pl.DataFrame({"r": ["a"] * 30 + ["b"] * 70}), ["r"], thresholds=DriftThresholds(alpha=1.0))
     assert next(x for x in off if x.subject == "r").severity == "warn"
+
+
+def test_a_customer_pooled_at_several_training_cutoffs_counts_once_in_the_test():
+    # 100 customers, each in the training sample at 6 pooled cutoffs with the same value (600 rows, 50/50), against
+    # 100 current customers 30/70: the PSI is that of the shares (0.169); counted as 600 independent rows the chi2 p
+    # is 2.1e-4 (below 0.001 / 3: raised as warn), counted as the 100 customers they are it is 0.0039 (noise).
+    customers = np.repeat(np.arange(100), 6)
+    train = pl.DataFrame({"r": np.where(customers < 50, "a", "b")})
+    current = pl.DataFrame({"r": ["a"] * 30 + ["b"] * 70})
+    assert design_effect(customers) == 6.0 and design_effect(np.arange(5)) == 1.0 and design_effect([]) == 1.0
+    rows = next(x for x in drift_findings([0.1] * 600, [0.1] * 100, train, current, ["r"]) if x.subject == "r")
+    assert rows.severity == "warn" and "p 0.00021" in rows.detail
+    units = next(x for x in drift_findings([0.1] * 600, [0.1] * 100, train, current, ["r"], train_units=customers)
+                 if x.subject == "r")
+    assert units.value == pytest.approx(rows.value) == pytest.approx(0.2 * math.log(5 / 3) + 0.2 * math.log(1.4))
+    assert units.severity == "info" and "within sampling noise" in units.detail and "p 0.0039" in units.detail
+    assert "600 training (100 customers: each counts once in the test) vs 100 current rows" in units.detail
 
 
 def test_few_buyers_with_a_chance_empty_bin_are_not_an_alert():

@@ -435,6 +435,7 @@ def _drift_findings(cfg: Settings, division: str, cutoff, model_row: dict, model
         across_seasons=season_of_baseline(cutoff, training_cutoffs, "the model's training sample"),
         prevalence_across_seasons=(None if prev_base is not None and prev_base.seasonal else
                                    "compared across seasons (no baseline rate in C's month of the year)"),
+        train_units=train_features.get_column("customer_id").to_numpy(),
     )
     # A configured segment column that dim_customer lacks, or whose values are all null, becomes a note.
     findings += shared if shared is not None else activity_findings(

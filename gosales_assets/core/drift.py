@@ -35,8 +35,9 @@ Noise. A PSI of two samples of the same distribution is not 0, and among a few d
 chance (an empty bin alone adds e·ln(e / eps)). A PSI (and every other comparison here) only raises its severity
 when the change is also beyond sampling noise at the family-wise rate `alpha` (Bonferroni over the comparisons of
 the family in the partition): for a PSI, Pearson's χ² test of homogeneity on the same bins' counts
-(`chi2_homogeneity`); otherwise it stays `info` and its detail says so. The thresholds themselves stay effect
-sizes (PSI, relative change, factor), so a tiny but certain change does not alert either.
+(`chi2_homogeneity`); otherwise it stays `info` and its detail says so. The test counts each training customer
+once (`design_effect`): a model pooling several cutoffs has the same customers' rows at each of them. The thresholds
+themselves stay effect sizes (PSI, relative change, factor), so a tiny but certain change does not alert either.
 
 `alerts_json` packages the findings for `alerts.json`, worst first and, within a severity, the strongest first.
 """
@@ -59,6 +60,7 @@ __all__ = [
     "psi_categorical",
     "psi_zero_inflated",
     "chi2_homogeneity",
+    "design_effect",
     "z_critical",
     "ZeroInflatedPSI",
     "severity",
@@ -457,15 +459,29 @@ def _fmt(v: float | None, digits: int = 3) -> str:
     return "n/a" if v is None or not math.isfinite(v) else f"{v:.{digits}g}"
 
 
+def design_effect(units) -> float:
+    """Rows per distinct unit (≥ 1): how many times over a sample counts its independent units. A model pooling
+    several training cutoffs has most of its customers once per cutoff; their rows are nearly copies of each other
+    (a 12-month sum moves little in a quarter), so the evidence is the customers, not the rows."""
+    ids = np.asarray(units)
+    return max(1.0, ids.size / max(len(np.unique(ids)), 1)) if ids.size else 1.0
+
+
 def _psi_finding(kind: str, name: str, value: float | None, counts: tuple[np.ndarray, np.ndarray], base, cur,
-                 th: DriftThresholds, comparisons: int, what: str, across_seasons: str | None = None) -> DriftFinding:
-    test = chi2_homogeneity(*counts)
+                 th: DriftThresholds, comparisons: int, what: str, across_seasons: str | None = None,
+                 training_deff: float = 1.0) -> DriftFinding:
+    # The test counts each training customer once (the counts divided by the design effect: the shares, and so the
+    # PSI, stay; a first-order Rao-Scott correction that takes a customer's rows as one): rows of the same customers
+    # at several training cutoffs counted as independent draws made a stable population look significantly moved.
+    test = chi2_homogeneity(np.asarray(counts[0], dtype=np.float64) / training_deff, counts[1])
     level = th.alpha / max(comparisons, 1)
     significant = value is not None and (th.alpha >= 1.0 or (test is not None and test[2] <= level))
     sev, ceiling = seasonal_ceiling(graded_severity(value, th.psi_warn, th.psi_hard, significant=significant),
                                     across_seasons)
     n_e, n_a = int(np.sum(counts[0])), int(np.sum(counts[1]))
-    detail = (f"PSI over {what}: {n_e} training vs {n_a} current rows, "
+    units = (f" ({n_e / training_deff:.0f} customers: each counts once in the test)"
+             if training_deff > 1.0 else "")
+    detail = (f"PSI over {what}: {n_e} training{units} vs {n_a} current rows, "
               f"{'n/a' if test is None else test[1] + 1} bins; χ² homogeneity p "
               f"{'n/a' if test is None else f'{test[2]:.2g}'} (needs ≤ {level:.2g}: alpha {th.alpha} over "
               f"{comparisons} comparisons)") + ceiling
@@ -605,6 +621,7 @@ def drift_findings(
     thresholds: DriftThresholds | None = None,
     across_seasons: str | None = None,
     prevalence_across_seasons: str | None = None,
+    train_units=None,
 ) -> list[DriftFinding]:
     """Findings in this order: score PSI, then per top feature (in the given order) its PSI and, for a zero-inflated
     numeric feature, the PSI among its non-zero rows; prevalence shift (only when both prevalences are given),
@@ -623,10 +640,15 @@ def drift_findings(
     months of the year than C: `season_of_baseline`) keeps the score and feature PSIs at warn at most, and
     `prevalence_across_seasons` the prevalence; a missing feature and the calibration (the probabilities are wrong
     at C whatever the cause) keep their severity.
+
+    `train_units`: the customer of each row of the training sample (`train_scores` and `train_features` are the
+    same rows): a customer with rows at several pooled training cutoffs counts once in the χ² tests
+    (`design_effect`).
     """
     th = thresholds or DriftThresholds()
     out: list[DriftFinding] = []
     m = 1 + 2 * len(top_features)  # PSIs of this partition: one family
+    deff = design_effect(train_units) if train_units is not None else 1.0
 
     def numeric_counts(e: np.ndarray, a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         inner = psi_bin_edges(e, th.n_bins)[1:-1] if e.size else np.array([], dtype=np.float64)
@@ -634,7 +656,7 @@ def drift_findings(
 
     ts, cs = _as_float(train_scores), _as_float(current_scores)
     out.append(_psi_finding("score_psi", "score", psi(ts, cs, th.n_bins, th.eps), numeric_counts(ts, cs), _mean(ts),
-                            _mean(cs), th, m, "the score", across_seasons))
+                            _mean(cs), th, m, "the score", across_seasons, deff))
 
     for name in top_features:
         if name not in train_features.columns:
@@ -655,19 +677,19 @@ def drift_findings(
                 out.append(_psi_finding("feature_psi", name, zi.psi, zi.counts, _mean(te), _mean(ca), th, m,
                                         f"all rows (0 and missing as bins of their own; zero share "
                                         f"{zi.zero_share_expected:.3f} → {zi.zero_share_actual:.3f})",
-                                        across_seasons))
+                                        across_seasons, deff))
                 if zi.active is not None:
                     out.append(_psi_finding("feature_psi_active", name, zi.active, zi.active_counts,
                                             zi.active_mean_expected, zi.active_mean_actual, th, m,
                                             "the non-zero rows only (means among them as baseline / current)",
-                                            across_seasons))
+                                            across_seasons, deff))
                 continue
             out.append(_psi_finding("feature_psi", name, psi(te, ca, th.n_bins, th.eps), numeric_counts(te, ca),
-                                    _mean(te), _mean(ca), th, m, "all rows", across_seasons))
+                                    _mean(te), _mean(ca), th, m, "all rows", across_seasons, deff))
         else:
             counts = _categorical_counts(tcol, ccol) or (np.zeros(0), np.zeros(0))
             out.append(_psi_finding("feature_psi", name, psi_categorical(tcol, ccol, th.eps), counts, None, None,
-                                    th, m, "the categories", across_seasons))
+                                    th, m, "the categories", across_seasons, deff))
 
     if prevalence_train is not None and prevalence_current is not None:
         out.append(_prevalence_finding(float(prevalence_train), float(prevalence_current), prevalence_rows_train,

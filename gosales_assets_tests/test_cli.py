@@ -75,7 +75,7 @@ def test_materialize_runs_every_partition_into_the_instance(tmp_path, monkeypatc
     (["backfill"], "name the cutoffs to backfill"),
     (["backfill", "--cutoff", "2026-06-15"], "'2026-06-15' is not a month-end date"),
     (["backfill", "--cutoff", "2026-11-30"], "outside the cutoff partitions"),
-    (["materialize", "--cutoff", "2024-12-31"], "outside the cutoff partitions"),
+    (["materialize", "--cutoff", "2023-12-31"], "outside the cutoff partitions"),
     (["backfill", "--from", "2026-06-30"], "--from and --to go together"),
     (["backfill", "--from", "2026-06-30", "--to", "2026-03-31"], "--to 2026-03-31 is before --from 2026-06-30"),
     (["backfill", "--cutoff", "2026-06-30", "--division", "Printers"], "unknown division(s) ['Printers']"),

@@ -73,11 +73,11 @@ def test_training_pool_stops_at_enough_positives_newest_first():
 
 
 def test_partition_keys(tmp_path):
-    s = load_settings(home=tmp_path)  # first configured cutoff 2025-03-31, data ends 2026-10-31
+    s = load_settings(home=tmp_path)  # first configured cutoff 2024-03-31, data ends 2026-10-31
     parts = division_cutoff_partitions(s)
     assert {d.name for d in parts.partitions_defs} == {"division", "cutoff"}
     months = cutoff_partitions(s).get_partition_keys()
-    assert months[0] == "2025-03" and months[-1] == "2026-10" and len(months) == 20
+    assert months[0] == "2024-03" and months[-1] == "2026-10" and len(months) == 32
     key = MultiPartitionKey({"division": "Success Plan", "cutoff": "2025-06"})
     assert split_key(key) == ("Success Plan", D(2025, 6, 30)) and multi_key("Success Plan", D(2025, 6, 30)) == key
     assert str(multi_key("PDM", "2026-02-28")) == "2026-02|PDM"
@@ -96,16 +96,16 @@ def test_data_end_mid_month_ends_the_partitions_at_the_previous_month(tmp_path):
 
 
 def test_lookbacks_cover_every_window(tmp_path):
-    s = load_settings(home=tmp_path)  # windows 6 (most) and 12 (CPE, Scanning); 12 months of training look-back
-    assert training_lookback(s) == (24, 6)
+    s = load_settings(home=tmp_path)  # windows 6 (most) and 12 (CPE, Scanning); 15 months of training look-back
+    assert training_lookback(s) == (27, 6)
     assert whitespace_lookback(s) == 24
     mapping = same_division_earlier_cutoffs(*training_lookback(s))
     parts = division_cutoff_partitions(s)
     upstream = mapping.get_upstream_mapped_partitions_result_for_partitions(
         parts.subset_with_partition_keys([multi_key("CPE", "2026-06-30")]), parts, parts)
     got = sorted(str(k) for k in upstream.partitions_subset.get_partition_keys())
-    # 2025-03 (the first partition) .. 2025-12 (C − 6): months before the first partition do not exist
-    assert got[0] == "2025-03|CPE" and got[-1] == "2025-12|CPE" and len(got) == 10
+    # C − 27 months (2024-03, the first partition) .. 2025-12 (C − 6): months before the first partition do not exist
+    assert got[0] == "2024-03|CPE" and got[-1] == "2025-12|CPE" and len(got) == 22
 
 
 def test_no_output_of_an_op_depends_on_a_sibling_output_of_the_same_partition(tmp_path):

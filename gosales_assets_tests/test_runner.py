@@ -84,7 +84,7 @@ def test_one_new_cutoff_is_a_few_runs(project):
 @pytest.mark.parametrize("kwargs, message", [
     ({"cutoffs": ["2026-06-15"]}, "not a month-end date"),
     ({"cutoffs": ["2026-11-30"]}, "outside the cutoff partitions"),
-    ({"cutoffs": ["2024-12-31"]}, "outside the cutoff partitions"),
+    ({"cutoffs": ["2023-12-31"]}, "outside the cutoff partitions"),
     ({"divisions": ["Printers"]}, "unknown division(s) ['Printers']"),
 ])
 def test_bad_selections_are_rejected_before_anything_runs(project, kwargs, message):

@@ -259,14 +259,14 @@ class LargeFrameSettings(_Model):
 
 class ModelSettings(_Model):
     training_cutoffs: int = Field(
-        3, ge=1, description="At most this many most recent trainable cutoffs C' (C' + W <= C) are pooled")
+        6, ge=1, description="At most this many most recent trainable cutoffs C' (C' + W <= C) are pooled")
     training_positives: int | None = Field(
         2000, ge=1, description="Pooling stops once the pooled cutoffs hold this many labelled positives: the newest "
         "trainable cutoff first, then older ones while the positives are fewer (at most `training_cutoffs`). More "
         "rows of the same customers a few months earlier add cost, not information, past this point (measured at "
         "500,000 customers: docs/MODEL_QUALITY.md). null: always `training_cutoffs`")
     training_lookback_months: int = Field(
-        12, ge=0, description="Training cutoffs C' are looked for in [C - W - this, C - W] (the declared dependency "
+        15, ge=0, description="Training cutoffs C' are looked for in [C - W - this, C - W] (the declared dependency "
         "of division_model on earlier cutoffs' labels and features)")
     n_folds: int = Field(4, ge=2, le=20)
     min_positives: int = Field(20, ge=1, description="Fewer training positives -> the partition is skipped")

@@ -464,7 +464,7 @@ def design_effect(units) -> float:
     several training cutoffs has most of its customers once per cutoff; their rows are nearly copies of each other
     (a 12-month sum moves little in a quarter), so the evidence is the customers, not the rows."""
     ids = np.asarray(units)
-    return max(1.0, ids.size / max(len(np.unique(ids)), 1)) if ids.size else 1.0
+    return ids.size / len(np.unique(ids)) if ids.size else 1.0
 
 
 def _psi_finding(kind: str, name: str, value: float | None, counts: tuple[np.ndarray, np.ndarray], base, cur,

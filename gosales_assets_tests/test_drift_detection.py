@@ -307,6 +307,30 @@ def test_without_the_same_month_the_pooled_training_cutoffs_are_used_and_said():
     assert prevalence_baseline(C, pl.DataFrame({"cutoff_date": [], "label": []})) is None
 
 
+def test_a_pooled_baseline_counts_each_customer_once_in_its_test():
+    # 300 customers at six pooled cutoffs (1,800 rows, 5 %) against 300 current rows at 10 %: as 1,800 independent
+    # rows the doubling is beyond noise (z 3.45); as the 300 customers they are, it is not (z 2.32).
+    cutoffs = [dt.date(2025, m, 28) for m in range(1, 7)]
+    training = pl.DataFrame({"cutoff_date": [c for c in cutoffs for _ in range(300)],
+                             "customer_id": [f"c{i:03d}" for _ in cutoffs for i in range(300)],
+                             "label": [1 if i < 15 else 0 for _ in cutoffs for i in range(300)]})
+    base = prevalence_baseline(dt.date(2025, 12, 31), training)
+    assert not base.seasonal and (base.rows, base.customers, base.prevalence) == (1800, 300, 0.05)
+    kw = dict(prevalence_train=base.prevalence, prevalence_current=0.10, prevalence_rows_train=base.rows,
+              prevalence_rows_current=300)
+    as_rows = drift_findings([0.1], [0.1], pl.DataFrame(), pl.DataFrame(), [], **kw)[-1]
+    assert as_rows.z == pytest.approx(3.45, abs=0.01) and as_rows.severity == "hard"
+    once = drift_findings([0.1], [0.1], pl.DataFrame(), pl.DataFrame(), [], **kw,
+                          prevalence_customers_train=base.customers)[-1]
+    assert once.z == pytest.approx(2.32, abs=0.01) and once.severity == "info"
+    assert "(1800 rows, 300 customers: each counts once in the test)" in once.detail
+    assert "within sampling noise" in once.detail
+    # One cutoff, or rows without customer ids: the rows are the sample.
+    single = prevalence_baseline(dt.date(2026, 1, 28), training)
+    assert single.seasonal and single.customers == single.rows == 300
+    assert prevalence_baseline(dt.date(2025, 12, 31), training.drop("customer_id")).customers is None
+
+
 def test_a_prevalence_doubling_needs_the_counts_to_show_it():
     def finding(k0, n0, k1, n1):
         return drift_findings([0.1], [0.1], pl.DataFrame(), pl.DataFrame(), [], prevalence_train=k0 / n0,

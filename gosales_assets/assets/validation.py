@@ -429,6 +429,7 @@ def _drift_findings(cfg: Settings, division: str, cutoff, model_row: dict, model
         prevalence_current=float(np.mean(y_cur)) if y_cur is not None else None,
         prevalence_rows_train=prev_base.rows if prev_base else None,
         prevalence_rows_current=len(y_cur) if y_cur is not None else None,
+        prevalence_customers_train=prev_base.customers if prev_base else None,
         prevalence_basis=prev_base.basis if prev_base else "the model's pooled training base rate",
         cal_mae_train=model_row["cal_mae"], cal_mae_current=cal_cur,
         thresholds=th,

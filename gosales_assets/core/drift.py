@@ -503,7 +503,9 @@ def _psi_finding(kind: str, name: str, value: float | None, counts: tuple[np.nda
 class PrevalenceBaseline:
     """The label rate a cutoff's prevalence is compared with: `positives` / `rows` over `cutoffs`; `seasonal` when
     it is at the same calendar position (same month of the year: a training cutoff, or C − 12 months labelled
-    afresh); `basis` says which, in words."""
+    afresh); `basis` says which, in words. `customers`: the distinct customers among the rows (fewer than `rows`
+    when several pooled cutoffs hold the same customer; None when the rows do not say), the sample size the
+    two-proportion test counts."""
 
     prevalence: float | None
     positives: int
@@ -511,17 +513,18 @@ class PrevalenceBaseline:
     cutoffs: tuple[dt.date, ...]
     seasonal: bool
     basis: str
+    customers: int | None = None
 
 
 def prevalence_baseline(cutoff: dt.date, training: pl.DataFrame) -> PrevalenceBaseline | None:
-    """Like with like for seasonal businesses. `training`: one row per training row (`cutoff_date`, `label`), e.g.
-    the model's out-of-fold sample. The latest training cutoff in the same month of the year as `cutoff` (a year
-    earlier, or more) is the baseline when there is one; otherwise every training cutoff pooled, and `basis` says
-    so. None without labelled training rows."""
+    """Like with like for seasonal businesses. `training`: one row per training row (`cutoff_date`, `label`, and
+    `customer_id` when known), e.g. the model's out-of-fold sample. The latest training cutoff in the same month of
+    the year as `cutoff` (a year earlier, or more) is the baseline when there is one; otherwise every training
+    cutoff pooled, and `basis` says so. None without labelled training rows."""
     if training.height == 0 or not {"cutoff_date", "label"} <= set(training.columns):
         return None
-    per = (training.filter(pl.col("label").is_not_null())
-           .group_by("cutoff_date").agg(pl.col("label").cast(pl.Int64).sum().alias("k"), pl.len().alias("n"))
+    labelled = training.filter(pl.col("label").is_not_null())
+    per = (labelled.group_by("cutoff_date").agg(pl.col("label").cast(pl.Int64).sum().alias("k"), pl.len().alias("n"))
            .sort("cutoff_date"))
     if per.height == 0:
         return None
@@ -531,12 +534,14 @@ def prevalence_baseline(cutoff: dt.date, training: pl.DataFrame) -> PrevalenceBa
         years = cutoff.year - c.year
         when = "a year earlier" if years == 1 else f"{years} years earlier"
         return PrevalenceBaseline(k / n, int(k), int(n), (c,), True,
-                                  f"training cutoff {c} (same month of the year, {when})")
+                                  f"training cutoff {c} (same month of the year, {when})", int(n))
     k, n = int(per.get_column("k").sum()), int(per.get_column("n").sum())
     cutoffs = tuple(per.get_column("cutoff_date").to_list())
+    # The pooled cutoffs hold most customers once each: the evidence for the rate is the customers (design_effect).
+    customers = labelled.get_column("customer_id").n_unique() if "customer_id" in labelled.columns else None
     return PrevalenceBaseline(k / n, k, n, cutoffs, False,
                               f"the training cutoffs pooled ({', '.join(str(c) for c in cutoffs)}): none is in "
-                              f"the month of the year of {cutoff}, so seasonality is not matched")
+                              f"the month of the year of {cutoff}, so seasonality is not matched", customers)
 
 
 def prevalence_year_earlier(fact: pl.DataFrame, dim_customer: pl.DataFrame, *, division: str, cutoff: dt.date,
@@ -563,7 +568,7 @@ def prevalence_year_earlier(fact: pl.DataFrame, dim_customer: pl.DataFrame, *, d
     note = " (also a training cutoff of the model)" if earlier in set(training_cutoffs) else ""
     return PrevalenceBaseline(k / n, k, n, (earlier,), True,
                               f"{earlier}, the same month a year earlier{note}, labelled with the same definition "
-                              f"and a {window_months}-month window")
+                              f"and a {window_months}-month window", n)
 
 
 def _two_proportion_z(k1: int, n1: int, k2: int, n2: int) -> float | None:
@@ -576,10 +581,13 @@ def _two_proportion_z(k1: int, n1: int, k2: int, n2: int) -> float | None:
 
 
 def _prevalence_finding(pt: float, pc: float, n_t: int | None, n_c: int | None, basis: str | None,
-                        th: DriftThresholds, across_seasons: str | None = None) -> DriftFinding:
+                        th: DriftThresholds, across_seasons: str | None = None,
+                        customers_t: int | None = None) -> DriftFinding:
+    # The baseline's rows of one customer at several pooled cutoffs count once in the test (as in _psi_finding).
+    n_test = customers_t if n_t and customers_t and customers_t < n_t else n_t
     z = None
-    if n_t and n_c:
-        z = _two_proportion_z(round(pt * n_t), n_t, round(pc * n_c), n_c)
+    if n_test and n_c:
+        z = _two_proportion_z(round(pt * n_test), n_test, round(pc * n_c), n_c)
     crit = z_critical(th.alpha)
     # Without sizes there is no test: the effect thresholds alone decide (the behaviour before sizes were known).
     significant = z is None or abs(z) >= crit
@@ -590,7 +598,8 @@ def _prevalence_finding(pt: float, pc: float, n_t: int | None, n_c: int | None, 
         v = None
         sev = "hard" if pc > 0 and significant else "info"
     sev, ceiling = seasonal_ceiling(sev, across_seasons)
-    detail = f"label rate {_fmt(pt)} ({n_t or '?'} rows) → {_fmt(pc)} ({n_c or '?'} rows)"
+    counted = f", {n_test} customers: each counts once in the test" if n_test != n_t else ""
+    detail = f"label rate {_fmt(pt)} ({n_t or '?'} rows{counted}) → {_fmt(pc)} ({n_c or '?'} rows)"
     if basis:
         detail += f"; baseline: {basis}"
     detail += ceiling
@@ -615,6 +624,7 @@ def drift_findings(
     prevalence_current: float | None = None,
     prevalence_rows_train: int | None = None,
     prevalence_rows_current: int | None = None,
+    prevalence_customers_train: int | None = None,
     prevalence_basis: str | None = None,
     cal_mae_train: float | None = None,
     cal_mae_current: float | None = None,
@@ -633,7 +643,8 @@ def drift_findings(
     absent from the training sample is skipped (no baseline). PSI severities need the χ² homogeneity test of the
     same bins to pass at alpha (Bonferroni over the PSIs of the partition); the prevalence needs a two-proportion
     test when the row
-    counts are given (`prevalence_rows_*`); `prevalence_basis` says what the training prevalence is (see
+    counts are given (`prevalence_rows_*`; `prevalence_customers_train`, the baseline's distinct customers, is the
+    size it counts when fewer); `prevalence_basis` says what the training prevalence is (see
     `prevalence_baseline`).
 
     Hard needs like with like (`seasonal_ceiling`): `across_seasons` (None, or why the training sample lies in other
@@ -694,7 +705,7 @@ def drift_findings(
     if prevalence_train is not None and prevalence_current is not None:
         out.append(_prevalence_finding(float(prevalence_train), float(prevalence_current), prevalence_rows_train,
                                        prevalence_rows_current, prevalence_basis, th,
-                                       prevalence_across_seasons))
+                                       prevalence_across_seasons, prevalence_customers_train))
 
     if cal_mae_train is not None and cal_mae_current is not None:
         mt, mc = float(cal_mae_train), float(cal_mae_current)

@@ -19,6 +19,7 @@ from gosales_assets.core.drift import (
     drift_findings,
     prevalence_baseline,
     prevalence_year_earlier,
+    year_earlier_refusal,
     chi2_homogeneity,
     design_effect,
     psi,
@@ -374,6 +375,36 @@ def test_the_year_earlier_rate_is_labelled_with_the_label_definition():
                                    data_start=dt.date(2025, 1, 1), data_end=dt.date(2026, 10, 31)) is None
 
 
+def test_a_year_earlier_cutoff_without_a_year_of_log_before_it_gives_no_rate():
+    # The log starts 2025-10-01. Customers 0-4 have owned X since before it and buy X every six months (December and
+    # June); customers 5-9 never buy X. Everyone buys Y in October 2025. A month into the log nobody is a known owner
+    # of X yet: C - 12 = 2025-10-31 would label the owners' next purchase as a first one.
+    def line(cid, day, division):
+        return (f"C{cid}", dt.date.fromisoformat(day), division, f"{division}-1", 100.0)
+
+    rows = [line(i, "2025-10-05", "Y") for i in range(10)]
+    rows += [line(i, day, "X") for i in range(5) for day in ("2025-12-10", "2026-06-10", "2026-12-10", "2027-06-10")]
+    fact = pl.DataFrame(rows, schema=["customer_id", "invoice_date", "division", "sku", "revenue"], orient="row")
+    dim = pl.DataFrame({"customer_id": [f"C{i}" for i in range(10)], "first_seen_date": [None] * 10},
+                       schema={"customer_id": pl.String, "first_seen_date": pl.Date})
+    start, end = dt.date(2025, 10, 1), dt.date(2027, 12, 31)
+
+    def rate(cutoff, min_history_months=12):
+        return prevalence_year_earlier(fact, dim, division="X", cutoff=cutoff, window_months=6, data_start=start,
+                                       data_end=end, min_history_months=min_history_months)
+
+    unguarded = rate(dt.date(2026, 10, 31), min_history_months=0)
+    assert (unguarded.positives, unguarded.rows) == (5, 10)  # the owners' repeat purchases counted as first ones
+    assert rate(dt.date(2026, 10, 31)) is None
+    assert "has less than 12 months of history" in year_earlier_refusal(dt.date(2026, 10, 31), start, 12)
+    # A year of log before C - 12 (2026-09-30: October 2025 to September 2026): the owners are known and left out.
+    known = rate(dt.date(2027, 9, 30))
+    assert (known.positives, known.rows) == (0, 5)
+    assert year_earlier_refusal(dt.date(2027, 9, 30), start, 12) is None
+    assert year_earlier_refusal(dt.date(2027, 8, 31), start, 12) is not None  # 11 months
+    assert "before the data start" in year_earlier_refusal(dt.date(2026, 8, 31), start, 0)
+
+
 # ---------------------------------------------------------------------------------------------------
 # every comparison like with like: a hard finding needs a baseline in C's season
 # ---------------------------------------------------------------------------------------------------
@@ -476,3 +507,19 @@ def test_the_same_lines_in_any_order_give_the_same_findings_to_the_bit():
     for seed in range(5):
         shuffled = lines.sample(fraction=1.0, shuffle=True, seed=seed)
         assert [f.to_dict() for f in activity_findings(shuffled, ["region", "territory"], C, BASE, 3)] == want
+
+
+def test_the_prevalence_finding_says_why_a_short_log_has_no_year_earlier_rate(tmp_path):
+    from gosales_assets.assets.validation import _no_seasonal_rate
+    from gosales_assets_tests.conftest import new_project
+
+    shipped = new_project(tmp_path / "shipped").settings
+    assert shipped.drift.year_earlier_min_history_months == 12  # the documented default
+    retail = {"data": {"start_date": "2025-10-01"}, "cutoffs": ["2026-03-31"]}  # a 13-month log
+    short = new_project(tmp_path / "short", retail).settings
+    said = _no_seasonal_rate(short, dt.date(2026, 10, 31))
+    assert said.startswith("compared across seasons (no baseline rate in C's month of the year: C − 12 months "
+                           "(2025-10-31) has less than 12 months of history")
+    lenient = new_project(tmp_path / "lenient", retail | {"drift": {"year_earlier_min_history_months": 1}}).settings
+    assert _no_seasonal_rate(lenient, dt.date(2026, 10, 31)) == \
+        "compared across seasons (no baseline rate in C's month of the year)"

@@ -43,6 +43,7 @@ from gosales_assets.core.drift import (
     prevalence_year_earlier,
     season_of_baseline,
     uses_year_earlier,
+    year_earlier_refusal,
 )
 from gosales_assets.core.metrics import calibration_bins, calibration_mae, gains_table
 from gosales_assets.core.peers import PEERS, peer_values
@@ -102,9 +103,9 @@ def _year_earlier_rows(warehouse: WarehouseResource, cfg: Settings, cutoff, wind
                        ) -> tuple[pl.DataFrame, pl.DataFrame] | None:
     """What the division's label rate at C − 12 months is computed from (`_year_earlier_prevalence`): the fact rows up
     to that window's end and the customers' first dates; None before the data starts."""
-    earlier = add_months(cutoff, -12)
-    if earlier < cfg.data.start_date:
+    if year_earlier_refusal(cutoff, cfg.data.start_date, cfg.drift.year_earlier_min_history_months) is not None:
         return None
+    earlier = add_months(cutoff, -12)
     fact = warehouse.query("select customer_id, invoice_date, division, sku, revenue from fact_transactions "
                            "where invoice_date <= ?", [window_end(earlier, window)])
     dim = warehouse.query("select customer_id, first_seen_date from dim_customer")
@@ -120,7 +121,15 @@ def _year_earlier_prevalence(rows: tuple[pl.DataFrame, pl.DataFrame] | None, cfg
     return prevalence_year_earlier(fact, dim, division=division, cutoff=cutoff, window_months=window,
                                    data_start=cfg.data.start_date, data_end=cfg.data.end_date, mode=cfg.labels.mode,
                                    min_net_revenue=cfg.labels.min_net_revenue, sku_denylist=cfg.labels.sku_denylist,
-                                   training_cutoffs=training_cutoffs)
+                                   training_cutoffs=training_cutoffs,
+                                   min_history_months=cfg.drift.year_earlier_min_history_months)
+
+
+def _no_seasonal_rate(cfg: Settings, cutoff) -> str:
+    """What the prevalence finding says when no baseline rate is in C's month of the year (and why C − 12 months gave
+    none, when it was refused for its history)."""
+    refusal = year_earlier_refusal(cutoff, cfg.data.start_date, cfg.drift.year_earlier_min_history_months)
+    return f"compared across seasons (no baseline rate in C's month of the year{': ' + refusal if refusal else ''})"
 
 
 def purchase_lines(warehouse: WarehouseResource, segment_columns: list[str], windows: list[tuple]) -> pl.DataFrame:
@@ -435,7 +444,7 @@ def _drift_findings(cfg: Settings, division: str, cutoff, model_row: dict, model
         thresholds=th,
         across_seasons=season_of_baseline(cutoff, training_cutoffs, "the model's training sample"),
         prevalence_across_seasons=(None if prev_base is not None and prev_base.seasonal else
-                                   "compared across seasons (no baseline rate in C's month of the year)"),
+                                   _no_seasonal_rate(cfg, cutoff)),
         train_units=train_features.get_column("customer_id").to_numpy(),
     )
     # A configured segment column that dim_customer lacks, or whose values are all null, becomes a note.

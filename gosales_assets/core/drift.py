@@ -72,6 +72,7 @@ __all__ = [
     "PrevalenceBaseline",
     "prevalence_baseline",
     "prevalence_year_earlier",
+    "year_earlier_refusal",
     "drift_findings",
     "activity_findings",
     "segment_activity_findings",
@@ -544,19 +545,33 @@ def prevalence_baseline(cutoff: dt.date, training: pl.DataFrame) -> PrevalenceBa
                               f"the month of the year of {cutoff}, so seasonality is not matched", customers)
 
 
+def year_earlier_refusal(cutoff: dt.date, data_start: dt.date, min_history_months: int) -> str | None:
+    """Why C − 12 months gives no year-earlier label rate (`prevalence_year_earlier`), or None when it can: the log
+    must hold `min_history_months` before it. Who owns a division is read from the history to that cutoff; with
+    less, the expansion population still holds owners whose purchases fell before the log, and their next purchase
+    counts as a first one: the rate runs high (a retail log a month in: 0.10–0.42 against the models' 0.05–0.10)."""
+    earlier = add_months(cutoff, -12)
+    if earlier < data_start:
+        return f"C − 12 months ({earlier}) is before the data start ({data_start})"
+    if earlier < add_months(data_start, min_history_months - 1):  # the data start's month counts as one
+        return (f"C − 12 months ({earlier}) has less than {min_history_months} months of history before it (data "
+                f"from {data_start}), too little to know its owners")
+    return None
+
+
 def prevalence_year_earlier(fact: pl.DataFrame, dim_customer: pl.DataFrame, *, division: str, cutoff: dt.date,
                             window_months: int, data_start: dt.date, data_end: dt.date, mode: str = "expansion",
                             min_net_revenue: float = 0.0, sku_denylist=(),
-                            training_cutoffs=()) -> PrevalenceBaseline | None:
+                            training_cutoffs=(), min_history_months: int = 12) -> PrevalenceBaseline | None:
     """The label rate at the same month a year earlier (C − 12 months), computed with the one label definition
     (`core.labels.build_labels`, same window, mode, minimum and denylist) from the fact rows dated by its window's
     end (C − 12 + W ≤ C: nothing after C is read). For a cutoff whose year-earlier month was not built as a
-    partition (or not used for training). None when the data start after it, its window is not observed, or its
-    population is empty."""
+    partition (or not used for training). None when `year_earlier_refusal` refuses it (before the data start, or
+    less than `min_history_months` of history before it), its window is not observed, or its population is empty."""
     from gosales_assets.core.labels import build_labels, customers_known_at
 
     earlier = add_months(cutoff, -12)
-    if earlier < data_start:
+    if year_earlier_refusal(cutoff, data_start, min_history_months) is not None:
         return None
     res = build_labels(fact, customers_known_at(fact, dim_customer, earlier), division=division, cutoff=earlier,
                        window_months=window_months, data_end=min(data_end, cutoff), mode=mode,

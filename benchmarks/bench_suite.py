@@ -520,7 +520,7 @@ def d_scoring(d: Direct) -> None:
                 cal_mae_train=row["cal_mae"],
                 cal_mae_current=calibration_mae(y_cur, known.get_column("icp_score").to_numpy(),
                                                 cfg.models.calibration_bins) if known.height else None,
-                thresholds=DriftThresholds(**cfg.drift.model_dump(exclude={"top_features"})))
+                thresholds=DriftThresholds.of(cfg.drift.model_dump()))
             d.json(["validation", *key, "alerts.json"], alerts_json(findings, division, cutoff))
 
 

@@ -510,7 +510,7 @@ def test_the_same_lines_in_any_order_give_the_same_findings_to_the_bit():
 
 
 def test_the_prevalence_finding_says_why_a_short_log_has_no_year_earlier_rate(tmp_path):
-    from gosales_assets.assets.validation import _no_seasonal_rate
+    from gosales_assets.assets.validation import _activity_settings_key, _no_seasonal_rate, drift_thresholds
     from gosales_assets_tests.conftest import new_project
 
     shipped = new_project(tmp_path / "shipped").settings
@@ -523,3 +523,6 @@ def test_the_prevalence_finding_says_why_a_short_log_has_no_year_earlier_rate(tm
     lenient = new_project(tmp_path / "lenient", retail | {"drift": {"year_earlier_min_history_months": 1}}).settings
     assert _no_seasonal_rate(lenient, dt.date(2026, 10, 31)) == \
         "compared across seasons (no baseline rate in C's month of the year)"
+    # Not a threshold, and nothing the cutoff's roster activity depends on: its rows stay usable when it changes.
+    assert drift_thresholds(lenient) == drift_thresholds(short) == DriftThresholds()
+    assert _activity_settings_key(lenient) == _activity_settings_key(short)

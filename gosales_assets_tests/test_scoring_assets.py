@@ -135,9 +135,9 @@ def test_drift_includes_the_cutoffs_roster_activity_counted_once(scored):
     """Who buys at C against the same months a year earlier is the same for every division: the cutoff's
     `roster_activity` (made with its features) counts it once and each division's drift includes those findings, as
     it would count them itself — which it does, with the same findings, when the cutoff has no rows of them."""
-    from gosales_assets.assets.validation import purchase_lines
+    from gosales_assets.assets.validation import drift_thresholds, purchase_lines
     from gosales_assets.core.calendar import add_months
-    from gosales_assets.core.drift import FINDING_FIELDS, DriftThresholds, activity_findings, findings_from_rows
+    from gosales_assets.core.drift import FINDING_FIELDS, activity_findings, findings_from_rows
     from gosales_assets.resources import WarehouseResource
 
     project, instance = scored
@@ -151,7 +151,7 @@ def test_drift_includes_the_cutoffs_roster_activity_counted_once(scored):
     months = cfg.drift.activity_months
     lines = purchase_lines(WarehouseResource(database=str(cfg.warehouse_path)), cfg.drift.segment_columns,
                            [(add_months(e, -months), e) for e in (add_months(cutoff, -12), cutoff)])
-    th = DriftThresholds(**cfg.drift.model_dump(exclude={"top_features", "activity_months", "segment_columns"}))
+    th = drift_thresholds(cfg)
     assert findings_from_rows(roster) == activity_findings(lines, cfg.drift.segment_columns, cutoff,
                                                            [add_months(cutoff, -12)], months, th)
 

@@ -156,13 +156,15 @@ def _first_day(warehouse: WarehouseResource):
     return warehouse.query("select min(invoice_date) as d from fact_transactions").item(0, "d")
 
 
-def _drift_thresholds(cfg: Settings) -> DriftThresholds:
-    return DriftThresholds(**cfg.drift.model_dump(exclude={"top_features", "activity_months", "segment_columns"}))
+def drift_thresholds(cfg: Settings) -> DriftThresholds:
+    """The configured thresholds of every drift comparison (`drift:` in gosales.yaml)."""
+    return DriftThresholds.of(cfg.drift.model_dump())
 
 
 def _activity_settings_key(cfg: Settings) -> str:
-    """What the roster's activity findings depend on besides the data: the drift settings but `top_features`."""
-    used = cfg.drift.model_dump(exclude={"top_features"})
+    """What the roster's activity findings depend on besides the data: the drift settings but `top_features` and the
+    prevalence baseline's history."""
+    used = cfg.drift.model_dump(exclude={"top_features", "year_earlier_min_history_months"})
     return hashlib.sha256(json.dumps(used, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -184,7 +186,7 @@ def roster_activity_output(cfg: Settings, cutoff, lines: pl.DataFrame | None, fi
     with its own model's training windows)."""
     months = cfg.drift.activity_months
     found = (activity_findings(lines, cfg.drift.segment_columns, cutoff, [add_months(cutoff, -12)], months,
-                               _drift_thresholds(cfg)) if lines is not None else None)
+                               drift_thresholds(cfg)) if lines is not None else None)
     key = _activity_settings_key(cfg)
     table = pl.DataFrame([{"finding_no": i, **f.to_dict(), "settings_key": key, "cutoff_date": cutoff}
                           for i, f in enumerate(found or [])], schema=ROSTER_ACTIVITY_SCHEMA)
@@ -425,7 +427,7 @@ def _drift_findings(cfg: Settings, division: str, cutoff, model_row: dict, model
     if y_cur is not None:
         p_known = icp_scores.filter(pl.col("bought_in_division").is_not_null()).get_column("icp_score").to_numpy()
         cal_cur = calibration_mae(y_cur, p_known, cfg.models.calibration_bins)
-    th = _drift_thresholds(cfg)
+    th = drift_thresholds(cfg)
     if y_cur is not None and (prev_base is None or not prev_base.seasonal):
         # No training cutoff in C's month: the same month a year earlier, labelled from the fact table.
         year = _year_earlier_prevalence(year_rows, cfg, division, cutoff, window,

@@ -46,7 +46,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from statistics import NormalDist
 from typing import Literal
 
@@ -352,6 +352,13 @@ class DriftThresholds:
             raise ValueError(f"activity factors are ratios >= 1, got warn {self.activity_factor_warn}")
         if not 0.0 < self.alpha <= 1.0:
             raise ValueError(f"alpha must be in (0, 1], got {self.alpha}")
+
+    @classmethod
+    def of(cls, values: dict) -> DriftThresholds:
+        """The thresholds among `values` (e.g. the `drift:` settings, which also say what is compared and which
+        baselines are usable: those are not thresholds)."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in names})
 
 
 @dataclass(frozen=True)

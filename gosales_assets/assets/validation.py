@@ -102,7 +102,8 @@ def _rounded(value: float | None) -> float | None:
 def _year_earlier_rows(warehouse: WarehouseResource, cfg: Settings, cutoff, window: int
                        ) -> tuple[pl.DataFrame, pl.DataFrame] | None:
     """What the division's label rate at C − 12 months is computed from (`_year_earlier_prevalence`): the fact rows up
-    to that window's end and the customers' first dates; None before the data starts."""
+    to that window's end and the customers' first dates; None when `year_earlier_refusal` refuses C − 12 months
+    (before the data start, or too little history up to it)."""
     if year_earlier_refusal(cutoff, cfg.data.start_date, cfg.drift.year_earlier_min_history_months) is not None:
         return None
     earlier = add_months(cutoff, -12)

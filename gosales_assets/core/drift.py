@@ -554,14 +554,14 @@ def prevalence_baseline(cutoff: dt.date, training: pl.DataFrame) -> PrevalenceBa
 
 def year_earlier_refusal(cutoff: dt.date, data_start: dt.date, min_history_months: int) -> str | None:
     """Why C − 12 months gives no year-earlier label rate (`prevalence_year_earlier`), or None when it can: the log
-    must hold `min_history_months` before it. Who owns a division is read from the history to that cutoff; with
+    must hold `min_history_months` up to it (the data start's month counts as one). Who owns a division is read from the history to that cutoff; with
     less, the expansion population still holds owners whose purchases fell before the log, and their next purchase
     counts as a first one: the rate runs high (a retail log a month in: 0.10–0.42 against the models' 0.05–0.10)."""
     earlier = add_months(cutoff, -12)
     if earlier < data_start:
         return f"C − 12 months ({earlier}) is before the data start ({data_start})"
     if earlier < add_months(data_start, min_history_months - 1):  # the data start's month counts as one
-        return (f"C − 12 months ({earlier}) has less than {min_history_months} months of history before it (data "
+        return (f"C − 12 months ({earlier}) has less than {min_history_months} months of history up to it (data "
                 f"from {data_start}), too little to know its owners")
     return None
 
@@ -574,7 +574,7 @@ def prevalence_year_earlier(fact: pl.DataFrame, dim_customer: pl.DataFrame, *, d
     (`core.labels.build_labels`, same window, mode, minimum and denylist) from the fact rows dated by its window's
     end (C − 12 + W ≤ C: nothing after C is read). For a cutoff whose year-earlier month was not built as a
     partition (or not used for training). None when `year_earlier_refusal` refuses it (before the data start, or
-    less than `min_history_months` of history before it), its window is not observed, or its population is empty."""
+    less than `min_history_months` of history up to it), its window is not observed, or its population is empty."""
     from gosales_assets.core.labels import build_labels, customers_known_at
 
     earlier = add_months(cutoff, -12)

@@ -404,8 +404,8 @@ class DriftSettings(_Model):
                                        "segments are compared (a column without values is skipped with a note)")
     top_features: int = Field(10, ge=0, description="How many of the model's most important features to compare")
     year_earlier_min_history_months: int = Field(
-        12, ge=0, description="Months of the log a cutoff a year before C needs before it to give C's year-earlier "
-        "label rate (fewer: its owners are not known yet, and the rate runs high)")
+        12, ge=0, description="Months of the log a cutoff a year before C needs up to it (the data start's month "
+        "counts) to give C's year-earlier label rate (fewer: its owners are not known yet, and the rate runs high)")
 
     @model_validator(mode="after")
     def _warn_below_hard(self) -> "DriftSettings":

@@ -397,7 +397,7 @@ def test_a_year_earlier_cutoff_without_a_year_of_log_before_it_gives_no_rate():
     assert (unguarded.positives, unguarded.rows) == (5, 10)  # the owners' repeat purchases counted as first ones
     assert rate(dt.date(2026, 10, 31)) is None
     assert "has less than 12 months of history" in year_earlier_refusal(dt.date(2026, 10, 31), start, 12)
-    # A year of log before C - 12 (2026-09-30: October 2025 to September 2026): the owners are known and left out.
+    # A year of log up to C - 12 (2026-09-30: October 2025 to September 2026): the owners are known and left out.
     known = rate(dt.date(2027, 9, 30))
     assert (known.positives, known.rows) == (0, 5)
     assert year_earlier_refusal(dt.date(2027, 9, 30), start, 12) is None

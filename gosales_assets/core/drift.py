@@ -554,9 +554,10 @@ def prevalence_baseline(cutoff: dt.date, training: pl.DataFrame) -> PrevalenceBa
 
 def year_earlier_refusal(cutoff: dt.date, data_start: dt.date, min_history_months: int) -> str | None:
     """Why C − 12 months gives no year-earlier label rate (`prevalence_year_earlier`), or None when it can: the log
-    must hold `min_history_months` up to it (the data start's month counts as one). Who owns a division is read from the history to that cutoff; with
-    less, the expansion population still holds owners whose purchases fell before the log, and their next purchase
-    counts as a first one: the rate runs high (a retail log a month in: 0.10–0.42 against the models' 0.05–0.10)."""
+    must hold `min_history_months` up to it (the data start's month counts as one). Who owns a division is read from
+    the history to that cutoff; with less, the expansion population still holds owners whose purchases fell before
+    the log, and their next purchase counts as a first one: the rate runs high (a retail log a month in: 0.10–0.42
+    against the models' 0.05–0.10)."""
     earlier = add_months(cutoff, -12)
     if earlier < data_start:
         return f"C − 12 months ({earlier}) is before the data start ({data_start})"
